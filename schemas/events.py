@@ -1,0 +1,189 @@
+"""Event contracts of motcua: the envelope and one payload model per event type.
+
+Every event on a topic is an ``Envelope`` whose ``payload`` is one of the models below,
+chosen by ``type``. Changing a model is changing the contract: bump ``version`` for a
+breaking change, regenerate the JSON Schema files (``python -m schemas.generate``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENVELOPE_VERSION = 1
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Envelope(Contract):
+    """What every Kafka record's value holds (JSON)."""
+
+    event_id: str = Field(description="UUID; consumers deduplicate on it")
+    type: str = Field(description="event type, e.g. dossier.received")
+    version: int = Field(default=ENVELOPE_VERSION, ge=1)
+    occurred_at: datetime = Field(description="when the fact happened (may be in the past)")
+    dossier_id: str
+    dossier_code: str
+    agency_code: str
+    payload: dict[str, Any]
+
+
+class TimeLimitPayload(Contract):
+    """Thời hạn giải quyết."""
+
+    value: int = Field(ge=1)
+    unit: Literal["working_days", "working_hours", "calendar_days"]
+
+
+class Applicant(Contract):
+    """Người nộp hồ sơ. Personal data: never logged."""
+
+    full_name: str
+    phone: str = Field(description="E.164, e.g. +84912345678")
+    id_number: str | None = Field(default=None, description="CCCD, 12 digits")
+    email: str | None = None
+
+
+class Address(Contract):
+    street: str
+    ward: str
+    district: str
+    province: str
+
+
+class DossierStatus(StrEnum):
+    """Trạng thái hồ sơ."""
+
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    TRANSFERRED = "transferred"
+    AWAITING_SUPPLEMENT = "awaiting_supplement"
+    PAUSED = "paused"
+    RESULT_READY = "result_ready"
+    RETURNED = "returned"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class DossierEvent(Contract):
+    """Fields every dossier event carries: the action's time and the status it left."""
+
+    at: datetime = Field(description="when the action happened (imported history may be old)")
+    status: DossierStatus
+    due_at: datetime | None = Field(description="the appointment in force after the action")
+
+
+class DossierReceived(DossierEvent):
+    """Giấy tiếp nhận hồ sơ và hẹn trả kết quả."""
+
+    procedure_code: str
+    procedure_name: str
+    channel: Literal["counter", "online", "postal"]
+    return_method: Literal["counter", "postal"]
+    return_address: Address | None = None
+    applicant: Applicant
+    received_at: datetime
+    clock_started_at: datetime
+    time_limit: TimeLimitPayload
+    cutoff_time: str | None = Field(default=None, description="HH:MM")
+    office_schedule: dict[str, Any] = Field(description="the agency's office blocks")
+
+
+class DossierStarted(DossierEvent):
+    """Chuyển xử lý: handed to the processing unit."""
+
+    unit: str | None = None
+
+
+class DossierTransferred(DossierEvent):
+    """Chuyển liên thông: one step of the inter-agency process."""
+
+    from_agency: str
+    to_agency: str
+    allotted_hours: int | None = None
+    step_due_at: datetime | None = None
+
+
+class SupplementRequested(DossierEvent):
+    """Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ. The clock stops."""
+
+    items: list[str]
+    reason: str
+    request_number: int = Field(ge=1, description="2+ is a violation: all items at once")
+
+
+class SupplementReceived(DossierEvent):
+    """The complete dossier arrived: the full time limit counts again from ``at``."""
+
+    clock_started_at: datetime
+
+
+class DossierPaused(DossierEvent):
+    """Tạm dừng, e.g. waiting for the applicant's financial obligations."""
+
+    reason: str
+    remaining_working_minutes: int | None
+
+
+class DossierResumed(DossierEvent):
+    """The remaining working time continues."""
+
+
+class DossierExtended(DossierEvent):
+    """Phiếu xin lỗi và hẹn lại ngày trả kết quả (at most once)."""
+
+    previous_due_at: datetime
+    original_due_at: datetime
+    reason: str
+
+
+class ResultReady(DossierEvent):
+    """Có kết quả."""
+
+    return_method: Literal["counter", "postal"]
+    original_due_at: datetime | None
+    outcome: Literal["early", "on_time", "late"] | None
+
+
+class DossierReturned(DossierEvent):
+    """Đã trả kết quả."""
+
+
+class DossierRejected(DossierEvent):
+    """Phiếu từ chối giải quyết hồ sơ."""
+
+    reason: str
+
+
+class DossierWithdrawn(DossierEvent):
+    """Dừng / rút hồ sơ at the applicant's request."""
+
+    reason: str
+
+
+DOSSIER_EVENTS: dict[str, type[DossierEvent]] = {
+    "dossier.received": DossierReceived,
+    "dossier.started": DossierStarted,
+    "dossier.transferred": DossierTransferred,
+    "dossier.supplement_requested": SupplementRequested,
+    "dossier.supplement_received": SupplementReceived,
+    "dossier.paused": DossierPaused,
+    "dossier.resumed": DossierResumed,
+    "dossier.extended": DossierExtended,
+    "dossier.result_ready": ResultReady,
+    "dossier.returned": DossierReturned,
+    "dossier.rejected": DossierRejected,
+    "dossier.withdrawn": DossierWithdrawn,
+}
+
+EVENT_TYPE_OF: dict[type[DossierEvent], str] = {v: k for k, v in DOSSIER_EVENTS.items()}
+
+
+def parse_payload(envelope: Envelope) -> DossierEvent:
+    """The typed payload of a dossier envelope; KeyError for an unknown type."""
+    return DOSSIER_EVENTS[envelope.type].model_validate(envelope.payload)

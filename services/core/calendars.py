@@ -1,0 +1,38 @@
+"""Working calendars per office schedule, built once and rebuilt when the overrides change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from services.core.domain.calendar import CalendarOverride, OfficeSchedule, WorkingCalendar
+from services.core.holidays_vn import vietnam_calendar
+
+
+class CalendarBook:
+    """The Vietnamese calendar (holidays VN + admin overrides) under each agency's schedule."""
+
+    def __init__(self, overrides: Iterable[CalendarOverride] = ()) -> None:
+        self._overrides: tuple[CalendarOverride, ...] = tuple(overrides)
+        self._calendars: dict[OfficeSchedule, WorkingCalendar] = {}
+
+    @property
+    def overrides(self) -> tuple[CalendarOverride, ...]:
+        return self._overrides
+
+    def replace_overrides(self, overrides: Iterable[CalendarOverride]) -> None:
+        fresh = tuple(overrides)
+        if fresh != self._overrides:
+            self._overrides = fresh
+            self._calendars.clear()
+
+    def for_schedule(self, schedule: OfficeSchedule | None = None) -> WorkingCalendar:
+        key = schedule or OfficeSchedule.default()
+        calendar = self._calendars.get(key)
+        if calendar is None:
+            calendar = vietnam_calendar(key, self._overrides)
+            self._calendars[key] = calendar
+        return calendar
+
+    def for_schedule_dict(self, schedule: dict[str, Any] | None) -> WorkingCalendar:
+        return self.for_schedule(OfficeSchedule.from_dict(schedule) if schedule else None)

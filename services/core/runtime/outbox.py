@@ -1,0 +1,440 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change;
+a relay publishes them to Kafka and then marks them published.
+
+Guarantees: a committed row is published at least once (the relay retries the same rows until
+the broker acknowledges them; it never skips one). A row may be published twice (a crash
+between publish and mark, a lost acknowledgement): consumers deduplicate on `event_id`.
+Rows of one key are published in id order, and a row is only marked published when every
+earlier row of its key in the same pass was acknowledged too, so a retry resends from the
+first gap of each key onwards.
+
+On PostgreSQL a transaction-level advisory lock per table makes replicas take turns, so two
+relays never publish the same table at once. On SQLite (one process) it is not needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from services.core.runtime.kafka import producer_connected, reconnect_producer
+
+Clock = Callable[[], datetime]
+
+_log = structlog.get_logger(__name__)
+
+
+# -- table ----------------------------------------------------------------------------------
+
+
+def outbox_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """The outbox table `{prefix}_outbox` of one service."""
+    name = f"{prefix}_outbox"
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        # Serves both "unpublished rows in id order" (published_at IS NULL) and the purge
+        # of old published rows, on PostgreSQL and SQLite alike.
+        sa.Index(f"ix_{name}_published_at_id", "published_at", "id"),
+    )
+
+
+def outbox_row(
+    event_id: str, topic: str, key: str, value: str | bytes, created_at: datetime
+) -> dict[str, Any]:
+    """One outbox row; `value` is the already serialized JSON envelope."""
+    if created_at.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware")
+    text = value.decode("utf-8") if isinstance(value, bytes) else value
+    return {
+        "event_id": str(event_id),
+        "topic": topic,
+        "key": key,
+        "value": text,
+        "created_at": created_at.astimezone(UTC),
+    }
+
+
+async def add_to_outbox(
+    conn_or_session: AsyncConnection | AsyncSession,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+) -> None:
+    """Insert rows within the caller's transaction; the caller commits (or rolls back)."""
+    batch = [dict(row) for row in rows]
+    if batch:
+        await conn_or_session.execute(table.insert(), batch)
+
+
+async def backlog(engine: AsyncEngine, table: sa.Table) -> int:
+    """How many rows wait to be published (for metrics and readiness)."""
+    query = sa.select(sa.func.count()).select_from(table).where(table.c.published_at.is_(None))
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def purge_published(
+    engine: AsyncEngine,
+    table: sa.Table,
+    older_than: timedelta,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Delete rows published more than `older_than` ago; returns how many."""
+    cutoff = (now or datetime.now(UTC)).astimezone(UTC) - older_than
+    query = sa.delete(table).where(table.c.published_at.is_not(None), table.c.published_at < cutoff)
+    async with engine.begin() as conn:
+        result = await conn.execute(query)
+    return int(result.rowcount or 0)
+
+
+def advisory_lock_key(table: sa.Table) -> int:
+    """A stable signed 64-bit key for `pg_try_advisory_xact_lock`, derived from the name."""
+    digest = hashlib.blake2b(f"motcua.outbox:{table.name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# -- relay ----------------------------------------------------------------------------------
+
+
+class OutboxPublishError(RuntimeError):
+    """Some rows of a pass were not acknowledged by the broker; they stay unpublished."""
+
+    def __init__(
+        self,
+        failed_ids: Sequence[int],
+        topics: Iterable[str],
+        total: int,
+        cause: BaseException | None,
+    ) -> None:
+        super().__init__(f"{len(failed_ids)} of {total} outbox rows not published")
+        self.failed_ids = list(failed_ids)
+        self.topics = sorted(set(topics))
+        self.total = total
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: int
+    event_id: str
+    topic: str
+    key: str
+    value: str
+
+
+@dataclass(slots=True)
+class _Outcome:
+    published: list[int] = field(default_factory=list)
+    failed: list[_Row] = field(default_factory=list)
+    out_of_order: int = 0
+    error: BaseException | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxRelay:
+    """Publishes a service's outbox rows to Kafka, in id order, until `stop()`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: sa.Table,
+        broker: KafkaBroker,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        clock: Clock = _utc_now,
+        logger: Any = None,
+        publish_timeout: float = 30.0,
+        max_backoff: float = 5.0,
+        reconnect_after_failures: int = 3,
+        reconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """
+        `publish_timeout` bounds one pass's wait for acknowledgements; keep it above the
+        producer's `request_timeout_ms` so that aiokafka, not the relay, decides a record's
+        fate (a record given up on by the relay but still queued would be sent twice).
+        After `reconnect_after_failures` failed passes in a row (0: never) the relay renews
+        the broker's producer (`reconnect`, default `kafka.reconnect_producer`).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._engine = engine
+        self._table = table
+        self._broker = broker
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._log = logger if logger is not None else _log.bind(outbox=table.name)
+        self._publish_timeout = publish_timeout
+        self._max_backoff = max_backoff
+        self._reconnect_after = reconnect_after_failures
+        self._reconnect = reconnect or (lambda: reconnect_producer(broker))
+        self._is_postgres = engine.dialect.name == "postgresql"
+        self._lock_key = advisory_lock_key(table)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.consecutive_failures = 0
+        self.failed_passes = 0
+        self.published_total = 0
+        self.reconnects = 0
+
+    # -- control -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for a pass now (call after committing rows)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Make `run()` return after the pass in progress."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._stopping.clear()
+        self._log.info("outbox_relay_started")
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                count = await self.publish_pending()
+            except Exception as exc:  # the relay must outlive any failure
+                await self._after_failure(exc)
+                continue
+            self._after_success()
+            if count < self._batch_size:
+                await self._idle()
+        self._log.info("outbox_relay_stopped", published_total=self.published_total)
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    async def publish_pending(self) -> int:
+        """Publish up to `batch_size` unpublished rows; returns how many were marked published.
+
+        Raises `OutboxPublishError` when some rows were not acknowledged (the acknowledged
+        prefix of each key is still marked published), and database errors as they are.
+        """
+        if self._is_postgres:
+            outcome, total = await self._pass_locked()
+        else:
+            outcome, total = await self._pass_unlocked()
+        self.published_total += len(outcome.published)
+        if outcome.out_of_order:
+            self._log.error("outbox_key_order_at_risk", rows=outcome.out_of_order)
+        if outcome.failed:
+            raise OutboxPublishError(
+                [r.id for r in outcome.failed],
+                (r.topic for r in outcome.failed),
+                total,
+                outcome.error,
+            )
+        return len(outcome.published)
+
+    async def _pass_locked(self) -> tuple[_Outcome, int]:
+        # One transaction: lock, read, publish, mark. The lock is released on commit.
+        async with self._engine.begin() as conn:
+            locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key)))
+            if not locked:
+                return _Outcome(), 0
+            rows = await self._fetch(conn)
+            outcome = await self._publish(rows)
+            await self._mark(conn, outcome.published)
+        return outcome, len(rows)
+
+    async def _pass_unlocked(self) -> tuple[_Outcome, int]:
+        # SQLite: never hold the (single) write lock while waiting on the broker.
+        async with self._engine.begin() as conn:
+            rows = await self._fetch(conn)
+        outcome = await self._publish(rows)
+        if outcome.published:
+            async with self._engine.begin() as conn:
+                await self._mark(conn, outcome.published)
+        return outcome, len(rows)
+
+    async def _fetch(self, conn: AsyncConnection) -> list[_Row]:
+        t = self._table
+        query = (
+            sa.select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.value)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.id)
+            .limit(self._batch_size)
+        )
+        result = await conn.execute(query)
+        return [_Row(*r) for r in result.all()]
+
+    async def _mark(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
+        if ids:
+            now = self._clock().astimezone(UTC)
+            t = self._table
+            await conn.execute(sa.update(t).where(t.c.id.in_(ids)).values(published_at=now))
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def _publish(self, rows: list[_Row]) -> _Outcome:
+        if not rows:
+            return _Outcome()
+        futures: list[asyncio.Future[Any]] = []
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                error = await self._enqueue(rows, futures)
+                if futures:
+                    await asyncio.wait(futures)
+        except TimeoutError as exc:
+            error = error or exc
+        outcome = _settle(rows, futures)
+        outcome.error = outcome.error or error
+        return outcome
+
+    async def _enqueue(
+        self, rows: list[_Row], futures: list[asyncio.Future[Any]]
+    ) -> Exception | None:
+        # Hand every record to the producer without waiting: one partition's records go out
+        # in order, several partitions in parallel. Stop at the first refusal so that no
+        # later record of a key can overtake an earlier one.
+        for row in rows:
+            try:
+                future = await self._broker.publish(
+                    row.value.encode("utf-8"),
+                    row.topic,
+                    key=row.key.encode("utf-8"),
+                    headers={"event_id": row.event_id, "content-type": "application/json"},
+                    correlation_id=row.event_id,
+                    no_confirm=True,
+                )
+            except Exception as exc:  # reported as a failed pass
+                return exc
+            future.add_done_callback(_swallow_exception)
+            futures.append(future)
+        return None
+
+    # -- failure handling --------------------------------------------------------------------
+
+    async def _after_failure(self, exc: Exception) -> None:
+        self.consecutive_failures += 1
+        self.failed_passes += 1
+        delay = self._backoff()
+        self._log.warning(
+            "outbox_publish_failed",
+            error=_describe(exc),
+            attempt=self.consecutive_failures,
+            retry_in=round(delay, 2),
+            **_counts(exc),
+        )
+        if isinstance(exc, OutboxPublishError):
+            await self._maybe_reconnect()
+        await self._sleep(delay)
+
+    def _after_success(self) -> None:
+        if self.consecutive_failures:
+            self._log.info("outbox_publish_recovered", after_failures=self.consecutive_failures)
+        self.consecutive_failures = 0
+
+    async def _maybe_reconnect(self) -> None:
+        if self._reconnect_after <= 0:
+            return
+        due = self.consecutive_failures % self._reconnect_after == 0
+        if not due and producer_connected(self._broker):
+            return
+        try:
+            await self._reconnect()
+        except Exception as exc:  # retried after the next failed pass
+            self._log.warning("kafka_producer_reconnect_failed", error=_describe(exc))
+            return
+        self.reconnects += 1
+        self._log.info("kafka_producer_reconnected", reconnects=self.reconnects)
+
+    def _backoff(self) -> float:
+        base = min(self._max_backoff, 0.2 * 2 ** (self.consecutive_failures - 1))
+        return base * random.uniform(0.8, 1.0)  # jitter, not cryptography
+
+    async def _sleep(self, seconds: float) -> None:
+        # Backoff ignores wake(): new rows must not turn a broker outage into a busy loop.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+
+def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
+    """Which rows count as published: acknowledged, and no earlier row of the key failed."""
+    outcome = _Outcome()
+    blocked: set[str] = set()
+    for index, row in enumerate(rows):
+        future = futures[index] if index < len(futures) else None
+        acked = future is not None and future.done() and future.exception() is None
+        if acked and row.key not in blocked:
+            outcome.published.append(row.id)
+            continue
+        if acked:
+            outcome.out_of_order += 1  # a later record of the key overtook a failed one
+        else:
+            outcome.error = outcome.error or _future_error(future)
+        blocked.add(row.key)
+        outcome.failed.append(row)
+    return outcome
+
+
+def _future_error(future: asyncio.Future[Any] | None) -> BaseException | None:
+    if future is None or not future.done():
+        return None
+    return future.exception()
+
+
+def _swallow_exception(future: asyncio.Future[Any]) -> None:
+    # Mark the exception as retrieved: a failed record is handled by the next pass.
+    if not future.cancelled():
+        future.exception()
+
+
+def _describe(exc: BaseException) -> str:
+    """Error class and, for Kafka errors only, the message (SQL errors may carry payloads)."""
+    if isinstance(exc, OutboxPublishError):
+        return f"{exc}: {_describe(exc.cause)}" if exc.cause else str(exc)
+    if isinstance(exc, KafkaError):
+        return f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        return f"{type(exc).__name__}({type(orig).__name__})" if orig else type(exc).__name__
+    return type(exc).__name__
+
+
+def _counts(exc: BaseException) -> dict[str, int | str]:
+    if isinstance(exc, OutboxPublishError):
+        return {
+            "failed": len(exc.failed_ids),
+            "rows": exc.total,
+            "first_failed_id": exc.failed_ids[0],
+            "last_failed_id": exc.failed_ids[-1],
+            "topics": ",".join(exc.topics),
+        }
+    return {}

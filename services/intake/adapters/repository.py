@@ -1,0 +1,319 @@
+"""Loading and saving dossiers and the catalogue within one connection's transaction."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas.events import EVENT_TYPE_OF, Address, Applicant, DossierStatus, Envelope
+from services.core.domain.calendar import CalendarOverride, DayKind
+from services.core.domain.deadlines import DeadlineClock, TimeLimit, TimeUnit
+from services.core.runtime.kafka import DOSSIER_TOPIC
+from services.core.runtime.outbox import add_to_outbox, outbox_row
+from services.intake.adapters import tables as t
+from services.intake.domain.model import Dossier, HistoryEntry, Procedure
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the dossier between our read and our write (→ HTTP 409)."""
+
+
+# --- catalogue -------------------------------------------------------------------------
+
+
+def procedure_from_row(row: Any) -> Procedure:
+    return Procedure(
+        code=row.code,
+        name=row.name,
+        agency_code=row.agency_code,
+        time_limit=TimeLimit(row.time_limit_value, TimeUnit(row.time_limit_unit)),
+        cutoff_time=time.fromisoformat(row.cutoff_time) if row.cutoff_time else None,
+        postal_return=row.postal_return,
+    )
+
+
+async def get_procedure(conn: AsyncConnection, code: str) -> Procedure | None:
+    row = (await conn.execute(sa.select(t.procedures).where(t.procedures.c.code == code))).first()
+    return procedure_from_row(row) if row else None
+
+
+async def get_agency(conn: AsyncConnection, code: str) -> Any:
+    return (await conn.execute(sa.select(t.agencies).where(t.agencies.c.code == code))).first()
+
+
+async def load_overrides(conn: AsyncConnection) -> list[CalendarOverride]:
+    rows = await conn.execute(sa.select(t.calendar_overrides).order_by(t.calendar_overrides.c.day))
+    return [CalendarOverride(r.day, DayKind(r.kind), r.note) for r in rows]
+
+
+# --- dossier codes ---------------------------------------------------------------------
+
+
+async def next_code(conn: AsyncConnection, agency_code: str, day: date) -> str:
+    """Mã hồ sơ: agency, date received, sequence of that agency's day (e.g. UBND-20261121-0007).
+
+    The upsert takes the counter row's lock until commit, so concurrent requests never
+    receive the same number.
+    """
+    prefix = f"{agency_code}-{day:%Y%m%d}"
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(t.code_counters)
+        .values(prefix=prefix, last=1)
+        .on_conflict_do_update(
+            index_elements=[t.code_counters.c.prefix],
+            set_={"last": t.code_counters.c.last + 1},
+        )
+        .returning(t.code_counters.c.last)
+    )
+    sequence = (await conn.execute(stmt)).scalar_one()
+    return f"{prefix}-{sequence:04d}"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- dossiers --------------------------------------------------------------------------
+
+
+async def add_dossier(conn: AsyncConnection, dossier: Dossier, now: datetime) -> None:
+    await conn.execute(t.dossiers.insert().values(**_row(dossier, now), version=1))
+    await _publish_events(conn, dossier, now)
+
+
+async def save_dossier(
+    conn: AsyncConnection, dossier: Dossier, expected_version: int, now: datetime
+) -> None:
+    result = await conn.execute(
+        t.dossiers.update()
+        .where(t.dossiers.c.id == dossier.id, t.dossiers.c.version == expected_version)
+        .values(**_row(dossier, now), version=expected_version + 1)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(dossier.code)
+    await _publish_events(conn, dossier, now)
+
+
+async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:
+    row = (await conn.execute(sa.select(t.dossiers).where(t.dossiers.c.code == code))).first()
+    return (dossier_from_state(row.state), row) if row else None
+
+
+def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
+    return {
+        "id": dossier.id,
+        "code": dossier.code,
+        "agency_code": dossier.agency_code,
+        "handling_agency": dossier.handling_agency,
+        "procedure_code": dossier.procedure.code,
+        "status": dossier.status.value,
+        "applicant_phone": dossier.applicant.phone,
+        "received_at": dossier.received_at,
+        "due_at": dossier.due_at,
+        "outcome": dossier.outcome,
+        "state": dossier_to_state(dossier),
+        "updated_at": now,
+    }
+
+
+async def _publish_events(conn: AsyncConnection, dossier: Dossier, now: datetime) -> None:
+    rows = []
+    for event in dossier.events:
+        envelope = Envelope(
+            event_id=new_id(),
+            type=EVENT_TYPE_OF[type(event)],
+            occurred_at=event.at,
+            dossier_id=dossier.id,
+            dossier_code=dossier.code,
+            agency_code=dossier.agency_code,
+            payload=event.model_dump(mode="json"),
+        )
+        rows.append(
+            outbox_row(
+                event_id=envelope.event_id,
+                topic=DOSSIER_TOPIC,
+                key=dossier.id,
+                value=envelope.model_dump_json(),
+                created_at=now,
+            )
+        )
+    if rows:
+        await add_to_outbox(conn, t.outbox, rows)
+    dossier.events.clear()
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return int(base64.urlsafe_b64decode(padded.encode()).decode())
+
+
+async def list_dossiers(
+    conn: AsyncConnection,
+    *,
+    visible_to_agency: str | None,
+    status: str | None,
+    agency: str | None,
+    flag: str | None,
+    limit: int,
+    before_seq: int | None,
+) -> tuple[list[Dossier], list[Any], str | None]:
+    query = sa.select(t.dossiers).order_by(t.dossiers.c.seq.desc()).limit(limit + 1)
+    if visible_to_agency:
+        query = query.where(_visible_to(visible_to_agency))
+    if agency:
+        query = query.where(_visible_to(agency))
+    if status:
+        query = query.where(t.dossiers.c.status == status)
+    if flag:
+        query = query.where(t.dossiers.c.flag == flag)
+    if before_seq is not None:
+        query = query.where(t.dossiers.c.seq < before_seq)
+    rows = list(await conn.execute(query))
+    cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    rows = rows[:limit]
+    return [dossier_from_state(r.state) for r in rows], rows, cursor
+
+
+def _visible_to(agency_code: str) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        t.dossiers.c.agency_code == agency_code, t.dossiers.c.handling_agency == agency_code
+    )
+
+
+# --- state (de)serialisation -------------------------------------------------------------
+
+
+def dossier_to_state(d: Dossier) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "code": d.code,
+        "agency_code": d.agency_code,
+        "procedure": _procedure_state(d.procedure),
+        "applicant": d.applicant.model_dump(mode="json"),
+        "channel": d.channel,
+        "return_method": d.return_method,
+        "return_address": d.return_address.model_dump(mode="json") if d.return_address else None,
+        "received_at": d.received_at.isoformat(),
+        "clock": _clock_state(d.clock),
+        "status": d.status.value,
+        "handling_agency": d.handling_agency,
+        "status_before_pause": d.status_before_pause.value if d.status_before_pause else None,
+        "original_due_at": _iso(d.original_due_at),
+        "supplement_requests": d.supplement_requests,
+        "outcome": d.outcome,
+        "finished_at": _iso(d.finished_at),
+        "history": [
+            {
+                "action": h.action,
+                "at": h.at.isoformat(),
+                "status": h.status.value,
+                "details": h.details,
+            }
+            for h in d.history
+        ],
+    }
+
+
+def dossier_from_state(s: dict[str, Any]) -> Dossier:
+    return Dossier(
+        id=s["id"],
+        code=s["code"],
+        agency_code=s["agency_code"],
+        procedure=_procedure_from_state(s["procedure"]),
+        applicant=Applicant.model_validate(s["applicant"]),
+        channel=s["channel"],
+        return_method=s["return_method"],
+        return_address=Address.model_validate(s["return_address"]) if s["return_address"] else None,
+        received_at=datetime.fromisoformat(s["received_at"]),
+        clock=_clock_from_state(s["clock"]),
+        status=DossierStatus(s["status"]),
+        handling_agency=s["handling_agency"],
+        status_before_pause=DossierStatus(s["status_before_pause"])
+        if s["status_before_pause"]
+        else None,
+        original_due_at=_dt(s["original_due_at"]),
+        supplement_requests=s["supplement_requests"],
+        outcome=s["outcome"],
+        finished_at=_dt(s["finished_at"]),
+        history=[
+            HistoryEntry(
+                h["action"],
+                datetime.fromisoformat(h["at"]),
+                DossierStatus(h["status"]),
+                h["details"],
+            )
+            for h in s["history"]
+        ],
+    )
+
+
+def _procedure_state(p: Procedure) -> dict[str, Any]:
+    return {
+        "code": p.code,
+        "name": p.name,
+        "agency_code": p.agency_code,
+        "time_limit": {"value": p.time_limit.value, "unit": p.time_limit.unit.value},
+        "cutoff_time": p.cutoff_time.strftime("%H:%M") if p.cutoff_time else None,
+        "postal_return": p.postal_return,
+    }
+
+
+def _procedure_from_state(s: dict[str, Any]) -> Procedure:
+    return Procedure(
+        code=s["code"],
+        name=s["name"],
+        agency_code=s["agency_code"],
+        time_limit=TimeLimit(s["time_limit"]["value"], TimeUnit(s["time_limit"]["unit"])),
+        cutoff_time=time.fromisoformat(s["cutoff_time"]) if s["cutoff_time"] else None,
+        postal_return=s["postal_return"],
+    )
+
+
+def _clock_state(c: DeadlineClock) -> dict[str, Any]:
+    return {
+        "limit": {"value": c.limit.value, "unit": c.limit.unit.value},
+        "cutoff": c.cutoff.strftime("%H:%M") if c.cutoff else None,
+        "started_at": c.started_at.isoformat(),
+        "due_at": c.due_at.isoformat(),
+        "stopped_at": _iso(c.stopped_at),
+        "remaining_minutes": c.remaining_minutes,
+        "remaining_seconds": c.remaining_seconds,
+        "version": c.version,
+        "changed_at": _iso(c.changed_at),
+    }
+
+
+def _clock_from_state(s: dict[str, Any]) -> DeadlineClock:
+    return DeadlineClock(
+        limit=TimeLimit(s["limit"]["value"], TimeUnit(s["limit"]["unit"])),
+        cutoff=time.fromisoformat(s["cutoff"]) if s["cutoff"] else None,
+        started_at=datetime.fromisoformat(s["started_at"]),
+        due_at=datetime.fromisoformat(s["due_at"]),
+        stopped_at=_dt(s["stopped_at"]),
+        remaining_minutes=s["remaining_minutes"],
+        remaining_seconds=s["remaining_seconds"],
+        version=s["version"],
+        changed_at=_dt(s["changed_at"]),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

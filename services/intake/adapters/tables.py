@@ -1,0 +1,110 @@
+"""The intake's own tables. No other service reads them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from services.core.runtime.outbox import outbox_table
+
+metadata = sa.MetaData()
+_BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+_TS = sa.DateTime(timezone=True)
+
+agencies = sa.Table(
+    "intake_agencies",
+    metadata,
+    sa.Column("code", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("office_schedule", sa.JSON, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+procedures = sa.Table(
+    "intake_procedures",
+    metadata,
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("agency_code", sa.String(32), sa.ForeignKey("intake_agencies.code"), nullable=False),
+    sa.Column("time_limit_value", sa.Integer, nullable=False),
+    sa.Column("time_limit_unit", sa.String(20), nullable=False),
+    sa.Column("cutoff_time", sa.String(5), nullable=True),
+    sa.Column("postal_return", sa.Boolean, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+supervisors = sa.Table(
+    "intake_supervisors",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("agency_code", sa.String(32), sa.ForeignKey("intake_agencies.code"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Index("ix_intake_supervisors_agency", "agency_code"),
+)
+
+calendar_overrides = sa.Table(
+    "intake_calendar_overrides",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("note", sa.String(300), nullable=False, server_default=""),
+    sa.Column("updated_at", _TS, nullable=False),
+)
+
+dossiers = sa.Table(
+    "intake_dossiers",
+    metadata,
+    sa.Column("seq", _BIGINT, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("code", sa.String(64), nullable=False, unique=True),
+    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("handling_agency", sa.String(32), nullable=True),
+    sa.Column("procedure_code", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("applicant_phone", sa.String(20), nullable=False),
+    sa.Column("received_at", _TS, nullable=False),
+    sa.Column("due_at", _TS, nullable=True),
+    sa.Column("flag", sa.String(16), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+    sa.Index("ix_intake_dossiers_agency_seq", "agency_code", "seq"),
+    sa.Index("ix_intake_dossiers_handling_seq", "handling_agency", "seq"),
+    sa.Index("ix_intake_dossiers_status_seq", "status", "seq"),
+    sa.Index("ix_intake_dossiers_flag_seq", "flag", "seq"),
+)
+
+code_counters = sa.Table(
+    "intake_code_counters",
+    metadata,
+    sa.Column("prefix", sa.String(48), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "intake_idempotency_keys",
+    metadata,
+    sa.Column("principal_id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+tokens = sa.Table(
+    "intake_tokens",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("agency_code", sa.String(32), nullable=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("revoked_at", _TS, nullable=True),
+)
+
+outbox = outbox_table(metadata, "intake")

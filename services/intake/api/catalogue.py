@@ -1,0 +1,167 @@
+"""Procedures, agencies, supervisors and the calendar overrides: what an admin sets up."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core.domain.calendar import OfficeSchedule
+from services.intake.adapters import repository as repo
+from services.intake.adapters import tables as t
+from services.intake.api import models as m
+from services.intake.api.deps import Caller, Ctx, require
+from services.intake.api.dossiers import ERRORS
+from services.intake.api.errors import ApiError, not_found
+
+router = APIRouter(responses=ERRORS)
+ADMIN = [require("admin")]
+DEFAULT_SCHEDULE = OfficeSchedule.default().to_dict()
+
+
+async def ensure_agency(conn: AsyncConnection, code: str, now: Any) -> None:
+    """An agency named by a procedure exists from then on, with the default office hours."""
+    if await repo.get_agency(conn, code) is None:
+        await conn.execute(
+            t.agencies.insert().values(
+                code=code, name=code, office_schedule=DEFAULT_SCHEDULE, created_at=now
+            )
+        )
+
+
+@router.post(
+    "/procedures", status_code=201, response_model=m.ProcedureOut, dependencies=ADMIN,
+    tags=["catalogue"],
+)  # fmt: skip
+async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
+    """Add a procedure (thủ tục hành chính) with its time limit (thời hạn giải quyết)."""
+    now = ctx.clock()
+    try:
+        async with ctx.engine.begin() as conn:
+            await ensure_agency(conn, body.agency_code, now)
+            await conn.execute(
+                t.procedures.insert().values(
+                    code=body.code,
+                    name=body.name,
+                    agency_code=body.agency_code,
+                    time_limit_value=body.time_limit.value,
+                    time_limit_unit=body.time_limit.unit,
+                    cutoff_time=body.cutoff_time,
+                    postal_return=body.postal_return,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise ApiError(409, "already_exists", "a procedure with this code exists", "code") from None
+    return m.ProcedureOut(**body.model_dump())
+
+
+@router.get("/procedures", response_model=list[m.ProcedureOut], tags=["catalogue"])
+async def list_procedures(ctx: Ctx, _caller: Caller) -> Any:
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(sa.select(t.procedures).order_by(t.procedures.c.code))
+        return [
+            m.ProcedureOut(
+                code=r.code,
+                name=r.name,
+                agency_code=r.agency_code,
+                time_limit=m.TimeLimitIn(value=r.time_limit_value, unit=r.time_limit_unit),
+                cutoff_time=r.cutoff_time,
+                postal_return=r.postal_return,
+            )
+            for r in rows
+        ]
+
+
+@router.put(
+    "/agencies/{agency_code}", response_model=m.AgencyOut, dependencies=ADMIN, tags=["catalogue"]
+)
+async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
+    """Name an agency and set its office hours (giờ làm việc); default Mon–Fri 8–12, 13–17."""
+    try:
+        schedule = (
+            OfficeSchedule.from_dict(body.office_schedule).to_dict()
+            if body.office_schedule
+            else DEFAULT_SCHEDULE
+        )
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc), "office_schedule") from None
+    async with ctx.engine.begin() as conn:
+        await ensure_agency(conn, agency_code, ctx.clock())
+        await conn.execute(
+            t.agencies.update()
+            .where(t.agencies.c.code == agency_code)
+            .values(name=body.name, office_schedule=schedule)
+        )
+    return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
+
+
+@router.post(
+    "/agencies/{agency_code}/supervisors",
+    status_code=201,
+    response_model=m.SupervisorOut,
+    dependencies=ADMIN,
+    tags=["catalogue"],
+)
+async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) -> Any:
+    """Register a head of agency (lãnh đạo) who receives overdue alerts and digests."""
+    supervisor_id = str(uuid.uuid4())
+    async with ctx.engine.begin() as conn:
+        await ensure_agency(conn, agency_code, ctx.clock())
+        await conn.execute(
+            t.supervisors.insert().values(
+                id=supervisor_id,
+                agency_code=agency_code,
+                name=body.name,
+                phone=body.phone,
+                email=body.email,
+                created_at=ctx.clock(),
+            )
+        )
+    return m.SupervisorOut(id=supervisor_id, agency_code=agency_code, **body.model_dump())
+
+
+@router.get("/calendar/overrides", response_model=list[m.CalendarDayOut], tags=["calendar"])
+async def list_overrides(ctx: Ctx, _caller: Caller) -> Any:
+    """Admin corrections to the holiday calendar: extra days off and extra working days."""
+    return [
+        m.CalendarDayOut(day=o.day.isoformat(), kind=o.kind.value, note=o.note)
+        for o in ctx.calendars.overrides
+    ]
+
+
+@router.put(
+    "/calendar/overrides/{day}",
+    response_model=m.CalendarDayOut,
+    dependencies=ADMIN,
+    tags=["calendar"],
+)
+async def put_override(day: date, body: m.CalendarDayIn, ctx: Ctx) -> Any:
+    """Declare a day off (e.g. an announced Tết bridge) or a working day (make-up Saturday)."""
+    async with ctx.engine.begin() as conn:
+        await conn.execute(t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day))
+        await conn.execute(
+            t.calendar_overrides.insert().values(
+                day=day, kind=body.kind, note=body.note, updated_at=ctx.clock()
+            )
+        )
+        overrides = await repo.load_overrides(conn)
+    ctx.calendars.replace_overrides(overrides)
+    return m.CalendarDayOut(day=day.isoformat(), kind=body.kind, note=body.note)
+
+
+@router.delete("/calendar/overrides/{day}", status_code=204, dependencies=ADMIN, tags=["calendar"])
+async def delete_override(day: date, ctx: Ctx) -> None:
+    async with ctx.engine.begin() as conn:
+        result = await conn.execute(
+            t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day)
+        )
+        if result.rowcount == 0:
+            raise not_found("override")
+        overrides = await repo.load_overrides(conn)
+    ctx.calendars.replace_overrides(overrides)

@@ -1,0 +1,47 @@
+"""FastAPI dependencies: the context, the caller, the role checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.intake.adapters.tokens import Principal, Role, find_principal
+from services.intake.api.errors import ApiError
+from services.intake.context import IntakeContext
+
+_bearer = HTTPBearer(auto_error=False, description="token from `motcua token create`")
+
+
+def context(request: Request) -> IntakeContext:
+    ctx: IntakeContext = request.app.state.intake
+    return ctx
+
+
+Ctx = Annotated[IntakeContext, Depends(context)]
+
+
+async def principal(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiError(401, "unauthorized", "missing bearer token", "Authorization")
+    async with ctx.engine.connect() as conn:
+        found = await find_principal(conn, credentials.credentials)
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token", "Authorization")
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def require(*roles: Role) -> object:
+    async def check(caller: Caller) -> Principal:
+        if caller.role not in roles:
+            raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
+        return caller
+
+    return Depends(check)

@@ -1,0 +1,187 @@
+"""Dossier routes: receive, read, list, and the lifecycle actions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.exc import IntegrityError
+
+from services.core.domain.lifecycle import Action
+from services.intake import commands
+from services.intake.adapters import repository as repo
+from services.intake.adapters.tokens import Principal
+from services.intake.api import models as m
+from services.intake.api.deps import Caller, Ctx, require
+from services.intake.api.errors import ApiError, not_found
+from services.intake.domain.model import Dossier
+
+router = APIRouter(tags=["dossiers"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 409, 422)
+}
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def dossier_out(d: Dossier, flag: str | None = None) -> m.DossierOut:
+    return m.DossierOut(
+        id=d.id,
+        code=d.code,
+        status=d.status.value,
+        agency_code=d.agency_code,
+        handling_agency=d.handling_agency,
+        procedure_code=d.procedure.code,
+        procedure_name=d.procedure.name,
+        channel=d.channel,
+        return_method=d.return_method,
+        return_address=d.return_address.model_dump() if d.return_address else None,
+        applicant=d.applicant.model_dump(),
+        received_at=d.received_at,
+        due_at=d.due_at,
+        original_due_at=d.original_due_at,
+        flag=flag,  # type: ignore[arg-type]
+        outcome=d.outcome,  # type: ignore[arg-type]
+        supplement_requests=d.supplement_requests,
+        history=[
+            m.HistoryOut(action=h.action, at=h.at, status=h.status.value, details=h.details)
+            for h in d.history
+        ],
+    )
+
+
+def may_see(caller: Principal) -> Any:
+    def check(d: Dossier) -> bool:
+        return caller.role == "admin" or caller.agency_code in (d.agency_code, d.handling_agency)
+
+    return check
+
+
+@router.post(
+    "/dossiers",
+    status_code=201,
+    response_model=m.DossierOut,
+    responses=ERRORS,
+    dependencies=[require("clerk", "admin")],
+)
+async def receive_dossier(
+    body: m.DossierIn, ctx: Ctx, caller: Caller, response: Response, key: IdempotencyKey = None
+) -> Any:
+    """Tiếp nhận hồ sơ: record a complete dossier and return its receipt and appointment."""
+    now = ctx.clock()
+    fingerprint = commands.request_fingerprint(body)
+    allowed = None if caller.role == "admin" else caller.agency_code
+    try:
+        async with ctx.engine.begin() as conn:
+            if key:
+                stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
+                if stored:
+                    response.status_code = stored.status_code
+                    return stored.body
+            dossier = await commands.receive_dossier(conn, body, ctx.calendars, now, allowed)
+            out = dossier_out(dossier).model_dump(mode="json")
+            if key:
+                await commands.remember_idempotent(
+                    conn, caller.id, key, fingerprint, commands.StoredResponse(201, out), now
+                )
+    except IntegrityError:
+        if not key:
+            raise
+        # A concurrent retry with the same key won the race: answer with its result.
+        async with ctx.engine.connect() as conn:
+            stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
+        if stored is None:
+            raise
+        response.status_code = stored.status_code
+        return stored.body
+    ctx.wake_relay()
+    return out
+
+
+@router.get("/dossiers/{code}", response_model=m.DossierOut, responses=ERRORS)
+async def get_dossier(code: str, ctx: Ctx, caller: Caller) -> Any:
+    async with ctx.engine.connect() as conn:
+        found = await repo.get_dossier(conn, code)
+    if found is None or not may_see(caller)(found[0]):
+        raise not_found()
+    return dossier_out(found[0], found[1].flag)
+
+
+@router.get("/dossiers", response_model=m.DossierPage, responses=ERRORS)
+async def list_dossiers(
+    ctx: Ctx,
+    caller: Caller,
+    status: Annotated[m.DossierStatus | None, Query()] = None,
+    agency: Annotated[str | None, Query(max_length=32)] = None,
+    flag: Annotated[m.FlagName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> Any:
+    if agency and not caller.sees_agency(agency):
+        raise ApiError(403, "forbidden", "you may list only your own agency's dossiers", "agency")
+    try:
+        before = repo.decode_cursor(cursor) if cursor else None
+    except ValueError:
+        raise ApiError(
+            422, "validation_error", "cursor: not a cursor we issued", "cursor"
+        ) from None
+    async with ctx.engine.connect() as conn:
+        dossiers, rows, next_cursor = await repo.list_dossiers(
+            conn,
+            visible_to_agency=None if caller.role == "admin" else caller.agency_code,
+            status=status,
+            agency=agency,
+            flag=flag,
+            limit=limit,
+            before_seq=before,
+        )
+    items = [dossier_out(d, r.flag) for d, r in zip(dossiers, rows, strict=True)]
+    return m.DossierPage(items=items, next_cursor=next_cursor)
+
+
+def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
+    async def act(
+        code: str,
+        ctx: Ctx,
+        caller: Caller,
+        body: body_model | None = None,  # type: ignore[valid-type]
+    ) -> Any:
+        parsed: m.ActionIn = body or body_model()
+        now = ctx.clock()
+        decide = commands.decision_for(action, parsed)
+        async with ctx.engine.begin() as conn:
+            found = await commands.act_on_dossier(
+                conn, code, decide, parsed.at, ctx.calendars, now, may_see(caller)
+            )
+        if found is None:
+            raise not_found()
+        ctx.wake_relay()
+        return dossier_out(*found)
+
+    act.__name__ = action.value.replace("-", "_")
+    act.__doc__ = f"Lifecycle action `{action.value}`; 409 when the current status forbids it."
+    router.add_api_route(
+        f"/dossiers/{{code}}/{action.value}",
+        act,
+        methods=["POST"],
+        response_model=m.DossierOut,
+        responses=ERRORS,
+        dependencies=[require("clerk", "admin")],
+        name=act.__name__,
+    )
+
+
+ACTION_BODIES: dict[Action, type[m.ActionIn]] = {
+    Action.START: m.StartIn,
+    Action.TRANSFER: m.TransferIn,
+    Action.REQUEST_SUPPLEMENT: m.SupplementRequestIn,
+    Action.RECEIVE_SUPPLEMENT: m.ActionIn,
+    Action.PAUSE: m.ReasonIn,
+    Action.RESUME: m.ActionIn,
+    Action.EXTEND: m.ExtendIn,
+    Action.COMPLETE: m.ActionIn,
+    Action.RETURN: m.ActionIn,
+    Action.REJECT: m.ReasonIn,
+    Action.WITHDRAW: m.ReasonIn,
+}
+for _action, _body in ACTION_BODIES.items():
+    _action_route(_action, _body)

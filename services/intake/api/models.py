@@ -1,0 +1,231 @@
+"""Request and response bodies of the intake HTTP API (CONTRACT.md, "HTTP API")."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from services.core.phones import InvalidPhone, normalise_phone
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
+ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+DossierStatus = Literal[
+    "received",
+    "in_progress",
+    "transferred",
+    "awaiting_supplement",
+    "paused",
+    "result_ready",
+    "returned",
+    "rejected",
+    "withdrawn",
+]
+FlagName = Literal["due_soon", "overdue"]
+_CUTOFF = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+
+
+def _phone(value: str) -> str:
+    try:
+        return normalise_phone(value)
+    except InvalidPhone as exc:
+        raise ValueError(f"{exc}: expected a Vietnamese mobile number") from exc
+
+
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_phone)]
+
+
+class TimeLimitIn(Body):
+    value: int = Field(ge=1, le=3650)
+    unit: Literal["working_days", "working_hours", "calendar_days"]
+
+
+class ProcedureIn(Body):
+    code: ProcedureCode
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    agency_code: Code
+    time_limit: TimeLimitIn
+    cutoff_time: str | None = Field(default=None, description="HH:MM, e.g. 15:00")
+    postal_return: bool = False
+
+    @field_validator("cutoff_time")
+    @classmethod
+    def _cutoff(cls, value: str | None) -> str | None:
+        if value is not None and not _CUTOFF.match(value):
+            raise ValueError("expected HH:MM, e.g. 15:00")
+        return value
+
+    def cutoff(self) -> time | None:
+        return time.fromisoformat(self.cutoff_time) if self.cutoff_time else None
+
+
+class ProcedureOut(BaseModel):
+    code: str
+    name: str
+    agency_code: str
+    time_limit: TimeLimitIn
+    cutoff_time: str | None
+    postal_return: bool
+
+
+class AgencyIn(Body):
+    name: Name
+    office_schedule: dict[str, Any] | None = Field(
+        default=None,
+        description='{"week": {"0": [["08:00","12:00"],["13:00","17:00"]], ...}}; 0 = Monday',
+    )
+
+
+class AgencyOut(BaseModel):
+    code: str
+    name: str
+    office_schedule: dict[str, Any]
+
+
+class SupervisorIn(Body):
+    name: Name
+    phone: Phone
+    email: Email | None = None
+
+
+class SupervisorOut(BaseModel):
+    id: str
+    agency_code: str
+    name: str
+    phone: str
+    email: str | None
+
+
+class ApplicantIn(Body):
+    full_name: Name
+    phone: Phone
+    id_number: Annotated[str, StringConstraints(pattern=r"^\d{12}$")] | None = Field(
+        default=None, description="CCCD: 12 digits"
+    )
+    email: Email | None = None
+
+
+class AddressIn(Body):
+    street: Name
+    ward: Name
+    district: Name
+    province: Name
+
+
+class DossierIn(Body):
+    procedure_code: ProcedureCode
+    applicant: ApplicantIn
+    channel: Literal["counter", "online", "postal"]
+    return_method: Literal["counter", "postal"]
+    return_address: AddressIn | None = None
+    received_at: AwareDatetime | None = Field(
+        default=None, description="for importing existing dossiers; default now"
+    )
+
+
+class ActionIn(Body):
+    at: AwareDatetime | None = Field(default=None, description="for importing history")
+
+
+class StartIn(ActionIn):
+    unit: Name | None = None
+
+
+class TransferIn(ActionIn):
+    to_agency: Code
+    allotted_hours: int | None = Field(default=None, ge=1, le=2000)
+
+
+class SupplementRequestIn(ActionIn):
+    items: list[Text] = Field(min_length=1, max_length=50)
+    reason: Text
+
+
+class ReasonIn(ActionIn):
+    reason: Text
+
+
+class ExtendIn(ActionIn):
+    new_due_at: AwareDatetime
+    reason: Text
+
+
+class HistoryOut(BaseModel):
+    action: str
+    at: datetime
+    status: str
+    details: dict[str, Any]
+
+
+class DossierOut(BaseModel):
+    id: str
+    code: str
+    status: str
+    agency_code: str
+    handling_agency: str | None
+    procedure_code: str
+    procedure_name: str
+    channel: str
+    return_method: str
+    return_address: dict[str, str] | None
+    applicant: dict[str, Any]
+    received_at: datetime
+    due_at: datetime | None
+    original_due_at: datetime | None
+    flag: Literal["due_soon", "overdue"] | None
+    outcome: Literal["early", "on_time", "late"] | None
+    supplement_requests: int
+    history: list[HistoryOut]
+
+
+class DossierPage(BaseModel):
+    items: list[DossierOut]
+    next_cursor: str | None
+
+
+class PublicDossierOut(BaseModel):
+    """What anyone holding the code and the phone may see: no personal data."""
+
+    code: str
+    status: str
+    procedure_name: str
+    received_at: datetime
+    due_at: datetime | None
+
+
+class CalendarDayIn(Body):
+    kind: Literal["day_off", "workday"]
+    note: Annotated[str, StringConstraints(max_length=300)] = ""
+
+
+class CalendarDayOut(BaseModel):
+    day: str
+    kind: str
+    note: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

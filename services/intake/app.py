@@ -1,0 +1,91 @@
+"""Wiring of the intake service: database, calendars, routes, outbox relay to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.runtime.checks import database_reachable
+from services.core.runtime.clock import Clock, system_clock
+from services.core.runtime.database import create_engine
+from services.core.runtime.kafka import make_broker
+from services.core.runtime.outbox import OutboxRelay
+from services.core.runtime.settings import Settings
+from services.intake.adapters import repository as repo
+from services.intake.adapters import tables as t
+from services.intake.api import catalogue, dossiers, public
+from services.intake.api.errors import install_error_handlers
+from services.intake.api.public import SlidingWindowLimiter
+from services.intake.context import IntakeContext
+
+log = structlog.get_logger(__name__)
+
+
+class IntakeService:
+    """Bộ phận tiếp nhận: clerks record dossiers; their events leave through the outbox."""
+
+    name = "intake"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        engine: AsyncEngine | None = None,
+        kafka_bootstrap: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or create_engine(
+            settings.database_url_for("intake"), settings.db_pool_size
+        )
+        self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
+        self.context = IntakeContext(settings=settings, engine=self.engine, clock=clock)
+        self.broker: KafkaBroker | None = None
+        self.relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+
+    def routers(self) -> Sequence[APIRouter]:
+        return [dossiers.router, catalogue.router, public.router]
+
+    def install(self, app: FastAPI) -> None:
+        app.state.intake = self.context
+        app.state.public_limiter = SlidingWindowLimiter(self.settings.public_lookup_per_minute)
+        install_error_handlers(app)
+
+    async def start(self) -> None:
+        async with self.engine.connect() as conn:
+            self.context.calendars.replace_overrides(await repo.load_overrides(conn))
+        if self.kafka_bootstrap:
+            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-intake")
+            await self.broker.start()
+            self.relay = OutboxRelay(
+                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            )
+            self.context.wake_relay = self.relay.wake
+            self.context.broker_ready = self._broker_ready
+            self._relay_task = asyncio.create_task(self.relay.run(), name="intake-outbox-relay")
+        log.info("intake_started", kafka=bool(self.kafka_bootstrap))
+
+    async def stop(self) -> None:
+        if self.relay and self._relay_task:
+            self.relay.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._relay_task, timeout=10)
+        if self.broker:
+            await self.broker.stop()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"intake.database": await database_reachable(self.engine)}
+        if self.kafka_bootstrap:
+            checks["intake.broker"] = await self._broker_ready()
+        return checks
+
+    async def _broker_ready(self) -> bool:
+        return self.broker is not None and await self.broker.ping(timeout=2.0)

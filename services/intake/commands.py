@@ -1,0 +1,174 @@
+"""Intake command handlers: each takes its ports as arguments and runs in one transaction.
+
+The HTTP layer parses and authorises; these functions load, decide (through the domain
+model), and save the state together with its events in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas.events import Address, Applicant
+from services.core.calendars import CalendarBook
+from services.core.domain.calendar import VN_TZ, WorkingCalendar
+from services.core.domain.lifecycle import Action
+from services.intake.adapters import repository as repo
+from services.intake.adapters import tables as t
+from services.intake.api import models as m
+from services.intake.domain.model import Dossier, InvalidCommand
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_fingerprint(body: m.Body) -> str:
+    return hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+
+
+async def find_idempotent(
+    conn: AsyncConnection, principal_id: str, key: str, fingerprint: str
+) -> StoredResponse | None:
+    row = (
+        await conn.execute(
+            sa.select(t.idempotency_keys).where(
+                t.idempotency_keys.c.principal_id == principal_id,
+                t.idempotency_keys.c.key == key,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise InvalidCommand("Idempotency-Key", "this key was already used for a different request")
+    return StoredResponse(row.status_code, row.response)
+
+
+async def remember_idempotent(
+    conn: AsyncConnection,
+    principal_id: str,
+    key: str,
+    fingerprint: str,
+    response: StoredResponse,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        t.idempotency_keys.insert().values(
+            principal_id=principal_id,
+            key=key,
+            request_hash=fingerprint,
+            status_code=response.status_code,
+            response=response.body,
+            created_at=now,
+        )
+    )
+
+
+async def agency_calendar(
+    conn: AsyncConnection, calendars: CalendarBook, agency_code: str
+) -> tuple[WorkingCalendar, dict[str, Any]]:
+    agency = await repo.get_agency(conn, agency_code)
+    schedule: dict[str, Any] = agency.office_schedule if agency else {}
+    return calendars.for_schedule_dict(schedule or None), schedule
+
+
+async def receive_dossier(
+    conn: AsyncConnection,
+    body: m.DossierIn,
+    calendars: CalendarBook,
+    now: datetime,
+    allowed_agency: str | None,
+) -> Dossier:
+    """Tiếp nhận hồ sơ: record it, fix its appointment, queue `dossier.received`."""
+    procedure = await repo.get_procedure(conn, body.procedure_code)
+    if procedure is None or (allowed_agency and procedure.agency_code != allowed_agency):
+        raise InvalidCommand("procedure_code", "no such procedure for your agency")
+    received_at = (body.received_at or now).astimezone(VN_TZ)
+    if received_at > now:
+        raise InvalidCommand("received_at", "must not be in the future")
+    calendar, schedule = await agency_calendar(conn, calendars, procedure.agency_code)
+    code = await repo.next_code(conn, procedure.agency_code, received_at.date())
+    dossier = Dossier.receive(
+        id=repo.new_id(),
+        code=code,
+        procedure=procedure,
+        applicant=Applicant.model_validate(body.applicant.model_dump()),
+        channel=body.channel,
+        return_method=body.return_method,
+        return_address=Address.model_validate(body.return_address.model_dump())
+        if body.return_address
+        else None,
+        received_at=received_at,
+        calendar=calendar,
+        office_schedule=schedule,
+    )
+    await repo.add_dossier(conn, dossier, now)
+    return dossier
+
+
+Decision = Callable[[Dossier, datetime, WorkingCalendar], None]
+
+
+def decision_for(action: Action, body: m.ActionIn) -> Decision:
+    """The domain call an HTTP action stands for."""
+    match action, body:
+        case Action.START, m.StartIn():
+            return lambda d, at, _c: d.start(at, body.unit)
+        case Action.TRANSFER, m.TransferIn():
+            return lambda d, at, c: d.transfer(at, body.to_agency, body.allotted_hours, c)
+        case Action.REQUEST_SUPPLEMENT, m.SupplementRequestIn():
+            return lambda d, at, c: d.request_supplement(at, list(body.items), body.reason, c)
+        case Action.RECEIVE_SUPPLEMENT, _:
+            return lambda d, at, c: d.receive_supplement(at, c)
+        case Action.PAUSE, m.ReasonIn():
+            return lambda d, at, c: d.pause(at, body.reason, c)
+        case Action.RESUME, _:
+            return lambda d, at, c: d.resume(at, c)
+        case Action.EXTEND, m.ExtendIn():
+            return lambda d, at, _c: d.extend(at, body.new_due_at.astimezone(VN_TZ), body.reason)
+        case Action.COMPLETE, _:
+            return lambda d, at, c: d.complete(at, c)
+        case Action.RETURN, _:
+            return lambda d, at, _c: d.return_result(at)
+        case Action.REJECT, m.ReasonIn():
+            return lambda d, at, _c: d.reject(at, body.reason)
+        case Action.WITHDRAW, m.ReasonIn():
+            return lambda d, at, _c: d.withdraw(at, body.reason)
+    raise AssertionError(f"no decision for {action}")
+
+
+async def act_on_dossier(
+    conn: AsyncConnection,
+    code: str,
+    decide: Decision,
+    at: datetime | None,
+    calendars: CalendarBook,
+    now: datetime,
+    may_see: Callable[[Dossier], bool],
+) -> tuple[Dossier, str | None] | None:
+    """Load, decide, save with the events: all or nothing. None when not found or not visible.
+
+    Returns the dossier and its deadline flag."""
+    found = await repo.get_dossier(conn, code)
+    if found is None or not may_see(found[0]):
+        return None
+    dossier, row = found
+    when = (at or now).astimezone(VN_TZ)
+    if when > now:
+        raise InvalidCommand("at", "must not be in the future")
+    calendar, _ = await agency_calendar(conn, calendars, dossier.agency_code)
+    decide(dossier, when, calendar)
+    await repo.save_dossier(conn, dossier, row.version, now)
+    return dossier, row.flag

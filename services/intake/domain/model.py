@@ -1,0 +1,347 @@
+"""The dossier (hồ sơ) as the intake knows it: pure state changes that record events.
+
+Every command checks the lifecycle table, changes the state, appends one history entry and
+one event. Nothing here touches a database, a broker or the clock: `at` is always given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any, Literal
+
+from schemas.events import (
+    Address,
+    Applicant,
+    DossierEvent,
+    DossierExtended,
+    DossierPaused,
+    DossierReceived,
+    DossierRejected,
+    DossierResumed,
+    DossierReturned,
+    DossierStarted,
+    DossierStatus,
+    DossierTransferred,
+    DossierWithdrawn,
+    ResultReady,
+    SupplementReceived,
+    SupplementRequested,
+    TimeLimitPayload,
+)
+from services.core.domain.calendar import WorkingCalendar
+from services.core.domain.deadlines import (
+    ClockError,
+    DeadlineClock,
+    TimeLimit,
+    TimeUnit,
+    outcome,
+    step_due_at,
+)
+from services.core.domain.lifecycle import Action, check_allowed
+
+S = DossierStatus
+Channel = Literal["counter", "online", "postal"]
+ReturnMethod = Literal["counter", "postal"]
+
+
+class InvalidCommand(ValueError):
+    """A command whose data breaks a rule; names the offending field (→ HTTP 422)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """Thủ tục hành chính as the catalogue defines it."""
+
+    code: str
+    name: str
+    agency_code: str
+    time_limit: TimeLimit
+    cutoff_time: time | None
+    postal_return: bool
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    action: str
+    at: datetime
+    status: DossierStatus
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Dossier:
+    id: str
+    code: str
+    agency_code: str
+    procedure: Procedure
+    applicant: Applicant
+    channel: Channel
+    return_method: ReturnMethod
+    return_address: Address | None
+    received_at: datetime
+    clock: DeadlineClock
+    status: DossierStatus = S.RECEIVED
+    handling_agency: str | None = None
+    status_before_pause: DossierStatus | None = None
+    original_due_at: datetime | None = None
+    supplement_requests: int = 0
+    outcome: str | None = None
+    finished_at: datetime | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    events: list[DossierEvent] = field(default_factory=list, compare=False)
+
+    @property
+    def due_at(self) -> datetime | None:
+        """Ngày hẹn trả kết quả currently in force (None while the clock is stopped)."""
+        return None if not self.clock.is_running else self.clock.due_at
+
+    @property
+    def last_action_at(self) -> datetime:
+        return self.history[-1].at if self.history else self.received_at
+
+    @classmethod
+    def receive(
+        cls,
+        *,
+        id: str,
+        code: str,
+        procedure: Procedure,
+        applicant: Applicant,
+        channel: Channel,
+        return_method: ReturnMethod,
+        return_address: Address | None,
+        received_at: datetime,
+        calendar: WorkingCalendar,
+        office_schedule: dict[str, Any],
+    ) -> Dossier:
+        """Tiếp nhận hồ sơ: accept a complete dossier and fix its appointment."""
+        if return_method == "postal":
+            if not procedure.postal_return:
+                raise InvalidCommand(
+                    "return_method", "this procedure does not offer return by post"
+                )
+            if return_address is None:
+                raise InvalidCommand("return_address", "return by post needs an address")
+        clock = DeadlineClock.open(
+            calendar, received_at, procedure.time_limit, procedure.cutoff_time
+        )
+        dossier = cls(
+            id=id,
+            code=code,
+            agency_code=procedure.agency_code,
+            procedure=procedure,
+            applicant=applicant,
+            channel=channel,
+            return_method=return_method,
+            return_address=return_address,
+            received_at=received_at,
+            clock=clock,
+        )
+        dossier._record(
+            "receive",
+            received_at,
+            DossierReceived(
+                at=received_at,
+                status=S.RECEIVED,
+                due_at=clock.due_at,
+                procedure_code=procedure.code,
+                procedure_name=procedure.name,
+                channel=channel,
+                return_method=return_method,
+                return_address=return_address,
+                applicant=applicant,
+                received_at=received_at,
+                clock_started_at=clock.started_at,
+                time_limit=TimeLimitPayload(
+                    value=procedure.time_limit.value, unit=procedure.time_limit.unit.value
+                ),
+                cutoff_time=procedure.cutoff_time.strftime("%H:%M")
+                if procedure.cutoff_time
+                else None,
+                office_schedule=office_schedule,
+            ),
+            {"due_at": clock.due_at.isoformat()},
+        )
+        return dossier
+
+    def start(self, at: datetime, unit: str | None = None) -> None:
+        """Chuyển xử lý: hand to the processing unit."""
+        self._check(Action.START, at)
+        self.status = S.IN_PROGRESS
+        event = DossierStarted(at=at, status=self.status, due_at=self.due_at, unit=unit)
+        self._record(Action.START, at, event, {"unit": unit} if unit else {})
+
+    def transfer(
+        self, at: datetime, to_agency: str, allotted_hours: int | None, calendar: WorkingCalendar
+    ) -> None:
+        """Chuyển liên thông to another agency for its step."""
+        self._check(Action.TRANSFER, at)
+        if to_agency == (self.handling_agency or self.agency_code):
+            raise InvalidCommand("to_agency", "the dossier is already with this agency")
+        step_due = step_due_at(calendar, at, allotted_hours) if allotted_hours else None
+        from_agency = self.handling_agency or self.agency_code
+        self.handling_agency = to_agency
+        self.status = S.TRANSFERRED
+        event = DossierTransferred(
+            at=at,
+            status=self.status,
+            due_at=self.due_at,
+            from_agency=from_agency,
+            to_agency=to_agency,
+            allotted_hours=allotted_hours,
+            step_due_at=step_due,
+        )
+        self._record(Action.TRANSFER, at, event, {"from": from_agency, "to": to_agency})
+
+    def request_supplement(
+        self, at: datetime, items: list[str], reason: str, calendar: WorkingCalendar
+    ) -> None:
+        """Yêu cầu bổ sung, hoàn thiện hồ sơ: the clock stops until the dossier is complete.
+
+        The law asks for every missing item at once; a second request is allowed with a
+        reason but is counted as a violation (request_number >= 2).
+        """
+        self._check(Action.REQUEST_SUPPLEMENT, at)
+        self.clock = self._clock_step(lambda: self.clock.stop(calendar, at))
+        self.supplement_requests += 1
+        self.status = S.AWAITING_SUPPLEMENT
+        event = SupplementRequested(
+            at=at,
+            status=self.status,
+            due_at=None,
+            items=items,
+            reason=reason,
+            request_number=self.supplement_requests,
+        )
+        self._record(Action.REQUEST_SUPPLEMENT, at, event, {"items": items, "reason": reason})
+
+    def receive_supplement(self, at: datetime, calendar: WorkingCalendar) -> None:
+        """The complete dossier arrived: the full time limit counts again from now."""
+        self._check(Action.RECEIVE_SUPPLEMENT, at)
+        self.clock = self._clock_step(lambda: self.clock.restart(calendar, at))
+        self.original_due_at = None
+        self.status = S.IN_PROGRESS
+        event = SupplementReceived(
+            at=at, status=self.status, due_at=self.due_at, clock_started_at=self.clock.started_at
+        )
+        self._record(Action.RECEIVE_SUPPLEMENT, at, event, {"due_at": _iso(self.due_at)})
+
+    def pause(self, at: datetime, reason: str, calendar: WorkingCalendar) -> None:
+        """Tạm dừng: the clock stops; the remaining working time is kept."""
+        self._check(Action.PAUSE, at)
+        self.clock = self._clock_step(lambda: self.clock.stop(calendar, at))
+        self.status_before_pause = self.status
+        self.status = S.PAUSED
+        event = DossierPaused(
+            at=at,
+            status=self.status,
+            due_at=None,
+            reason=reason,
+            remaining_working_minutes=self.clock.remaining_minutes,
+        )
+        self._record(Action.PAUSE, at, event, {"reason": reason})
+
+    def resume(self, at: datetime, calendar: WorkingCalendar) -> None:
+        self._check(Action.RESUME, at)
+        self.clock = self._clock_step(lambda: self.clock.resume(calendar, at))
+        self.status = self.status_before_pause or S.IN_PROGRESS
+        self.status_before_pause = None
+        event = DossierResumed(at=at, status=self.status, due_at=self.due_at)
+        self._record(Action.RESUME, at, event, {"due_at": _iso(self.due_at)})
+
+    def extend(self, at: datetime, new_due_at: datetime, reason: str) -> None:
+        """Phiếu xin lỗi và hẹn lại ngày trả kết quả: once, to a later date.
+
+        The dossier still counts as late against the deadline it had before.
+        """
+        self._check(Action.EXTEND, at)
+        if self.original_due_at is not None:
+            raise InvalidCommand("new_due_at", "the appointment may be rescheduled only once")
+        if new_due_at <= self.clock.due_at:
+            raise InvalidCommand("new_due_at", "must be later than the current appointment")
+        previous = self.clock.due_at
+        self.clock = self._clock_step(lambda: self.clock.extend(new_due_at))
+        self.original_due_at = previous
+        event = DossierExtended(
+            at=at,
+            status=self.status,
+            due_at=new_due_at,
+            previous_due_at=previous,
+            original_due_at=previous,
+            reason=reason,
+        )
+        self._record(Action.EXTEND, at, event, {"due_at": _iso(new_due_at), "reason": reason})
+
+    def complete(self, at: datetime, calendar: WorkingCalendar) -> None:
+        """Có kết quả: the decision is issued; early / on time / late is fixed now."""
+        self._check(Action.COMPLETE, at)
+        legal_due = self.original_due_at or self.clock.due_at
+        self.outcome = outcome(calendar, at, legal_due).value
+        self.finished_at = at
+        self.status = S.RESULT_READY
+        event = ResultReady(
+            at=at,
+            status=self.status,
+            due_at=self.due_at,
+            return_method=self.return_method,
+            original_due_at=self.original_due_at,
+            outcome=self.outcome,
+        )
+        self._record(Action.COMPLETE, at, event, {"outcome": self.outcome})
+
+    def return_result(self, at: datetime) -> None:
+        """Trả kết quả: handed to the citizen (the return step is not counted)."""
+        self._check(Action.RETURN, at)
+        self.status = S.RETURNED
+        self._record(Action.RETURN, at, DossierReturned(at=at, status=self.status, due_at=None))
+
+    def reject(self, at: datetime, reason: str) -> None:
+        """Từ chối giải quyết, with the reason of the Phiếu từ chối."""
+        self._check(Action.REJECT, at)
+        self.status = S.REJECTED
+        self.finished_at = at
+        event = DossierRejected(at=at, status=self.status, due_at=None, reason=reason)
+        self._record(Action.REJECT, at, event, {"reason": reason})
+
+    def withdraw(self, at: datetime, reason: str) -> None:
+        """Rút hồ sơ at the applicant's request."""
+        self._check(Action.WITHDRAW, at)
+        self.status = S.WITHDRAWN
+        self.finished_at = at
+        event = DossierWithdrawn(at=at, status=self.status, due_at=None, reason=reason)
+        self._record(Action.WITHDRAW, at, event, {"reason": reason})
+
+    def _check(self, action: Action, at: datetime) -> None:
+        check_allowed(action, self.status)
+        if at < self.last_action_at:
+            raise InvalidCommand("at", "must not be earlier than the dossier's last action")
+
+    def _clock_step(self, step: Any) -> DeadlineClock:
+        try:
+            result: DeadlineClock = step()
+        except ClockError as exc:
+            raise InvalidCommand("at", str(exc)) from exc
+        return result
+
+    def _record(
+        self,
+        action: str,
+        at: datetime,
+        event: DossierEvent,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.history.append(HistoryEntry(str(action), at, self.status, details or {}))
+        self.events.append(event)
+
+
+def time_limit_of(value: int, unit: str) -> TimeLimit:
+    return TimeLimit(value=value, unit=TimeUnit(unit))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
