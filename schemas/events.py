@@ -7,11 +7,10 @@ breaking change, regenerate the JSON Schema files (``python -m schemas.generate`
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 ENVELOPE_VERSION = 1
 
@@ -26,7 +25,7 @@ class Envelope(Contract):
     event_id: str = Field(description="UUID; consumers deduplicate on it")
     type: str = Field(description="event type, e.g. dossier.received")
     version: int = Field(default=ENVELOPE_VERSION, ge=1)
-    occurred_at: datetime = Field(description="when the fact happened (may be in the past)")
+    occurred_at: AwareDatetime = Field(description="when the fact happened (may be in the past)")
     dossier_id: str
     dossier_code: str
     agency_code: str
@@ -73,9 +72,9 @@ class DossierStatus(StrEnum):
 class DossierEvent(Contract):
     """Fields every dossier event carries: the action's time and the status it left."""
 
-    at: datetime = Field(description="when the action happened (imported history may be old)")
+    at: AwareDatetime = Field(description="when the action happened (imported history may be old)")
     status: DossierStatus
-    due_at: datetime | None = Field(description="the appointment in force after the action")
+    due_at: AwareDatetime | None = Field(description="the appointment in force after the action")
 
 
 class DossierReceived(DossierEvent):
@@ -87,10 +86,12 @@ class DossierReceived(DossierEvent):
     return_method: Literal["counter", "postal"]
     return_address: Address | None = None
     applicant: Applicant
-    received_at: datetime
-    clock_started_at: datetime
+    received_at: AwareDatetime
+    clock_started_at: AwareDatetime
     time_limit: TimeLimitPayload
-    cutoff_time: str | None = Field(default=None, description="HH:MM")
+    cutoff_time: str | None = Field(
+        default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM"
+    )
     office_schedule: dict[str, Any] = Field(description="the agency's office blocks")
 
 
@@ -106,7 +107,7 @@ class DossierTransferred(DossierEvent):
     from_agency: str
     to_agency: str
     allotted_hours: int | None = None
-    step_due_at: datetime | None = None
+    step_due_at: AwareDatetime | None = None
 
 
 class SupplementRequested(DossierEvent):
@@ -120,7 +121,7 @@ class SupplementRequested(DossierEvent):
 class SupplementReceived(DossierEvent):
     """The complete dossier arrived: the full time limit counts again from ``at``."""
 
-    clock_started_at: datetime
+    clock_started_at: AwareDatetime
 
 
 class DossierPaused(DossierEvent):
@@ -137,8 +138,8 @@ class DossierResumed(DossierEvent):
 class DossierExtended(DossierEvent):
     """Phiếu xin lỗi và hẹn lại ngày trả kết quả (at most once)."""
 
-    previous_due_at: datetime
-    original_due_at: datetime
+    previous_due_at: AwareDatetime
+    original_due_at: AwareDatetime
     reason: str
 
 
@@ -146,7 +147,7 @@ class ResultReady(DossierEvent):
     """Có kết quả."""
 
     return_method: Literal["counter", "postal"]
-    original_due_at: datetime | None
+    original_due_at: AwareDatetime | None
     outcome: Literal["early", "on_time", "late"] | None
 
 

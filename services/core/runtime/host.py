@@ -6,14 +6,18 @@ FastAPI's lifespan and stops them in reverse, so `motcua up` and `motcua intake`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from fastapi import APIRouter, FastAPI
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.core.runtime.clock import Clock, system_clock
+
+log = structlog.get_logger("motcua.http")
 
 
 class Service(Protocol):
@@ -54,7 +58,26 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         for router in service.routers():
             app.include_router(router)
     app.include_router(_health_router(services))
+    app.middleware("http")(_log_request)
     return app
+
+
+async def _log_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """One log line per request: the route template, never the raw path or query string,
+    which may carry a citizen's phone (the public lookup)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    log.info(
+        "http_request",
+        method=request.method,
+        route=getattr(route, "path", "unmatched"),
+        status=response.status_code,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
 
 
 def _health_router(services: Sequence[Service]) -> APIRouter:

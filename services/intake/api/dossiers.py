@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy.exc import IntegrityError
 
 from services.core.domain.lifecycle import Action
@@ -98,7 +98,7 @@ async def receive_dossier(
 
 
 @router.get("/dossiers/{code}", response_model=m.DossierOut, responses=ERRORS)
-async def get_dossier(code: str, ctx: Ctx, caller: Caller) -> Any:
+async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, caller: Caller) -> Any:
     async with ctx.engine.connect() as conn:
         found = await repo.get_dossier(conn, code)
     if found is None or not may_see(caller)(found[0]):
@@ -139,12 +139,7 @@ async def list_dossiers(
 
 
 def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
-    async def act(
-        code: str,
-        ctx: Ctx,
-        caller: Caller,
-        body: body_model | None = None,  # type: ignore[valid-type]
-    ) -> Any:
+    async def act(code: str, ctx: Ctx, caller: Caller, body: Any = None) -> Any:
         parsed: m.ActionIn = body or body_model()
         now = ctx.clock()
         decide = commands.decision_for(action, parsed)
@@ -157,6 +152,20 @@ def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
         ctx.wake_relay()
         return dossier_out(*found)
 
+    # Annotations are set here, as objects, because each route has its own body model; a
+    # body whose fields all have defaults may be left out ({} is implied).
+    body_required = any(f.is_required() for f in body_model.model_fields.values())
+    act.__annotations__ = {
+        **act.__annotations__,
+        "code": Annotated[str, Path(max_length=64)],
+        "ctx": Ctx,
+        "caller": Caller,
+        "body": body_model if body_required else body_model | None,
+        "return": Any,
+    }
+    if body_required:
+        act.__defaults__ = None
+        act.__kwdefaults__ = None
     act.__name__ = action.value.replace("-", "_")
     act.__doc__ = f"Lifecycle action `{action.value}`; 409 when the current status forbids it."
     router.add_api_route(

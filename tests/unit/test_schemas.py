@@ -1,0 +1,583 @@
+"""Event contracts: generated JSON Schema / AsyncAPI files and the pydantic models agree.
+
+JSON Schema validation uses the `jsonschema` package when it is installed, else
+`jsonschema_rs` (installed with schemathesis); with neither, only pydantic validates and the
+JSON Schema tests are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from schemas import generate
+from schemas.events import (
+    DOSSIER_EVENTS,
+    EVENT_TYPE_OF,
+    Address,
+    Applicant,
+    DossierEvent,
+    DossierExtended,
+    DossierPaused,
+    DossierReceived,
+    DossierRejected,
+    DossierResumed,
+    DossierReturned,
+    DossierStarted,
+    DossierStatus,
+    DossierTransferred,
+    DossierWithdrawn,
+    Envelope,
+    ResultReady,
+    SupplementReceived,
+    SupplementRequested,
+    TimeLimitPayload,
+    parse_payload,
+)
+
+ICT = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh, no DST
+
+
+def ict(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ICT)
+
+
+# -- JSON Schema validation -----------------------------------------------------------------
+
+Validate = Callable[[dict[str, Any], Any], list[str]]
+
+
+def _pick_validator() -> tuple[str, Validate | None]:
+    try:
+        import jsonschema
+    except ImportError:
+        pass
+    else:
+
+        def with_jsonschema(schema: dict[str, Any], instance: Any) -> list[str]:
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+            validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+            return [e.message for e in validator.iter_errors(instance)]
+
+        return "jsonschema", with_jsonschema
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return "pydantic only", None
+
+    def with_jsonschema_rs(schema: dict[str, Any], instance: Any) -> list[str]:
+        if "$schema" in schema:
+            validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+        else:  # AsyncAPI schema objects are JSON Schema draft 07 supersets
+            validator = jsonschema_rs.Draft7Validator(schema, validate_formats=True)
+        return [e.message for e in validator.iter_errors(instance)]
+
+    return "jsonschema_rs", with_jsonschema_rs
+
+
+VALIDATOR_NAME, _validate = _pick_validator()
+needs_validator = pytest.mark.skipif(
+    _validate is None, reason="no JSON Schema validator installed: pydantic validation only"
+)
+
+
+def schema_errors(schema: dict[str, Any], instance: Any) -> list[str]:
+    assert _validate is not None
+    return _validate(schema, instance)
+
+
+def load_json_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((generate.JSON_DIR / name).read_text(encoding="utf-8"))
+    return schema
+
+
+def load_asyncapi() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(generate.ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    return doc
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local refs expected, got {ref}"
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+# -- examples -------------------------------------------------------------------------------
+
+DOSSIER_ID = "0b9f6f0e-3c1a-4a8e-9d43-6f1d2b7c5e21"
+DOSSIER_CODE = "000.00.07.H29-260302-0001"
+AGENCY = "UBND-Q1"
+
+RECEIVED_AT = ict(2026, 3, 2, 9, 15)  # Monday
+DUE_AT = ict(2026, 3, 9, 9, 15)  # 5 working days later
+
+OFFICE_SCHEDULE: dict[str, Any] = {
+    "week": {str(d): [["07:30", "11:30"], ["13:00", "17:00"]] for d in range(5)},
+    "makeup_blocks": [["07:30", "11:30"], ["13:00", "17:00"]],
+}
+
+EXAMPLES: list[tuple[str, DossierEvent]] = [
+    (
+        "dossier.received",
+        DossierReceived(
+            at=RECEIVED_AT,
+            status=DossierStatus.RECEIVED,
+            due_at=DUE_AT,
+            procedure_code="1.001612",
+            procedure_name="Đăng ký thành lập hộ kinh doanh",
+            channel="counter",
+            return_method="postal",
+            return_address=Address(
+                street="12 Lê Lợi",
+                ward="Phường Bến Nghé",
+                district="Quận 1",
+                province="Thành phố Hồ Chí Minh",
+            ),
+            applicant=Applicant(
+                full_name="Nguyễn Thị Thu Hương",
+                phone="+84912345678",
+                id_number="079190001234",
+                email="huong.nguyen@example.vn",
+            ),
+            received_at=RECEIVED_AT,
+            clock_started_at=RECEIVED_AT,
+            time_limit=TimeLimitPayload(value=5, unit="working_days"),
+            cutoff_time="15:00",
+            office_schedule=OFFICE_SCHEDULE,
+        ),
+    ),
+    (
+        "dossier.received",  # online, minimal: optional fields left out
+        DossierReceived(
+            at=ict(2026, 3, 2, 16, 40),
+            status=DossierStatus.RECEIVED,
+            due_at=ict(2026, 3, 4, 16, 0),
+            procedure_code="2.000986",
+            procedure_name="Chứng thực bản sao từ bản chính",
+            channel="online",
+            return_method="counter",
+            applicant=Applicant(full_name="Trần Văn Bảo", phone="+84387654321"),
+            received_at=ict(2026, 3, 2, 16, 40),
+            clock_started_at=ict(2026, 3, 3, 7, 30),
+            time_limit=TimeLimitPayload(value=8, unit="working_hours"),
+            office_schedule=OFFICE_SCHEDULE,
+        ),
+    ),
+    (
+        "dossier.started",
+        DossierStarted(
+            at=ict(2026, 3, 2, 10, 0),
+            status=DossierStatus.IN_PROGRESS,
+            due_at=DUE_AT,
+            unit="Phòng Tài chính - Kế hoạch",
+        ),
+    ),
+    (
+        "dossier.transferred",
+        DossierTransferred(
+            at=ict(2026, 3, 3, 14, 0),
+            status=DossierStatus.TRANSFERRED,
+            due_at=DUE_AT,
+            from_agency=AGENCY,
+            to_agency="CCT-Q1",
+            allotted_hours=16,
+            step_due_at=ict(2026, 3, 5, 14, 0),
+        ),
+    ),
+    (
+        "dossier.supplement_requested",
+        SupplementRequested(
+            at=ict(2026, 3, 3, 15, 30),
+            status=DossierStatus.AWAITING_SUPPLEMENT,
+            due_at=None,
+            items=["Bản sao hợp đồng thuê nhà", "Giấy ủy quyền có chứng thực"],
+            reason="Thiếu giấy tờ chứng minh địa điểm kinh doanh",
+            request_number=1,
+        ),
+    ),
+    (
+        "dossier.supplement_received",
+        SupplementReceived(
+            at=ict(2026, 3, 6, 8, 45),
+            status=DossierStatus.IN_PROGRESS,
+            due_at=ict(2026, 3, 13, 8, 45),
+            clock_started_at=ict(2026, 3, 6, 8, 45),
+        ),
+    ),
+    (
+        "dossier.paused",
+        DossierPaused(
+            at=ict(2026, 3, 9, 10, 0),
+            status=DossierStatus.PAUSED,
+            due_at=None,
+            reason="Chờ người nộp hồ sơ thực hiện nghĩa vụ tài chính",
+            remaining_working_minutes=1380,
+        ),
+    ),
+    (
+        "dossier.resumed",
+        DossierResumed(
+            at=ict(2026, 3, 11, 9, 0), status=DossierStatus.IN_PROGRESS, due_at=ict(2026, 3, 14)
+        ),
+    ),
+    (
+        "dossier.extended",
+        DossierExtended(
+            at=ict(2026, 3, 12, 16, 0),
+            status=DossierStatus.IN_PROGRESS,
+            due_at=ict(2026, 3, 18, 16, 0),
+            previous_due_at=ict(2026, 3, 13, 8, 45),
+            original_due_at=DUE_AT,
+            reason="Cần xác minh thực địa địa điểm kinh doanh",
+        ),
+    ),
+    (
+        "dossier.result_ready",
+        ResultReady(
+            at=ict(2026, 3, 17, 11, 0),
+            status=DossierStatus.RESULT_READY,
+            due_at=ict(2026, 3, 18, 16, 0),
+            return_method="postal",
+            original_due_at=DUE_AT,
+            outcome="late",
+        ),
+    ),
+    (
+        "dossier.returned",
+        DossierReturned(
+            at=ict(2026, 3, 18, 9, 30), status=DossierStatus.RETURNED, due_at=ict(2026, 3, 18, 16)
+        ),
+    ),
+    (
+        "dossier.rejected",
+        DossierRejected(
+            at=ict(2026, 3, 4, 14, 0),
+            status=DossierStatus.REJECTED,
+            due_at=DUE_AT,
+            reason="Ngành nghề kinh doanh thuộc danh mục cấm",
+        ),
+    ),
+    (
+        "dossier.withdrawn",
+        DossierWithdrawn(
+            at=ict(2026, 3, 3, 8, 0),
+            status=DossierStatus.WITHDRAWN,
+            due_at=DUE_AT,
+            reason="Người nộp xin rút hồ sơ để bổ sung ngành nghề",
+        ),
+    ),
+]
+
+EXAMPLE_PARAMS = [
+    pytest.param(event_type, event, id=f"{event_type}-{i}")
+    for i, (event_type, event) in enumerate(EXAMPLES)
+]
+
+
+def envelope_for(event_type: str, event: DossierEvent) -> Envelope:
+    return Envelope(
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{DOSSIER_ID}/{event_type}/{event.at}")),
+        type=event_type,
+        occurred_at=event.at,
+        dossier_id=DOSSIER_ID,
+        dossier_code=DOSSIER_CODE,
+        agency_code=AGENCY,
+        payload=event.model_dump(mode="json"),
+    )
+
+
+def test_every_event_type_has_an_example() -> None:
+    assert {t for t, _ in EXAMPLES} == set(DOSSIER_EVENTS)
+    for event_type, event in EXAMPLES:
+        assert isinstance(event, DOSSIER_EVENTS[event_type])
+        assert EVENT_TYPE_OF[type(event)] == event_type
+
+
+# -- (a) generated files are not stale -------------------------------------------------------
+
+
+def test_generated_files_are_up_to_date() -> None:
+    stale = generate.check()
+    assert not stale, (
+        "generated schema files are out of date with schemas/events.py: "
+        f"{', '.join(stale)}. Run `python -m schemas.generate` and commit the result."
+    )
+
+
+def test_check_reports_stale_missing_and_extra_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    json_dir = tmp_path / "json"
+    monkeypatch.setattr(generate, "JSON_DIR", json_dir)
+    monkeypatch.setattr(generate, "ASYNCAPI_PATH", tmp_path / "asyncapi.yaml")
+    assert len(generate.check()) == len(DOSSIER_EVENTS) + 2  # everything missing
+    generate.write()
+    assert generate.check() == []
+    assert generate.main(["--check"]) == 0
+
+    (json_dir / "dossier.started.v1.json").write_text("{}\n", encoding="utf-8")
+    (json_dir / "envelope.v1.json").unlink()
+    (json_dir / "dossier.obsolete.v1.json").write_text("{}\n", encoding="utf-8")
+    problems = generate.check()
+    assert sorted(Path(p).name for p in problems) == [
+        "dossier.obsolete.v1.json",
+        "dossier.started.v1.json",
+        "envelope.v1.json",
+    ]
+    capsys.readouterr()
+    assert generate.main(["--check"]) == 1
+    assert "python -m schemas.generate" in capsys.readouterr().out
+
+    assert generate.main([]) == 0
+    assert generate.check() == []
+    assert not (json_dir / "dossier.obsolete.v1.json").exists()
+
+
+def test_generation_is_deterministic() -> None:
+    assert generate.generated_files() == generate.generated_files()
+
+
+def test_json_schema_files_have_ids_and_titles() -> None:
+    names = {"envelope.v1.json"} | {f"{t}.v1.json" for t in DOSSIER_EVENTS}
+    assert {p.name for p in generate.JSON_DIR.iterdir()} == names
+    for name in names:
+        schema = load_json_schema(name)
+        assert schema["$id"] == f"{generate.BASE_URL}{name}"
+        assert schema["$id"].startswith("https://motcua.example/")
+        assert schema["title"]
+    for event_type in DOSSIER_EVENTS:
+        description = load_json_schema(f"{event_type}.v1.json")["description"]
+        assert f'`type` is "{event_type}"' in description
+        assert "payload" in description
+
+
+@needs_validator
+def test_json_schema_files_are_valid_json_schemas() -> None:
+    for path in generate.JSON_DIR.iterdir():
+        schema = load_json_schema(path.name)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        if VALIDATOR_NAME == "jsonschema":
+            import jsonschema
+
+            jsonschema.Draft202012Validator.check_schema(schema)
+        else:
+            import jsonschema_rs
+
+            assert jsonschema_rs.meta.is_valid(schema), path.name
+
+
+# -- (b) round trip through the envelope, and the JSON Schema files ------------------------
+
+
+@pytest.mark.parametrize(("event_type", "event"), EXAMPLE_PARAMS)
+def test_event_round_trips_through_envelope_json(event_type: str, event: DossierEvent) -> None:
+    raw = envelope_for(event_type, event).model_dump_json()
+
+    assert "+07:00" in raw  # times keep their offset on the wire
+    envelope = Envelope.model_validate_json(raw)
+    assert envelope == envelope_for(event_type, event)
+    assert envelope.type == event_type
+    assert envelope.occurred_at.utcoffset() == timedelta(hours=7)
+
+    payload = parse_payload(envelope)
+    assert type(payload) is DOSSIER_EVENTS[event_type]
+    assert payload == event
+    assert payload.at.utcoffset() == timedelta(hours=7)
+    assert Envelope.model_validate_json(envelope.model_dump_json()) == envelope
+
+
+def test_vietnamese_text_survives_the_round_trip() -> None:
+    event_type, event = EXAMPLES[0]
+    raw = envelope_for(event_type, event).model_dump_json().encode("utf-8")
+    payload = parse_payload(Envelope.model_validate_json(raw))
+    assert isinstance(payload, DossierReceived)
+    assert payload.applicant.full_name == "Nguyễn Thị Thu Hương"
+    assert payload.return_address is not None
+    assert payload.return_address.province == "Thành phố Hồ Chí Minh"
+
+
+@needs_validator
+@pytest.mark.parametrize(("event_type", "event"), EXAMPLE_PARAMS)
+def test_example_validates_against_generated_json_schemas(
+    event_type: str, event: DossierEvent
+) -> None:
+    wire = json.loads(envelope_for(event_type, event).model_dump_json())
+    assert schema_errors(load_json_schema("envelope.v1.json"), wire) == []
+    assert schema_errors(load_json_schema(f"{event_type}.v1.json"), wire["payload"]) == []
+
+
+@needs_validator
+@pytest.mark.parametrize(("event_type", "event"), EXAMPLE_PARAMS)
+def test_example_validates_against_asyncapi_message(event_type: str, event: DossierEvent) -> None:
+    doc = load_asyncapi()
+    message = resolve(doc, doc["channels"]["dossier"]["messages"][event_type]["$ref"])
+    # the message payload, with #/components/... refs resolvable from its root
+    schema = {"components": doc["components"], **message["payload"]}
+    wire = json.loads(envelope_for(event_type, event).model_dump_json())
+    assert schema_errors(schema, wire) == []
+
+    other = "dossier.returned" if event_type != "dossier.returned" else "dossier.resumed"
+    assert schema_errors(schema, {**wire, "type": other}) != []
+
+
+@needs_validator
+def test_json_schema_rejects_what_pydantic_rejects() -> None:
+    event_type, event = EXAMPLES[0]
+    schema = load_json_schema(f"{event_type}.v1.json")
+    payload = event.model_dump(mode="json")
+    bad_payloads = [
+        {**payload, "fee_vnd": 50_000},  # unknown field
+        {k: v for k, v in payload.items() if k != "applicant"},  # missing field
+        {**payload, "channel": "fax"},  # not an allowed value
+        {**payload, "time_limit": {"value": 0, "unit": "working_days"}},  # below minimum
+        {**payload, "status": "lost"},  # not a status
+    ]
+    for bad in bad_payloads:
+        with pytest.raises(ValidationError):
+            DossierReceived.model_validate(bad)
+        assert schema_errors(schema, bad) != [], bad
+
+
+# -- (c) AsyncAPI ----------------------------------------------------------------------------
+
+TOPICS = ("motcua.dossier.v1", "motcua.deadline.v1", "motcua.notification.v1")
+
+
+def test_asyncapi_document_basics() -> None:
+    doc = load_asyncapi()
+    assert str(doc["asyncapi"]).startswith("3.")
+    assert doc["info"]["title"] and doc["info"]["version"]
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == set(TOPICS) | {f"{t}.dlq" for t in TOPICS}
+    for channel in doc["channels"].values():
+        assert channel["bindings"]["kafka"]["topic"] == channel["address"]
+        assert channel["messages"], channel["address"]
+
+
+def test_asyncapi_topics_match_the_runtime() -> None:
+    from services.core.runtime.kafka import ALL_TOPICS
+
+    addresses = {c["address"] for c in load_asyncapi()["channels"].values()}
+    assert addresses == set(ALL_TOPICS)
+
+
+def test_every_dossier_event_is_a_message_of_the_dossier_channel() -> None:
+    doc = load_asyncapi()
+    (channel,) = [c for c in doc["channels"].values() if c["address"] == "motcua.dossier.v1"]
+    types = set()
+    for ref in channel["messages"].values():
+        message = resolve(doc, ref["$ref"])
+        narrowed = message["payload"]["allOf"][1]["properties"]
+        types.add(narrowed["type"]["const"])
+        payload_schema = resolve(doc, narrowed["payload"]["$ref"])
+        event_type = narrowed["type"]["const"]
+        assert payload_schema["title"] == DOSSIER_EVENTS[event_type].__name__
+    assert types == set(DOSSIER_EVENTS)
+
+
+def test_every_asyncapi_reference_resolves() -> None:
+    doc = load_asyncapi()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str):
+                    resolve(doc, value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(doc)
+
+
+def test_every_message_is_keyed_by_dossier_id() -> None:
+    doc = load_asyncapi()
+    for name, message in doc["components"]["messages"].items():
+        key = message["bindings"]["kafka"]["key"]
+        assert key["type"] == "string", name
+        assert "dossier id" in key["description"], name
+    for name, channel in doc["channels"].items():
+        if channel["address"].endswith(".dlq"):
+            (ref,) = channel["messages"].values()
+            headers = resolve(doc, resolve(doc, ref["$ref"])["headers"]["$ref"])
+            assert "error_class" in headers["required"], name
+
+
+def test_asyncapi_operations() -> None:
+    doc = load_asyncapi()
+    seen = set()
+    for operation in doc["operations"].values():
+        address = resolve(doc, operation["channel"]["$ref"])["address"]
+        (service,) = (t["name"] for t in operation["tags"])
+        seen.add((service, operation["action"], address))
+        channel_prefix = operation["channel"]["$ref"] + "/messages/"
+        assert operation["messages"]
+        assert all(m["$ref"].startswith(channel_prefix) for m in operation["messages"])
+    expected = {
+        ("intake", "send", "motcua.dossier.v1"),
+        ("tracker", "receive", "motcua.dossier.v1"),
+        ("notifier", "receive", "motcua.dossier.v1"),
+        ("tracker", "send", "motcua.deadline.v1"),
+        ("intake", "receive", "motcua.deadline.v1"),
+        ("notifier", "receive", "motcua.deadline.v1"),
+        ("notifier", "send", "motcua.notification.v1"),
+        ("intake", "receive", "motcua.notification.v1"),
+    }
+    assert expected <= seen
+    # dead letters are written by the consumers of the main topic
+    for service, action, address in expected:
+        if action == "receive":
+            assert (service, "send", f"{address}.dlq") in seen
+
+
+def test_planned_deadline_types_are_documented() -> None:
+    text = generate.ASYNCAPI_PATH.read_text(encoding="utf-8")
+    for event_type in (
+        "deadline.due_soon",
+        "deadline.overdue",
+        "deadline.step_overdue",
+        "deadline.changed",
+        "notification.postal_delivered",
+    ):
+        assert event_type in text
+
+
+# -- (d) the envelope is strict --------------------------------------------------------------
+
+
+def _envelope_fields() -> dict[str, Any]:
+    return json.loads(envelope_for(*EXAMPLES[2]).model_dump_json())  # type: ignore[no-any-return]
+
+
+def test_envelope_rejects_unknown_field() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        Envelope.model_validate({**_envelope_fields(), "tenant": "hcm"})
+    assert [(e["type"], e["loc"]) for e in excinfo.value.errors()] == [
+        ("extra_forbidden", ("tenant",))
+    ]
+
+
+def test_envelope_requires_event_id() -> None:
+    fields = _envelope_fields()
+    del fields["event_id"]
+    with pytest.raises(ValidationError) as excinfo:
+        Envelope.model_validate(fields)
+    assert [(e["type"], e["loc"]) for e in excinfo.value.errors()] == [("missing", ("event_id",))]
+
+
+def test_envelope_version_defaults_to_1() -> None:
+    fields = _envelope_fields()
+    del fields["version"]
+    assert Envelope.model_validate(fields).version == 1
