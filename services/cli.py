@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import structlog
@@ -128,7 +130,7 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
     try:
         await ensure_topics(bootstrap, ALL_TOPICS, settings.kafka_partitions)
         app = build_app(_services(settings, list(SERVICES), bootstrap))
-        server = uvicorn.Server(_uvicorn_config(app, args.host, args.port))
+        server = _Server(_uvicorn_config(app, args.host, args.port))
         await server.serve()
     finally:
         if broker:
@@ -144,12 +146,30 @@ def _services(settings: Settings, names: Sequence[str], bootstrap: str) -> list[
     return services
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, which ends the process with
+    status -15; a stop that was asked for is a clean exit, so we keep the handlers and
+    drop the re-raise (the broker and the databases are closed by then)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
 
 
 def _serve(app: object, host: str, port: int) -> None:
-    uvicorn.Server(_uvicorn_config(app, host, port)).run()
+    _Server(_uvicorn_config(app, host, port)).run()
 
 
 if __name__ == "__main__":

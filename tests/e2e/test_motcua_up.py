@@ -1,0 +1,103 @@
+"""`motcua up` as a user runs it: one process, its own broker, SQLite files, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.core.runtime.embedded_broker import free_port, port_is_free
+from tests.fixtures.broker import consume
+
+MOTCUA = [sys.executable, "-m", "services.cli"]
+
+
+def _wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.1)  # polling interval
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, Path]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env["MOTCUA_DATA_DIR"] = str(tmp_path / "var")
+    log_path = tmp_path / "motcua.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [*MOTCUA, "up", "--port", str(port)], env=env, stdout=log_file, stderr=log_file
+        )
+        try:
+            _wait_until(lambda: _ready(port) or proc.poll() is not None, 60, "readiness")
+            assert proc.poll() is None, log_path.read_text()
+            yield proc, port, tmp_path / "var", log_path
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> None:  # type: ignore[no-untyped-def]
+    proc, port, data_dir, log_path = running
+    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
+    token = subprocess.run(
+        [*MOTCUA, "token", "create", "--role", "admin"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert token.startswith("mc_") and len(token.strip().splitlines()) == 1
+    auth = {"Authorization": f"Bearer {token.strip()}"}
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, headers=auth) as client:
+        r = await client.post(
+            "/procedures",
+            json={"code": "HT-01", "name": "Đăng ký khai sinh", "agency_code": "UBND-P1",
+                  "time_limit": {"value": 3, "unit": "working_days"}},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            "/dossiers",
+            json={"procedure_code": "HT-01", "channel": "counter", "return_method": "counter",
+                  "applicant": {"full_name": "Lê Văn C", "phone": "0987654321"}},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+        dossier = r.json()
+        assert (await client.get("/openapi.json")).status_code == 200
+
+    assert (data_dir / "intake.db").exists()
+    started = [
+        json.loads(line)
+        for line in log_path.read_text().splitlines()
+        if '"embedded_broker_started"' in line
+    ]
+    bootstrap = started[0]["bootstrap"]
+    records = await consume(
+        bootstrap, "motcua.dossier.v1", until=lambda rs: len(rs) >= 1, timeout=30
+    )
+    envelope = json.loads(records[0].value)
+    assert records[0].key.decode() == dossier["id"]
+    assert envelope["type"] == "dossier.received"
+    assert envelope["dossier_code"] == dossier["code"]
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    broker_port = int(bootstrap.rsplit(":", 1)[1])
+    assert port_is_free(port)
+    assert port_is_free(broker_port), "the bundled broker must stop with motcua"
