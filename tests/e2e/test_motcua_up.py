@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -58,10 +59,12 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path
 async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> None:  # type: ignore[no-untyped-def]
     proc, port, data_dir, log_path = running
     env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
-    token = subprocess.run(
+    created = await asyncio.to_thread(
+        subprocess.run,
         [*MOTCUA, "token", "create", "--role", "admin"],
         env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    )  # fmt: skip
+    token = created.stdout
     assert token.startswith("mc_") and len(token.strip().splitlines()) == 1
     auth = {"Authorization": f"Bearer {token.strip()}"}
     base = f"http://127.0.0.1:{port}"
