@@ -28,8 +28,13 @@ async def principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "unauthorized", "missing bearer token", "Authorization")
-    async with ctx.engine.connect() as conn:
-        found = await find_principal(conn, credentials.credentials)
+    token = credentials.credentials
+    found = ctx.principals.get(token)
+    if found is None:
+        async with ctx.engine.connect() as conn:
+            found = await find_principal(conn, token)
+        if found is not None:
+            ctx.principals.put(token, found)
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token", "Authorization")
     return found
