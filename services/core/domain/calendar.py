@@ -345,6 +345,52 @@ class WorkingCalendar:
                 d = self._next_working_day(d)
             cursor = 0
 
+    def subtract_working_minutes(self, end: datetime, minutes: int) -> datetime:
+        """The earliest instant ``t`` with ``working_minutes_between(t, end) == minutes``.
+
+        The inverse of ``working_minutes_between``: walk backwards from ``end`` (floored to the
+        minute) through the office blocks. The result is always a whole minute in VN_TZ.
+
+        Block boundaries: a walk that uses up ``minutes`` exactly at a block start does not stop
+        there but goes on back through the non-working gap to the end of the previous block,
+        since the gap adds no working time (60 minutes before Tue 09:00 is Mon 17:00, not
+        Tue 08:00; 60 minutes before 14:00 is 12:00, not 13:00). Likewise ``minutes == 0``
+        gives ``end`` itself inside a block or at a block end, and the end of the last block
+        before ``end`` when ``end`` is at a block start or outside working time. So
+        ``t >= subtract_working_minutes(end, m)`` ⇔ ``working_minutes_between(t, end) <= m``.
+        """
+        local = _floor_minute(_require_aware(end, "end"))
+        if minutes < 0:
+            raise ValueError(f"minutes must be >= 0, got {minutes}")
+        d, cursor, remaining = local.date(), local.hour * 60 + local.minute, minutes
+        while True:
+            for block_start, block_end in reversed(self._minutes(d)):
+                if block_start >= cursor:
+                    continue
+                to_minute = min(block_end, cursor)
+                available = to_minute - block_start
+                # Strictly less: using a block up to its start goes on to the previous block end.
+                if remaining < available:
+                    return _at(d, to_minute - remaining)
+                remaining -= available
+            # The previous working day; whole days that cannot hold what is left are skipped.
+            days_off = 0
+            while True:
+                d -= timedelta(days=1)
+                total = self._day_total(d)
+                if total == 0:
+                    days_off += 1
+                    if days_off > SEARCH_HORIZON_DAYS:
+                        raise ValueError(
+                            f"no working day within {SEARCH_HORIZON_DAYS} days before {d}"
+                        )
+                    continue
+                days_off = 0
+                if total > remaining:
+                    break
+                remaining -= total
+            cursor = 24 * 60
+
     def working_minutes_between(self, a: datetime, b: datetime) -> int:
         """Working minutes in ``[a, b)`` (0 if ``b <= a``); inverse of ``add_working_minutes``.
 
