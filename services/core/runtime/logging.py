@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -31,28 +31,38 @@ PERSONAL_KEYS = frozenset(
         "body",
     }
 )
-_PHONE = re.compile(r"(?<!\d)(?:\+?84|0)\d{9,10}(?!\d)")
-_ID_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_PHONE = r"(?<!\d)(?:\+?84|0)\d{9,10}(?!\d)"
+_ID_NUMBER = r"(?<!\d)\d{12}(?!\d)"
+_EMAIL = r"[\w.+-]+@[\w-]+\.[\w.-]+"
+# A UUID is matched first and kept: its last group may be twelve decimal digits, or start
+# with 0 and nine digits, which would otherwise pass for a CCCD or a phone number.
+_UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+_SHAPES = re.compile(f"(?P<uuid>{_UUID})|{_EMAIL}|{_ID_NUMBER}|{_PHONE}")
 REDACTED = "[redacted]"
 
 
 def redact_text(value: str) -> str:
-    value = _EMAIL.sub(REDACTED, value)
-    value = _ID_NUMBER.sub(REDACTED, value)
-    return _PHONE.sub(REDACTED, value)
+    return _SHAPES.sub(lambda m: m.group() if m.group("uuid") else REDACTED, value)
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if k in PERSONAL_KEYS else _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(repr(value))
 
 
 def redact_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """By key at any depth, and by shape (phone, CCCD, e-mail) in every other value."""
     for key, value in list(event_dict.items()):
-        if key in PERSONAL_KEYS:
-            event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
-        elif isinstance(value, dict | list | tuple):
-            event_dict[key] = redact_text(repr(value))
+        event_dict[key] = REDACTED if key in PERSONAL_KEYS else _redact(value)
     return event_dict
 
 
@@ -92,5 +102,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access", "faststream", "apscheduler"):
+    # Chatty below WARNING, and some of them with personal data: aiosqlite's DEBUG lines carry
+    # SQL parameters (names, addresses), access logs and httpx's INFO lines carry query strings.
+    for noisy in (
+        "aiokafka", "uvicorn.access", "faststream", "apscheduler",
+        "aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

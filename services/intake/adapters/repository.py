@@ -158,7 +158,11 @@ def encode_cursor(seq: int) -> str:
 
 def decode_cursor(cursor: str) -> int:
     padded = cursor + "=" * (-len(cursor) % 4)
-    return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    text = base64.urlsafe_b64decode(padded.encode()).decode()
+    # Only what encode_cursor makes: a BIGINT the database can compare with (else a 500).
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError("not a cursor")
+    return int(text)
 
 
 async def list_dossiers(

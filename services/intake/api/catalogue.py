@@ -22,6 +22,7 @@ from services.intake.api.errors import ApiError, not_found
 router = APIRouter(responses=ERRORS)
 ADMIN = [require("admin")]
 DEFAULT_SCHEDULE = OfficeSchedule.default().to_dict()
+MIN_WEEKLY_MINUTES = 8 * 60
 
 
 async def ensure_agency(conn: AsyncConnection, code: str, now: Any) -> None:
@@ -78,6 +79,15 @@ async def list_procedures(ctx: Ctx, _caller: Caller) -> Any:
         ]
 
 
+def _plausible_schedule(schedule: OfficeSchedule) -> OfficeSchedule:
+    """A week with (almost) no office hours would make every deadline of the agency run for
+    seconds and end in an error: ask for at least one working day's worth a week."""
+    weekly = sum(block.minutes for blocks in schedule.week.values() for block in blocks)
+    if weekly < MIN_WEEKLY_MINUTES:
+        raise ValueError("office schedule needs at least 8 working hours a week")
+    return schedule
+
+
 @router.put(
     "/agencies/{agency_code}", response_model=m.AgencyOut, dependencies=ADMIN, tags=["catalogue"]
 )
@@ -85,7 +95,7 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
     """Name an agency and set its office hours (giờ làm việc); default Mon–Fri 8–12, 13–17."""
     try:
         schedule = (
-            OfficeSchedule.from_dict(body.office_schedule).to_dict()
+            _plausible_schedule(OfficeSchedule.from_dict(body.office_schedule)).to_dict()
             if body.office_schedule
             else DEFAULT_SCHEDULE
         )

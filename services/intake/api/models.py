@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +36,19 @@ DossierStatus = Literal[
 ]
 FlagName = Literal["due_soon", "overdue"]
 _CUTOFF = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible(value: datetime) -> datetime:
+    # Times near year 1 or 9999 overflow on conversion to +07:00, and working-time arithmetic
+    # over centuries would hold the event loop for seconds.
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("must be between 2000-01-01 and 2099-12-31")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
 
 class Body(BaseModel):
@@ -135,13 +148,13 @@ class DossierIn(Body):
     channel: Literal["counter", "online", "postal"]
     return_method: Literal["counter", "postal"]
     return_address: AddressIn | None = None
-    received_at: AwareDatetime | None = Field(
+    received_at: Moment | None = Field(
         default=None, description="for importing existing dossiers; default now"
     )
 
 
 class ActionIn(Body):
-    at: AwareDatetime | None = Field(default=None, description="for importing history")
+    at: Moment | None = Field(default=None, description="for importing history")
 
 
 class StartIn(ActionIn):
@@ -163,7 +176,7 @@ class ReasonIn(ActionIn):
 
 
 class ExtendIn(ActionIn):
-    new_due_at: AwareDatetime
+    new_due_at: Moment
     reason: Text
 
 

@@ -1,0 +1,238 @@
+"""Schemathesis against the intake's own /openapi.json: no 5xx, and every 4xx in our error shape.
+
+The app runs on a migrated SQLite file with a fake clock and no broker (events stay in the
+outbox). An admin token, a procedure and a dossier are seeded first, and the fuzzer is told
+their codes and the applicant's phone, so many generated paths reach real rows instead of 404.
+
+Cases come from `APIOperation.as_strategy` under Hypothesis' own `@given`, one pytest test per
+operation: schemathesis' lazy `from_fixture(...).parametrize()` fails on pytest 9.2 (it sets
+`request.node._nodeid`, which pytest no longer has).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+
+from services.core.runtime.database import create_engine
+from services.core.runtime.host import build_app
+from services.core.runtime.settings import Settings
+from services.intake.adapters.tokens import create_token
+from services.intake.app import IntakeService
+from tests.fixtures.db import run_aside
+from tests.fixtures.intake import FakeClock, dossier_body, monday_morning
+
+PHONE = "0912345678"
+FUZZ_SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": list(HealthCheck),
+}
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    data_dir: Path
+    admin_token: str
+    procedure_code: str
+    dossier_code: str
+
+
+async def _seed(url: str, data_dir: Path) -> Seeded:
+    """Token, procedure, dossier — through the API, on a loop of their own."""
+    clock = FakeClock(monday_morning())
+    service = IntakeService(Settings(data_dir=data_dir), clock=clock, engine=create_engine(url))
+    app = build_app([service])
+    await service.start()
+    try:
+        async with service.engine.begin() as conn:
+            token = await create_token(conn, "admin", None, "fuzz", clock())
+        headers = {"Authorization": f"Bearer {token}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://seed.test") as client:
+            r = await client.post(
+                "/procedures",
+                headers=headers,
+                json={
+                    "code": "P1",
+                    "name": "Cấp giấy phép xây dựng",
+                    "agency_code": "UBND-Q1",
+                    "time_limit": {"value": 5, "unit": "working_days"},
+                    "cutoff_time": "15:00",
+                    "postal_return": True,
+                },
+            )
+            assert r.status_code == 201, r.text
+            r = await client.post("/dossiers", headers=headers, json=dossier_body())
+            assert r.status_code == 201, r.text
+            code = r.json()["code"]
+    finally:
+        await service.stop()
+    return Seeded(url, data_dir, token, "P1", code)
+
+
+def _config(seed: Seeded, *, with_token: bool) -> schemathesis.Config:
+    """Known codes and the applicant's phone are mixed into the generated values.
+
+    With a token, the fuzzer does not generate (or drop) the Authorization header itself:
+    every case carries the admin token. Without one, it may send made-up bearer tokens."""
+    data: dict[str, Any] = {
+        "seed": 20261116,
+        "generation": {"deterministic": True, "with-security-parameters": not with_token},
+        "dictionaries": {
+            "dossier_codes": {"values": [seed.dossier_code]},
+            "agency_codes": {"values": ["UBND-Q1"]},
+            "phones": {"values": [PHONE, "+84912345678"]},
+            "procedure_codes": {"values": [seed.procedure_code]},
+        },
+        "parameters": {
+            "path.code": {"dictionary": "dossier_codes", "probability": 0.5},
+            "path.agency_code": {"dictionary": "agency_codes", "probability": 0.5},
+            "query.agency": {"dictionary": "agency_codes", "probability": 0.5},
+            "query.phone": {"dictionary": "phones", "probability": 0.5},
+            "body.procedure_code": {"dictionary": "procedure_codes", "probability": 0.5},
+            "body.applicant.phone": {"dictionary": "phones", "probability": 0.5},
+            "body.phone": {"dictionary": "phones", "probability": 0.5},
+            "body.agency_code": {"dictionary": "agency_codes", "probability": 0.3},
+        },
+    }
+    return schemathesis.Config.from_dict(data)
+
+
+# Collected from the app itself (nothing is connected to build it), one test per operation.
+_UNCONNECTED = IntakeService(Settings(), engine=create_engine("sqlite+aiosqlite:///:memory:"))
+_PATHS = build_app([_UNCONNECTED]).openapi()["paths"]
+OPERATIONS = [(method.upper(), path) for path, methods in _PATHS.items() for method in methods]
+PROTECTED = {
+    (method.upper(), path)
+    for path, methods in _PATHS.items()
+    for method, operation in methods.items()
+    if operation.get("security")
+}
+
+
+@pytest.fixture(scope="module")
+def seeded(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    folder = tmp_path_factory.mktemp("fuzz")
+    shutil.copy(sqlite_template / "intake.db", folder / "intake.db")
+    return run_aside(_seed(f"sqlite+aiosqlite:///{folder}/intake.db", folder))
+
+
+def _load_schema(seed: Seeded, *, with_token: bool) -> Iterator[Any]:
+    """The app with its lifespan run by schemathesis' ASGI transport: loading the schema starts
+    the service on the transport's own event loop; shutting the lifespans down stops it."""
+    service = IntakeService(
+        Settings(data_dir=seed.data_dir, public_lookup_per_minute=100_000),
+        clock=FakeClock(monday_morning()),
+        engine=create_engine(seed.url),
+    )
+    app = build_app([service])
+    try:
+        yield schemathesis.openapi.from_asgi(
+            "/openapi.json", app, config=_config(seed, with_token=with_token)
+        )
+    finally:
+        asgi.shutdown_lifespans()
+
+
+@pytest.fixture(scope="module")
+def admin_schema(seeded: Seeded) -> Iterator[Any]:
+    yield from _load_schema(seeded, with_token=True)
+
+
+@pytest.fixture(scope="module")
+def anonymous_schema(seeded: Seeded) -> Iterator[Any]:
+    yield from _load_schema(seeded, with_token=False)
+
+
+def _error_body(response: Any) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(
+            f"{response.status_code} body is not JSON: {response.content!r}"
+        ) from None
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), (
+        f"{response.status_code} body is not {{'error': {{...}}}}: {body!r}"
+    )
+    return body["error"]
+
+
+def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
+    """Every 4xx is {"error": {"code": str, "message": str, ...}} (CONTRACT.md, "HTTP API")."""
+    if not 400 <= response.status_code < 500:
+        return
+    error = _error_body(response)
+    assert isinstance(error.get("code"), str) and error["code"], f"no error.code: {error!r}"
+    assert isinstance(error.get("message"), str) and error["message"], f"no message: {error!r}"
+
+
+def rejected_without_token(_ctx: Any, response: Any, case: Any) -> None:
+    """Without a token, a protected operation answers 401 (or 400 when the JSON is broken)."""
+    if not case.operation.definition.raw.get("security"):
+        return
+    error = _error_body(response)
+    if response.status_code == 400:
+        assert error["code"] == "malformed_json", error
+        return
+    assert response.status_code == 401, f"{response.status_code}: {error!r}"
+    assert error["code"] == "unauthorized", error
+
+
+def _fuzz(
+    schema: Any, method: str, path: str, max_examples: int, headers: dict[str, str], checks: list
+) -> list[int]:
+    """Positive and negative cases for one operation; returns the statuses seen."""
+    operation = schema[path][method]
+    strategy = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+    statuses: list[int] = []
+
+    @settings(max_examples=max_examples, **FUZZ_SETTINGS)
+    @given(case=strategy)
+    def run(case: schemathesis.Case) -> None:
+        if headers and case.headers:
+            case.headers = {k: v for k, v in case.headers.items() if k.lower() != "authorization"}
+        response = case.call_and_validate(headers=headers, checks=checks)
+        statuses.append(response.status_code)
+
+    run()
+    return statuses
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_no_server_error_with_an_admin_token(
+    admin_schema: Any, seeded: Seeded, method: str, path: str
+) -> None:
+    auth = {"Authorization": f"Bearer {seeded.admin_token}"}
+    statuses = _fuzz(admin_schema, method, path, 30, auth, [not_a_server_error, error_shape])
+    assert statuses, "the fuzzer sent nothing"
+    assert 401 not in statuses, "every case should carry the admin token"
+    if path in ("/dossiers/{code}", "/public/dossiers/{code}"):
+        assert 200 in statuses, "the seeded dossier was never reached"
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_no_token_is_a_clean_401(anonymous_schema: Any, method: str, path: str) -> None:
+    checks = [not_a_server_error, error_shape, rejected_without_token]
+    statuses = _fuzz(anonymous_schema, method, path, 8, {}, checks)
+    assert statuses, "the fuzzer sent nothing"
+    if (method, path) in PROTECTED:
+        assert 401 in statuses

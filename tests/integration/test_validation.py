@@ -1,0 +1,353 @@
+"""Rejected requests: the status, the error naming the offending field, and nothing written.
+
+Every rejection goes through `rejected`, which also compares the dossier and outbox tables
+before and after the request.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.intake.adapters import tables as t
+from tests.fixtures.intake import IntakeHarness, dossier_body
+
+ADDRESS = {"street": "12 Lê Lợi", "ward": "Bến Nghé", "district": "Quận 1", "province": "TP.HCM"}
+
+
+async def snapshot(intake: IntakeHarness) -> tuple[int, int, int]:
+    """Dossier rows, outbox rows and the sum of dossier versions (any action bumps it)."""
+    async with intake.service.engine.connect() as conn:
+        count_dossiers = sa.select(sa.func.count()).select_from(t.dossiers)
+        count_outbox = sa.select(sa.func.count()).select_from(t.outbox)
+        versions = sa.select(sa.func.coalesce(sa.func.sum(t.dossiers.c.version), 0))
+        return (
+            (await conn.execute(count_dossiers)).scalar_one(),
+            (await conn.execute(count_outbox)).scalar_one(),
+            int((await conn.execute(versions)).scalar_one()),
+        )
+
+
+async def rejected(
+    intake: IntakeHarness,
+    method: str,
+    url: str,
+    *,
+    status: int,
+    field: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **request: Any,
+) -> dict[str, Any]:
+    before = await snapshot(intake)
+    r = await intake.client.request(method, url, headers=headers or intake.clerk, **request)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["field"] == field, error
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    assert await snapshot(intake) == before, "a rejected request wrote something"
+    return error
+
+
+def applicant(**kw: Any) -> dict[str, Any]:
+    return {**dossier_body()["applicant"], **kw}
+
+
+# --- the body itself ---------------------------------------------------------------------
+
+
+async def test_malformed_json_is_400_naming_the_body(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    headers = {**intake.clerk, "Content-Type": "application/json"}
+    await rejected(
+        intake, "POST", "/dossiers", status=400, field="body", code="malformed_json",
+        headers=headers, content=b'{"procedure_code": "P1", ',
+    )  # fmt: skip
+
+
+async def test_a_body_that_is_not_utf8_is_400_like_bad_json(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    headers = {**intake.clerk, "Content-Type": "application/json"}
+    await rejected(
+        intake, "POST", "/dossiers/UBND-Q1-20261116-0001/start", status=400, field="body",
+        code="malformed_json", headers=headers, content=b"\xff\xfe{}",
+    )  # fmt: skip
+
+
+async def test_wrong_type_names_the_nested_field(intake: IntakeHarness) -> None:
+    body = {
+        "code": "P9",
+        "name": "Đăng ký khai sinh",
+        "agency_code": "UBND-Q1",
+        "time_limit": {"value": "five", "unit": "working_days"},
+    }
+    error = await rejected(
+        intake, "POST", "/procedures", json=body, headers=intake.admin,
+        status=422, field="time_limit.value", code="validation_error",
+    )  # fmt: skip
+    assert error["details"][0]["field"] == "time_limit.value"
+
+
+async def test_unknown_field_is_rejected_by_name(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await rejected(
+        intake, "POST", "/dossiers", json={**dossier_body(), "nickname": "An"},
+        status=422, field="nickname", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(applicant=applicant(gender="nam")),
+        status=422, field="applicant.gender",
+    )  # fmt: skip
+
+
+# --- the applicant -----------------------------------------------------------------------
+
+
+async def test_over_long_name_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(applicant=applicant(full_name="A" * 5000)),
+        status=422, field="applicant.full_name", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_invalid_phone_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    for phone in ("12345", "0212345678", "+1 650 253 0000"):
+        await rejected(
+            intake, "POST", "/dossiers", json=dossier_body(applicant=applicant(phone=phone)),
+            status=422, field="applicant.phone", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_cccd_must_be_twelve_digits(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    for id_number in ("00120300456", "0012030045678", "00120300456A"):
+        await rejected(
+            intake, "POST", "/dossiers",
+            json=dossier_body(applicant=applicant(id_number=id_number)),
+            status=422, field="applicant.id_number", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_legacy_eleven_digit_phone_is_accepted_and_modernised(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    body = await intake.dossier(applicant=applicant(phone="01662345678"))
+    assert body["applicant"]["phone"] == "+84362345678"
+    async with intake.service.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                sa.select(t.dossiers.c.applicant_phone).where(t.dossiers.c.code == body["code"])
+            )
+        ).scalar_one()
+    assert stored == "+84362345678"
+
+
+# --- return by post, procedure, received_at ----------------------------------------------
+
+
+async def test_postal_return_needs_an_address(intake: IntakeHarness) -> None:
+    await intake.procedure(postal_return=True)
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(return_method="postal"),
+        status=422, field="return_address", code="invalid_command",
+    )  # fmt: skip
+
+
+async def test_postal_return_only_where_the_procedure_offers_it(intake: IntakeHarness) -> None:
+    await intake.procedure(postal_return=False)
+    body = dossier_body(return_method="postal", return_address=ADDRESS)
+    await rejected(
+        intake, "POST", "/dossiers", json=body,
+        status=422, field="return_method", code="invalid_command",
+    )  # fmt: skip
+
+
+async def test_unknown_procedure_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(procedure_code="NO-SUCH"),
+        status=422, field="procedure_code", code="invalid_command",
+    )  # fmt: skip
+
+
+async def test_received_at_in_the_future_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(received_at="2026-11-16T10:00:00+07:00"),
+        status=422, field="received_at", code="invalid_command",
+    )  # fmt: skip
+
+
+async def test_received_at_without_offset_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await rejected(
+        intake, "POST", "/dossiers", json=dossier_body(received_at="2026-11-16T08:00:00"),
+        status=422, field="received_at", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_received_at_out_of_any_plausible_range_is_422(intake: IntakeHarness) -> None:
+    """Year 1 at +14:00 cannot even be converted to +07:00; it used to be a 500."""
+    await intake.procedure()
+    for when in ("0001-01-01T00:00:00+14:00", "1999-12-31T09:00:00+07:00"):
+        await rejected(
+            intake, "POST", "/dossiers", json=dossier_body(received_at=when),
+            status=422, field="received_at", code="validation_error",
+        )  # fmt: skip
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+async def test_action_before_the_last_action_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    d = await intake.dossier()  # received at 09:00
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/start", json={"at": "2026-11-16T08:30:00+07:00"},
+        status=422, field="at", code="invalid_command",
+    )  # fmt: skip
+    intake.clock.advance(hours=2)
+    r = await intake.client.post(
+        f"/dossiers/{d['code']}/start", json={"at": "2026-11-16T10:00:00+07:00"},
+        headers=intake.clerk,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/pause",
+        json={"reason": "chờ xác minh", "at": "2026-11-16T09:30:00+07:00"},
+        status=422, field="at", code="invalid_command",
+    )  # fmt: skip
+
+
+async def test_extend_must_move_the_appointment_later(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    d = await intake.dossier()
+    url = f"/dossiers/{d['code']}/extend"
+    for new_due_at in (d["due_at"], "2026-11-20T09:00:00+07:00"):
+        await rejected(
+            intake, "POST", url, json={"new_due_at": new_due_at, "reason": "cần thẩm định"},
+            status=422, field="new_due_at", code="invalid_command",
+        )  # fmt: skip
+
+
+async def test_extend_is_allowed_once_then_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    d = await intake.dossier()
+    url = f"/dossiers/{d['code']}/extend"
+    first = {"new_due_at": "2026-11-30T09:00:00+07:00", "reason": "cần thẩm định"}
+    r = await intake.client.post(url, json=first, headers=intake.clerk)
+    assert r.status_code == 200, r.text
+    assert r.json()["original_due_at"] is not None
+    second = {"new_due_at": "2026-12-07T09:00:00+07:00", "reason": "lại chậm"}
+    error = await rejected(
+        intake, "POST", url, json=second, status=422, field="new_due_at", code="invalid_command"
+    )
+    assert "once" in error["message"]
+
+
+async def test_extend_to_an_absurd_date_is_422(intake: IntakeHarness) -> None:
+    """9999-12-31 at -12:00 overflows on conversion; it used to be a 500."""
+    await intake.procedure()
+    d = await intake.dossier()
+    for new_due_at in ("9999-12-31T23:59:59-12:00", "2100-01-02T09:00:00+07:00"):
+        await rejected(
+            intake, "POST", f"/dossiers/{d['code']}/extend",
+            json={"new_due_at": new_due_at, "reason": "x"},
+            status=422, field="new_due_at", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_forbidden_transition_is_409_naming_the_status(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    d = await intake.dossier()
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/resume", json={},
+        status=409, field="status", code="forbidden_transition",
+    )  # fmt: skip
+
+
+# --- catalogue and listing ---------------------------------------------------------------
+
+
+async def test_cutoff_time_must_be_a_clock_time(intake: IntakeHarness) -> None:
+    for cutoff in ("25:00", "15h00", "9:00"):
+        body = {
+            "code": "P9",
+            "name": "Đăng ký khai sinh",
+            "agency_code": "UBND-Q1",
+            "time_limit": {"value": 5, "unit": "working_days"},
+            "cutoff_time": cutoff,
+        }
+        await rejected(
+            intake, "POST", "/procedures", json=body, headers=intake.admin,
+            status=422, field="cutoff_time", code="validation_error",
+        )  # fmt: skip
+    r = await intake.client.get("/procedures", headers=intake.admin)
+    assert r.json() == []
+
+
+async def test_bad_office_schedule_is_422(intake: IntakeHarness) -> None:
+    bad_schedules: list[Any] = [
+        {"week": {"9": [["08:00", "12:00"]]}},
+        {"week": {"0": [["12:00", "08:00"]]}},
+        {"week": {"0": [["08:00", "25:00"]]}},
+        {"week": {"0": [["08:00", "12:00"], ["11:00", "17:00"]]}},
+        {"days": {}},
+        {"week": {}},  # no office hours at all: every deadline would fail after seconds
+        {"week": {"0": [["08:00", "08:01"]]}},
+    ]
+    for schedule in bad_schedules:
+        await rejected(
+            intake, "PUT", "/agencies/UBND-Q1",
+            json={"name": "UBND Quận 1", "office_schedule": schedule}, headers=intake.admin,
+            status=422, field="office_schedule", code="validation_error",
+        )  # fmt: skip
+    await rejected(
+        intake, "PUT", "/agencies/UBND-Q1",
+        json={"name": "UBND Quận 1", "office_schedule": "always"}, headers=intake.admin,
+        status=422, field="office_schedule", code="validation_error",
+    )  # fmt: skip
+    good = {"week": {"0": [["07:30", "11:30"]], "2": [["07:30", "11:30"]]}}
+    r = await intake.client.put(
+        "/agencies/UBND-Q1", json={"name": "UBND Quận 1", "office_schedule": good},
+        headers=intake.admin,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+async def test_cursor_we_never_issued_is_422(intake: IntakeHarness) -> None:
+    """A cursor decoding to a number beyond BIGINT used to be a 500."""
+    for raw in (b"9" * 30, b"abc", b"\xff\xfe"):
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        await rejected(
+            intake, "GET", "/dossiers", params={"cursor": cursor}, headers=intake.admin,
+            status=422, field="cursor", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_nothing_is_written_by_a_run_of_bad_requests(intake: IntakeHarness) -> None:
+    """The tables are the same after a batch of bad receipts and actions as before."""
+    await intake.procedure()
+    d = await intake.dossier()
+    before = await snapshot(intake)
+    assert before[0] == 1 and before[1] >= 1
+    bad = [
+        ("/dossiers", dossier_body(applicant=applicant(phone="12345"))),
+        ("/dossiers", dossier_body(procedure_code="NOPE")),
+        ("/dossiers", dossier_body(return_method="postal")),
+        ("/dossiers", dossier_body(received_at="2030-01-01T00:00:00+07:00")),
+        (f"/dossiers/{d['code']}/return", {}),
+        (f"/dossiers/{d['code']}/extend", {"new_due_at": d["due_at"], "reason": "x"}),
+        (f"/dossiers/{d['code']}/start", {"at": "2026-11-15T09:00:00+07:00"}),
+    ]
+    for url, body in bad:
+        r = await intake.client.post(url, json=body, headers=intake.clerk)
+        assert r.status_code in (409, 422), (url, r.text)
+    assert await snapshot(intake) == before
