@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.events import EVENT_TYPE_OF, Address, Applicant, DossierStatus, Envelope
 from services.core.domain.calendar import CalendarOverride, DayKind
-from services.core.domain.deadlines import DeadlineClock, TimeLimit, TimeUnit
+from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
+from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.kafka import DOSSIER_TOPIC
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
@@ -212,14 +213,14 @@ def dossier_to_state(d: Dossier) -> dict[str, Any]:
         "return_method": d.return_method,
         "return_address": d.return_address.model_dump(mode="json") if d.return_address else None,
         "received_at": d.received_at.isoformat(),
-        "clock": _clock_state(d.clock),
+        "clock": clock_to_state(d.clock),
         "status": d.status.value,
         "handling_agency": d.handling_agency,
         "status_before_pause": d.status_before_pause.value if d.status_before_pause else None,
-        "original_due_at": _iso(d.original_due_at),
+        "original_due_at": iso(d.original_due_at),
         "supplement_requests": d.supplement_requests,
         "outcome": d.outcome,
-        "finished_at": _iso(d.finished_at),
+        "finished_at": iso(d.finished_at),
         "history": [
             {
                 "action": h.action,
@@ -243,16 +244,16 @@ def dossier_from_state(s: dict[str, Any]) -> Dossier:
         return_method=s["return_method"],
         return_address=Address.model_validate(s["return_address"]) if s["return_address"] else None,
         received_at=datetime.fromisoformat(s["received_at"]),
-        clock=_clock_from_state(s["clock"]),
+        clock=clock_from_state(s["clock"]),
         status=DossierStatus(s["status"]),
         handling_agency=s["handling_agency"],
         status_before_pause=DossierStatus(s["status_before_pause"])
         if s["status_before_pause"]
         else None,
-        original_due_at=_dt(s["original_due_at"]),
+        original_due_at=parse_dt(s["original_due_at"]),
         supplement_requests=s["supplement_requests"],
         outcome=s["outcome"],
-        finished_at=_dt(s["finished_at"]),
+        finished_at=parse_dt(s["finished_at"]),
         history=[
             HistoryEntry(
                 h["action"],
@@ -285,39 +286,3 @@ def _procedure_from_state(s: dict[str, Any]) -> Procedure:
         cutoff_time=time.fromisoformat(s["cutoff_time"]) if s["cutoff_time"] else None,
         postal_return=s["postal_return"],
     )
-
-
-def _clock_state(c: DeadlineClock) -> dict[str, Any]:
-    return {
-        "limit": {"value": c.limit.value, "unit": c.limit.unit.value},
-        "cutoff": c.cutoff.strftime("%H:%M") if c.cutoff else None,
-        "started_at": c.started_at.isoformat(),
-        "due_at": c.due_at.isoformat(),
-        "stopped_at": _iso(c.stopped_at),
-        "remaining_minutes": c.remaining_minutes,
-        "remaining_seconds": c.remaining_seconds,
-        "version": c.version,
-        "changed_at": _iso(c.changed_at),
-    }
-
-
-def _clock_from_state(s: dict[str, Any]) -> DeadlineClock:
-    return DeadlineClock(
-        limit=TimeLimit(s["limit"]["value"], TimeUnit(s["limit"]["unit"])),
-        cutoff=time.fromisoformat(s["cutoff"]) if s["cutoff"] else None,
-        started_at=datetime.fromisoformat(s["started_at"]),
-        due_at=datetime.fromisoformat(s["due_at"]),
-        stopped_at=_dt(s["stopped_at"]),
-        remaining_minutes=s["remaining_minutes"],
-        remaining_seconds=s["remaining_seconds"],
-        version=s["version"],
-        changed_at=_dt(s["changed_at"]),
-    )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None

@@ -7,63 +7,17 @@ besides this document.
 
 from __future__ import annotations
 
-from datetime import datetime, time
 from typing import Any
 
 from schemas.events import DossierStatus
-from services.core.domain.calendar import VN_TZ
-from services.core.domain.deadlines import DeadlineClock, Outcome, TimeLimit, TimeUnit
+from services.core.domain.clock_state import clock_from_state, clock_to_state
+from services.core.domain.clock_state import iso as _iso
+from services.core.domain.clock_state import parse_dt as _dt
+from services.core.domain.clock_state import parse_required_dt as _req
+from services.core.domain.deadlines import Outcome
 from services.tracker.domain.model import ClockTransition, Step, TrackedDossier, TransitionKind
 
 STATE_VERSION = 1
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(VN_TZ).isoformat() if value is not None else None
-
-
-def _dt(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(str(value))
-    if parsed.tzinfo is None:
-        raise ValueError(f"naive datetime in tracker state: {value!r}")
-    return parsed.astimezone(VN_TZ)
-
-
-def _req(value: Any) -> datetime:
-    parsed = _dt(value)
-    if parsed is None:
-        raise ValueError("missing datetime in tracker state")
-    return parsed
-
-
-def clock_to_state(c: DeadlineClock) -> dict[str, Any]:
-    return {
-        "limit": {"value": c.limit.value, "unit": c.limit.unit.value},
-        "cutoff": c.cutoff.strftime("%H:%M") if c.cutoff is not None else None,
-        "started_at": _iso(c.started_at),
-        "due_at": _iso(c.due_at),
-        "stopped_at": _iso(c.stopped_at),
-        "remaining_minutes": c.remaining_minutes,
-        "remaining_seconds": c.remaining_seconds,
-        "version": c.version,
-        "changed_at": _iso(c.changed_at),
-    }
-
-
-def clock_from_state(s: dict[str, Any]) -> DeadlineClock:
-    return DeadlineClock(
-        limit=TimeLimit(int(s["limit"]["value"]), TimeUnit(s["limit"]["unit"])),
-        cutoff=time.fromisoformat(s["cutoff"]) if s.get("cutoff") else None,
-        started_at=_req(s["started_at"]),
-        due_at=_req(s["due_at"]),
-        stopped_at=_dt(s.get("stopped_at")),
-        remaining_minutes=s.get("remaining_minutes"),
-        remaining_seconds=s.get("remaining_seconds"),
-        version=int(s["version"]),
-        changed_at=_dt(s.get("changed_at")),
-    )
 
 
 def _step_to_state(step: Step) -> dict[str, Any]:
