@@ -68,7 +68,6 @@ class IntakeService:
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
             )
             self.context.wake_relay = self.relay.wake
-            self.context.broker_ready = self._broker_ready
             self._relay_task = asyncio.create_task(self.relay.run(), name="intake-outbox-relay")
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
 

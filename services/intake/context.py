@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,8 +47,3 @@ class IntakeContext:
     calendars: CalendarBook = field(default_factory=CalendarBook)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     wake_relay: Callable[[], None] = lambda: None
-    broker_ready: Callable[[], Awaitable[bool]] = field(default=lambda: _yes())
-
-
-async def _yes() -> bool:
-    return True
