@@ -16,8 +16,8 @@ import uvicorn
 from services.core.runtime.clock import system_clock
 from services.core.runtime.database import create_engine
 from services.core.runtime.logging import configure_logging
-from services.core.runtime.migrations import SERVICES_DIR, upgrade
-from services.core.runtime.settings import SERVICES, ServiceName, Settings
+from services.core.runtime.migrations import migrated_services, upgrade
+from services.core.runtime.settings import SERVICES, Settings
 
 log = structlog.get_logger("motcua")
 
@@ -65,12 +65,8 @@ def _serve_options(parser: argparse.ArgumentParser, default_port: int) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
 
 
-def migrated_services(settings: Settings) -> list[ServiceName]:
-    return [s for s in SERVICES if (SERVICES_DIR / s / "migrations" / "env.py").exists()]
-
-
 def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
-    for service in migrated_services(settings):
+    for service in migrated_services():
         upgrade(service, settings.database_url_for(service))
         log.info("migrated", service=service)
     return 0

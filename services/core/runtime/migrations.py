@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from services.core.runtime.database import create_engine
-from services.core.runtime.settings import ServiceName
+from services.core.runtime.settings import SERVICES, ServiceName
 
 SERVICES_DIR = Path(__file__).resolve().parents[2]
 
@@ -20,6 +20,11 @@ def alembic_config(service: ServiceName, url: str) -> Config:
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["service"] = service
     return config
+
+
+def migrated_services() -> list[ServiceName]:
+    """The services that have Alembic migrations (the others own no tables yet)."""
+    return [s for s in SERVICES if (SERVICES_DIR / s / "migrations" / "env.py").exists()]
 
 
 def version_table(service: ServiceName) -> str:
