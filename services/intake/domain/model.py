@@ -30,6 +30,7 @@ from schemas.events import (
     TimeLimitPayload,
 )
 from services.core.domain.calendar import WorkingCalendar
+from services.core.domain.clock_state import iso
 from services.core.domain.deadlines import (
     ClockError,
     DeadlineClock,
@@ -229,7 +230,7 @@ class Dossier:
         event = SupplementReceived(
             at=at, status=self.status, due_at=self.due_at, clock_started_at=self.clock.started_at
         )
-        self._record(Action.RECEIVE_SUPPLEMENT, at, event, {"due_at": _iso(self.due_at)})
+        self._record(Action.RECEIVE_SUPPLEMENT, at, event, {"due_at": iso(self.due_at)})
 
     def pause(self, at: datetime, reason: str, calendar: WorkingCalendar) -> None:
         """Tạm dừng: the clock stops; the remaining working time is kept."""
@@ -252,7 +253,7 @@ class Dossier:
         self.status = self.status_before_pause or S.IN_PROGRESS
         self.status_before_pause = None
         event = DossierResumed(at=at, status=self.status, due_at=self.due_at)
-        self._record(Action.RESUME, at, event, {"due_at": _iso(self.due_at)})
+        self._record(Action.RESUME, at, event, {"due_at": iso(self.due_at)})
 
     def extend(self, at: datetime, new_due_at: datetime, reason: str) -> None:
         """Phiếu xin lỗi và hẹn lại ngày trả kết quả: once, to a later date.
@@ -275,7 +276,7 @@ class Dossier:
             original_due_at=previous,
             reason=reason,
         )
-        self._record(Action.EXTEND, at, event, {"due_at": _iso(new_due_at), "reason": reason})
+        self._record(Action.EXTEND, at, event, {"due_at": iso(new_due_at), "reason": reason})
 
     def complete(self, at: datetime, calendar: WorkingCalendar) -> None:
         """Có kết quả: the decision is issued; early / on time / late is fixed now."""
@@ -341,7 +342,3 @@ class Dossier:
 
 def time_limit_of(value: int, unit: str) -> TimeLimit:
     return TimeLimit(value=value, unit=TimeUnit(unit))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

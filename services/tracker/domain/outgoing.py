@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.core.domain.calendar import VN_TZ
+from services.core.domain.clock_state import iso
 
 DEADLINE_CHANGED = "deadline.changed"
 DEADLINE_DUE_SOON = "deadline.due_soon"
@@ -41,10 +41,6 @@ class DeadlineEvent:
     occurred_at: datetime
     payload: dict[str, Any]
     dedup_key: str
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(VN_TZ).isoformat() if value is not None else None
 
 
 def changed(
