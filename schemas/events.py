@@ -7,6 +7,7 @@ breaking change, regenerate the JSON Schema files (``python -m schemas.generate`
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -188,3 +189,99 @@ EVENT_TYPE_OF: dict[type[DossierEvent], str] = {v: k for k, v in DOSSIER_EVENTS.
 def parse_payload(envelope: Envelope) -> DossierEvent:
     """The typed payload of a dossier envelope; KeyError for an unknown type."""
     return DOSSIER_EVENTS[envelope.type].model_validate(envelope.payload)
+
+
+# -- motcua.deadline.v1 (tracker) -----------------------------------------------------------
+
+
+class DeadlineChanged(Contract):
+    """The appointment in force changed: a clock transition, or a calendar change."""
+
+    due_at: AwareDatetime | None = Field(description="None while the clock is stopped")
+    version: int = Field(ge=1, description="deadline version; flags refer to it")
+    reason: str = Field(description="received, supplement_requested, …, calendar_changed")
+
+
+class DeadlineDueSoon(Contract):
+    """Sắp đến hạn: the remaining working time fell to the threshold (once per version)."""
+
+    due_at: AwareDatetime
+    version: int = Field(ge=1)
+    remaining_working_minutes: int = Field(ge=0)
+    handling_agency: str = Field(description="the agency holding the dossier now")
+
+
+class DeadlineOverdue(Contract):
+    """Quá hạn: past the deadline without a result (once per version)."""
+
+    due_at: AwareDatetime
+    version: int = Field(ge=1)
+    overdue_working_minutes: int = Field(ge=0)
+    handling_agency: str
+
+
+class StepOverdue(Contract):
+    """An inter-agency step ran past its allotted hours; ``agency_code`` is the late agency."""
+
+    agency_code: str
+    step_number: int = Field(ge=1)
+    handed_over_at: AwareDatetime
+    step_due_at: AwareDatetime
+
+
+class DeadlineClosed(Contract):
+    """The clock ended: result ready (with its outcome), rejected or withdrawn."""
+
+    reason: Literal["result_ready", "rejected", "withdrawn"]
+    outcome: Literal["early", "on_time", "late"] | None
+    finished_at: AwareDatetime
+    due_at: AwareDatetime
+    original_due_at: AwareDatetime | None = Field(description="before the extension, if any")
+    version: int = Field(ge=1)
+
+
+DEADLINE_EVENTS: dict[str, type[Contract]] = {
+    "deadline.changed": DeadlineChanged,
+    "deadline.due_soon": DeadlineDueSoon,
+    "deadline.overdue": DeadlineOverdue,
+    "deadline.step_overdue": StepOverdue,
+    "deadline.closed": DeadlineClosed,
+}
+
+
+def parse_deadline_payload(envelope: Envelope) -> Contract:
+    """The typed payload of a deadline envelope; KeyError for an unknown type."""
+    return DEADLINE_EVENTS[envelope.type].model_validate(envelope.payload)
+
+
+# -- motcua.calendar.v1 (intake) ------------------------------------------------------------
+
+CALENDAR_CHANGED = "calendar.changed"
+
+
+class CalendarDay(Contract):
+    """Ngày nghỉ / ngày làm việc bù announced for one day, overriding the holidays package."""
+
+    day: date
+    kind: Literal["day_off", "workday"]
+    note: str = ""
+
+
+class CalendarChanged(Contract):
+    """An admin set or removed the override of ``day``; ``overrides`` is the whole table after
+    the change, so a consumer may replace its copy and stays right even if it missed one."""
+
+    day: date
+    kind: Literal["day_off", "workday"] | None = Field(description="None: override removed")
+    overrides: list[CalendarDay]
+
+
+class CalendarEnvelope(Contract):
+    """What every record of ``motcua.calendar.v1`` holds (key ``calendar``: one partition,
+    one order)."""
+
+    event_id: str
+    type: Literal["calendar.changed"]
+    version: int = Field(default=ENVELOPE_VERSION, ge=1)
+    occurred_at: AwareDatetime
+    payload: CalendarChanged

@@ -135,10 +135,13 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
 
 def _services(settings: Settings, names: Sequence[str], bootstrap: str) -> list[object]:
     from services.intake.app import IntakeService
+    from services.tracker.app import TrackerService
 
     services: list[object] = []
     if "intake" in names:
         services.append(IntakeService(settings, kafka_bootstrap=bootstrap))
+    if "tracker" in names:
+        services.append(TrackerService(settings, kafka_bootstrap=bootstrap))
     return services
 
 

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.db", "tests.fixtures.broker", "tests.fixtures.intake"]
+pytest_plugins = [
+    "tests.fixtures.db",
+    "tests.fixtures.broker",
+    "tests.fixtures.intake",
+    "tests.fixtures.tracker",
+]

@@ -13,16 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.runtime.checks import database_reachable
 from services.core.runtime.clock import Clock, system_clock
+from services.core.runtime.consumer import subscribe
 from services.core.runtime.database import create_engine
-from services.core.runtime.kafka import make_broker
+from services.core.runtime.kafka import DEADLINE_TOPIC, make_broker
 from services.core.runtime.outbox import OutboxRelay
 from services.core.runtime.settings import Settings
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
-from services.intake.api import catalogue, dossiers, public
+from services.intake.api import catalogue, dossiers, public, reports
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.public import SlidingWindowLimiter
 from services.intake.context import IntakeContext
+from services.intake.deadlines import apply_deadline_event, decode
+
+DEADLINE_GROUP = "motcua-intake"
+OVERRIDES_RELOAD_SECONDS = 30.0
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +54,10 @@ class IntakeService:
         self.broker: KafkaBroker | None = None
         self.relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
 
     def routers(self) -> Sequence[APIRouter]:
-        return [dossiers.router, catalogue.router, public.router]
+        return [dossiers.router, catalogue.router, public.router, reports.router]
 
     def install(self, app: FastAPI) -> None:
         app.state.intake = self.context
@@ -59,10 +65,11 @@ class IntakeService:
         install_error_handlers(app)
 
     async def start(self) -> None:
-        async with self.engine.connect() as conn:
-            self.context.calendars.replace_overrides(await repo.load_overrides(conn))
+        await self.reload_overrides()
+        self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
         if self.kafka_bootstrap:
             self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-intake")
+            subscribe(self.broker, DEADLINE_TOPIC, DEADLINE_GROUP, self.on_deadline_event)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
@@ -71,7 +78,27 @@ class IntakeService:
             self._relay_task = asyncio.create_task(self.relay.run(), name="intake-outbox-relay")
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
 
+    async def on_deadline_event(self, body: bytes) -> None:
+        await apply_deadline_event(self.engine, decode(body))
+
+    async def reload_overrides(self) -> None:
+        async with self.engine.connect() as conn:
+            self.context.calendars.replace_overrides(await repo.load_overrides(conn))
+
+    async def _keep_overrides_fresh(self) -> None:
+        # Another replica may have changed the calendar: its receipts must agree with ours.
+        while True:
+            await asyncio.sleep(OVERRIDES_RELOAD_SECONDS)
+            try:
+                await self.reload_overrides()
+            except Exception as exc:
+                log.warning("overrides_reload_failed", error_class=type(exc).__name__)
+
     async def stop(self) -> None:
+        if self._reload_task:
+            self._reload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload_task
         if self.relay and self._relay_task:
             self.relay.stop()
             with contextlib.suppress(asyncio.CancelledError):

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.events import Address, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
-from services.core.domain.lifecycle import Action
+from services.core.domain.lifecycle import PENDING_STATUSES, Action
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import models as m
@@ -157,10 +157,10 @@ async def act_on_dossier(
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, str | None] | None:
+) -> tuple[Dossier, repo.DeadlineView] | None:
     """Load, decide, save with the events: all or nothing. None when not found or not visible.
 
-    Returns the dossier and its deadline flag."""
+    Returns the dossier and its read-model deadline."""
     found = await repo.get_dossier(conn, code)
     if found is None or not may_see(found[0]):
         return None
@@ -169,6 +169,11 @@ async def act_on_dossier(
     if when > now:
         raise InvalidCommand("at", "must not be in the future")
     calendar, _ = await agency_calendar(conn, calendars, dossier.agency_code)
+    due_before, was_pending = dossier.due_at, dossier.status in PENDING_STATUSES
     decide(dossier, when, calendar)
-    await repo.save_dossier(conn, dossier, row.version, now)
-    return dossier, row.flag
+    ended = was_pending and dossier.status not in PENDING_STATUSES
+    moved = dossier.due_at != due_before or ended
+    await repo.save_dossier(conn, dossier, row.version, now, clock_moved=moved)
+    if moved:
+        return dossier, repo.DeadlineView(dossier.due_at, None, dossier.outcome)
+    return dossier, repo.DeadlineView.of(row)

@@ -98,6 +98,15 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     assert records[0].key.decode() == dossier["id"]
     assert envelope["type"] == "dossier.received"
     assert envelope["dossier_code"] == dossier["code"]
+    # The tracker runs in the same process: it took the receipt and published its deadline.
+    deadlines = await consume(
+        bootstrap, "motcua.deadline.v1", until=lambda rs: len(rs) >= 1, timeout=60
+    )
+    changed = json.loads(deadlines[0].value)
+    assert changed["type"] == "deadline.changed"
+    assert changed["dossier_id"] == dossier["id"]
+    assert changed["payload"]["due_at"] == dossier["due_at"]
+    assert (data_dir / "tracker.db").exists()
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

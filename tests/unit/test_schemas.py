@@ -7,23 +7,30 @@ JSON Schema tests are skipped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas import generate
 from schemas.events import (
+    CALENDAR_CHANGED,
+    DEADLINE_EVENTS,
     DOSSIER_EVENTS,
     EVENT_TYPE_OF,
     Address,
     Applicant,
+    CalendarChanged,
+    CalendarDay,
+    CalendarEnvelope,
     DossierEvent,
     DossierExtended,
     DossierPaused,
@@ -40,8 +47,11 @@ from schemas.events import (
     SupplementReceived,
     SupplementRequested,
     TimeLimitPayload,
+    parse_deadline_payload,
     parse_payload,
 )
+from services.tracker.domain import outgoing
+from services.tracker.domain.outgoing import DeadlineEvent
 
 ICT = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh, no DST
 
@@ -303,6 +313,90 @@ def test_every_event_type_has_an_example() -> None:
         assert EVENT_TYPE_OF[type(event)] == event_type
 
 
+# Built by the tracker itself, so a builder drifting from its contract fails here.
+DEADLINE_EXAMPLES: list[DeadlineEvent] = [
+    outgoing.changed(DOSSIER_ID, RECEIVED_AT, DUE_AT, 1, "received"),
+    outgoing.changed(DOSSIER_ID, ict(2026, 3, 3, 15, 30), None, 1, "supplement_requested"),
+    outgoing.due_soon(DOSSIER_ID, ict(2026, 3, 6, 9, 15), DUE_AT, 1, 480, AGENCY),
+    outgoing.overdue(DOSSIER_ID, ict(2026, 3, 9, 9, 45), DUE_AT, 1, 30, "CCT-Q1"),
+    outgoing.step_overdue(
+        DOSSIER_ID,
+        ict(2026, 3, 5, 14, 0),
+        2,
+        "CCT-Q1",
+        ict(2026, 3, 3, 14, 0),
+        ict(2026, 3, 5, 14, 0),
+    ),
+    outgoing.closed(
+        DOSSIER_ID,
+        ict(2026, 3, 17, 11, 0),
+        "result_ready",
+        "late",
+        ict(2026, 3, 18, 16, 0),
+        DUE_AT,
+        3,
+    ),
+    outgoing.closed(DOSSIER_ID, ict(2026, 3, 4, 14, 0), "withdrawn", None, DUE_AT, None, 1),
+]
+
+DEADLINE_PARAMS = [pytest.param(e, id=f"{e.type}-{i}") for i, e in enumerate(DEADLINE_EXAMPLES)]
+
+
+def deadline_envelope(event: DeadlineEvent) -> Envelope:
+    """As the tracker's adapter wraps an outgoing event."""
+    return Envelope(
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, event.dedup_key)),
+        type=event.type,
+        occurred_at=event.occurred_at,
+        dossier_id=event.dossier_id,
+        dossier_code=DOSSIER_CODE,
+        agency_code=AGENCY,
+        payload=event.payload,
+    )
+
+
+def deadline_example(event_type: str) -> DeadlineEvent:
+    return next(e for e in DEADLINE_EXAMPLES if e.type == event_type)
+
+
+def test_every_deadline_event_type_has_an_example() -> None:
+    assert {e.type for e in DEADLINE_EXAMPLES} == set(DEADLINE_EVENTS)
+    assert set(outgoing.DEADLINE_EVENT_TYPES) == set(DEADLINE_EVENTS)
+
+
+CALENDAR_EXAMPLES: list[CalendarEnvelope] = [
+    CalendarEnvelope(
+        event_id="5d0c7c8e-2f3b-4f7e-9a51-0c6e1d2b3a47",
+        type=CALENDAR_CHANGED,
+        occurred_at=ict(2026, 2, 20, 10, 0),
+        payload=CalendarChanged(
+            day=date(2026, 4, 27),
+            kind="day_off",
+            overrides=[
+                CalendarDay(day=date(2026, 4, 27), kind="day_off", note="Nghỉ bù Giỗ Tổ"),
+                CalendarDay(day=date(2026, 5, 9), kind="workday", note="Làm bù ngày 27/4"),
+            ],
+        ),
+    ),
+    CalendarEnvelope(  # the override of 9 May removed
+        event_id="8a1e4f2b-6c3d-4e5f-a7b8-9c0d1e2f3a4b",
+        type=CALENDAR_CHANGED,
+        occurred_at=ict(2026, 2, 21, 8, 0),
+        payload=CalendarChanged(
+            day=date(2026, 5, 9),
+            kind=None,
+            overrides=[CalendarDay(day=date(2026, 4, 27), kind="day_off")],
+        ),
+    ),
+]
+
+TOPIC_EVENTS: dict[str, Mapping[str, type[BaseModel]]] = {
+    "motcua.dossier.v1": DOSSIER_EVENTS,
+    "motcua.deadline.v1": DEADLINE_EVENTS,
+    "motcua.calendar.v1": {CALENDAR_CHANGED: CalendarChanged},
+}
+
+
 # -- (a) generated files are not stale -------------------------------------------------------
 
 
@@ -320,7 +414,8 @@ def test_check_reports_stale_missing_and_extra_files(
     json_dir = tmp_path / "json"
     monkeypatch.setattr(generate, "JSON_DIR", json_dir)
     monkeypatch.setattr(generate, "ASYNCAPI_PATH", tmp_path / "asyncapi.yaml")
-    assert len(generate.check()) == len(DOSSIER_EVENTS) + 2  # everything missing
+    files = sum(len(events) for events in TOPIC_EVENTS.values()) + 2 + 1  # envelopes, asyncapi
+    assert len(generate.check()) == files  # everything missing
     generate.write()
     assert generate.check() == []
     assert generate.main(["--check"]) == 0
@@ -348,17 +443,19 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_json_schema_files_have_ids_and_titles() -> None:
-    names = {"envelope.v1.json"} | {f"{t}.v1.json" for t in DOSSIER_EVENTS}
+    events = {t: topic for topic, types in TOPIC_EVENTS.items() for t in types}
+    names = {"envelope.v1.json", "calendar-envelope.v1.json"} | {f"{t}.v1.json" for t in events}
     assert {p.name for p in generate.JSON_DIR.iterdir()} == names
     for name in names:
         schema = load_json_schema(name)
         assert schema["$id"] == f"{generate.BASE_URL}{name}"
         assert schema["$id"].startswith("https://motcua.example/")
         assert schema["title"]
-    for event_type in DOSSIER_EVENTS:
-        description = load_json_schema(f"{event_type}.v1.json")["description"]
-        assert f'`type` is "{event_type}"' in description
-        assert "payload" in description
+    for event_type, topic in events.items():
+        schema = load_json_schema(f"{event_type}.v1.json")
+        assert f'`type` is "{event_type}"' in schema["description"]
+        assert f"published on {topic}" in schema["description"]
+        assert schema["$comment"].endswith(f"Model: {TOPIC_EVENTS[topic][event_type].__name__}.")
 
 
 @needs_validator
@@ -419,10 +516,7 @@ def test_example_validates_against_generated_json_schemas(
 @needs_validator
 @pytest.mark.parametrize(("event_type", "event"), EXAMPLE_PARAMS)
 def test_example_validates_against_asyncapi_message(event_type: str, event: DossierEvent) -> None:
-    doc = load_asyncapi()
-    message = resolve(doc, doc["channels"]["dossier"]["messages"][event_type]["$ref"])
-    # the message payload, with #/components/... refs resolvable from its root
-    schema = {"components": doc["components"], **message["payload"]}
+    schema = asyncapi_message_schema(load_asyncapi(), "dossier", event_type)
     wire = json.loads(envelope_for(event_type, event).model_dump_json())
     assert schema_errors(schema, wire) == []
 
@@ -448,9 +542,123 @@ def test_json_schema_rejects_what_pydantic_rejects() -> None:
         assert schema_errors(schema, bad) != [], bad
 
 
+# -- (b2) deadline events, as the tracker builds them ---------------------------------------
+
+
+@pytest.mark.parametrize("event", DEADLINE_PARAMS)
+def test_deadline_example_is_its_model_on_the_wire(event: DeadlineEvent) -> None:
+    payload = DEADLINE_EVENTS[event.type].model_validate(event.payload)
+    assert payload.model_dump(mode="json") == event.payload
+
+
+@pytest.mark.parametrize("event", DEADLINE_PARAMS)
+def test_deadline_event_round_trips_through_envelope_json(event: DeadlineEvent) -> None:
+    raw = deadline_envelope(event).model_dump_json()
+
+    assert "+07:00" in raw
+    envelope = Envelope.model_validate_json(raw)
+    assert envelope == deadline_envelope(event)
+    payload = parse_deadline_payload(envelope)
+    assert type(payload) is DEADLINE_EVENTS[event.type]
+    assert json.loads(payload.model_dump_json()) == event.payload
+
+
+@needs_validator
+@pytest.mark.parametrize("event", DEADLINE_PARAMS)
+def test_deadline_example_validates_against_generated_json_schemas(event: DeadlineEvent) -> None:
+    wire = json.loads(deadline_envelope(event).model_dump_json())
+    assert schema_errors(load_json_schema("envelope.v1.json"), wire) == []
+    assert schema_errors(load_json_schema(f"{event.type}.v1.json"), wire["payload"]) == []
+
+
+@needs_validator
+@pytest.mark.parametrize("event", DEADLINE_PARAMS)
+def test_deadline_example_validates_against_asyncapi_message(event: DeadlineEvent) -> None:
+    schema = asyncapi_message_schema(load_asyncapi(), "deadline", event.type)
+    wire = json.loads(deadline_envelope(event).model_dump_json())
+    assert schema_errors(schema, wire) == []
+
+    other = "deadline.changed" if event.type != "deadline.changed" else "deadline.closed"
+    assert schema_errors(schema, {**wire, "type": other}) != []
+
+
+BAD_DEADLINE_PAYLOADS = [
+    pytest.param("deadline.closed", {"reason": "returned"}, id="closed-not-a-reason"),
+    pytest.param("deadline.closed", {"outcome": "never"}, id="closed-not-an-outcome"),
+    pytest.param("deadline.due_soon", {"due_at": "2026-03-09T09:15:00"}, id="naive-time"),
+    pytest.param("deadline.overdue", {"overdue_working_minutes": -1}, id="below-minimum"),
+    pytest.param("deadline.changed", {"version": 0}, id="version-0"),
+    pytest.param("deadline.step_overdue", {"late_hours": 3}, id="unknown-field"),
+    pytest.param("deadline.changed", {"due_at": ...}, id="missing-nullable-field"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "change"), BAD_DEADLINE_PAYLOADS)
+def test_deadline_models_and_json_schemas_reject_bad_payloads(
+    event_type: str, change: dict[str, Any]
+) -> None:
+    merged = {**deadline_example(event_type).payload, **change}
+    bad = {k: v for k, v in merged.items() if v is not ...}
+    with pytest.raises(ValidationError):
+        DEADLINE_EVENTS[event_type].model_validate(bad)
+    if _validate is not None:
+        assert schema_errors(load_json_schema(f"{event_type}.v1.json"), bad) != [], bad
+
+
+# -- (b3) calendar events --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("envelope", CALENDAR_EXAMPLES)
+def test_calendar_envelope_round_trips_through_json(envelope: CalendarEnvelope) -> None:
+    raw = envelope.model_dump_json()
+
+    assert CalendarEnvelope.model_validate_json(raw) == envelope
+    wire = json.loads(raw)
+    assert wire["type"] == "calendar.changed"
+    assert wire["payload"]["overrides"][0]["day"] == "2026-04-27"
+    assert CalendarEnvelope.model_validate(wire) == envelope
+
+
+def test_calendar_text_survives_the_round_trip() -> None:
+    raw = CALENDAR_EXAMPLES[0].model_dump_json().encode("utf-8")
+    assert CalendarEnvelope.model_validate_json(raw).payload.overrides[0].note == "Nghỉ bù Giỗ Tổ"
+
+
+@needs_validator
+@pytest.mark.parametrize("envelope", CALENDAR_EXAMPLES)
+def test_calendar_example_validates_against_generated_schemas(envelope: CalendarEnvelope) -> None:
+    wire = json.loads(envelope.model_dump_json())
+    assert schema_errors(load_json_schema("calendar-envelope.v1.json"), wire) == []
+    assert schema_errors(load_json_schema("calendar.changed.v1.json"), wire["payload"]) == []
+    schema = asyncapi_message_schema(load_asyncapi(), "calendar", "calendar.changed")
+    assert schema_errors(schema, wire) == []
+
+
+def test_calendar_envelope_is_not_a_dossier_envelope() -> None:
+    wire = json.loads(CALENDAR_EXAMPLES[0].model_dump_json())
+    bad = [
+        {**wire, "type": "calendar.deleted"},
+        {**wire, "dossier_id": DOSSIER_ID},
+        {**wire, "payload": {**wire["payload"], "kind": "holiday"}},
+    ]
+    for value in bad:
+        with pytest.raises(ValidationError):
+            CalendarEnvelope.model_validate(value)
+        if _validate is not None:
+            assert schema_errors(load_json_schema("calendar-envelope.v1.json"), value) != []
+    with pytest.raises(ValidationError):
+        Envelope.model_validate(wire)
+
+
 # -- (c) AsyncAPI ----------------------------------------------------------------------------
 
-TOPICS = ("motcua.dossier.v1", "motcua.deadline.v1", "motcua.notification.v1")
+TOPICS = ("motcua.dossier.v1", "motcua.deadline.v1", "motcua.notification.v1", "motcua.calendar.v1")
+
+
+def asyncapi_message_schema(doc: dict[str, Any], channel: str, message_id: str) -> dict[str, Any]:
+    """The message payload, with #/components/... refs resolvable from its root."""
+    message = resolve(doc, doc["channels"][channel]["messages"][message_id]["$ref"])
+    return {"components": doc["components"], **message["payload"]}
 
 
 def test_asyncapi_document_basics() -> None:
@@ -471,18 +679,18 @@ def test_asyncapi_topics_match_the_runtime() -> None:
     assert addresses == set(ALL_TOPICS)
 
 
-def test_every_dossier_event_is_a_message_of_the_dossier_channel() -> None:
+@pytest.mark.parametrize("address", TOPIC_EVENTS)
+def test_every_event_is_a_message_of_its_channel(address: str) -> None:
     doc = load_asyncapi()
-    (channel,) = [c for c in doc["channels"].values() if c["address"] == "motcua.dossier.v1"]
-    types = set()
-    for ref in channel["messages"].values():
+    events = TOPIC_EVENTS[address]
+    (channel,) = [c for c in doc["channels"].values() if c["address"] == address]
+    assert set(channel["messages"]) == set(events)
+    for message_id, ref in channel["messages"].items():
         message = resolve(doc, ref["$ref"])
         narrowed = message["payload"]["allOf"][1]["properties"]
-        types.add(narrowed["type"]["const"])
+        assert narrowed["type"]["const"] == message_id == message["name"]
         payload_schema = resolve(doc, narrowed["payload"]["$ref"])
-        event_type = narrowed["type"]["const"]
-        assert payload_schema["title"] == DOSSIER_EVENTS[event_type].__name__
-    assert types == set(DOSSIER_EVENTS)
+        assert payload_schema["title"] == events[message_id].__name__
 
 
 def test_every_asyncapi_reference_resolves() -> None:
@@ -502,12 +710,18 @@ def test_every_asyncapi_reference_resolves() -> None:
     walk(doc)
 
 
-def test_every_message_is_keyed_by_dossier_id() -> None:
+def test_every_message_is_keyed_as_the_runtime_keys_its_topic() -> None:
+    from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC
+
     doc = load_asyncapi()
-    for name, message in doc["components"]["messages"].items():
-        key = message["bindings"]["kafka"]["key"]
-        assert key["type"] == "string", name
-        assert "dossier id" in key["description"], name
+    for channel in doc["channels"].values():
+        for ref in channel["messages"].values():
+            key = resolve(doc, ref["$ref"])["bindings"]["kafka"]["key"]
+            assert key["type"] == "string", channel["address"]
+            if channel["address"].startswith(CALENDAR_TOPIC):
+                assert key["const"] == CALENDAR_KEY
+            else:
+                assert "dossier id" in key["description"], channel["address"]
     for name, channel in doc["channels"].items():
         if channel["address"].endswith(".dlq"):
             (ref,) = channel["messages"].values()
@@ -534,6 +748,8 @@ def test_asyncapi_operations() -> None:
         ("notifier", "receive", "motcua.deadline.v1"),
         ("notifier", "send", "motcua.notification.v1"),
         ("intake", "receive", "motcua.notification.v1"),
+        ("intake", "send", "motcua.calendar.v1"),
+        ("tracker", "receive", "motcua.calendar.v1"),
     }
     assert expected <= seen
     # dead letters are written by the consumers of the main topic
@@ -542,16 +758,46 @@ def test_asyncapi_operations() -> None:
             assert (service, "send", f"{address}.dlq") in seen
 
 
-def test_planned_deadline_types_are_documented() -> None:
-    text = generate.ASYNCAPI_PATH.read_text(encoding="utf-8")
-    for event_type in (
-        "deadline.due_soon",
-        "deadline.overdue",
-        "deadline.step_overdue",
-        "deadline.changed",
-        "notification.postal_delivered",
-    ):
-        assert event_type in text
+def test_deadline_operations_carry_every_deadline_message() -> None:
+    doc = load_asyncapi()
+    for name in ("tracker_send_deadline", "intake_receive_deadline", "notifier_receive_deadline"):
+        refs = [m["$ref"] for m in doc["operations"][name]["messages"]]
+        assert refs == [f"#/channels/deadline/messages/{t}" for t in DEADLINE_EVENTS], name
+
+
+def test_notification_channel_is_still_a_placeholder() -> None:
+    doc = load_asyncapi()
+    assert list(doc["channels"]["notification"]["messages"]) == ["notification_event"]
+    assert "deadline_event" not in doc["components"]["messages"]
+    assert "notification.postal_delivered" in generate.ASYNCAPI_PATH.read_text(encoding="utf-8")
+
+
+class _RecordingBroker:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, str, bytes | None, dict[str, str]]] = []
+
+    async def publish(
+        self, value: bytes, topic: str, *, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        self.sent.append((value, topic, key, headers))
+
+
+def test_dead_letter_headers_are_those_the_consumer_writes() -> None:
+    from services.core.runtime import consumer
+
+    broker = _RecordingBroker()
+    record = SimpleNamespace(
+        topic="motcua.calendar.v1", partition=0, offset=7, key=b"calendar", value=b"{"
+    )
+    error = consumer.PoisonEvent("not a calendar event: 1 errors")
+    asyncio.run(consumer.dead_letter(broker, record, error, "motcua-tracker-calendar", 1))  # type: ignore[arg-type]
+
+    ((value, topic, key, headers),) = broker.sent
+    assert (value, topic, key) == (b"{", "motcua.calendar.v1.dlq", b"calendar")
+    schema = load_asyncapi()["components"]["schemas"]["DeadLetterHeaders"]
+    assert set(headers) == set(schema["properties"]) == set(schema["required"])
+    if _validate is not None:
+        assert schema_errors(schema, headers) == []
 
 
 # -- (d) the envelope is strict --------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Kafka topics and the faststream broker factory shared by the three services.
 
-Every topic is keyed by dossier id, so one dossier's events stay in order on one partition.
+Dossier, deadline and notification topics are keyed by dossier id, so one dossier's events
+stay in order on one partition; the calendar topic has one key.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from faststream.kafka import KafkaBroker
 DOSSIER_TOPIC = "motcua.dossier.v1"
 DEADLINE_TOPIC = "motcua.deadline.v1"
 NOTIFICATION_TOPIC = "motcua.notification.v1"
+CALENDAR_TOPIC = "motcua.calendar.v1"
+CALENDAR_KEY = "calendar"  # one key: every calendar change on one partition, in order
 
 
 def dlq(topic: str) -> str:
@@ -29,7 +32,7 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-MAIN_TOPICS: tuple[str, ...] = (DOSSIER_TOPIC, DEADLINE_TOPIC, NOTIFICATION_TOPIC)
+MAIN_TOPICS: tuple[str, ...] = (DOSSIER_TOPIC, DEADLINE_TOPIC, NOTIFICATION_TOPIC, CALENDAR_TOPIC)
 ALL_TOPICS: tuple[str, ...] = MAIN_TOPICS + tuple(dlq(t) for t in MAIN_TOPICS)
 
 DEFAULT_CLIENT_ID = "motcua"

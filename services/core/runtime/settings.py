@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     sms_gateway_url: str | None = None
     postal_api_url: str | None = None
     scan_interval_seconds: float = Field(default=60, gt=0)
+    due_soon_working_hours: int = Field(default=8, ge=0, le=800)
     quiet_hours: str = "21:00-07:00"
     sms_unicode: bool = False
     log_level: str = "INFO"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -11,11 +12,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.events import EVENT_TYPE_OF, Address, Applicant, DossierStatus, Envelope
+from schemas.events import (
+    CALENDAR_CHANGED,
+    EVENT_TYPE_OF,
+    Address,
+    Applicant,
+    CalendarChanged,
+    CalendarDay,
+    CalendarEnvelope,
+    DossierStatus,
+    Envelope,
+)
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
-from services.core.runtime.kafka import DOSSIER_TOPIC
+from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC, DOSSIER_TOPIC
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
 from services.intake.domain.model import Dossier, HistoryEntry, Procedure
@@ -23,6 +34,20 @@ from services.intake.domain.model import Dossier, HistoryEntry, Procedure
 
 class ConcurrentUpdate(Exception):
     """Someone else changed the dossier between our read and our write (→ HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """The read model's deadline columns: what the tracker last said (hạn xử lý, cờ cảnh báo,
+    kết quả đúng hạn), or what the intake itself wrote when its own action moved the clock."""
+
+    due_at: datetime | None
+    flag: str | None
+    outcome: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> DeadlineView:
+        return cls(row.due_at, row.flag, row.outcome)
 
 
 # --- catalogue -------------------------------------------------------------------------
@@ -51,6 +76,37 @@ async def get_agency(conn: AsyncConnection, code: str) -> Any:
 async def load_overrides(conn: AsyncConnection) -> list[CalendarOverride]:
     rows = await conn.execute(sa.select(t.calendar_overrides).order_by(t.calendar_overrides.c.day))
     return [CalendarOverride(r.day, DayKind(r.kind), r.note) for r in rows]
+
+
+async def publish_calendar_change(
+    conn: AsyncConnection,
+    day: date,
+    kind: str | None,
+    overrides: list[CalendarOverride],
+    now: datetime,
+) -> None:
+    """Tell the tracker (motcua.calendar.v1) in the same transaction as the change."""
+    envelope = CalendarEnvelope(
+        event_id=new_id(),
+        type=CALENDAR_CHANGED,
+        occurred_at=now,
+        payload=CalendarChanged(
+            day=day,
+            kind=kind,  # type: ignore[arg-type]
+            overrides=[
+                CalendarDay(day=o.day, kind=o.kind.value, note=o.note)  # type: ignore[arg-type]
+                for o in overrides
+            ],
+        ),
+    )
+    row = outbox_row(
+        event_id=envelope.event_id,
+        topic=CALENDAR_TOPIC,
+        key=CALENDAR_KEY,
+        value=envelope.model_dump_json(),
+        created_at=now,
+    )
+    await add_to_outbox(conn, t.outbox, [row])
 
 
 # --- dossier codes ---------------------------------------------------------------------
@@ -85,21 +141,39 @@ def new_id() -> str:
 
 
 async def add_dossier(conn: AsyncConnection, dossier: Dossier, now: datetime) -> None:
-    await conn.execute(t.dossiers.insert().values(**_row(dossier, now), version=1))
+    values = {**_row(dossier, now), **_clock_columns(dossier)}
+    await conn.execute(t.dossiers.insert().values(**values, version=1))
     await _publish_events(conn, dossier, now)
 
 
 async def save_dossier(
-    conn: AsyncConnection, dossier: Dossier, expected_version: int, now: datetime
+    conn: AsyncConnection,
+    dossier: Dossier,
+    expected_version: int,
+    now: datetime,
+    *,
+    clock_moved: bool,
 ) -> None:
+    """Save the aggregate and its events. The deadline columns are written only when this
+    action moved the clock (``clock_moved``): otherwise they keep the tracker's word, which
+    may differ from the aggregate's after a calendar change."""
+    values = _row(dossier, now)
+    if clock_moved:
+        values.update(_clock_columns(dossier))
     result = await conn.execute(
         t.dossiers.update()
         .where(t.dossiers.c.id == dossier.id, t.dossiers.c.version == expected_version)
-        .values(**_row(dossier, now), version=expected_version + 1)
+        .values(**values, version=expected_version + 1)
     )
     if result.rowcount != 1:
         raise ConcurrentUpdate(dossier.code)
     await _publish_events(conn, dossier, now)
+
+
+def _clock_columns(dossier: Dossier) -> dict[str, Any]:
+    # The flag belongs to the deadline that was in force: a moved or ended clock drops it
+    # until the tracker raises one for the new deadline.
+    return {"due_at": dossier.due_at, "flag": None, "outcome": dossier.outcome}
 
 
 async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:
@@ -117,8 +191,8 @@ def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
         "status": dossier.status.value,
         "applicant_phone": dossier.applicant.phone,
         "received_at": dossier.received_at,
-        "due_at": dossier.due_at,
-        "outcome": dossier.outcome,
+        "finished_at": dossier.finished_at,
+        "supplement_requests": dossier.supplement_requests,
         "state": dossier_to_state(dossier),
         "updated_at": now,
     }

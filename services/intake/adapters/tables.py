@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from services.core.runtime.database import UtcDateTime
 from services.core.runtime.outbox import outbox_table
 
 metadata = sa.MetaData()
@@ -64,10 +65,17 @@ dossiers = sa.Table(
     sa.Column("procedure_code", sa.String(64), nullable=False),
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("applicant_phone", sa.String(20), nullable=False),
-    sa.Column("received_at", _TS, nullable=False),
-    sa.Column("due_at", _TS, nullable=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=True),
     sa.Column("flag", sa.String(16), nullable=True),
     sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("supplement_requests", sa.Integer, nullable=False, server_default="0"),
+    # The tracker's deadline version and the rank of its last applied event within it
+    # (changed < due_soon < overdue < closed): flags only move forward, so a redelivered
+    # or late event cannot bring back a flag the tracker has since replaced.
+    sa.Column("deadline_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deadline_rank", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
@@ -75,6 +83,8 @@ dossiers = sa.Table(
     sa.Index("ix_intake_dossiers_handling_seq", "handling_agency", "seq"),
     sa.Index("ix_intake_dossiers_status_seq", "status", "seq"),
     sa.Index("ix_intake_dossiers_flag_seq", "flag", "seq"),
+    sa.Index("ix_intake_dossiers_agency_received", "agency_code", "received_at"),
+    sa.Index("ix_intake_dossiers_agency_finished", "agency_code", "finished_at"),
 )
 
 code_counters = sa.Table(

@@ -152,7 +152,9 @@ async def list_overrides(ctx: Ctx, _caller: Caller) -> Any:
     tags=["calendar"],
 )
 async def put_override(day: date, body: m.CalendarDayIn, ctx: Ctx) -> Any:
-    """Declare a day off (e.g. an announced Tết bridge) or a working day (make-up Saturday)."""
+    """Declare a day off (e.g. an announced Tết bridge) or a working day (make-up Saturday).
+
+    The tracker hears of it on motcua.calendar.v1 and moves the open deadlines it touches."""
     async with ctx.engine.begin() as conn:
         await conn.execute(t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day))
         await conn.execute(
@@ -161,7 +163,9 @@ async def put_override(day: date, body: m.CalendarDayIn, ctx: Ctx) -> Any:
             )
         )
         overrides = await repo.load_overrides(conn)
+        await repo.publish_calendar_change(conn, day, body.kind, overrides, ctx.clock())
     ctx.calendars.replace_overrides(overrides)
+    ctx.wake_relay()
     return m.CalendarDayOut(day=day.isoformat(), kind=body.kind, note=body.note)
 
 
@@ -174,4 +178,6 @@ async def delete_override(day: date, ctx: Ctx) -> None:
         if result.rowcount == 0:
             raise not_found("override")
         overrides = await repo.load_overrides(conn)
+        await repo.publish_calendar_change(conn, day, None, overrides, ctx.clock())
     ctx.calendars.replace_overrides(overrides)
+    ctx.wake_relay()

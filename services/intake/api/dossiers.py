@@ -23,7 +23,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def dossier_out(d: Dossier, flag: str | None = None) -> m.DossierOut:
+def dossier_out(d: Dossier, deadline: repo.DeadlineView | None = None) -> m.DossierOut:
+    """The dossier as clerks see it; ``due_at``, ``flag`` and ``outcome`` come from the read
+    model (the tracker's word) when given, else from the aggregate (a receipt just made)."""
+    if deadline is None:
+        deadline = repo.DeadlineView(d.due_at, None, d.outcome)
     return m.DossierOut(
         id=d.id,
         code=d.code,
@@ -37,10 +41,10 @@ def dossier_out(d: Dossier, flag: str | None = None) -> m.DossierOut:
         return_address=d.return_address.model_dump() if d.return_address else None,
         applicant=d.applicant.model_dump(),
         received_at=d.received_at,
-        due_at=d.due_at,
+        due_at=deadline.due_at,
         original_due_at=d.original_due_at,
-        flag=flag,  # type: ignore[arg-type]
-        outcome=d.outcome,  # type: ignore[arg-type]
+        flag=deadline.flag,  # type: ignore[arg-type]
+        outcome=deadline.outcome,  # type: ignore[arg-type]
         supplement_requests=d.supplement_requests,
         history=[
             m.HistoryOut(action=h.action, at=h.at, status=h.status.value, details=h.details)
@@ -103,7 +107,7 @@ async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, calle
         found = await repo.get_dossier(conn, code)
     if found is None or not may_see(caller)(found[0]):
         raise not_found()
-    return dossier_out(found[0], found[1].flag)
+    return dossier_out(found[0], repo.DeadlineView.of(found[1]))
 
 
 @router.get("/dossiers", response_model=m.DossierPage, responses=ERRORS)
@@ -134,7 +138,7 @@ async def list_dossiers(
             limit=limit,
             before_seq=before,
         )
-    items = [dossier_out(d, r.flag) for d, r in zip(dossiers, rows, strict=True)]
+    items = [dossier_out(d, repo.DeadlineView.of(r)) for d, r in zip(dossiers, rows, strict=True)]
     return m.DossierPage(items=items, next_cursor=next_cursor)
 
 

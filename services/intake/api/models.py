@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.core.domain.calendar import VN_TZ
 from services.core.phones import InvalidPhone, normalise_phone
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
@@ -49,6 +50,14 @@ def _plausible(value: datetime) -> datetime:
 
 
 Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
+def _in_vietnam(value: datetime) -> datetime:
+    return value.astimezone(VN_TZ)
+
+
+LocalTime = Annotated[datetime, AfterValidator(_in_vietnam)]
+"""A time in a response: always shown at +07:00, whatever the database handed back."""
 
 
 class Body(BaseModel):
@@ -182,7 +191,7 @@ class ExtendIn(ActionIn):
 
 class HistoryOut(BaseModel):
     action: str
-    at: datetime
+    at: LocalTime
     status: str
     details: dict[str, Any]
 
@@ -199,9 +208,9 @@ class DossierOut(BaseModel):
     return_method: str
     return_address: dict[str, str] | None
     applicant: dict[str, Any]
-    received_at: datetime
-    due_at: datetime | None
-    original_due_at: datetime | None
+    received_at: LocalTime
+    due_at: LocalTime | None
+    original_due_at: LocalTime | None
     flag: Literal["due_soon", "overdue"] | None
     outcome: Literal["early", "on_time", "late"] | None
     supplement_requests: int
@@ -219,8 +228,8 @@ class PublicDossierOut(BaseModel):
     code: str
     status: str
     procedure_name: str
-    received_at: datetime
-    due_at: datetime | None
+    received_at: LocalTime
+    due_at: LocalTime | None
 
 
 class CalendarDayIn(Body):

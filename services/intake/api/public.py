@@ -72,5 +72,5 @@ async def public_lookup(
         status=dossier.status.value,
         procedure_name=dossier.procedure.name,
         received_at=dossier.received_at,
-        due_at=dossier.due_at,
+        due_at=found[1].due_at,
     )

@@ -1,0 +1,196 @@
+"""Loading and saving tracked dossiers, processed event ids, overrides and outgoing events,
+within the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schemas.events import Envelope
+from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind
+from services.core.runtime.kafka import DEADLINE_TOPIC
+from services.core.runtime.outbox import outbox_row
+from services.tracker.adapters import tables as t
+from services.tracker.domain import DeadlineEvent, TrackedDossier, from_state, to_state
+
+# Flags get ids derived from what they say ("overdue of version 3 of dossier X"), so the
+# outbox's unique event_id refuses the same flag written twice, whatever went wrong before.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0e6d0c-6f1c-4d7e-9a57-6d6f74637561")
+
+
+def event_id_of(event: DeadlineEvent) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, event.dedup_key))
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+# -- processed events --------------------------------------------------------------------
+
+
+async def claim_event(conn: AsyncConnection, event_id: str, now: datetime) -> bool:
+    """Record that this transaction handles `event_id`; False if it was handled before."""
+    query = (
+        _insert(conn, t.processed_events)
+        .values(event_id=event_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    result = await conn.execute(query)
+    return bool(result.rowcount)
+
+
+async def forget_processed_before(engine: AsyncEngine, before: datetime) -> int:
+    query = t.processed_events.delete().where(t.processed_events.c.processed_at < before)
+    async with engine.begin() as conn:
+        result = await conn.execute(query)
+    return int(result.rowcount or 0)
+
+
+# -- dossiers ------------------------------------------------------------------------------
+
+
+async def load(conn: AsyncConnection, dossier_id: str) -> TrackedDossier | None:
+    """The dossier, locked for this transaction on PostgreSQL (the scan skips it meanwhile)."""
+    query = sa.select(t.dossiers.c.state).where(t.dossiers.c.dossier_id == dossier_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    state = (await conn.execute(query)).scalar_one_or_none()
+    return from_state(state) if state is not None else None
+
+
+def _columns(tracked: TrackedDossier, now: datetime) -> dict[str, Any]:
+    return {
+        "code": tracked.code,
+        "agency_code": tracked.agency_code,
+        "handling_agency": tracked.handling_agency,
+        "status": tracked.status.value,
+        "received_at": tracked.received_at,
+        "due_at": tracked.due_at,
+        "version": tracked.version,
+        "next_check_at": tracked.next_check_at,
+        "finished_at": tracked.finished_at,
+        "outcome": tracked.outcome.value if tracked.outcome else None,
+        "state": to_state(tracked),
+        "updated_at": now,
+    }
+
+
+async def insert(conn: AsyncConnection, tracked: TrackedDossier, now: datetime) -> None:
+    await conn.execute(
+        t.dossiers.insert().values(dossier_id=tracked.dossier_id, **_columns(tracked, now))
+    )
+
+
+async def update_many(
+    conn: AsyncConnection, dossiers: Sequence[TrackedDossier], now: datetime
+) -> None:
+    """One executemany for a batch (the scan writes hundreds of rows per transaction)."""
+    if not dossiers:
+        return
+    query = (
+        t.dossiers.update()
+        .where(t.dossiers.c.dossier_id == sa.bindparam("b_dossier_id"))
+        .values({name: sa.bindparam(name) for name in _columns(dossiers[0], now)})
+    )
+    rows = [{"b_dossier_id": d.dossier_id, **_columns(d, now)} for d in dossiers]
+    await conn.execute(query, rows)
+
+
+async def due_for_scan(conn: AsyncConnection, now: datetime, limit: int) -> list[TrackedDossier]:
+    """Dossiers whose next threshold has come, earliest first, via the partial index.
+
+    On PostgreSQL the rows are locked and rows locked by others skipped, so scanners on
+    several replicas share the work and never raise the same flag twice.
+    """
+    query = (
+        sa.select(t.dossiers.c.state)
+        .where(t.dossiers.c.next_check_at.is_not(None), t.dossiers.c.next_check_at <= now)
+        .order_by(t.dossiers.c.next_check_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [from_state(s) for s in (await conn.execute(query)).scalars()]
+
+
+async def open_received_by(
+    conn: AsyncConnection, day: date, after_id: str, limit: int
+) -> list[TrackedDossier]:
+    """Open dossiers received before the end of `day`, in id order after `after_id`."""
+    day_end = datetime.combine(day + timedelta(days=1), time(0), VN_TZ)
+    query = (
+        sa.select(t.dossiers.c.state)
+        .where(
+            t.dossiers.c.finished_at.is_(None),
+            t.dossiers.c.received_at < day_end,
+            t.dossiers.c.dossier_id > after_id,
+        )
+        .order_by(t.dossiers.c.dossier_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return [from_state(s) for s in (await conn.execute(query)).scalars()]
+
+
+# -- outgoing events ---------------------------------------------------------------------
+
+
+def envelope_of(tracked: TrackedDossier, event: DeadlineEvent) -> Envelope:
+    return Envelope(
+        event_id=event_id_of(event),
+        type=event.type,
+        occurred_at=event.occurred_at,
+        dossier_id=tracked.dossier_id,
+        dossier_code=tracked.code,
+        agency_code=tracked.agency_code,
+        payload=event.payload,
+    )
+
+
+async def write_events(
+    conn: AsyncConnection,
+    pairs: Iterable[tuple[TrackedDossier, DeadlineEvent]],
+    now: datetime,
+) -> int:
+    """Add the events to the outbox; one already there (same fact) is skipped. Returns how
+    many rows were offered."""
+    rows = []
+    for tracked, event in pairs:
+        envelope = envelope_of(tracked, event)
+        rows.append(
+            outbox_row(
+                event_id=envelope.event_id,
+                topic=DEADLINE_TOPIC,
+                key=tracked.dossier_id,
+                value=envelope.model_dump_json(),
+                created_at=now,
+            )
+        )
+    if rows:
+        query = _insert(conn, t.outbox).on_conflict_do_nothing(index_elements=["event_id"])
+        await conn.execute(query, rows)
+    return len(rows)
+
+
+# -- calendar overrides ------------------------------------------------------------------
+
+
+async def load_overrides(conn: AsyncConnection) -> list[CalendarOverride]:
+    rows = await conn.execute(sa.select(t.calendar_overrides).order_by(t.calendar_overrides.c.day))
+    return [CalendarOverride(r.day, DayKind(r.kind), r.note) for r in rows]
+
+
+async def replace_overrides(conn: AsyncConnection, overrides: Iterable[CalendarOverride]) -> None:
+    await conn.execute(t.calendar_overrides.delete())
+    rows = [{"day": o.day, "kind": o.kind.value, "note": o.note} for o in overrides]
+    if rows:
+        await conn.execute(t.calendar_overrides.insert(), rows)

@@ -1,0 +1,173 @@
+"""Wiring of the tracker: consumers, the scheduled scan, the outbox relay of its flags."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.calendars import CalendarBook
+from services.core.runtime.checks import database_reachable
+from services.core.runtime.clock import Clock, system_clock
+from services.core.runtime.consumer import subscribe
+from services.core.runtime.database import create_engine
+from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC, make_broker
+from services.core.runtime.outbox import OutboxRelay, purge_published
+from services.core.runtime.settings import Settings
+from services.tracker import handlers
+from services.tracker.adapters import repository as repo
+from services.tracker.adapters import tables as t
+
+log = structlog.get_logger("motcua.tracker")
+
+DOSSIER_GROUP = "motcua-tracker"
+KEEP_EVENT_IDS = timedelta(days=30)
+KEEP_PUBLISHED = timedelta(days=7)
+CALENDAR_GROUP = "motcua-tracker-calendar"
+
+
+class TrackerService:
+    """Theo dõi thời hạn: keeps every dossier's legal clock and raises due-soon / overdue."""
+
+    name = "tracker"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        engine: AsyncEngine | None = None,
+        kafka_bootstrap: str | None = None,
+        run_scheduler: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or create_engine(
+            settings.database_url_for("tracker"), settings.db_pool_size
+        )
+        self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
+        self.threshold_minutes = settings.due_soon_working_hours * 60
+        self.calendars = CalendarBook()
+        self.run_scheduler = run_scheduler
+        self.broker: KafkaBroker | None = None
+        self.relay: OutboxRelay | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._scan_lock = asyncio.Lock()
+
+    def routers(self) -> Sequence[APIRouter]:
+        return []
+
+    def install(self, app: FastAPI) -> None:
+        app.state.tracker = self
+
+    async def start(self) -> None:
+        await self.reload_overrides()
+        if self.kafka_bootstrap:
+            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-tracker")
+            subscribe(self.broker, DOSSIER_TOPIC, DOSSIER_GROUP, self.on_dossier_event)
+            subscribe(self.broker, CALENDAR_TOPIC, CALENDAR_GROUP, self.on_calendar_event)
+            await self.broker.start()
+            self.relay = OutboxRelay(
+                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            )
+            self._relay_task = asyncio.create_task(self.relay.run(), name="tracker-outbox-relay")
+        if self.run_scheduler:
+            self.scheduler = AsyncIOScheduler(timezone="Asia/Ho_Chi_Minh")
+            self.scheduler.add_job(
+                self._scheduled_scan,
+                "interval",
+                seconds=self.settings.scan_interval_seconds,
+                id="deadline-scan",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=self.clock(),
+            )
+            self.scheduler.add_job(
+                self._housekeeping, "interval", hours=1, id="housekeeping", max_instances=1
+            )
+            self.scheduler.start()
+        log.info("tracker_started", kafka=bool(self.kafka_bootstrap))
+
+    async def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+        async with self._scan_lock:  # let a running scan finish its transaction
+            pass
+        if self.relay and self._relay_task:
+            self.relay.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._relay_task, timeout=10)
+        if self.broker:
+            await self.broker.stop()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"tracker.database": await database_reachable(self.engine)}
+        if self.kafka_bootstrap:
+            ok = self.broker is not None and await self.broker.ping(timeout=2.0)
+            checks["tracker.broker"] = ok
+        return checks
+
+    # -- entry points ------------------------------------------------------------------------
+
+    async def on_dossier_event(self, body: bytes) -> None:
+        envelope = handlers.decode_dossier_event(body)
+        decision = await handlers.handle_dossier_event(
+            self.engine, envelope, self.calendars, self.threshold_minutes, self.clock()
+        )
+        if decision is not None and decision.events:
+            self._wake_relay()
+
+    async def on_calendar_event(self, body: bytes) -> None:
+        envelope = handlers.decode_calendar_event(body)
+        moved = await handlers.handle_calendar_event(
+            self.engine, envelope, self.calendars, self.threshold_minutes, self.clock()
+        )
+        if moved:
+            self._wake_relay()
+
+    async def scan(self) -> handlers.ScanReport:
+        """One deadline scan at the current time (the scheduler's job; also for tests)."""
+        async with self._scan_lock:
+            # Another replica may have handled a calendar change: its overrides are in the
+            # shared table, so each scan starts from them.
+            await self.reload_overrides()
+            report = await handlers.scan_due(
+                self.engine, self.calendars, self.threshold_minutes, self.clock()
+            )
+        if report.flags:
+            self._wake_relay()
+        return report
+
+    async def _scheduled_scan(self) -> None:
+        try:
+            await self.scan()
+        except Exception as exc:  # the next run retries; the scan is idempotent
+            log.error("scan_failed", error_class=type(exc).__name__)
+
+    async def _housekeeping(self) -> None:
+        """Forget what can no longer come back: Kafka keeps records for days, not months."""
+        now = self.clock()
+        try:
+            forgotten = await repo.forget_processed_before(self.engine, now - KEEP_EVENT_IDS)
+            purged = await purge_published(self.engine, t.outbox, KEEP_PUBLISHED, now=now)
+        except Exception as exc:
+            log.error("housekeeping_failed", error_class=type(exc).__name__)
+            return
+        log.info("housekeeping_done", event_ids_forgotten=forgotten, outbox_rows_purged=purged)
+
+    async def reload_overrides(self) -> None:
+        async with self.engine.connect() as conn:
+            self.calendars.replace_overrides(await repo.load_overrides(conn))
+
+    def _wake_relay(self) -> None:
+        if self.relay:
+            self.relay.wake()

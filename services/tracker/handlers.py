@@ -1,0 +1,191 @@
+"""The tracker's entry points: a dossier event, a calendar change, a scan.
+
+Each takes its ports as arguments (engine, calendars, settings of the threshold, `now`) and
+does its work in transactions that write the state and the outgoing flags together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas.events import DOSSIER_EVENTS, CalendarEnvelope, Envelope, parse_payload
+from services.core.calendars import CalendarBook
+from services.core.domain.calendar import CalendarOverride, DayKind
+from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.kafka import DOSSIER_TOPIC
+from services.tracker.adapters import repository as repo
+from services.tracker.domain import (
+    Decision,
+    DossierRef,
+    TrackedDossier,
+    apply,
+    recompute,
+    scan,
+    schedule_of,
+    touched_by,
+)
+
+log = structlog.get_logger("motcua.tracker")
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    examined: int = 0
+    flags: int = 0
+
+
+def decode_dossier_event(body: bytes) -> Envelope:
+    return decode_envelope(body, DOSSIER_EVENTS, DOSSIER_TOPIC)
+
+
+async def handle_dossier_event(
+    engine: AsyncEngine,
+    envelope: Envelope,
+    calendars: CalendarBook,
+    threshold_minutes: int,
+    now: datetime,
+) -> Decision | None:
+    """Apply one dossier event once: None when its `event_id` was applied before."""
+    try:
+        payload = parse_payload(envelope)
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    async with engine.begin() as conn:
+        if not await repo.claim_event(conn, envelope.event_id, now):
+            log.info("event_duplicate", event_id=envelope.event_id, dossier_id=envelope.dossier_id)
+            return None
+        tracked = await repo.load(conn, envelope.dossier_id)
+        calendar = calendars.for_schedule_dict(schedule_of(tracked, payload))
+        decision = apply(
+            tracked,
+            envelope.type,
+            payload,
+            calendar,
+            threshold_minutes,
+            ref=DossierRef.of(envelope),
+            event_id=envelope.event_id,
+        )
+        if decision.changed and decision.tracked is not None:
+            if tracked is None:
+                await repo.insert(conn, decision.tracked, now)
+            else:
+                await repo.update_many(conn, [decision.tracked], now)
+        if decision.tracked is not None:
+            await repo.write_events(conn, ((decision.tracked, e) for e in decision.events), now)
+    _log_decision(envelope, decision)
+    return decision
+
+
+def _log_decision(envelope: Envelope, decision: Decision) -> None:
+    if decision.ignored:
+        log.warning(
+            "event_ignored",
+            event_id=envelope.event_id,
+            type=envelope.type,
+            dossier_id=envelope.dossier_id,
+            reason=decision.ignored,
+        )
+        return
+    log.info(
+        "event_applied",
+        event_id=envelope.event_id,
+        type=envelope.type,
+        dossier_id=envelope.dossier_id,
+        deadline_version=decision.tracked.version if decision.tracked else None,
+        events=[e.type for e in decision.events],
+    )
+
+
+async def scan_due(
+    engine: AsyncEngine,
+    calendars: CalendarBook,
+    threshold_minutes: int,
+    now: datetime,
+    *,
+    batch_size: int = 1000,
+) -> ScanReport:
+    """Raise every flag due at `now`, a batch per transaction, until none is left."""
+    examined = flags = 0
+    seen: set[str] = set()
+    while True:
+        async with engine.begin() as conn:
+            batch = await repo.due_for_scan(conn, now, batch_size)
+            changed: list[TrackedDossier] = []
+            raised = []
+            for tracked in batch:
+                calendar = calendars.for_schedule_dict(tracked.schedule)
+                result = scan(tracked, now, calendar, threshold_minutes)
+                if result.changed:
+                    changed.append(result.tracked)
+                raised.extend((result.tracked, e) for e in result.events)
+            await repo.update_many(conn, changed, now)
+            await repo.write_events(conn, raised, now)
+        examined += len(batch)
+        flags += len(raised)
+        ids = {t.dossier_id for t in batch}
+        if len(batch) < batch_size or ids <= seen:
+            # A full batch of dossiers seen before would mean next_check_at did not move:
+            # a bug, but one that must not turn into an endless loop.
+            if batch and ids <= seen:
+                log.error("scan_made_no_progress", dossiers=len(batch))
+            break
+        seen |= ids
+    if examined:
+        log.info("scan_done", examined=examined, flags=flags)
+    return ScanReport(examined, flags)
+
+
+def decode_calendar_event(body: bytes) -> CalendarEnvelope:
+    try:
+        return CalendarEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+
+
+async def handle_calendar_event(
+    engine: AsyncEngine,
+    envelope: CalendarEnvelope,
+    calendars: CalendarBook,
+    threshold_minutes: int,
+    now: datetime,
+    *,
+    batch_size: int = 500,
+) -> int:
+    """Install the announced overrides and recompute the open deadlines the changed day
+    touches. Idempotent, so it needs no event-id check: a redelivery installs the same
+    overrides and finds no deadline left to move. Returns how many deadlines moved."""
+    overrides = [
+        CalendarOverride(d.day, DayKind(d.kind), d.note) for d in envelope.payload.overrides
+    ]
+    async with engine.begin() as conn:
+        await repo.replace_overrides(conn, overrides)
+    calendars.replace_overrides(overrides)
+    day = envelope.payload.day
+    moved = 0
+    after = ""
+    while True:
+        async with engine.begin() as conn:
+            batch = await repo.open_received_by(conn, day, after, batch_size)
+            changed: list[TrackedDossier] = []
+            events = []
+            for tracked in batch:
+                if not touched_by(tracked, day):
+                    continue
+                calendar = calendars.for_schedule_dict(tracked.schedule)
+                decision = recompute(tracked, calendar, threshold_minutes, envelope.occurred_at)
+                if decision.changed and decision.tracked is not None:
+                    changed.append(decision.tracked)
+                    events.extend((decision.tracked, e) for e in decision.events)
+            await repo.update_many(conn, changed, now)
+            await repo.write_events(conn, events, now)
+        moved += len(events)
+        if len(batch) < batch_size:
+            break
+        after = batch[-1].dossier_id
+    log.info("calendar_applied", day=day.isoformat(), deadlines_moved=moved)
+    return moved
