@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +16,7 @@ class CalendarBook:
     def __init__(self, overrides: Iterable[CalendarOverride] = ()) -> None:
         self._overrides: tuple[CalendarOverride, ...] = tuple(overrides)
         self._calendars: dict[OfficeSchedule, WorkingCalendar] = {}
+        self._schedules: dict[str, OfficeSchedule] = {}
 
     @property
     def overrides(self) -> tuple[CalendarOverride, ...]:
@@ -35,4 +37,14 @@ class CalendarBook:
         return calendar
 
     def for_schedule_dict(self, schedule: dict[str, Any] | None) -> WorkingCalendar:
-        return self.for_schedule(OfficeSchedule.from_dict(schedule) if schedule else None)
+        if not schedule:
+            return self.for_schedule(None)
+        # Every tracked dossier carries its schedule as a dict; parsing it once per shape,
+        # not once per dossier, is a sixth of a scan's time.
+        key = json.dumps(schedule, sort_keys=True)
+        parsed = self._schedules.get(key)
+        if parsed is None:
+            if len(self._schedules) > 1000:
+                self._schedules.clear()
+            parsed = self._schedules[key] = OfficeSchedule.from_dict(schedule)
+        return self.for_schedule(parsed)

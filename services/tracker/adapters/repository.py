@@ -66,7 +66,7 @@ async def load(conn: AsyncConnection, dossier_id: str) -> TrackedDossier | None:
     return from_state(state) if state is not None else None
 
 
-def _columns(tracked: TrackedDossier, now: datetime) -> dict[str, Any]:
+def columns_of(tracked: TrackedDossier, now: datetime) -> dict[str, Any]:
     return {
         "code": tracked.code,
         "agency_code": tracked.agency_code,
@@ -85,7 +85,7 @@ def _columns(tracked: TrackedDossier, now: datetime) -> dict[str, Any]:
 
 async def insert(conn: AsyncConnection, tracked: TrackedDossier, now: datetime) -> None:
     await conn.execute(
-        t.dossiers.insert().values(dossier_id=tracked.dossier_id, **_columns(tracked, now))
+        t.dossiers.insert().values(dossier_id=tracked.dossier_id, **columns_of(tracked, now))
     )
 
 
@@ -98,9 +98,9 @@ async def update_many(
     query = (
         t.dossiers.update()
         .where(t.dossiers.c.dossier_id == sa.bindparam("b_dossier_id"))
-        .values({name: sa.bindparam(name) for name in _columns(dossiers[0], now)})
+        .values({name: sa.bindparam(name) for name in columns_of(dossiers[0], now)})
     )
-    rows = [{"b_dossier_id": d.dossier_id, **_columns(d, now)} for d in dossiers]
+    rows = [{"b_dossier_id": d.dossier_id, **columns_of(d, now)} for d in dossiers]
     await conn.execute(query, rows)
 
 

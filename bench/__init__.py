@@ -1,0 +1,1 @@
+"""Benchmarks of motcua against real infrastructure; figures in bench/README.md."""
