@@ -1,0 +1,160 @@
+"""The notices (loại tin nhắn) and their default Vietnamese texts.
+
+What each notice may say: ``NOTICE_SPECS`` (required and optional placeholders) and
+``PLACEHOLDER_LIMITS`` (the longest value each placeholder renders). How dates and lateness
+are worded: ``appointment_text``, ``lateness_text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+from services.core.domain.calendar import VN_TZ
+from services.core.domain.deadlines import MINUTES_PER_WORKING_DAY
+
+# Segment caps (số tin nhắn tối đa) the default texts are built for. Unicode needs more: a
+# Vietnamese sentence with diacritics is 67 characters a segment instead of 153.
+DEFAULT_MAX_SEGMENTS_GSM7 = 2
+DEFAULT_MAX_SEGMENTS_UNICODE = 4
+
+
+class NoticeKey(StrEnum):
+    """The notices the notifier sends (loại tin nhắn)."""
+
+    RECEIVED = "received"  # tiếp nhận hồ sơ, with the appointment (hẹn trả kết quả)
+    SUPPLEMENT_REQUESTED = "supplement_requested"  # yêu cầu bổ sung hồ sơ
+    SUPPLEMENT_RECEIVED = "supplement_received"  # đã nhận hồ sơ bổ sung, new appointment
+    REJECTED = "rejected"  # từ chối giải quyết
+    RESULT_READY_COUNTER = "result_ready_counter"  # có kết quả, nhận tại Bộ phận Một cửa
+    RESULT_READY_POSTAL = "result_ready_postal"  # có kết quả, gửi qua bưu chính
+    EXTENDED = "extended"  # xin lỗi và hẹn lại ngày trả kết quả
+    RETURNED = "returned"  # đã trả kết quả
+    OVERDUE_ALERT = "overdue_alert"  # lãnh đạo: hồ sơ quá hạn
+    DAILY_DIGEST = "daily_digest"  # lãnh đạo: tổng hợp hằng ngày
+
+
+# Maximum rendered length, in characters, of each placeholder's value.
+PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
+    {
+        "office": 20,  # short sender name in the text, e.g. "UBND Q1"
+        "lookup": 40,  # where to look a dossier up (tra cứu), e.g. "dichvucong.gov.vn"
+        "procedure": 60,  # procedure name (tên thủ tục)
+        "code": 32,  # dossier code (mã hồ sơ)
+        "appointment": 16,  # "HH:MM dd/mm/yyyy", see appointment_text
+        "items": 120,  # missing items (thành phần cần bổ sung)
+        "reason": 120,  # why rejected (lý do)
+        "place": 60,  # where to collect the result (nơi nhận kết quả)
+        "tracking": 20,  # postal tracking code (mã bưu gửi)
+        "agency": 60,  # handling agency (cơ quan giải quyết)
+        "late": 20,  # how late, see lateness_text
+        "due_soon": 6,  # number of dossiers due soon (sắp đến hạn)
+        "overdue": 6,  # number of dossiers overdue (quá hạn)
+        "oldest": 100,  # codes of the oldest overdue dossiers
+    }
+)
+
+# Any template may use these: the notifier supplies them for every notice.
+COMMON_PLACEHOLDERS = frozenset({"office", "lookup", "procedure"})
+
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    """What a template kind must say (``required``) and may say (``optional``)."""
+
+    required: frozenset[str]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return self.required | self.optional | COMMON_PLACEHOLDERS
+
+
+def _spec(*required: str, optional: Iterable[str] = ()) -> NoticeSpec:
+    return NoticeSpec(required=frozenset(required), optional=frozenset(optional))
+
+
+NOTICE_SPECS: Mapping[NoticeKey, NoticeSpec] = MappingProxyType(
+    {
+        NoticeKey.RECEIVED: _spec("code", "appointment"),
+        NoticeKey.SUPPLEMENT_REQUESTED: _spec("code", "items"),
+        NoticeKey.SUPPLEMENT_RECEIVED: _spec("code", "appointment"),
+        NoticeKey.REJECTED: _spec("code", "reason"),
+        NoticeKey.RESULT_READY_COUNTER: _spec("code", "place"),
+        NoticeKey.RESULT_READY_POSTAL: _spec("code", "tracking"),
+        NoticeKey.EXTENDED: _spec("code", "appointment"),
+        NoticeKey.RETURNED: _spec("code"),
+        NoticeKey.OVERDUE_ALERT: _spec("code", "agency", "late"),
+        NoticeKey.DAILY_DIGEST: _spec("agency", "due_soon", "overdue", optional=["oldest"]),
+    }
+)
+
+# Written with diacritics; the GSM-7 path strips them. Each fits 2 GSM-7 segments in the
+# worst case (and 4 UCS-2 segments with diacritics kept).
+DEFAULT_TEXTS: Mapping[str, str] = MappingProxyType(
+    {
+        NoticeKey.RECEIVED: (
+            "{office}: Hồ sơ {code} của ông/bà đã được tiếp nhận. "
+            "Hẹn trả kết quả: {appointment}. Tra cứu tại {lookup}"
+        ),
+        NoticeKey.SUPPLEMENT_REQUESTED: (
+            "{office}: Hồ sơ {code} cần bổ sung: {items}. "
+            "Đề nghị ông/bà bổ sung để hồ sơ được tiếp tục giải quyết."
+        ),
+        NoticeKey.SUPPLEMENT_RECEIVED: (
+            "{office}: Hồ sơ {code} đã được bổ sung đầy đủ. Hẹn trả kết quả mới: {appointment}."
+        ),
+        NoticeKey.REJECTED: (
+            "{office}: Hồ sơ {code} không đủ điều kiện giải quyết. Lý do: {reason}. "
+            "Liên hệ Bộ phận Một cửa để được hướng dẫn."
+        ),
+        NoticeKey.RESULT_READY_COUNTER: (
+            "{office}: Hồ sơ {code} đã có kết quả. Mời ông/bà đến nhận tại {place}, "
+            "mang theo giấy hẹn trả kết quả."
+        ),
+        NoticeKey.RESULT_READY_POSTAL: (
+            "{office}: Kết quả hồ sơ {code} đã được gửi qua bưu điện, mã bưu gửi {tracking}. "
+            "Ông/bà vui lòng giữ liên lạc để nhận."
+        ),
+        NoticeKey.EXTENDED: (
+            "{office} xin lỗi ông/bà: hồ sơ {code} chưa giải quyết kịp hạn. "
+            "Hẹn trả kết quả mới: {appointment}. Mong ông/bà thông cảm."
+        ),
+        NoticeKey.RETURNED: (
+            "{office}: Hồ sơ {code} đã được trả kết quả. Cảm ơn ông/bà đã sử dụng dịch vụ."
+        ),
+        NoticeKey.OVERDUE_ALERT: (
+            "{office}: Hồ sơ {code} ({procedure}) tại {agency} đã quá hạn {late} làm việc. "
+            "Đề nghị chỉ đạo xử lý."
+        ),
+        NoticeKey.DAILY_DIGEST: (
+            "{office}: {agency} có {due_soon} hồ sơ sắp đến hạn, {overdue} hồ sơ quá hạn. "
+            "Quá hạn lâu nhất: {oldest}."
+        ),
+    }
+)
+
+
+# -- wording of values ---------------------------------------------------------------------
+
+
+def appointment_text(at: datetime) -> str:
+    """Hẹn trả kết quả as printed: "HH:MM dd/mm/yyyy" in Vietnam time."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"appointment must be timezone-aware, got {at!r}")
+    return at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
+
+
+def lateness_text(working_minutes: int, minutes_per_day: int = MINUTES_PER_WORKING_DAY) -> str:
+    """How late, in working time: "2 ngày 3 giờ", "5 giờ", "dưới 1 giờ"."""
+    if working_minutes < 0 or minutes_per_day < 60:
+        raise ValueError("working_minutes must be >= 0 and minutes_per_day >= 60")
+    days, rest = divmod(working_minutes, minutes_per_day)
+    hours = rest // 60
+    parts = [f"{days} ngày"] if days else []
+    if hours:
+        parts.append(f"{hours} giờ")
+    return " ".join(parts) or "dưới 1 giờ"
