@@ -53,7 +53,6 @@ class IntakeService:
         self.context = IntakeContext(settings=settings, engine=self.engine, clock=clock)
         self.broker: KafkaBroker | None = None
         self.relay: OutboxRelay | None = None
-        self._relay_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
 
     def routers(self) -> Sequence[APIRouter]:
@@ -75,7 +74,7 @@ class IntakeService:
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
             )
             self.context.wake_relay = self.relay.wake
-            self._relay_task = asyncio.create_task(self.relay.run(), name="intake-outbox-relay")
+            self.relay.start(name="intake-outbox-relay")
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
 
     async def on_deadline_event(self, body: bytes) -> None:
@@ -99,10 +98,8 @@ class IntakeService:
             self._reload_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reload_task
-        if self.relay and self._relay_task:
-            self.relay.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._relay_task, timeout=10)
+        if self.relay:
+            await self.relay.shutdown()
         if self.broker:
             await self.broker.stop()
         await self.engine.dispose()

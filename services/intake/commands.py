@@ -175,5 +175,5 @@ async def act_on_dossier(
     moved = dossier.due_at != due_before or ended
     await repo.save_dossier(conn, dossier, row.version, now, clock_moved=moved)
     if moved:
-        return dossier, repo.DeadlineView(dossier.due_at, None, dossier.outcome)
+        return dossier, repo.DeadlineView.of_dossier(dossier)
     return dossier, repo.DeadlineView.of(row)

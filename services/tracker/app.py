@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -59,7 +58,6 @@ class TrackerService:
         self.broker: KafkaBroker | None = None
         self.relay: OutboxRelay | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self._relay_task: asyncio.Task[None] | None = None
         self._scan_lock = asyncio.Lock()
 
     def routers(self) -> Sequence[APIRouter]:
@@ -78,7 +76,7 @@ class TrackerService:
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
             )
-            self._relay_task = asyncio.create_task(self.relay.run(), name="tracker-outbox-relay")
+            self.relay.start(name="tracker-outbox-relay")
         if self.run_scheduler:
             self.scheduler = AsyncIOScheduler(timezone="Asia/Ho_Chi_Minh")
             self.scheduler.add_job(
@@ -101,10 +99,8 @@ class TrackerService:
             self.scheduler.shutdown(wait=False)
         async with self._scan_lock:  # let a running scan finish its transaction
             pass
-        if self.relay and self._relay_task:
-            self.relay.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._relay_task, timeout=10)
+        if self.relay:
+            await self.relay.shutdown()
         if self.broker:
             await self.broker.stop()
         await self.engine.dispose()

@@ -204,6 +204,7 @@ class OutboxRelay:
         self._lock_key = advisory_lock_key(table)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self.consecutive_failures = 0
         self.failed_passes = 0
         self.published_total = 0
@@ -219,6 +220,18 @@ class OutboxRelay:
         """Make `run()` return after the pass in progress."""
         self._stopping.set()
         self._wake.set()
+
+    def start(self, name: str) -> None:
+        """Run in a background task until `shutdown()` (what a service does)."""
+        self._task = asyncio.create_task(self.run(), name=name)
+
+    async def shutdown(self, wait_seconds: float = 10.0) -> None:
+        """Stop, and wait up to `wait_seconds` for the pass in progress to end."""
+        self.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, wait_seconds)
+            self._task = None
 
     async def run(self) -> None:
         self._stopping.clear()

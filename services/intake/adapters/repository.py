@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.events import (
@@ -26,6 +25,7 @@ from schemas.events import (
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
+from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC, DOSSIER_TOPIC
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
@@ -48,6 +48,12 @@ class DeadlineView:
     @classmethod
     def of(cls, row: Any) -> DeadlineView:
         return cls(row.due_at, row.flag, row.outcome)
+
+    @classmethod
+    def of_dossier(cls, dossier: Dossier) -> DeadlineView:
+        """The aggregate's own deadline: a moved or ended clock has no flag until the
+        tracker raises one for the new deadline."""
+        return cls(dossier.due_at, None, dossier.outcome)
 
 
 # --- catalogue -------------------------------------------------------------------------
@@ -119,9 +125,8 @@ async def next_code(conn: AsyncConnection, agency_code: str, day: date) -> str:
     receive the same number.
     """
     prefix = f"{agency_code}-{day:%Y%m%d}"
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(t.code_counters)
+        dialect_insert(conn, t.code_counters)
         .values(prefix=prefix, last=1)
         .on_conflict_do_update(
             index_elements=[t.code_counters.c.prefix],
@@ -171,9 +176,7 @@ async def save_dossier(
 
 
 def _clock_columns(dossier: Dossier) -> dict[str, Any]:
-    # The flag belongs to the deadline that was in force: a moved or ended clock drops it
-    # until the tracker raises one for the new deadline.
-    return {"due_at": dossier.due_at, "flag": None, "outcome": dossier.outcome}
+    return asdict(DeadlineView.of_dossier(dossier))
 
 
 async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:

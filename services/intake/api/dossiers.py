@@ -27,7 +27,7 @@ def dossier_out(d: Dossier, deadline: repo.DeadlineView | None = None) -> m.Doss
     """The dossier as clerks see it; ``due_at``, ``flag`` and ``outcome`` come from the read
     model (the tracker's word) when given, else from the aggregate (a receipt just made)."""
     if deadline is None:
-        deadline = repo.DeadlineView(d.due_at, None, d.outcome)
+        deadline = repo.DeadlineView.of_dossier(d)
     return m.DossierOut(
         id=d.id,
         code=d.code,

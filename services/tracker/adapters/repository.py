@@ -9,11 +9,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.events import Envelope
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind
+from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import DEADLINE_TOPIC
 from services.core.runtime.outbox import outbox_row
 from services.tracker.adapters import tables as t
@@ -28,18 +28,13 @@ def event_id_of(event: DeadlineEvent) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, event.dedup_key))
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 # -- processed events --------------------------------------------------------------------
 
 
 async def claim_event(conn: AsyncConnection, event_id: str, now: datetime) -> bool:
     """Record that this transaction handles `event_id`; False if it was handled before."""
     query = (
-        _insert(conn, t.processed_events)
+        dialect_insert(conn, t.processed_events)
         .values(event_id=event_id, processed_at=now)
         .on_conflict_do_nothing(index_elements=["event_id"])
     )
@@ -160,9 +155,8 @@ async def write_events(
     conn: AsyncConnection,
     pairs: Iterable[tuple[TrackedDossier, DeadlineEvent]],
     now: datetime,
-) -> int:
-    """Add the events to the outbox; one already there (same fact) is skipped. Returns how
-    many rows were offered."""
+) -> None:
+    """Add the events to the outbox; one already there (same fact) is skipped."""
     rows = []
     for tracked, event in pairs:
         envelope = envelope_of(tracked, event)
@@ -176,9 +170,8 @@ async def write_events(
             )
         )
     if rows:
-        query = _insert(conn, t.outbox).on_conflict_do_nothing(index_elements=["event_id"])
+        query = dialect_insert(conn, t.outbox).on_conflict_do_nothing(index_elements=["event_id"])
         await conn.execute(query, rows)
-    return len(rows)
 
 
 # -- calendar overrides ------------------------------------------------------------------
