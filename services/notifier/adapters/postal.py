@@ -1,0 +1,134 @@
+"""Postal operators (bưu chính công ích): the contract's HTTP protocol, and a JSON-lines file.
+
+``POST {base_url}/orders`` → 200 ``{"tracking_code"}``. The operator keeps the first order per
+``reference`` (the dossier code), so placing an order again after a timeout or a crash gets
+the same tracking code and no second pick-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from services.notifier.adapters.http_calls import Outcome, post_json
+from services.notifier.adapters.jsonl_outbox import JsonlOutbox
+from services.notifier.adapters.rate_limit import TokenBucket
+
+__all__ = [
+    "HttpPostalOperator",
+    "JsonlPostalOperator",
+    "OrderResult",
+    "Outcome",
+    "PostalOperator",
+    "PostalOrderRequest",
+]
+
+
+@dataclass(frozen=True)
+class PostalOrderRequest:
+    reference: str  # dossier code
+    receiver_name: str
+    receiver_phone: str
+    address: dict[str, str]  # street, ward, district, province
+    content: str
+    callback_url: str | None
+    cod_amount: int = 0
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "receiver": {
+                "name": self.receiver_name,
+                "phone": self.receiver_phone,
+                "address": dict(self.address),
+            },
+            "content": self.content,
+            "cod_amount": self.cod_amount,
+            "callback_url": self.callback_url,
+        }
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    outcome: Outcome
+    tracking_code: str | None = None  # when accepted
+    error: str | None = None  # when retry/failed: status, error class or code, no personal data
+    retry_after_seconds: float | None = None
+
+
+class PostalOperator(Protocol):
+    name: str
+
+    async def place(self, order: PostalOrderRequest) -> OrderResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpPostalOperator:
+    """Speaks the contract's protocol; never raises for network or HTTP trouble."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        rate_per_second: float = 20.0,
+        burst: int = 20,
+        timeout_seconds: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        bucket: TokenBucket | None = None,
+    ) -> None:
+        self.name = name
+        self._url = base_url.rstrip("/") + "/orders"
+        self._timeout = timeout_seconds
+        # An injected bucket (a test's fake clock, or one shared by two names of one
+        # provider account) replaces rate_per_second and burst.
+        self._bucket = bucket if bucket is not None else TokenBucket(rate_per_second, burst)
+        self._owns_client = client is None  # a client passed in belongs to the caller
+        self._client = client or httpx.AsyncClient()
+
+    async def place(self, order: PostalOrderRequest) -> OrderResult:
+        await self._bucket.acquire()
+        verdict = await post_json(
+            self._client,
+            self._url,
+            order.body(),
+            success_field="tracking_code",
+            timeout_seconds=self._timeout,
+        )
+        return OrderResult(
+            outcome=verdict.outcome,
+            tracking_code=verdict.value,
+            error=verdict.error,
+            retry_after_seconds=verdict.retry_after_seconds,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class JsonlPostalOperator:
+    """The embedded default: each order is one JSON line (DATA_DIR/outbox/postal.jsonl)."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime], name: str = "jsonl") -> None:
+        self.name = name
+        self._outbox = JsonlOutbox(path, key_field="reference")
+        self._clock = clock
+
+    async def place(self, order: PostalOrderRequest) -> OrderResult:
+        await self._outbox.append_once({**order.body(), "at": self._clock().isoformat()})
+        # Derived from the reference, so a repeated order gets the first tracking code back.
+        return OrderResult("accepted", tracking_code=local_tracking_code(order.reference))
+
+    async def aclose(self) -> None:
+        """Nothing held open: each line is written with its own open, append, flush, close."""
+
+
+def local_tracking_code(reference: str) -> str:
+    return f"LOCAL-{reference}"
