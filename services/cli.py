@@ -123,6 +123,9 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
         await broker.start()
         bootstrap = broker.bootstrap
         log.info("embedded_broker_started", bootstrap=bootstrap)
+    if not settings.callback_base_url:  # the gateways call this process back
+        public = f"http://{args.host}:{args.port}"
+        settings = settings.model_copy(update={"callback_base_url": public})
     try:
         await ensure_topics(bootstrap, ALL_TOPICS, settings.kafka_partitions)
         app = build_app(_services(settings, list(SERVICES), bootstrap))
@@ -135,6 +138,7 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
 
 def _services(settings: Settings, names: Sequence[str], bootstrap: str) -> list[object]:
     from services.intake.app import IntakeService
+    from services.notifier.app import NotifierService
     from services.tracker.app import TrackerService
 
     services: list[object] = []
@@ -142,6 +146,8 @@ def _services(settings: Settings, names: Sequence[str], bootstrap: str) -> list[
         services.append(IntakeService(settings, kafka_bootstrap=bootstrap))
     if "tracker" in names:
         services.append(TrackerService(settings, kafka_bootstrap=bootstrap))
+    if "notifier" in names:
+        services.append(NotifierService(settings, kafka_bootstrap=bootstrap))
     return services
 
 

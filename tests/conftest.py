@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.intake",
     "tests.fixtures.tracker",
     "tests.fixtures.gateways",
+    "tests.fixtures.notifier",
 ]

@@ -47,6 +47,7 @@ REALISTIC: Mapping[str, Value] = {
     "due_soon": 12,
     "overdue": 3,
     "oldest": "000.00.22.H29-251201-0007, 000.00.22.H29-251203-0002",
+    "postal_status": "bị chuyển hoàn",
 }
 
 

@@ -29,6 +29,24 @@ class Settings(BaseSettings):
     due_soon_working_hours: int = Field(default=8, ge=0, le=800)
     quiet_hours: str = "21:00-07:00"
     sms_unicode: bool = False
+    # -- notifier (not in CONTRACT.md's table: the implementer's choice, see the README)
+    sms_gateway_fallback_url: str | None = None
+    sms_sender: str = Field(default="MOTCUA", min_length=1, max_length=11)
+    sms_rate_per_second: float = Field(default=20, ge=0)
+    sms_timeout_seconds: float = Field(default=10, gt=0)
+    sms_max_segments: int | None = Field(default=None, ge=1, le=10)
+    sms_templates_file: Path | None = None
+    sms_retry_horizon_hours: float = Field(default=24, gt=0)
+    postal_rate_per_second: float = Field(default=5, ge=0)
+    office_name: str = Field(default="Bộ phận Một cửa", min_length=1, max_length=20)
+    lookup_url: str = Field(default="dichvucong.gov.vn", min_length=1, max_length=40)
+    collection_place: str = Field(default="Bộ phận Một cửa", min_length=1, max_length=60)
+    citizen_notice_max_age_hours: float = Field(default=24, gt=0)
+    digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    callback_base_url: str | None = None
+    callback_token: str | None = None
+    send_lease_seconds: float = Field(default=60, gt=0)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     public_lookup_per_minute: int = Field(default=30, ge=1)

@@ -35,6 +35,7 @@ class NoticeKey(StrEnum):
     RETURNED = "returned"  # đã trả kết quả
     OVERDUE_ALERT = "overdue_alert"  # lãnh đạo: hồ sơ quá hạn
     DAILY_DIGEST = "daily_digest"  # lãnh đạo: tổng hợp hằng ngày
+    POSTAL_PROBLEM = "postal_problem"  # lãnh đạo: bưu gửi kết quả không phát được / chuyển hoàn
 
 
 # Maximum rendered length, in characters, of each placeholder's value.
@@ -54,6 +55,7 @@ PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
         "due_soon": 6,  # number of dossiers due soon (sắp đến hạn)
         "overdue": 6,  # number of dossiers overdue (quá hạn)
         "oldest": 100,  # codes of the oldest overdue dossiers
+        "postal_status": 24,  # what happened to the postal item, see POSTAL_STATUS_TEXTS
     }
 )
 
@@ -89,6 +91,7 @@ NOTICE_SPECS: Mapping[NoticeKey, NoticeSpec] = MappingProxyType(
         NoticeKey.RETURNED: _spec("code"),
         NoticeKey.OVERDUE_ALERT: _spec("code", "agency", "late"),
         NoticeKey.DAILY_DIGEST: _spec("agency", "due_soon", "overdue", optional=["oldest"]),
+        NoticeKey.POSTAL_PROBLEM: _spec("code", "tracking", "postal_status"),
     }
 )
 
@@ -134,6 +137,19 @@ DEFAULT_TEXTS: Mapping[str, str] = MappingProxyType(
             "{office}: {agency} có {due_soon} hồ sơ sắp đến hạn, {overdue} hồ sơ quá hạn. "
             "Quá hạn lâu nhất: {oldest}."
         ),
+        NoticeKey.POSTAL_PROBLEM: (
+            "{office}: Kết quả hồ sơ {code} gửi qua bưu chính, mã bưu gửi {tracking}, "
+            "{postal_status}. Đề nghị liên hệ công dân và chỉ đạo xử lý."
+        ),
+    }
+)
+
+
+# What a supervisor is told of a postal item that did not reach the citizen.
+POSTAL_STATUS_TEXTS: Mapping[str, str] = MappingProxyType(
+    {
+        "failed": "phát không thành công",
+        "returned": "bị chuyển hoàn",
     }
 )
 

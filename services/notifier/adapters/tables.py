@@ -1,0 +1,169 @@
+"""The notifier's own tables. No other service reads them.
+
+Personal data lives here (phones, names, addresses: the notifier must reach people), and
+nowhere in its logs.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from services.core.runtime.database import UtcDateTime
+from services.core.runtime.outbox import outbox_table
+
+metadata = sa.MetaData()
+BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+dossiers = sa.Table(
+    "notifier_dossiers",
+    metadata,
+    sa.Column("dossier_id", sa.String(36), primary_key=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("procedure_name", sa.String(300), nullable=False),
+    sa.Column("applicant_name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    sa.Column("return_method", sa.String(16), nullable=False),
+    sa.Column("return_address", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    # The tracker's word, for the daily digest (see core.domain.deadline_projection).
+    sa.Column("due_at", UtcDateTime(), nullable=True),
+    sa.Column("flag", sa.String(16), nullable=True),
+    sa.Column("deadline_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deadline_rank", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index(
+        "ix_notifier_dossiers_flagged",
+        "agency_code",
+        "flag",
+        postgresql_where=sa.text("flag IS NOT NULL"),
+        sqlite_where=sa.text("flag IS NOT NULL"),
+    ),
+)
+
+supervisors = sa.Table(
+    "notifier_supervisors",
+    metadata,
+    sa.Column("agency_code", sa.String(32), primary_key=True),
+    sa.Column("supervisor_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+)
+
+notices = sa.Table(
+    "notifier_notices",
+    metadata,
+    # uuid5 of (source_key, recipient, template): also the gateway's request_id.
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("source_key", sa.String(120), nullable=False),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("template", sa.String(40), nullable=False),
+    sa.Column("audience", sa.String(16), nullable=False),
+    sa.Column("dossier_id", sa.String(36), nullable=True),
+    sa.Column("dossier_code", sa.String(64), nullable=True),
+    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("unicode", sa.Boolean, nullable=False),
+    sa.Column("segments", sa.Integer, nullable=False),
+    # held → pending → sending → accepted → delivered | failed; skipped, failed are final
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("first_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("gateway", sa.String(40), nullable=True),
+    sa.Column("gateway_index", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("message_id", sa.String(100), nullable=True),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("source_key", "recipient", "template", name="uq_notifier_notices_identity"),
+    # The dispatcher reads only what is waiting to go out.
+    sa.Index(
+        "ix_notifier_notices_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('held', 'pending', 'sending')"),
+        sqlite_where=sa.text("status IN ('held', 'pending', 'sending')"),
+    ),
+    sa.Index("ix_notifier_notices_message_id", "message_id"),
+    sa.Index("ix_notifier_notices_dossier", "dossier_id"),
+)
+
+notice_history = sa.Table(
+    "notifier_notice_history",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("notice_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("detail", sa.String(200), nullable=True),
+    sa.Index("ix_notifier_notice_history_notice", "notice_id", "id"),
+)
+
+# A delivery receipt that came before the gateway's answer was committed.
+early_receipts = sa.Table(
+    "notifier_early_receipts",
+    metadata,
+    sa.Column("message_id", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+)
+
+postal_orders = sa.Table(
+    "notifier_postal_orders",
+    metadata,
+    sa.Column("dossier_id", sa.String(36), primary_key=True),
+    sa.Column("reference", sa.String(64), nullable=False, unique=True),
+    sa.Column("receiver", sa.JSON, nullable=False),  # name, phone, address
+    sa.Column("content", sa.String(300), nullable=False),
+    # pending → sending → placed | failed; then the operator's status
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("carrier_status", sa.String(16), nullable=True),
+    sa.Column("tracking_code", sa.String(40), nullable=True, unique=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("first_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index(
+        "ix_notifier_postal_orders_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('pending', 'sending')"),
+        sqlite_where=sa.text("status IN ('pending', 'sending')"),
+    ),
+)
+
+postal_history = sa.Table(
+    "notifier_postal_history",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("dossier_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("detail", sa.String(200), nullable=True),
+    sa.Index("ix_notifier_postal_history_dossier", "dossier_id", "id"),
+)
+
+# The calendar's override table as last announced on motcua.calendar.v1 (one row).
+calendar = sa.Table(
+    "notifier_calendar",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("overrides", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+outbox = outbox_table(metadata, "notifier")

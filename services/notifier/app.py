@@ -1,0 +1,270 @@
+"""Wiring of the notifier: consumers, the dispatcher, the daily digest, callbacks, the relay."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.calendars import CalendarBook
+from services.core.runtime.checks import database_reachable
+from services.core.runtime.clock import Clock, system_clock
+from services.core.runtime.consumer import subscribe
+from services.core.runtime.database import create_engine
+from services.core.runtime.http_errors import install_common_handlers
+from services.core.runtime.kafka import (
+    CALENDAR_TOPIC,
+    DEADLINE_TOPIC,
+    DIRECTORY_TOPIC,
+    DOSSIER_TOPIC,
+    make_broker,
+)
+from services.core.runtime.outbox import OutboxRelay
+from services.core.runtime.settings import Settings
+from services.notifier import handlers
+from services.notifier.adapters import repository as repo
+from services.notifier.adapters import tables as t
+from services.notifier.adapters.postal import (
+    HttpPostalOperator,
+    JsonlPostalOperator,
+    PostalOperator,
+)
+from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGateway, SmsGateway
+from services.notifier.api import callbacks
+from services.notifier.dispatch import Dispatcher, DispatchSettings
+from services.notifier.domain.decisions import NoticePolicy
+from services.notifier.domain.notices import DEFAULT_TEXTS
+from services.notifier.domain.quiet_hours import QuietHours
+from services.notifier.domain.retry import RetryPolicy
+from services.notifier.domain.templates import TemplateSet, default_templates, load_templates
+
+log = structlog.get_logger("motcua.notifier")
+
+DOSSIER_GROUP = "motcua-notifier"
+DEADLINE_GROUP = "motcua-notifier-deadline"
+DIRECTORY_GROUP = "motcua-notifier-directory"
+CALENDAR_GROUP = "motcua-notifier-calendar"
+
+
+def templates_from(settings: Settings) -> TemplateSet:
+    """The default texts, with an admin's file (JSON: template key → text) over them.
+    A text that is unknown, malformed or can render past the cap stops the start, naming
+    the template (TemplateError)."""
+    if settings.sms_templates_file is None:
+        return default_templates(
+            unicode=settings.sms_unicode, max_segments=settings.sms_max_segments
+        )
+    overrides = json.loads(settings.sms_templates_file.read_text(encoding="utf-8"))
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{settings.sms_templates_file}: expected a JSON object of texts")
+    cap = settings.sms_max_segments or (4 if settings.sms_unicode else 2)
+    return load_templates(
+        {**DEFAULT_TEXTS, **overrides}, unicode=settings.sms_unicode, max_segments=cap
+    )
+
+
+def composer_from(settings: Settings) -> handlers.Composer:
+    policy = NoticePolicy(
+        office=settings.office_name,
+        lookup=settings.lookup_url,
+        collection_place=settings.collection_place,
+        stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
+    )
+    return handlers.Composer(
+        templates_from(settings), policy, QuietHours.parse(settings.quiet_hours)
+    )
+
+
+class NotifierService:
+    """Thông báo: SMS to citizens, alerts and digests to supervisors, postal return orders."""
+
+    name = "notifier"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        engine: AsyncEngine | None = None,
+        kafka_bootstrap: str | None = None,
+        run_dispatcher: bool = True,
+        run_scheduler: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or create_engine(
+            settings.database_url_for("notifier"), settings.db_pool_size
+        )
+        self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
+        self.composer = composer_from(settings)
+        self.calendars = CalendarBook()
+        self.dispatcher = Dispatcher(
+            self.engine,
+            self._gateways(),
+            self._postal(),
+            self.composer,
+            self._dispatch_settings(),
+            clock,
+        )
+        self.run_dispatcher = run_dispatcher
+        self.run_scheduler = run_scheduler
+        self.broker: KafkaBroker | None = None
+        self.relay: OutboxRelay | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _gateways(self) -> list[SmsGateway]:
+        s = self.settings
+        urls = [u for u in (s.sms_gateway_url, s.sms_gateway_fallback_url) if u]
+        if not urls:
+            return [JsonlSmsGateway(s.outbox_dir / "sms.jsonl", self.clock)]
+        return [
+            HttpSmsGateway(
+                name,
+                url,
+                rate_per_second=s.sms_rate_per_second,
+                burst=max(1, int(s.sms_rate_per_second)),
+                timeout_seconds=s.sms_timeout_seconds,
+            )
+            for name, url in zip(("primary", "fallback"), urls, strict=False)
+        ]
+
+    def _postal(self) -> PostalOperator:
+        s = self.settings
+        if not s.postal_api_url:
+            return JsonlPostalOperator(s.outbox_dir / "postal.jsonl", self.clock)
+        return HttpPostalOperator(
+            "postal",
+            s.postal_api_url,
+            rate_per_second=s.postal_rate_per_second,
+            burst=max(1, int(s.postal_rate_per_second)),
+            timeout_seconds=s.sms_timeout_seconds,
+        )
+
+    def _callback(self, path: str) -> str | None:
+        base = self.settings.callback_base_url
+        if not base:
+            return None
+        token = self.settings.callback_token
+        query = f"?{urlencode({'token': token})}" if token else ""
+        return f"{base.rstrip('/')}{path}{query}"
+
+    def _dispatch_settings(self) -> DispatchSettings:
+        s = self.settings
+        return DispatchSettings(
+            sender=s.sms_sender,
+            sms_callback_url=self._callback("/sms/receipts"),
+            postal_callback_url=self._callback("/postal/callbacks"),
+            retry=RetryPolicy(horizon=timedelta(hours=s.sms_retry_horizon_hours)),
+            quiet=self.composer.quiet,
+            lease=timedelta(seconds=s.send_lease_seconds),
+        )
+
+    # -- Service ------------------------------------------------------------------------------
+
+    def routers(self) -> Sequence[APIRouter]:
+        return [callbacks.router]
+
+    def install(self, app: FastAPI) -> None:
+        app.state.notifier = self
+        install_common_handlers(app)
+
+    async def start(self) -> None:
+        await self.reload_overrides()
+        if self.kafka_bootstrap:
+            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-notifier")
+            subscribe(self.broker, DOSSIER_TOPIC, DOSSIER_GROUP, self.on_dossier_event)
+            subscribe(self.broker, DEADLINE_TOPIC, DEADLINE_GROUP, self.on_deadline_event)
+            subscribe(self.broker, DIRECTORY_TOPIC, DIRECTORY_GROUP, self.on_directory_event)
+            subscribe(self.broker, CALENDAR_TOPIC, CALENDAR_GROUP, self.on_calendar_event)
+            await self.broker.start()
+            self.relay = OutboxRelay(
+                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            )
+            self.relay.start(name="notifier-outbox-relay")
+        if self.run_dispatcher:
+            self.dispatcher.start(self.settings.dispatch_poll_seconds)
+        if self.run_scheduler:
+            hour, minute = (int(p) for p in self.settings.digest_time.split(":"))
+            self.scheduler = AsyncIOScheduler(timezone="Asia/Ho_Chi_Minh")
+            self.scheduler.add_job(
+                self.send_digests,
+                "cron",
+                hour=hour,
+                minute=minute,
+                id="daily-digest",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+            self.scheduler.start()
+        log.info("notifier_started", kafka=bool(self.kafka_bootstrap))
+
+    async def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+        await self.dispatcher.shutdown()
+        if self.relay:
+            await self.relay.shutdown()
+        if self.broker:
+            await self.broker.stop()
+        for gateway in self.dispatcher.gateways:
+            await gateway.aclose()
+        await self.dispatcher.postal.aclose()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"notifier.database": await database_reachable(self.engine)}
+        if self.kafka_bootstrap:
+            ok = self.broker is not None and await self.broker.ping(timeout=2.0)
+            checks["notifier.broker"] = ok
+        return checks
+
+    # -- entry points -------------------------------------------------------------------------
+
+    async def on_dossier_event(self, body: bytes) -> None:
+        envelope = handlers.decode_dossier_event(body)
+        if await handlers.handle_dossier_event(self.engine, envelope, self.composer, self.clock()):
+            self.wake_dispatcher()
+
+    async def on_deadline_event(self, body: bytes) -> None:
+        envelope = handlers.decode_deadline_event(body)
+        if await handlers.handle_deadline_event(self.engine, envelope, self.composer, self.clock()):
+            self.wake_dispatcher()
+
+    async def on_directory_event(self, body: bytes) -> None:
+        envelope = handlers.decode_directory_event(body)
+        await handlers.handle_directory_event(self.engine, envelope, self.clock())
+
+    async def on_calendar_event(self, body: bytes) -> None:
+        envelope = handlers.decode_calendar_event(body)
+        await handlers.handle_calendar_event(self.engine, envelope, self.calendars, self.clock())
+
+    async def send_digests(self) -> int:
+        """The daily digest (the scheduler's job; also for tests)."""
+        calendar = self.calendars.for_schedule_dict(None)
+        try:
+            added = await handlers.send_digests(self.engine, self.composer, calendar, self.clock())
+        except Exception as exc:  # the scheduler must not die; the next day runs again
+            log.error("digest_failed", error_class=type(exc).__name__)
+            return 0
+        if added:
+            self.wake_dispatcher()
+        return added
+
+    async def reload_overrides(self) -> None:
+        async with self.engine.connect() as conn:
+            self.calendars.replace_overrides(await repo.load_overrides(conn))
+
+    def wake_dispatcher(self) -> None:
+        self.dispatcher.wake()
+        if self.relay:
+            self.relay.wake()

@@ -1,0 +1,237 @@
+"""Sending what was decided: SMS to the gateway, orders to the postal operator.
+
+A notice is claimed for one attempt with a lease (status `sending`), sent, and its outcome
+committed. A sender killed between the gateway's answer and its commit leaves the notice
+`sending`; when the lease runs out it is sent again with the same `request_id`, and the
+gateway answers with the first message instead of sending a second one (CONTRACT.md).
+
+Failover: after an answer that says the gateway did not take the message (429, 5xx, a
+refused connection) the next attempt goes to the other gateway. After a timeout it stays on
+the same one: the first may have taken the message, and only it can recognise the
+request_id, so switching could text the citizen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.core.runtime.clock import Clock
+from services.notifier import handlers
+from services.notifier.adapters import repository as repo
+from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
+from services.notifier.adapters.sms_gateway import SendResult, SmsGateway, SmsRequest
+from services.notifier.domain.quiet_hours import QuietHours
+from services.notifier.domain.retry import RetryPolicy
+
+log = structlog.get_logger("motcua.notifier")
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    sender: str
+    sms_callback_url: str | None
+    postal_callback_url: str | None
+    retry: RetryPolicy
+    quiet: QuietHours | None
+    lease: timedelta = timedelta(seconds=60)
+    batch_size: int = 100
+    concurrency: int = 8
+
+
+def _may_have_been_taken(error: str | None) -> bool:
+    text = (error or "").lower()
+    return "timeout" in text or "timed out" in text
+
+
+class Dispatcher:
+    """Sends due SMS and places due postal orders; `run_once` for tests, `run` for service."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        gateways: Sequence[SmsGateway],
+        postal: PostalOperator,
+        composer: handlers.Composer,
+        settings: DispatchSettings,
+        clock: Clock,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not gateways:
+            raise ValueError("at least one SMS gateway is needed")
+        self.engine = engine
+        self.gateways = list(gateways)
+        self.postal = postal
+        self.composer = composer
+        self.settings = settings
+        self.clock = clock
+        self.jitter = jitter
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._limit = asyncio.Semaphore(settings.concurrency)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def start(self, poll_seconds: float = 1.0) -> None:
+        self._task = asyncio.create_task(self._run(poll_seconds), name="notifier-dispatcher")
+
+    async def shutdown(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, poll_seconds: float) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away: the next pass retries
+                log.error("dispatch_failed", error_class=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Every notice and order due now, until none is left; returns attempts made."""
+        attempts = 0
+        while True:
+            sent = await self.send_due_sms()
+            placed = await self.place_due_orders()
+            attempts += sent + placed
+            if sent < self.settings.batch_size and placed < self.settings.batch_size:
+                return attempts
+
+    # -- SMS ----------------------------------------------------------------------------------
+
+    async def send_due_sms(self) -> int:
+        now = self.clock()
+        quiet = self.settings.quiet
+        if quiet and quiet.contains(now):
+            return 0  # held until the window ends, citizens and supervisors alike
+        async with self.engine.begin() as conn:
+            due = await repo.claim_due_notices(
+                conn, now, self.settings.batch_size, self.settings.lease
+            )
+        await asyncio.gather(*(self._send(n) for n in due))
+        return len(due)
+
+    async def _send(self, notice: repo.Outgoing) -> None:
+        async with self._limit:
+            gateway = self.gateways[notice.gateway_index % len(self.gateways)]
+            request = SmsRequest(
+                to=notice.recipient,
+                text=notice.text,
+                unicode=notice.unicode,
+                request_id=notice.id,
+                sender=self.settings.sender,
+                callback_url=self.settings.sms_callback_url,
+            )
+            try:
+                result = await gateway.send(request)
+            except Exception as exc:  # a client bug must not lose the notice
+                result = SendResult("retry", gateway.name, error=type(exc).__name__)
+            await self._record_sms(notice, result)
+
+    async def _record_sms(self, notice: repo.Outgoing, result: SendResult) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            if result.outcome == "accepted" and result.message_id:
+                await repo.mark_accepted(conn, notice, result.gateway, result.message_id, now)
+            elif result.outcome == "failed":
+                await repo.mark_failed(conn, notice, result.gateway, result.error or "", now)
+            else:
+                await self._retry_sms(conn, notice, result, now)
+        log.info(
+            "sms_attempt",
+            notice_id=notice.id,
+            dossier_id=notice.dossier_id,
+            gateway=result.gateway,
+            outcome=result.outcome,
+            error=result.error,
+            attempt=notice.attempts + 1,
+        )
+
+    async def _retry_sms(
+        self, conn: AsyncConnection, notice: repo.Outgoing, result: SendResult, now: datetime
+    ) -> None:
+        error = result.error or "no message id"
+        first = notice.first_attempt_at or now
+        at = self.settings.retry.next_attempt(
+            notice.attempts + 1, first, now, self.jitter(), result.retry_after_seconds
+        )
+        if at is None:
+            gave_up = f"gave up after {notice.attempts + 1} attempts: {error}"
+            await repo.mark_failed(conn, notice, result.gateway, gave_up, now)
+            return
+        index = notice.gateway_index
+        if len(self.gateways) > 1 and not _may_have_been_taken(error):
+            index += 1
+        await repo.mark_retry(conn, notice, result.gateway, error, at, index, now)
+
+    # -- postal orders ------------------------------------------------------------------------
+
+    async def place_due_orders(self) -> int:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            due = await repo.claim_due_orders(
+                conn, now, self.settings.batch_size, self.settings.lease
+            )
+        await asyncio.gather(*(self._place(o) for o in due))
+        return len(due)
+
+    async def _place(self, order: repo.PendingOrder) -> None:
+        async with self._limit:
+            receiver = order.receiver
+            request = PostalOrderRequest(
+                reference=order.reference,
+                receiver_name=str(receiver["name"]),
+                receiver_phone=str(receiver["phone"]),
+                address=dict(receiver["address"]),
+                content=order.content,
+                callback_url=self.settings.postal_callback_url,
+            )
+            try:
+                result = await self.postal.place(request)
+            except Exception as exc:
+                result = OrderResult("retry", error=type(exc).__name__)
+            await self._record_order(order, result)
+
+    async def _record_order(self, order: repo.PendingOrder, result: OrderResult) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            if result.outcome == "accepted" and result.tracking_code:
+                await handlers.record_order_placed(
+                    conn, order, result.tracking_code, self.composer, now
+                )
+            else:
+                error = result.error or "no tracking code"
+                at = None
+                if result.outcome != "failed":
+                    first = order.first_attempt_at or now
+                    at = self.settings.retry.next_attempt(
+                        order.attempts + 1, first, now, self.jitter(), result.retry_after_seconds
+                    )
+                status = "pending" if at else "failed"
+                await repo.update_order(
+                    conn, order, now, status=status, next_attempt_at=at, error=error[:200]
+                )
+                await repo.add_postal_history(conn, order.dossier_id, status, now, error)
+        log.info(
+            "postal_attempt",
+            dossier_id=order.dossier_id,
+            outcome=result.outcome,
+            error=result.error,
+            attempt=order.attempts + 1,
+        )

@@ -1,0 +1,347 @@
+"""Who is told what, for each fact (quyết định gửi tin). Pure: events and what the notifier
+remembers in, drafts of notices and postal orders out; rendering and sending come later.
+
+Every draft carries a ``source_key``: the fact it tells. With the recipient and the template
+it is the notice's identity, so a fact told twice is one notice. It is the event id for a
+citizen's notice, and a dossier-level key where a notice must go once whatever the number of
+events (an overdue alert goes once per dossier, though each new deadline may be missed again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from schemas.events import (
+    DeadlineOverdue,
+    DossierEvent,
+    DossierExtended,
+    DossierReceived,
+    DossierRejected,
+    DossierReturned,
+    ResultReady,
+    SupplementReceived,
+    SupplementRequested,
+)
+from services.notifier.domain.notices import (
+    PLACEHOLDER_LIMITS,
+    POSTAL_STATUS_TEXTS,
+    NoticeKey,
+    lateness_text,
+)
+from services.notifier.domain.templates import Value
+
+
+class Audience(StrEnum):
+    CITIZEN = "citizen"  # công dân, tổ chức
+    SUPERVISOR = "supervisor"  # lãnh đạo cơ quan
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Someone to text. Personal data: never logged."""
+
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class DossierCard:
+    """What the notifier remembers of a dossier: who to text and where to send the result."""
+
+    dossier_id: str
+    code: str
+    agency_code: str
+    procedure_name: str
+    applicant: Contact
+    return_method: str
+    return_address: Mapping[str, str] | None
+    status: str
+
+    @classmethod
+    def of_received(cls, dossier_id: str, payload: DossierReceived) -> DossierCard:
+        address = payload.return_address.model_dump() if payload.return_address else None
+        return cls(
+            dossier_id=dossier_id,
+            code="",
+            agency_code="",
+            procedure_name=payload.procedure_name,
+            applicant=Contact(payload.applicant.full_name, payload.applicant.phone),
+            return_method=payload.return_method,
+            return_address=address,
+            status=payload.status.value,
+        )
+
+
+@dataclass(frozen=True)
+class NoticePolicy:
+    """The notifier's settings that shape what it says."""
+
+    office: str  # tên cơ quan in the text
+    lookup: str  # where to look a dossier up (tra cứu)
+    collection_place: str  # nơi trả kết quả at the counter
+    stale_after: timedelta  # an action older than this is history, not news
+
+    def common(self, procedure: str) -> dict[str, Value]:
+        return {"office": self.office, "lookup": self.lookup, "procedure": procedure}
+
+
+@dataclass(frozen=True)
+class NoticeDraft:
+    source_key: str
+    audience: Audience
+    phone: str
+    key: NoticeKey
+    values: Mapping[str, Value]
+    dossier_id: str | None
+    dossier_code: str | None
+    agency_code: str
+    skip_reason: str | None = None  # recorded, never sent
+
+
+@dataclass(frozen=True)
+class PostalOrderDraft:
+    """Đơn hàng chuyển phát kết quả (BCCI): reference = dossier code."""
+
+    dossier_id: str
+    reference: str
+    receiver: Contact
+    address: Mapping[str, str]
+    content: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    card: DossierCard | None
+    notices: tuple[NoticeDraft, ...] = ()
+    postal_order: PostalOrderDraft | None = None
+    skipped: str | None = None  # why nothing was decided, for the log
+
+
+@dataclass(frozen=True)
+class DossierRef:
+    dossier_id: str
+    code: str
+    agency_code: str
+
+
+# -- citizens -------------------------------------------------------------------------------
+
+
+def on_dossier_event(
+    card: DossierCard | None,
+    ref: DossierRef,
+    event_id: str,
+    payload: DossierEvent,
+    now: datetime,
+    policy: NoticePolicy,
+) -> Decision:
+    """The citizen's notices (and the postal order) an action of the dossier calls for."""
+    if isinstance(payload, DossierReceived):
+        card = replace(
+            DossierCard.of_received(ref.dossier_id, payload),
+            code=ref.code,
+            agency_code=ref.agency_code,
+        )
+    if card is None:
+        return Decision(None, skipped="dossier_unknown")
+    card = replace(card, status=payload.status.value, code=ref.code or card.code)
+    stale = now - payload.at > policy.stale_after
+    if isinstance(payload, ResultReady) and payload.return_method == "postal":
+        return _postal_return(card, stale)
+    told = _citizen_notice(payload, policy)
+    if told is None:
+        return Decision(card)
+    key, values = told
+    notice = NoticeDraft(
+        source_key=event_id,
+        audience=Audience.CITIZEN,
+        phone=card.applicant.phone,
+        key=key,
+        values={**policy.common(card.procedure_name), "code": card.code, **values},
+        dossier_id=card.dossier_id,
+        dossier_code=card.code,
+        agency_code=card.agency_code,
+        skip_reason="historical_action" if stale else None,
+    )
+    return Decision(card, (notice,))
+
+
+def _citizen_notice(
+    payload: DossierEvent, policy: NoticePolicy
+) -> tuple[NoticeKey, dict[str, Value]] | None:
+    match payload:
+        case DossierReceived() if payload.due_at is not None:
+            return NoticeKey.RECEIVED, {"appointment": payload.due_at}
+        case SupplementRequested():
+            return NoticeKey.SUPPLEMENT_REQUESTED, {"items": "; ".join(payload.items)}
+        case SupplementReceived() if payload.due_at is not None:
+            return NoticeKey.SUPPLEMENT_RECEIVED, {"appointment": payload.due_at}
+        case DossierRejected():
+            return NoticeKey.REJECTED, {"reason": payload.reason}
+        case ResultReady():
+            return NoticeKey.RESULT_READY_COUNTER, {"place": policy.collection_place}
+        case DossierExtended() if payload.due_at is not None:
+            return NoticeKey.EXTENDED, {"appointment": payload.due_at}
+        case DossierReturned():
+            return NoticeKey.RETURNED, {}
+    return None
+
+
+def _postal_return(card: DossierCard, stale: bool) -> Decision:
+    if stale:
+        return Decision(card, skipped="historical_action")
+    if not card.return_address:
+        return Decision(card, skipped="no_return_address")
+    order = PostalOrderDraft(
+        dossier_id=card.dossier_id,
+        reference=card.code,
+        receiver=card.applicant,
+        address=card.return_address,
+        content=f"Kết quả giải quyết hồ sơ {card.code}: {card.procedure_name}"[:200],
+    )
+    return Decision(card, postal_order=order)
+
+
+def on_postal_order_placed(
+    card: DossierCard, tracking_code: str, policy: NoticePolicy
+) -> NoticeDraft:
+    """The result left by post: the citizen gets the tracking code (mã bưu gửi)."""
+    return NoticeDraft(
+        source_key=f"postal:{card.dossier_id}",
+        audience=Audience.CITIZEN,
+        phone=card.applicant.phone,
+        key=NoticeKey.RESULT_READY_POSTAL,
+        values={
+            **policy.common(card.procedure_name),
+            "code": card.code,
+            "tracking": tracking_code,
+        },
+        dossier_id=card.dossier_id,
+        dossier_code=card.code,
+        agency_code=card.agency_code,
+    )
+
+
+# -- supervisors ----------------------------------------------------------------------------
+
+
+def on_overdue(
+    ref: DossierRef,
+    card: DossierCard | None,
+    payload: DeadlineOverdue,
+    supervisors: Iterable[Contact],
+    policy: NoticePolicy,
+) -> tuple[NoticeDraft, ...]:
+    """Hồ sơ quá hạn: each supervisor of the dossier's agency, once per dossier."""
+    values = {
+        **policy.common(card.procedure_name if card else ""),
+        "code": ref.code,
+        "agency": ref.agency_code,
+        "late": lateness_text(payload.overdue_working_minutes),
+    }
+    return _to_supervisors(
+        f"overdue:{ref.dossier_id}", NoticeKey.OVERDUE_ALERT, values, supervisors, ref
+    )
+
+
+def on_postal_problem(
+    card: DossierCard,
+    tracking_code: str,
+    status: str,
+    supervisors: Iterable[Contact],
+    policy: NoticePolicy,
+) -> tuple[NoticeDraft, ...]:
+    """The result did not reach the citizen (failed, returned to sender)."""
+    values = {
+        **policy.common(card.procedure_name),
+        "code": card.code,
+        "tracking": tracking_code,
+        "postal_status": POSTAL_STATUS_TEXTS.get(status, status),
+    }
+    ref = DossierRef(card.dossier_id, card.code, card.agency_code)
+    return _to_supervisors(
+        f"postal:{card.dossier_id}:{status}", NoticeKey.POSTAL_PROBLEM, values, supervisors, ref
+    )
+
+
+def _to_supervisors(
+    source_key: str,
+    key: NoticeKey,
+    values: Mapping[str, Value],
+    supervisors: Iterable[Contact],
+    ref: DossierRef,
+) -> tuple[NoticeDraft, ...]:
+    return tuple(
+        NoticeDraft(
+            source_key=source_key,
+            audience=Audience.SUPERVISOR,
+            phone=phone,
+            key=key,
+            values=values,
+            dossier_id=ref.dossier_id,
+            dossier_code=ref.code,
+            agency_code=ref.agency_code,
+        )
+        for phone in _distinct_phones(supervisors)
+    )
+
+
+def _distinct_phones(supervisors: Iterable[Contact]) -> list[str]:
+    """One message per person: a supervisor registered twice is still one phone."""
+    return list(dict.fromkeys(s.phone for s in supervisors))
+
+
+# -- daily digest ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgencyDigest:
+    """Tổng hợp hằng ngày of one agency: open dossiers due soon and overdue."""
+
+    agency_code: str
+    due_soon: int
+    overdue: int
+    oldest_overdue: Sequence[str] = field(default_factory=tuple)  # codes, oldest first
+
+
+def digest_notices(
+    digest: AgencyDigest, day: date, supervisors: Iterable[Contact], policy: NoticePolicy
+) -> tuple[NoticeDraft, ...]:
+    """One message per supervisor, none on a day with nothing due soon or overdue."""
+    if digest.due_soon == 0 and digest.overdue == 0:
+        return ()
+    values: dict[str, Value] = {
+        **policy.common(""),
+        "agency": digest.agency_code,
+        "due_soon": digest.due_soon,
+        "overdue": digest.overdue,
+        "oldest": _codes_that_fit(digest.oldest_overdue, PLACEHOLDER_LIMITS["oldest"]),
+    }
+    return tuple(
+        NoticeDraft(
+            source_key=f"digest:{digest.agency_code}:{day.isoformat()}",
+            audience=Audience.SUPERVISOR,
+            phone=phone,
+            key=NoticeKey.DAILY_DIGEST,
+            values=values,
+            dossier_id=None,
+            dossier_code=None,
+            agency_code=digest.agency_code,
+        )
+        for phone in _distinct_phones(supervisors)
+    )
+
+
+def _codes_that_fit(codes: Sequence[str], limit: int) -> str:
+    """Whole codes only: a cut code would send a supervisor looking for a dossier that
+    does not exist."""
+    text = ""
+    for code in codes:
+        candidate = f"{text}, {code}" if text else code
+        if len(candidate) > limit:
+            break
+        text = candidate
+    return text or "không có"

@@ -1,0 +1,365 @@
+"""The notifier's entry points: an event from a topic, a digest run, a gateway's callback.
+
+Each takes its ports as arguments (engine, composer, `now`) and writes in one transaction the
+state, the notices it decided and the events it publishes. Sending happens later
+(`dispatch`), from the notices table, so a crash never loses a decided notice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schemas.events import (
+    DEADLINE_EVENTS,
+    DOSSIER_EVENTS,
+    CalendarEnvelope,
+    DeadlineOverdue,
+    DirectoryEnvelope,
+    Envelope,
+    PostalOrdered,
+    PostalStatusChanged,
+    parse_deadline_payload,
+    parse_payload,
+)
+from services.core.calendars import CalendarBook
+from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
+from services.core.domain.deadline_projection import mark_of
+from services.core.phones import InvalidPhone, normalise_phone
+from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.database import dialect_insert
+from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, NOTIFICATION_TOPIC
+from services.core.runtime.outbox import outbox_row
+from services.notifier.adapters import repository as repo
+from services.notifier.adapters import tables as t
+from services.notifier.domain.decisions import (
+    Contact,
+    DossierCard,
+    DossierRef,
+    NoticeDraft,
+    NoticePolicy,
+    digest_notices,
+    on_dossier_event,
+    on_overdue,
+    on_postal_order_placed,
+    on_postal_problem,
+)
+from services.notifier.domain.quiet_hours import QuietHours
+from services.notifier.domain.templates import TemplateSet
+
+log = structlog.get_logger("motcua.notifier")
+
+EVENT_ID_NAMESPACE = uuid.UUID("0c5e1f7a-8d2b-4c3e-a1f9-6d6f74637561")
+POSTAL_PROBLEMS = frozenset({"failed", "returned"})
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Turns drafts into stored notices: rendered, addressed, and timed."""
+
+    templates: TemplateSet
+    policy: NoticePolicy
+    quiet: QuietHours | None = None
+
+    def row(self, draft: NoticeDraft, now: datetime) -> dict[str, Any]:
+        sms = self.templates.render(draft.key, draft.values)
+        status, error, recipient = self._status(draft, now)
+        when = self.quiet.release_at(now) if self.quiet and status == "held" else now
+        return {
+            "id": repo.notice_id(draft.source_key, recipient, draft.key.value),
+            "source_key": draft.source_key,
+            "recipient": recipient,
+            "template": draft.key.value,
+            "audience": draft.audience.value,
+            "dossier_id": draft.dossier_id,
+            "dossier_code": draft.dossier_code,
+            "agency_code": draft.agency_code,
+            "text": sms.text,
+            "unicode": self.templates.unicode,
+            "segments": sms.segments.parts,
+            "status": status,
+            "error": error,
+            "next_attempt_at": when if status in ("held", "pending") else None,
+        }
+
+    def _status(self, draft: NoticeDraft, now: datetime) -> tuple[str, str | None, str]:
+        try:
+            recipient = normalise_phone(draft.phone)
+        except InvalidPhone:
+            return "failed", "invalid phone number", draft.phone[:32]
+        if draft.skip_reason:
+            return "skipped", draft.skip_reason, recipient
+        if self.quiet and self.quiet.contains(now):
+            return "held", "quiet hours", recipient
+        return "pending", None, recipient
+
+
+async def store_notices(
+    conn: AsyncConnection, composer: Composer, drafts: Iterable[NoticeDraft], now: datetime
+) -> int:
+    """Insert the drafts not told before; returns how many are new."""
+    added = 0
+    for draft in drafts:
+        row = composer.row(draft, now)
+        if await repo.add_notice(conn, row, now):
+            added += 1
+            log.info(
+                "notice_decided",
+                notice_id=row["id"],
+                template=row["template"],
+                audience=row["audience"],
+                status=row["status"],
+                dossier_id=row["dossier_id"],
+            )
+    return added
+
+
+# -- motcua.dossier.v1 ----------------------------------------------------------------------
+
+
+def decode_dossier_event(body: bytes) -> Envelope:
+    return decode_envelope(body, DOSSIER_EVENTS, DOSSIER_TOPIC)
+
+
+async def handle_dossier_event(
+    engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
+) -> int:
+    """Remember the dossier and decide the citizen's notice; returns notices + orders added."""
+    try:
+        payload = parse_payload(envelope)
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
+    async with engine.begin() as conn:
+        card = await repo.load_card(conn, envelope.dossier_id)
+        decision = on_dossier_event(card, ref, envelope.event_id, payload, now, composer.policy)
+        if decision.card is not None:
+            await repo.save_card(conn, decision.card, now)
+        added = await store_notices(conn, composer, decision.notices, now)
+        if decision.postal_order is not None:
+            order = decision.postal_order
+            row = {
+                "dossier_id": order.dossier_id,
+                "reference": order.reference,
+                "receiver": {
+                    "name": order.receiver.name,
+                    "phone": order.receiver.phone,
+                    "address": dict(order.address),
+                },
+                "content": order.content,
+            }
+            if await repo.add_postal_order(conn, row, now):
+                added += 1
+                log.info("postal_order_decided", dossier_id=order.dossier_id)
+    if decision.skipped:
+        log.info(
+            "event_not_told",
+            event_id=envelope.event_id,
+            dossier_id=envelope.dossier_id,
+            reason=decision.skipped,
+        )
+    return added
+
+
+# -- motcua.deadline.v1 ---------------------------------------------------------------------
+
+
+def decode_deadline_event(body: bytes) -> Envelope:
+    return decode_envelope(body, DEADLINE_EVENTS, DEADLINE_TOPIC)
+
+
+async def handle_deadline_event(
+    engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
+) -> int:
+    """Follow the flag (for digests); alert supervisors of an overdue dossier, once."""
+    try:
+        payload = parse_deadline_payload(envelope)
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
+    async with engine.begin() as conn:
+        mark = mark_of(payload)
+        if mark is not None:
+            await repo.apply_mark(conn, envelope.dossier_id, mark, now)
+        if not isinstance(payload, DeadlineOverdue):
+            return 0
+        card = await repo.load_card(conn, envelope.dossier_id)
+        supervisors = await repo.supervisors_of(conn, envelope.agency_code)
+        drafts = on_overdue(ref, card, payload, supervisors, composer.policy)
+        added = await store_notices(conn, composer, drafts, now)
+    if not supervisors:
+        log.warning("overdue_without_supervisors", dossier_id=envelope.dossier_id)
+    return added
+
+
+# -- motcua.directory.v1 and motcua.calendar.v1 ---------------------------------------------
+
+
+def decode_directory_event(body: bytes) -> DirectoryEnvelope:
+    try:
+        return DirectoryEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a directory event: {exc.error_count()} errors") from exc
+
+
+async def handle_directory_event(
+    engine: AsyncEngine, envelope: DirectoryEnvelope, now: datetime
+) -> None:
+    """The agency's whole supervisor list replaces the one held: idempotent."""
+    payload = envelope.payload
+    people = [(s.id, Contact(s.name, s.phone)) for s in payload.supervisors]
+    async with engine.begin() as conn:
+        await repo.replace_supervisors(conn, payload.agency_code, people)
+    log.info("supervisors_replaced", agency=payload.agency_code, count=len(people))
+
+
+def decode_calendar_event(body: bytes) -> CalendarEnvelope:
+    try:
+        return CalendarEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+
+
+async def handle_calendar_event(
+    engine: AsyncEngine, envelope: CalendarEnvelope, calendars: CalendarBook, now: datetime
+) -> None:
+    overrides = [
+        CalendarOverride(d.day, DayKind(d.kind), d.note) for d in envelope.payload.overrides
+    ]
+    async with engine.begin() as conn:
+        await repo.save_overrides(conn, overrides, now)
+    calendars.replace_overrides(overrides)
+
+
+# -- daily digest ---------------------------------------------------------------------------
+
+
+async def send_digests(
+    engine: AsyncEngine, composer: Composer, calendar: WorkingCalendar, now: datetime
+) -> int:
+    """Tổng hợp hằng ngày: on a working day, one message per supervisor of each agency with
+    dossiers due soon or overdue. Run twice (two replicas, a restart) it adds nothing."""
+    day = now.astimezone(VN_TZ).date()
+    if not calendar.is_working_day(day):
+        return 0
+    added = 0
+    async with engine.begin() as conn:
+        for digest in await repo.digests(conn):
+            supervisors = await repo.supervisors_of(conn, digest.agency_code)
+            drafts = digest_notices(digest, day, supervisors, composer.policy)
+            added += await store_notices(conn, composer, drafts, now)
+    log.info("digests_decided", day=day.isoformat(), notices=added)
+    return added
+
+
+# -- gateway callbacks ----------------------------------------------------------------------
+
+
+async def record_receipt(
+    engine: AsyncEngine, message_id: str, status: str, error: str | None, now: datetime
+) -> str | None:
+    async with engine.begin() as conn:
+        notice = await repo.apply_receipt(conn, message_id, status, error, now)
+    log.info("receipt_recorded", notice_id=notice, status=status)
+    return notice
+
+
+async def record_order_placed(
+    conn: AsyncConnection,
+    order: repo.PendingOrder,
+    tracking_code: str,
+    composer: Composer,
+    now: datetime,
+) -> None:
+    """The operator took the order: keep its tracking code, text it, tell the intake."""
+    await repo.update_order(
+        conn, order, now, status="placed", tracking_code=tracking_code, error=None
+    )
+    await repo.add_postal_history(conn, order.dossier_id, "placed", now, tracking_code)
+    card = await repo.load_card(conn, order.dossier_id)
+    if card is None:
+        return
+    await store_notices(
+        conn, composer, [on_postal_order_placed(card, tracking_code, composer.policy)], now
+    )
+    event = PostalOrdered(reference=order.reference, tracking_code=tracking_code, at=now)
+    await _publish(conn, card, "postal.ordered", event.model_dump(mode="json"), "ordered", now)
+
+
+async def record_postal_status(
+    engine: AsyncEngine, composer: Composer, tracking_code: str, status: str, now: datetime
+) -> bool:
+    """A status callback of the postal operator; False when the tracking code is unknown."""
+    async with engine.begin() as conn:
+        order = await repo.order_by_tracking(conn, tracking_code)
+        if order is None:
+            return False
+        await repo.add_postal_history(conn, order.dossier_id, status, now)
+        if order.carrier_status == status:
+            return True  # the operator told us twice
+        await conn.execute(
+            t.postal_orders.update()
+            .where(t.postal_orders.c.dossier_id == order.dossier_id)
+            .values(carrier_status=status, updated_at=now)
+        )
+        card = await repo.load_card(conn, order.dossier_id)
+        if card is None:
+            return True
+        event = PostalStatusChanged(tracking_code=tracking_code, status=status, at=now)  # type: ignore[arg-type]
+        await _publish(
+            conn, card, "postal.status_changed", event.model_dump(mode="json"), status, now
+        )
+        if status in POSTAL_PROBLEMS:
+            supervisors = await repo.supervisors_of(conn, card.agency_code)
+            drafts = on_postal_problem(card, tracking_code, status, supervisors, composer.policy)
+            await store_notices(conn, composer, drafts, now)
+    log.info("postal_status_recorded", dossier_id=order.dossier_id, status=status)
+    return True
+
+
+async def _publish(
+    conn: AsyncConnection,
+    card: DossierCard,
+    event_type: str,
+    payload: dict[str, Any],
+    fact: str,
+    now: datetime,
+) -> None:
+    """An event on motcua.notification.v1, its id derived from the fact: told twice, it is
+    one row (ON CONFLICT DO NOTHING)."""
+    event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{card.dossier_id}|{event_type}|{fact}"))
+    envelope = Envelope(
+        event_id=event_id,
+        type=event_type,
+        occurred_at=now,
+        dossier_id=card.dossier_id,
+        dossier_code=card.code,
+        agency_code=card.agency_code,
+        payload=payload,
+    )
+    row = outbox_row(event_id, NOTIFICATION_TOPIC, card.dossier_id, envelope.model_dump_json(), now)
+    await conn.execute(dialect_insert(conn, t.outbox).values(**row).on_conflict_do_nothing())
+
+
+__all__: Sequence[str] = [
+    "Composer",
+    "decode_calendar_event",
+    "decode_deadline_event",
+    "decode_directory_event",
+    "decode_dossier_event",
+    "handle_calendar_event",
+    "handle_deadline_event",
+    "handle_directory_event",
+    "handle_dossier_event",
+    "record_order_placed",
+    "record_postal_status",
+    "record_receipt",
+    "send_digests",
+]

@@ -1,0 +1,241 @@
+"""Who is told what: the notifier's pure decisions, rendered with the default templates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from schemas.events import (
+    Address,
+    Applicant,
+    DeadlineOverdue,
+    DossierPaused,
+    DossierReceived,
+    DossierReturned,
+    DossierStatus,
+    DossierWithdrawn,
+    ResultReady,
+    SupplementRequested,
+    TimeLimitPayload,
+)
+from services.core.domain.calendar import VN_TZ
+from services.notifier.domain.decisions import (
+    AgencyDigest,
+    Audience,
+    Contact,
+    DossierRef,
+    NoticePolicy,
+    digest_notices,
+    on_dossier_event,
+    on_overdue,
+    on_postal_order_placed,
+    on_postal_problem,
+)
+from services.notifier.domain.notices import NoticeKey
+from services.notifier.domain.templates import default_templates
+
+
+def vn(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=VN_TZ)
+
+
+POLICY = NoticePolicy(
+    office="UBND Quan 1",
+    lookup="dichvucong.gov.vn",
+    collection_place="Bo phan Mot cua UBND Quan 1",
+    stale_after=timedelta(hours=24),
+)
+REF = DossierRef("d-1", "Q1-260302-0001", "Q1")
+GSM = default_templates()
+UCS = default_templates(unicode=True)
+
+
+def received(return_method: str = "postal", at: datetime | None = None) -> DossierReceived:
+    at = at or vn(2, 9, 15)
+    return DossierReceived(
+        at=at,
+        status=DossierStatus.RECEIVED,
+        due_at=vn(9, 9, 15),
+        procedure_code="1.001612",
+        procedure_name="Đăng ký thành lập hộ kinh doanh",
+        channel="counter",
+        return_method=return_method,  # type: ignore[arg-type]
+        return_address=Address(
+            street="12 Lê Lợi", ward="Bến Nghé", district="Quận 1", province="TP Hồ Chí Minh"
+        ),
+        applicant=Applicant(full_name="Nguyễn Thị Hương", phone="+84912345678"),
+        received_at=at,
+        clock_started_at=at,
+        time_limit=TimeLimitPayload(value=5, unit="working_days"),
+        office_schedule={},
+    )
+
+
+def card_after_received(return_method: str = "postal"):  # type: ignore[no-untyped-def]
+    decision = on_dossier_event(None, REF, "e-1", received(return_method), vn(2, 9, 16), POLICY)
+    assert decision.card is not None
+    return decision.card
+
+
+def test_received_texts_the_code_and_the_appointment_to_the_minute() -> None:
+    decision = on_dossier_event(None, REF, "e-1", received(), vn(2, 9, 16), POLICY)
+    (notice,) = decision.notices
+    assert notice.key is NoticeKey.RECEIVED and notice.audience is Audience.CITIZEN
+    assert notice.source_key == "e-1" and notice.phone == "+84912345678"
+    sms = GSM.render(notice.key, notice.values)
+    assert "Q1-260302-0001" in sms.text and "09:15 09/03/2026" in sms.text
+    assert sms.text.isascii() and sms.segments.parts <= 2
+    assert decision.card is not None and decision.card.code == "Q1-260302-0001"
+
+
+def test_unicode_mode_keeps_the_diacritics_within_its_cap() -> None:
+    decision = on_dossier_event(None, REF, "e-1", received(), vn(2, 9, 16), POLICY)
+    sms = UCS.render(decision.notices[0].key, decision.notices[0].values)
+    assert "tiếp nhận" in sms.text and sms.segments.parts <= 4
+
+
+def test_supplement_request_lists_every_missing_item() -> None:
+    card = card_after_received()
+    payload = SupplementRequested(
+        at=vn(3, 10),
+        status=DossierStatus.AWAITING_SUPPLEMENT,
+        due_at=None,
+        items=["Bản sao CCCD", "Giấy chứng nhận quyền sử dụng đất"],
+        reason="thiếu giấy tờ",
+        request_number=1,
+    )
+    (notice,) = on_dossier_event(card, REF, "e-2", payload, vn(3, 10, 1), POLICY).notices
+    text = GSM.render(notice.key, notice.values).text
+    assert "Ban sao CCCD; Giay chung nhan quyen su dung dat" in text
+
+
+def test_an_old_imported_action_is_recorded_but_never_texted() -> None:
+    card = card_after_received()
+    payload = DossierReturned(at=vn(3, 10), status=DossierStatus.RETURNED, due_at=None)
+    fresh = on_dossier_event(card, REF, "e-3", payload, vn(4, 9, 59), POLICY).notices[0]
+    old = on_dossier_event(card, REF, "e-3", payload, vn(4, 10, 1), POLICY).notices[0]
+    assert fresh.skip_reason is None
+    assert old.skip_reason == "historical_action"
+
+
+def test_postal_return_orders_pickup_and_texts_nothing_until_the_tracking_code() -> None:
+    card = card_after_received("postal")
+    payload = ResultReady(
+        at=vn(6, 15),
+        status=DossierStatus.RESULT_READY,
+        due_at=vn(9, 9, 15),
+        return_method="postal",
+        original_due_at=None,
+        outcome="early",
+    )
+    decision = on_dossier_event(card, REF, "e-4", payload, vn(6, 15, 1), POLICY)
+    assert decision.notices == ()
+    order = decision.postal_order
+    assert order is not None and order.reference == "Q1-260302-0001"
+    assert order.receiver == Contact("Nguyễn Thị Hương", "+84912345678")
+    assert order.address["province"] == "TP Hồ Chí Minh"
+    placed = on_postal_order_placed(card, "EB123456789VN", POLICY)
+    assert "EB123456789VN" in GSM.render(placed.key, placed.values).text
+    assert placed.source_key == "postal:d-1"
+
+
+def test_an_old_postal_result_orders_nothing() -> None:
+    card = card_after_received("postal")
+    payload = ResultReady(
+        at=vn(6, 15),
+        status=DossierStatus.RESULT_READY,
+        due_at=vn(9, 9, 15),
+        return_method="postal",
+        original_due_at=None,
+        outcome="early",
+    )
+    decision = on_dossier_event(card, REF, "e-4", payload, vn(9, 15), POLICY)
+    assert decision.postal_order is None and decision.skipped == "historical_action"
+
+
+def test_counter_return_says_where_to_collect() -> None:
+    card = card_after_received("counter")
+    payload = ResultReady(
+        at=vn(6, 15),
+        status=DossierStatus.RESULT_READY,
+        due_at=vn(9, 9, 15),
+        return_method="counter",
+        original_due_at=None,
+        outcome="early",
+    )
+    (notice,) = on_dossier_event(card, REF, "e-4", payload, vn(6, 15, 1), POLICY).notices
+    assert notice.key is NoticeKey.RESULT_READY_COUNTER
+    assert "Bo phan Mot cua UBND Quan 1" in GSM.render(notice.key, notice.values).text
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        DossierPaused(
+            at=vn(3, 10),
+            status=DossierStatus.PAUSED,
+            due_at=None,
+            reason="nghĩa vụ tài chính",
+            remaining_working_minutes=600,
+        ),
+        DossierWithdrawn(at=vn(3, 10), status=DossierStatus.WITHDRAWN, due_at=None, reason="x"),
+    ],
+)
+def test_internal_steps_text_nobody(payload: object) -> None:
+    decision = on_dossier_event(
+        card_after_received(),
+        REF,
+        "e-5",
+        payload,  # type: ignore[arg-type]
+        vn(3, 10, 1),
+        POLICY,
+    )
+    assert decision.notices == () and decision.card is not None
+    assert decision.card.status == payload.status.value  # type: ignore[attr-defined]
+
+
+def test_an_event_for_an_unknown_dossier_is_skipped() -> None:
+    payload = DossierReturned(at=vn(3, 10), status=DossierStatus.RETURNED, due_at=None)
+    decision = on_dossier_event(None, REF, "e-6", payload, vn(3, 10, 1), POLICY)
+    assert decision.card is None and decision.skipped == "dossier_unknown"
+
+
+def test_overdue_alerts_each_supervisor_once_per_dossier() -> None:
+    people = [Contact("A", "+84901000001"), Contact("B", "+84901000002")]
+    twice = people + [Contact("A again", "+84901000001")]
+    payload = DeadlineOverdue(
+        due_at=vn(9, 9, 15), version=1, overdue_working_minutes=600, handling_agency="Q1"
+    )
+    drafts = on_overdue(REF, card_after_received(), payload, twice, POLICY)
+    assert [d.phone for d in drafts] == ["+84901000001", "+84901000002"]
+    assert {d.source_key for d in drafts} == {"overdue:d-1"}
+    later = DeadlineOverdue(
+        due_at=vn(12, 9, 15), version=2, overdue_working_minutes=60, handling_agency="Q1"
+    )
+    assert {d.source_key for d in on_overdue(REF, None, later, people, POLICY)} == {"overdue:d-1"}
+    text = GSM.render(drafts[0].key, drafts[0].values).text
+    assert "1 ngay 2 gio" in text and "Q1-260302-0001" in text
+
+
+def test_postal_problem_alerts_supervisors_per_status() -> None:
+    drafts = on_postal_problem(
+        card_after_received(), "EB1VN", "returned", [Contact("A", "+84901000001")], POLICY
+    )
+    (draft,) = drafts
+    assert draft.source_key == "postal:d-1:returned"
+    assert "chuyen hoan" in GSM.render(draft.key, draft.values).text
+
+
+def test_digest_one_message_per_person_and_nothing_on_a_quiet_day() -> None:
+    people = [Contact("A", "+84901000001"), Contact("B", "+84901000002")]
+    quiet = AgencyDigest("Q1", 0, 0)
+    assert digest_notices(quiet, vn(2, 7).date(), people, POLICY) == ()
+    codes = [f"Q1-260302-{n:04d}" for n in range(1, 10)]
+    busy = AgencyDigest("Q1", 3, 9, codes)
+    drafts = digest_notices(busy, vn(2, 7).date(), people, POLICY)
+    assert len(drafts) == 2 and {d.source_key for d in drafts} == {"digest:Q1:2026-03-02"}
+    text = GSM.render(drafts[0].key, drafts[0].values).text
+    assert "3 ho so sap den han, 9 ho so qua han" in text
+    listed = text.split("Qua han lau nhat: ")[1].rstrip(".").split(", ")
+    assert listed and all(code in codes for code in listed)  # whole codes only
