@@ -1,0 +1,178 @@
+"""`motcua notifier` killed with SIGKILL after the gateway took an SMS and before the notifier
+committed it: the restarted process sends it again with the same request_id, and the
+gateway, which deduplicates on it, has still sent one SMS. Then a delivery receipt over real
+HTTP moves the notice to delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+
+from schemas.events import (
+    Applicant,
+    DossierReceived,
+    DossierStatus,
+    Envelope,
+    TimeLimitPayload,
+)
+from services.core.domain.calendar import VN_TZ
+from services.core.runtime.database import create_engine
+from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
+from services.core.runtime.kafka import DOSSIER_TOPIC
+from services.core.runtime.migrations import upgrade_async
+from services.notifier.adapters import tables as nt
+from tests.fixtures.broker import start_embedded_broker, wait_for
+from tests.fixtures.gateways import FakeSmsGateway
+
+MOTCUA = [sys.executable, "-m", "services.cli"]
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    broker = await start_embedded_broker(tmp_path / "broker")
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+def received_envelope() -> bytes:
+    now = datetime.now(VN_TZ).replace(microsecond=0)  # the process reads the real clock
+    payload = DossierReceived(
+        at=now,
+        status=DossierStatus.RECEIVED,
+        due_at=now,
+        procedure_code="P1",
+        procedure_name="Đăng ký khai sinh",
+        channel="counter",
+        return_method="counter",
+        applicant=Applicant(full_name="Trần Thị Bình", phone="+84912345678"),
+        received_at=now,
+        clock_started_at=now,
+        time_limit=TimeLimitPayload(value=3, unit="working_days"),
+        office_schedule={},
+    )
+    envelope = Envelope(
+        event_id=str(uuid.uuid4()),
+        type="dossier.received",
+        occurred_at=now,
+        dossier_id=str(uuid.uuid4()),
+        dossier_code="UBND-P1-20261121-0001",
+        agency_code="UBND-P1",
+        payload=payload.model_dump(mode="json"),
+    )
+    return envelope.model_dump_json().encode()
+
+
+class NotifierProcess:
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*MOTCUA, "notifier", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
+
+    async def start(self) -> None:
+        self.spawn()
+
+        async def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            try:
+                async with httpx.AsyncClient() as client:
+                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
+                return r.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(ready, timeout=60, message="the notifier is ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+async def notice_status(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.select(nt.notices.c.status))).scalars())
+    finally:
+        await engine.dispose()
+
+
+async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sms(
+    tmp_path: Path, broker: EmbeddedBroker, fake_sms_gateway: FakeSmsGateway
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
+    await upgrade_async("notifier", url)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env.update(
+        MOTCUA_DATA_DIR=str(tmp_path / "var"),
+        MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
+        MOTCUA_NOTIFIER_DATABASE_URL=url,
+        MOTCUA_SMS_GATEWAY_URL=fake_sms_gateway.url,
+        MOTCUA_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
+        MOTCUA_QUIET_HOURS="",  # whatever the hour the test runs at
+        MOTCUA_SEND_LEASE_SECONDS="1",
+        MOTCUA_DISPATCH_POLL_SECONDS="0.2",
+    )
+    notifier = NotifierProcess(env, port, tmp_path / "notifier.log")
+    hold = fake_sms_gateway.hold_next()
+    await notifier.start()
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            await producer.send_and_wait(DOSSIER_TOPIC, received_envelope(), key=b"k")
+        finally:
+            await producer.stop()
+
+        await asyncio.to_thread(hold.wait_arrived, 90)
+        notifier.kill()  # the gateway took the SMS; its answer never reaches the notifier
+        hold.release()
+        assert await notice_status(url) == ["sending"]
+
+        await notifier.start()
+        await fake_sms_gateway.wait_for_async(lambda g: len(g.requests) == 2, within=60)
+        first, second = fake_sms_gateway.requests
+        assert first["request_id"] == second["request_id"]
+        assert fake_sms_gateway.accepted_count() == 1
+
+        async def accepted() -> bool:
+            return await notice_status(url) == ["accepted"]
+
+        await wait_for(accepted, timeout=30, message="the resent notice is accepted")
+
+        (message,) = fake_sms_gateway.messages.values()
+        status = await asyncio.to_thread(
+            fake_sms_gateway.send_receipt, message["message_id"], "delivered"
+        )
+        assert status == 202
+        assert await notice_status(url) == ["delivered"]
+    finally:
+        if notifier.proc and notifier.proc.poll() is None:
+            assert notifier.stop() == 0

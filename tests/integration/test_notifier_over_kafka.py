@@ -1,0 +1,174 @@
+"""Intake, tracker and notifier over a real Kafka-protocol broker, sending to a fake SMS
+gateway that counts requests: one SMS per notice whatever is delivered twice, supervisors
+alerted through the directory topic, poison records dead-lettered with the partition moving."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.core.domain.calendar import VN_TZ
+from services.core.runtime.database import create_engine
+from services.core.runtime.embedded_broker import EmbeddedBroker
+from services.core.runtime.host import build_app
+from services.core.runtime.kafka import DOSSIER_TOPIC, dlq
+from services.intake.app import IntakeService
+from services.notifier.adapters import tables as nt
+from services.notifier.app import DOSSIER_GROUP, NotifierService
+from services.tracker.app import TrackerService
+from tests.fixtures.broker import consume, start_embedded_broker, wait_for
+from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
+from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
+from tests.fixtures.notifier import notifier_settings
+
+
+@dataclass
+class Stack:
+    broker: EmbeddedBroker
+    clock: FakeClock
+    intake: IntakeHarness
+    tracker: TrackerService
+    notifier: NotifierService
+    sms: FakeSmsGateway
+
+    async def notice_count(self, **where: str) -> int:
+        query = sa.select(sa.func.count()).select_from(nt.notices)
+        for column, value in where.items():
+            query = query.where(nt.notices.c[column] == value)
+        async with self.notifier.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+
+@pytest.fixture
+async def stack(
+    database_url: str,
+    tmp_path: Path,
+    fake_sms_gateway: FakeSmsGateway,
+    fake_postal_operator: FakePostalOperator,
+) -> AsyncIterator[Stack]:
+    broker = await start_embedded_broker(tmp_path / "broker")
+    clock = FakeClock(monday_morning())
+    settings = notifier_settings(
+        tmp_path,
+        fake_sms_gateway,
+        fake_postal_operator,
+        outbox_poll_seconds=0.1,
+        dispatch_poll_seconds=0.1,
+        scan_interval_seconds=3600,
+    )
+
+    def engine(service: str):  # type: ignore[no-untyped-def]
+        return create_engine(database_url.format(service=service))
+
+    bootstrap = broker.bootstrap
+    intake = IntakeService(
+        settings, clock=clock, engine=engine("intake"), kafka_bootstrap=bootstrap
+    )
+    tracker = TrackerService(
+        settings,
+        clock=clock,
+        engine=engine("tracker"),
+        kafka_bootstrap=bootstrap,
+        run_scheduler=False,
+    )
+    notifier = NotifierService(
+        settings,
+        clock=clock,
+        engine=engine("notifier"),
+        kafka_bootstrap=bootstrap,
+        run_scheduler=False,
+    )
+    services = [intake, tracker, notifier]
+    app = build_app(services)
+    started = []
+    try:
+        for service in services:
+            await service.start()
+            started.append(service)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://motcua") as client:
+            h = IntakeHarness(client, intake, clock, {}, {}, {})
+            h.admin = await h.token("admin", None)
+            h.clerk = await h.token("clerk", "UBND-Q1")
+            yield Stack(broker, clock, h, tracker, notifier, fake_sms_gateway)
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        await broker.stop()
+
+
+async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether `group` has committed every record of `topic` (it handled them all)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(parts)
+        for tp in parts:
+            if (await consumer.committed(tp) or 0) < ends[tp]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def test_one_sms_per_notice_through_duplicates_poison_and_overdue(stack: Stack) -> None:
+    h = stack.intake
+    r = await h.client.post(
+        "/agencies/UBND-Q1/supervisors",
+        json={"name": "Lãnh đạo", "phone": "0901000001"},
+        headers=h.admin,
+    )
+    assert r.status_code == 201
+    await h.procedure(time_limit={"value": 1, "unit": "working_days"})
+    dossiers = [await h.dossier() for _ in range(3)]
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 3, within=90)
+
+    records = await consume(stack.broker.bootstrap, DOSSIER_TOPIC, until=lambda rs: len(rs) >= 3)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for record in records:  # every event delivered a second time
+            await producer.send_and_wait(DOSSIER_TOPIC, record.value, key=record.key)
+        await producer.send_and_wait(DOSSIER_TOPIC, b"{not json", key=records[0].key)
+    finally:
+        await producer.stop()
+
+    dead = await consume(
+        stack.broker.bootstrap,
+        dlq(DOSSIER_TOPIC),
+        until=lambda rs: any(dict(r.headers)["consumer_group"] == b"motcua-notifier" for r in rs),
+        timeout=60,
+    )
+    assert {r.value for r in dead} == {b"{not json"}
+
+    async def notifier_caught_up() -> bool:
+        return await caught_up(stack.broker.bootstrap, DOSSIER_GROUP, DOSSIER_TOPIC)
+
+    await wait_for(notifier_caught_up, timeout=60, message="the notifier handled every record")
+
+    # The partition kept moving: a result after the poison record is texted.
+    r = await h.client.post(f"/dossiers/{dossiers[0]['code']}/complete", json={}, headers=h.clerk)
+    assert r.status_code == 200
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 4, within=60)
+
+    # Overdue: the tracker's flag reaches the supervisor, once per dossier.
+    stack.clock.now = datetime(2026, 11, 17, 10, tzinfo=VN_TZ)
+    assert (await stack.tracker.scan()).flags >= 2
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 6, within=60)
+    assert (await stack.tracker.scan()).flags == 0
+
+    assert len(stack.sms.requests) == 6  # not one request more than notices
+    assert {m["to"] for m in stack.sms.messages.values()} == {"+84912345678", "+84901000001"}
+    assert await stack.notice_count() == 6
+    assert await stack.notice_count(template="overdue_alert") == 2
