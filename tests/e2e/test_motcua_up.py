@@ -41,6 +41,7 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
     env["MOTCUA_DATA_DIR"] = str(tmp_path / "var")
+    env["MOTCUA_QUIET_HOURS"] = ""  # the SMS must go out whatever the hour the test runs at
     log_path = tmp_path / "motcua.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -107,6 +108,15 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     assert changed["dossier_id"] == dossier["id"]
     assert changed["payload"]["due_at"] == dossier["due_at"]
     assert (data_dir / "tracker.db").exists()
+    # The notifier too: without a gateway URL its SMS is a JSON line in the data folder.
+    sms_file = data_dir / "outbox" / "sms.jsonl"
+
+    def texted() -> bool:
+        return sms_file.exists() and dossier["code"] in sms_file.read_text(encoding="utf-8")
+
+    await asyncio.to_thread(_wait_until, texted, 60, "the receipt SMS in outbox/sms.jsonl")
+    (line,) = [json.loads(x) for x in sms_file.read_text(encoding="utf-8").splitlines()]
+    assert line["to"] == "+84987654321" and line["unicode"] is False
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
