@@ -18,6 +18,7 @@ import structlog
 
 from services.core.runtime.logging import configure_logging
 from tests.fixtures.intake import IntakeHarness, dossier_body
+from tests.fixtures.notifier import NotifierHarness
 
 NAME = "Trần Thị Bích Ngọc"
 PHONE = "0912345678"
@@ -160,3 +161,36 @@ async def test_logs_are_json_without_personal_data(
     assert ("GET", "/public/dossiers/{code}", 200) in seen
     assert ("GET", "/dossiers", 200) in seen
     assert all(e.get("level") for e in events)
+
+
+async def test_the_notifier_logs_no_personal_data(
+    notifier: NotifierHarness, log_lines: io.StringIO
+) -> None:
+    """The same cycle told to the citizen and the supervisors: SMS, a gateway refusal, a
+    postal order and its return to sender, receipts."""
+    await notifier.supervisors(phones=("0901000001",))
+    notifier.sms.reject_next(400, "invalid_number")
+    await _full_cycle(notifier.intake)
+    await notifier.feed()
+    await notifier.dispatch()
+    await notifier.dispatch()  # the SMS with the tracking code
+    (order,) = notifier.postal.orders.values()
+    for status in ("in_transit", "returned"):
+        r = await notifier.client.post(
+            "/postal/callbacks", json={"tracking_code": order["tracking_code"], "status": status}
+        )
+        assert r.status_code == 202
+    await notifier.dispatch()
+    for message in notifier.sms.messages.values():
+        r = await notifier.client.post(
+            "/sms/receipts", json={"message_id": message["message_id"], "status": "delivered"}
+        )
+        assert r.status_code == 202
+    assert len(notifier.sms.messages) >= 5
+
+    decoded = "\n".join(
+        json.dumps(json.loads(x), ensure_ascii=False) for x in log_lines.getvalue().splitlines()
+    )
+    assert '"notice_decided"' in decoded and '"sms_attempt"' in decoded
+    for value in [*PERSONAL, "0901000001", "+84901000001", STREET]:
+        assert value not in decoded and value.lower() not in decoded.lower(), value
