@@ -1,8 +1,10 @@
 """Event contracts of motcua: the envelope and one payload model per event type.
 
 Every event on a topic is an ``Envelope`` whose ``payload`` is one of the models below,
-chosen by ``type``. Changing a model is changing the contract: bump ``version`` for a
-breaking change, regenerate the JSON Schema files (``python -m schemas.generate``).
+chosen by ``type`` (the calendar and directory topics have envelopes of their own, with a
+typed ``payload`` and no dossier fields). Changing a model is changing the contract: bump
+``version`` for a breaking change, regenerate the JSON Schema files
+(``python -m schemas.generate``).
 """
 
 from __future__ import annotations
@@ -254,6 +256,41 @@ def parse_deadline_payload(envelope: Envelope) -> Contract:
     return DEADLINE_EVENTS[envelope.type].model_validate(envelope.payload)
 
 
+# -- motcua.notification.v1 (notifier): standard Envelope keyed by dossier id --------------
+
+
+class PostalOrdered(Contract):
+    """Đã tạo bưu gửi: the postal operator accepted the return order and gave its tracking code
+    (mã bưu gửi); the citizen is texted it."""
+
+    reference: str = Field(description="the dossier code (mã hồ sơ), as sent to the operator")
+    tracking_code: str = Field(description="mã bưu gửi, as the postal operator gave it")
+    at: AwareDatetime = Field(description="when the operator accepted the order")
+
+
+class PostalStatusChanged(Contract):
+    """Trạng thái bưu gửi, as the postal operator reported it: đã lấy hàng (picked_up), đang
+    vận chuyển (in_transit), phát thành công (delivered: the result reached the citizen),
+    phát không thành công (failed), chuyển hoàn (returned to the agency)."""
+
+    tracking_code: str = Field(description="mã bưu gửi of the order")
+    status: Literal["picked_up", "in_transit", "delivered", "failed", "returned"]
+    at: AwareDatetime = Field(
+        description="when the status was reported; a status older than the last one is stale"
+    )
+
+
+NOTIFICATION_EVENTS: dict[str, type[Contract]] = {
+    "postal.ordered": PostalOrdered,
+    "postal.status_changed": PostalStatusChanged,
+}
+
+
+def parse_notification_payload(envelope: Envelope) -> Contract:
+    """The typed payload of a notification envelope; KeyError for an unknown type."""
+    return NOTIFICATION_EVENTS[envelope.type].model_validate(envelope.payload)
+
+
 # -- motcua.calendar.v1 (intake) ------------------------------------------------------------
 
 CALENDAR_CHANGED = "calendar.changed"
@@ -285,3 +322,36 @@ class CalendarEnvelope(Contract):
     version: int = Field(default=ENVELOPE_VERSION, ge=1)
     occurred_at: AwareDatetime
     payload: CalendarChanged
+
+
+# -- motcua.directory.v1 (intake): who supervises each agency ------------------------------
+
+SUPERVISORS_CHANGED = "directory.supervisors_changed"
+
+
+class Supervisor(Contract):
+    """Lãnh đạo cơ quan: receives overdue alerts and digests. Personal data: never logged."""
+
+    id: str
+    name: str
+    phone: str = Field(description="E.164, e.g. +84912345678")
+    email: str | None = None
+
+
+class SupervisorsChanged(Contract):
+    """The supervisors of ``agency_code`` changed; ``supervisors`` is the agency's whole list
+    after the change, so a consumer may replace its copy and stays right even if it missed one."""
+
+    agency_code: str
+    supervisors: list[Supervisor] = Field(description="the agency's whole list after the change")
+
+
+class DirectoryEnvelope(Contract):
+    """What every record of ``motcua.directory.v1`` holds (key: the agency code, so one
+    agency's changes stay in order on one partition)."""
+
+    event_id: str
+    type: Literal["directory.supervisors_changed"]
+    version: int = Field(default=ENVELOPE_VERSION, ge=1)
+    occurred_at: AwareDatetime
+    payload: SupervisorsChanged

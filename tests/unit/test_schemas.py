@@ -26,11 +26,15 @@ from schemas.events import (
     DEADLINE_EVENTS,
     DOSSIER_EVENTS,
     EVENT_TYPE_OF,
+    NOTIFICATION_EVENTS,
+    SUPERVISORS_CHANGED,
     Address,
     Applicant,
     CalendarChanged,
     CalendarDay,
     CalendarEnvelope,
+    Contract,
+    DirectoryEnvelope,
     DossierEvent,
     DossierExtended,
     DossierPaused,
@@ -43,11 +47,16 @@ from schemas.events import (
     DossierTransferred,
     DossierWithdrawn,
     Envelope,
+    PostalOrdered,
+    PostalStatusChanged,
     ResultReady,
+    Supervisor,
+    SupervisorsChanged,
     SupplementReceived,
     SupplementRequested,
     TimeLimitPayload,
     parse_deadline_payload,
+    parse_notification_payload,
     parse_payload,
 )
 from services.tracker.domain import outgoing
@@ -390,10 +399,63 @@ CALENDAR_EXAMPLES: list[CalendarEnvelope] = [
     ),
 ]
 
+NOTIFICATION_EXAMPLES: list[tuple[str, Contract]] = [
+    (
+        "postal.ordered",
+        PostalOrdered(
+            reference=DOSSIER_CODE, tracking_code="EL123456789VN", at=ict(2026, 3, 17, 11, 5)
+        ),
+    ),
+    (
+        "postal.status_changed",
+        PostalStatusChanged(
+            tracking_code="EL123456789VN", status="delivered", at=ict(2026, 3, 18, 9, 30)
+        ),
+    ),
+]
+
+NOTIFICATION_PARAMS = [pytest.param(t, e, id=t) for t, e in NOTIFICATION_EXAMPLES]
+
+
+def notification_envelope(event_type: str, event: Contract) -> Envelope:
+    """As the notifier wraps a postal event: the standard envelope, keyed by dossier id."""
+    return Envelope(
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{DOSSIER_ID}/{event_type}")),
+        type=event_type,
+        occurred_at=ict(2026, 3, 18, 9, 31),
+        dossier_id=DOSSIER_ID,
+        dossier_code=DOSSIER_CODE,
+        agency_code=AGENCY,
+        payload=event.model_dump(mode="json"),
+    )
+
+
+DIRECTORY_EXAMPLE = DirectoryEnvelope(
+    event_id="c3d4e5f6-0718-4293-a4b5-c6d7e8f90a1b",
+    type=SUPERVISORS_CHANGED,
+    occurred_at=ict(2026, 3, 1, 8, 0),
+    payload=SupervisorsChanged(
+        agency_code=AGENCY,
+        supervisors=[
+            Supervisor(
+                id="7e57d004-2b97-4e7a-b45f-5387367791cd",
+                name="Lê Minh Tuấn",
+                phone="+84903123456",
+                email="tuan.le@example.vn",
+            ),
+            Supervisor(
+                id="1f0e9d8c-7b6a-4594-8372-615f4e3d2c1b", name="Phạm Thu", phone="+84987000111"
+            ),
+        ],
+    ),
+)
+
 TOPIC_EVENTS: dict[str, Mapping[str, type[BaseModel]]] = {
     "motcua.dossier.v1": DOSSIER_EVENTS,
     "motcua.deadline.v1": DEADLINE_EVENTS,
+    "motcua.notification.v1": NOTIFICATION_EVENTS,
     "motcua.calendar.v1": {CALENDAR_CHANGED: CalendarChanged},
+    "motcua.directory.v1": {SUPERVISORS_CHANGED: SupervisorsChanged},
 }
 
 
@@ -414,7 +476,8 @@ def test_check_reports_stale_missing_and_extra_files(
     json_dir = tmp_path / "json"
     monkeypatch.setattr(generate, "JSON_DIR", json_dir)
     monkeypatch.setattr(generate, "ASYNCAPI_PATH", tmp_path / "asyncapi.yaml")
-    files = sum(len(events) for events in TOPIC_EVENTS.values()) + 2 + 1  # envelopes, asyncapi
+    envelopes = len(generate.ENVELOPE_FILE_STEMS)
+    files = sum(len(events) for events in TOPIC_EVENTS.values()) + envelopes + 1  # + asyncapi
     assert len(generate.check()) == files  # everything missing
     generate.write()
     assert generate.check() == []
@@ -444,7 +507,8 @@ def test_generation_is_deterministic() -> None:
 
 def test_json_schema_files_have_ids_and_titles() -> None:
     events = {t: topic for topic, types in TOPIC_EVENTS.items() for t in types}
-    names = {"envelope.v1.json", "calendar-envelope.v1.json"} | {f"{t}.v1.json" for t in events}
+    envelopes = {"envelope.v1.json", "calendar-envelope.v1.json", "directory-envelope.v1.json"}
+    names = envelopes | {f"{t}.v1.json" for t in events}
     assert {p.name for p in generate.JSON_DIR.iterdir()} == names
     for name in names:
         schema = load_json_schema(name)
@@ -650,9 +714,120 @@ def test_calendar_envelope_is_not_a_dossier_envelope() -> None:
         Envelope.model_validate(wire)
 
 
+# -- (b4) notification events (postal return) -----------------------------------------------
+
+
+def test_every_notification_event_type_has_an_example() -> None:
+    assert {t for t, _ in NOTIFICATION_EXAMPLES} == set(NOTIFICATION_EVENTS)
+
+
+@pytest.mark.parametrize(("event_type", "event"), NOTIFICATION_PARAMS)
+def test_notification_event_round_trips_through_envelope_json(
+    event_type: str, event: Contract
+) -> None:
+    raw = notification_envelope(event_type, event).model_dump_json()
+
+    assert "+07:00" in raw
+    envelope = Envelope.model_validate_json(raw)
+    payload = parse_notification_payload(envelope)
+    assert type(payload) is NOTIFICATION_EVENTS[event_type]
+    assert payload == event
+
+
+def test_unknown_notification_type_is_a_key_error() -> None:
+    envelope = notification_envelope(*NOTIFICATION_EXAMPLES[0]).model_copy(
+        update={"type": "postal.lost"}
+    )
+    with pytest.raises(KeyError):
+        parse_notification_payload(envelope)
+
+
+@needs_validator
+@pytest.mark.parametrize(("event_type", "event"), NOTIFICATION_PARAMS)
+def test_notification_example_validates_against_generated_schemas(
+    event_type: str, event: Contract
+) -> None:
+    wire = json.loads(notification_envelope(event_type, event).model_dump_json())
+    assert schema_errors(load_json_schema("envelope.v1.json"), wire) == []
+    assert schema_errors(load_json_schema(f"{event_type}.v1.json"), wire["payload"]) == []
+    schema = asyncapi_message_schema(load_asyncapi(), "notification", event_type)
+    assert schema_errors(schema, wire) == []
+    other = next(t for t in NOTIFICATION_EVENTS if t != event_type)
+    assert schema_errors(schema, {**wire, "type": other}) != []
+
+
+BAD_NOTIFICATION_PAYLOADS = [
+    pytest.param("postal.status_changed", {"status": "lost"}, id="not-a-status"),
+    pytest.param("postal.status_changed", {"at": "2026-03-18T09:30:00"}, id="naive-time"),
+    pytest.param("postal.status_changed", {"tracking_code": ...}, id="missing-tracking-code"),
+    pytest.param("postal.ordered", {"reference": ...}, id="missing-reference"),
+    pytest.param("postal.ordered", {"cod_amount": 0}, id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "change"), BAD_NOTIFICATION_PAYLOADS)
+def test_notification_models_and_json_schemas_reject_bad_payloads(
+    event_type: str, change: dict[str, Any]
+) -> None:
+    example = dict(NOTIFICATION_EXAMPLES)[event_type]
+    merged = {**example.model_dump(mode="json"), **change}
+    bad = {k: v for k, v in merged.items() if v is not ...}
+    with pytest.raises(ValidationError):
+        NOTIFICATION_EVENTS[event_type].model_validate(bad)
+    if _validate is not None:
+        assert schema_errors(load_json_schema(f"{event_type}.v1.json"), bad) != [], bad
+
+
+# -- (b5) directory events (supervisors) -----------------------------------------------------
+
+
+def test_directory_envelope_round_trips_through_json() -> None:
+    raw = DIRECTORY_EXAMPLE.model_dump_json().encode("utf-8")
+
+    envelope = DirectoryEnvelope.model_validate_json(raw)
+    assert envelope == DIRECTORY_EXAMPLE
+    assert envelope.payload.supervisors[0].name == "Lê Minh Tuấn"
+    assert envelope.payload.supervisors[1].email is None
+    assert json.loads(raw)["type"] == "directory.supervisors_changed"
+
+
+@needs_validator
+def test_directory_example_validates_against_generated_schemas() -> None:
+    wire = json.loads(DIRECTORY_EXAMPLE.model_dump_json())
+    assert schema_errors(load_json_schema("directory-envelope.v1.json"), wire) == []
+    payload_schema = load_json_schema("directory.supervisors_changed.v1.json")
+    assert schema_errors(payload_schema, wire["payload"]) == []
+    schema = asyncapi_message_schema(load_asyncapi(), "directory", "directory.supervisors_changed")
+    assert schema_errors(schema, wire) == []
+
+
+def test_directory_envelope_is_strict() -> None:
+    wire = json.loads(DIRECTORY_EXAMPLE.model_dump_json())
+    supervisor = wire["payload"]["supervisors"][0]
+    bad = [
+        {**wire, "type": "directory.agency_renamed"},
+        {**wire, "dossier_id": DOSSIER_ID},
+        {**wire, "payload": {**wire["payload"], "supervisors": [{**supervisor, "role": "x"}]}},
+        {**wire, "payload": {"agency_code": AGENCY}},
+    ]
+    for value in bad:
+        with pytest.raises(ValidationError):
+            DirectoryEnvelope.model_validate(value)
+        if _validate is not None:
+            assert schema_errors(load_json_schema("directory-envelope.v1.json"), value) != []
+    with pytest.raises(ValidationError):
+        Envelope.model_validate(wire)
+
+
 # -- (c) AsyncAPI ----------------------------------------------------------------------------
 
-TOPICS = ("motcua.dossier.v1", "motcua.deadline.v1", "motcua.notification.v1", "motcua.calendar.v1")
+TOPICS = (
+    "motcua.dossier.v1",
+    "motcua.deadline.v1",
+    "motcua.notification.v1",
+    "motcua.calendar.v1",
+    "motcua.directory.v1",
+)
 
 
 def asyncapi_message_schema(doc: dict[str, Any], channel: str, message_id: str) -> dict[str, Any]:
@@ -711,7 +886,7 @@ def test_every_asyncapi_reference_resolves() -> None:
 
 
 def test_every_message_is_keyed_as_the_runtime_keys_its_topic() -> None:
-    from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC
+    from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC, DIRECTORY_TOPIC
 
     doc = load_asyncapi()
     for channel in doc["channels"].values():
@@ -720,6 +895,8 @@ def test_every_message_is_keyed_as_the_runtime_keys_its_topic() -> None:
             assert key["type"] == "string", channel["address"]
             if channel["address"].startswith(CALENDAR_TOPIC):
                 assert key["const"] == CALENDAR_KEY
+            elif channel["address"].startswith(DIRECTORY_TOPIC):
+                assert "agency code" in key["description"], channel["address"]
             else:
                 assert "dossier id" in key["description"], channel["address"]
     for name, channel in doc["channels"].items():
@@ -750,6 +927,8 @@ def test_asyncapi_operations() -> None:
         ("intake", "receive", "motcua.notification.v1"),
         ("intake", "send", "motcua.calendar.v1"),
         ("tracker", "receive", "motcua.calendar.v1"),
+        ("intake", "send", "motcua.directory.v1"),
+        ("notifier", "receive", "motcua.directory.v1"),
     }
     assert expected <= seen
     # dead letters are written by the consumers of the main topic
@@ -765,11 +944,12 @@ def test_deadline_operations_carry_every_deadline_message() -> None:
         assert refs == [f"#/channels/deadline/messages/{t}" for t in DEADLINE_EVENTS], name
 
 
-def test_notification_channel_is_still_a_placeholder() -> None:
+def test_notification_operations_carry_every_postal_message() -> None:
     doc = load_asyncapi()
-    assert list(doc["channels"]["notification"]["messages"]) == ["notification_event"]
-    assert "deadline_event" not in doc["components"]["messages"]
-    assert "notification.postal_delivered" in generate.ASYNCAPI_PATH.read_text(encoding="utf-8")
+    for name in ("notifier_send_notification", "intake_receive_notification"):
+        refs = [m["$ref"] for m in doc["operations"][name]["messages"]]
+        assert refs == [f"#/channels/notification/messages/{t}" for t in NOTIFICATION_EVENTS]
+    assert "notification_event" not in doc["components"]["messages"]  # no placeholder left
 
 
 class _RecordingBroker:

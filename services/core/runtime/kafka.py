@@ -1,7 +1,8 @@
 """Kafka topics and the faststream broker factory shared by the three services.
 
 Dossier, deadline and notification topics are keyed by dossier id, so one dossier's events
-stay in order on one partition; the calendar topic has one key.
+stay in order on one partition; the calendar topic has one key; the directory topic (who
+supervises each agency) is keyed by agency code, so one agency's changes stay in order.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEADLINE_TOPIC = "motcua.deadline.v1"
 NOTIFICATION_TOPIC = "motcua.notification.v1"
 CALENDAR_TOPIC = "motcua.calendar.v1"
 CALENDAR_KEY = "calendar"  # one key: every calendar change on one partition, in order
+DIRECTORY_TOPIC = "motcua.directory.v1"  # key = agency code
 
 
 def dlq(topic: str) -> str:
@@ -32,7 +34,13 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-MAIN_TOPICS: tuple[str, ...] = (DOSSIER_TOPIC, DEADLINE_TOPIC, NOTIFICATION_TOPIC, CALENDAR_TOPIC)
+MAIN_TOPICS: tuple[str, ...] = (
+    DOSSIER_TOPIC,
+    DEADLINE_TOPIC,
+    NOTIFICATION_TOPIC,
+    CALENDAR_TOPIC,
+    DIRECTORY_TOPIC,
+)
 ALL_TOPICS: tuple[str, ...] = MAIN_TOPICS + tuple(dlq(t) for t in MAIN_TOPICS)
 
 DEFAULT_CLIENT_ID = "motcua"
