@@ -332,3 +332,59 @@ async def test_agency_saturday_mornings_count(intake: IntakeHarness) -> None:
     d = await intake.dossier()
     # Fri 15–17 (2h), Sat 08–12 (4h), Mon 08–10 (2h).
     assert d["due_at"] == "2026-11-23T10:00:00+07:00"
+
+
+async def test_each_new_supervisor_publishes_the_agencys_whole_list(intake: IntakeHarness) -> None:
+    people = [
+        ("UBND-Q1", {"name": "Lê Minh Tuấn", "phone": "0903123456", "email": "tuan@example.vn"}),
+        ("UBND-Q1", {"name": "Phạm Thu", "phone": "0987000111"}),
+        ("UBND-Q3", {"name": "Đỗ Hải", "phone": "0912000333"}),
+    ]
+    added = []
+    for agency, body in people:
+        intake.clock.advance(minutes=1)
+        r = await intake.client.post(
+            f"/agencies/{agency}/supervisors", json=body, headers=intake.admin
+        )
+        assert r.status_code == 201, r.text
+        added.append(r.json())
+    async with intake.service.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(t.outbox)
+                .where(t.outbox.c.topic == "motcua.directory.v1")
+                .order_by(t.outbox.c.id)
+            )
+        ).all()
+    assert [r.key for r in rows] == ["UBND-Q1", "UBND-Q1", "UBND-Q3"]
+    envelopes = [json.loads(r.value) for r in rows]
+    assert {e["type"] for e in envelopes} == {"directory.supervisors_changed"}
+    assert [r.event_id for r in rows] == [e["event_id"] for e in envelopes]
+    assert envelopes[1]["occurred_at"] == "2026-11-16T09:02:00+07:00"
+    assert envelopes[1]["payload"] == {
+        "agency_code": "UBND-Q1",
+        "supervisors": [
+            {
+                "id": added[0]["id"],
+                "name": "Lê Minh Tuấn",
+                "phone": "+84903123456",
+                "email": "tuan@example.vn",
+            },
+            {"id": added[1]["id"], "name": "Phạm Thu", "phone": "+84987000111", "email": None},
+        ],
+    }
+    assert [s["id"] for s in envelopes[0]["payload"]["supervisors"]] == [added[0]["id"]]
+    assert envelopes[2]["payload"]["agency_code"] == "UBND-Q3"
+    assert [s["name"] for s in envelopes[2]["payload"]["supervisors"]] == ["Đỗ Hải"]
+
+
+async def test_a_refused_supervisor_publishes_nothing(intake: IntakeHarness) -> None:
+    r = await intake.client.post(
+        "/agencies/UBND-Q1/supervisors",
+        json={"name": "Lê Minh Tuấn", "phone": "12345"},
+        headers=intake.admin,
+    )
+    assert r.status_code == 422
+    async with intake.service.engine.connect() as conn:
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(t.outbox))
+    assert count == 0

@@ -14,19 +14,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.events import (
     CALENDAR_CHANGED,
     EVENT_TYPE_OF,
+    SUPERVISORS_CHANGED,
     Address,
     Applicant,
     CalendarChanged,
     CalendarDay,
     CalendarEnvelope,
+    DirectoryEnvelope,
     DossierStatus,
     Envelope,
+    Supervisor,
+    SupervisorsChanged,
 )
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import dialect_insert
-from services.core.runtime.kafka import CALENDAR_KEY, CALENDAR_TOPIC, DOSSIER_TOPIC
+from services.core.runtime.kafka import (
+    CALENDAR_KEY,
+    CALENDAR_TOPIC,
+    DIRECTORY_TOPIC,
+    DOSSIER_TOPIC,
+)
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
 from services.intake.domain.model import Dossier, HistoryEntry, Procedure
@@ -109,6 +118,39 @@ async def publish_calendar_change(
         event_id=envelope.event_id,
         topic=CALENDAR_TOPIC,
         key=CALENDAR_KEY,
+        value=envelope.model_dump_json(),
+        created_at=now,
+    )
+    await add_to_outbox(conn, t.outbox, [row])
+
+
+async def load_supervisors(conn: AsyncConnection, agency_code: str) -> list[Supervisor]:
+    c = t.supervisors.c
+    rows = await conn.execute(
+        sa.select(c.id, c.name, c.phone, c.email)
+        .where(c.agency_code == agency_code)
+        .order_by(c.created_at, c.id)
+    )
+    return [Supervisor(id=r.id, name=r.name, phone=r.phone, email=r.email) for r in rows]
+
+
+async def publish_supervisors_change(
+    conn: AsyncConnection, agency_code: str, now: datetime
+) -> None:
+    """Tell the notifier (motcua.directory.v1) in the same transaction as the change. The
+    record carries the agency's whole list, so the latest record of a key is all it needs."""
+    envelope = DirectoryEnvelope(
+        event_id=new_id(),
+        type=SUPERVISORS_CHANGED,
+        occurred_at=now,
+        payload=SupervisorsChanged(
+            agency_code=agency_code, supervisors=await load_supervisors(conn, agency_code)
+        ),
+    )
+    row = outbox_row(
+        event_id=envelope.event_id,
+        topic=DIRECTORY_TOPIC,
+        key=agency_code,
         value=envelope.model_dump_json(),
         created_at=now,
     )

@@ -119,10 +119,13 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
     tags=["catalogue"],
 )
 async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) -> Any:
-    """Register a head of agency (lãnh đạo) who receives overdue alerts and digests."""
+    """Register a head of agency (lãnh đạo) who receives overdue alerts and digests.
+
+    The notifier hears of it on motcua.directory.v1, with the agency's whole list."""
     supervisor_id = str(uuid.uuid4())
+    now = ctx.clock()
     async with ctx.engine.begin() as conn:
-        await ensure_agency(conn, agency_code, ctx.clock())
+        await ensure_agency(conn, agency_code, now)
         await conn.execute(
             t.supervisors.insert().values(
                 id=supervisor_id,
@@ -130,9 +133,11 @@ async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) ->
                 name=body.name,
                 phone=body.phone,
                 email=body.email,
-                created_at=ctx.clock(),
+                created_at=now,
             )
         )
+        await repo.publish_supervisors_change(conn, agency_code, now)
+    ctx.wake_relay()
     return m.SupervisorOut(id=supervisor_id, agency_code=agency_code, **body.model_dump())
 
 
