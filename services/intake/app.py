@@ -1,4 +1,5 @@
-"""Wiring of the intake service: database, calendars, routes, outbox relay to Kafka."""
+"""Wiring of the intake service: database, calendars, routes, outbox relay to Kafka, and the
+consumers of the tracker's deadlines and the notifier's postal returns."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from services.core.runtime.checks import database_reachable
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import subscribe
 from services.core.runtime.database import create_engine
-from services.core.runtime.kafka import DEADLINE_TOPIC, make_broker
+from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC, make_broker
 from services.core.runtime.outbox import OutboxRelay
 from services.core.runtime.settings import Settings
+from services.intake import notifications
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
@@ -27,6 +29,7 @@ from services.intake.context import IntakeContext
 from services.intake.deadlines import apply_deadline_event, decode
 
 DEADLINE_GROUP = "motcua-intake"
+NOTIFICATION_GROUP = "motcua-intake-notification"
 OVERRIDES_RELOAD_SECONDS = 30.0
 
 log = structlog.get_logger(__name__)
@@ -69,6 +72,9 @@ class IntakeService:
         if self.kafka_bootstrap:
             self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-intake")
             subscribe(self.broker, DEADLINE_TOPIC, DEADLINE_GROUP, self.on_deadline_event)
+            subscribe(
+                self.broker, NOTIFICATION_TOPIC, NOTIFICATION_GROUP, self.on_notification_event
+            )
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
@@ -79,6 +85,13 @@ class IntakeService:
 
     async def on_deadline_event(self, body: bytes) -> None:
         await apply_deadline_event(self.engine, decode(body))
+
+    async def on_notification_event(self, body: bytes) -> None:
+        changed = await notifications.apply_notification_event(
+            self.engine, notifications.decode(body), self.context.calendars, self.context.clock()
+        )
+        if changed:  # a delivery may have returned the dossier: dossier.returned is queued
+            self.context.wake_relay()
 
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:

@@ -24,6 +24,7 @@ from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import models as m
 from services.intake.domain.model import Dossier, InvalidCommand
+from services.intake.domain.postal import Postal
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,10 @@ async def act_on_dossier(
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, repo.DeadlineView] | None:
+) -> tuple[Dossier, repo.DeadlineView, Postal | None] | None:
     """Load, decide, save with the events: all or nothing. None when not found or not visible.
 
-    Returns the dossier and its read-model deadline."""
+    Returns the dossier, its read-model deadline and its postal return."""
     found = await repo.get_dossier(conn, code)
     if found is None or not may_see(found[0]):
         return None
@@ -174,6 +175,7 @@ async def act_on_dossier(
     ended = was_pending and dossier.status not in PENDING_STATUSES
     moved = dossier.due_at != due_before or ended
     await repo.save_dossier(conn, dossier, row.version, now, clock_moved=moved)
+    postal = repo.postal_of(row)
     if moved:
-        return dossier, repo.DeadlineView.of_dossier(dossier)
-    return dossier, repo.DeadlineView.of(row)
+        return dossier, repo.DeadlineView.of_dossier(dossier), postal
+    return dossier, repo.DeadlineView.of(row), postal

@@ -39,6 +39,7 @@ from services.core.runtime.kafka import (
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
 from services.intake.domain.model import Dossier, HistoryEntry, Procedure
+from services.intake.domain.postal import Postal
 
 
 class ConcurrentUpdate(Exception):
@@ -224,6 +225,35 @@ def _clock_columns(dossier: Dossier) -> dict[str, Any]:
 async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:
     row = (await conn.execute(sa.select(t.dossiers).where(t.dossiers.c.code == code))).first()
     return (dossier_from_state(row.state), row) if row else None
+
+
+async def lock_dossier(conn: AsyncConnection, dossier_id: str) -> tuple[Dossier, Any] | None:
+    """The dossier by id, its row locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already holds the database): a clerk's concurrent action waits instead of racing us."""
+    query = sa.select(t.dossiers).where(t.dossiers.c.id == dossier_id).with_for_update()
+    row = (await conn.execute(query)).first()
+    return (dossier_from_state(row.state), row) if row else None
+
+
+def postal_of(row: Any) -> Postal | None:
+    """The read model's bưu gửi columns; None while no postal order is known."""
+    if row.postal_tracking_code is None:
+        return None
+    return Postal(row.postal_tracking_code, row.postal_status, row.postal_status_at)
+
+
+async def save_postal(conn: AsyncConnection, dossier_id: str, postal: Postal | None) -> None:
+    """Write the bưu gửi columns. Like the deadline columns they are the read model: the
+    aggregate's version is left alone, so a clerk's action in flight is not refused for it."""
+    await conn.execute(
+        t.dossiers.update()
+        .where(t.dossiers.c.id == dossier_id)
+        .values(
+            postal_tracking_code=postal.tracking_code if postal else None,
+            postal_status=postal.status if postal else None,
+            postal_status_at=postal.status_at if postal else None,
+        )
+    )
 
 
 def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:

@@ -76,6 +76,11 @@ dossiers = sa.Table(
     # or late event cannot bring back a flag the tracker has since replaced.
     sa.Column("deadline_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("deadline_rank", sa.SmallInteger, nullable=False, server_default="0"),
+    # The postal return (bưu gửi) as the notifier last reported it: its tracking code, and
+    # its status with the operator's time, so a late or redelivered status never moves it back.
+    sa.Column("postal_tracking_code", sa.String(40), nullable=True),
+    sa.Column("postal_status", sa.String(20), nullable=True),
+    sa.Column("postal_status_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),

@@ -15,6 +15,7 @@ from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.errors import ApiError, not_found
 from services.intake.domain.model import Dossier
+from services.intake.domain.postal import Postal
 
 router = APIRouter(tags=["dossiers"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -23,9 +24,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def dossier_out(d: Dossier, deadline: repo.DeadlineView | None = None) -> m.DossierOut:
+def dossier_out(
+    d: Dossier, deadline: repo.DeadlineView | None = None, postal: Postal | None = None
+) -> m.DossierOut:
     """The dossier as clerks see it; ``due_at``, ``flag`` and ``outcome`` come from the read
-    model (the tracker's word) when given, else from the aggregate (a receipt just made)."""
+    model (the tracker's word) when given, else from the aggregate (a receipt just made);
+    ``postal`` is the read model's (the notifier's word)."""
     if deadline is None:
         deadline = repo.DeadlineView.of_dossier(d)
     return m.DossierOut(
@@ -39,6 +43,7 @@ def dossier_out(d: Dossier, deadline: repo.DeadlineView | None = None) -> m.Doss
         channel=d.channel,
         return_method=d.return_method,
         return_address=d.return_address.model_dump() if d.return_address else None,
+        postal=postal_out(postal),
         applicant=d.applicant.model_dump(),
         received_at=d.received_at,
         due_at=deadline.due_at,
@@ -50,6 +55,14 @@ def dossier_out(d: Dossier, deadline: repo.DeadlineView | None = None) -> m.Doss
             m.HistoryOut(action=h.action, at=h.at, status=h.status.value, details=h.details)
             for h in d.history
         ],
+    )
+
+
+def postal_out(postal: Postal | None) -> m.PostalOut | None:
+    if postal is None:
+        return None
+    return m.PostalOut(
+        tracking_code=postal.tracking_code, status=postal.status, status_at=postal.status_at
     )
 
 
@@ -107,7 +120,8 @@ async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, calle
         found = await repo.get_dossier(conn, code)
     if found is None or not may_see(caller)(found[0]):
         raise not_found()
-    return dossier_out(found[0], repo.DeadlineView.of(found[1]))
+    dossier, row = found
+    return dossier_out(dossier, repo.DeadlineView.of(row), repo.postal_of(row))
 
 
 @router.get("/dossiers", response_model=m.DossierPage, responses=ERRORS)
@@ -138,7 +152,10 @@ async def list_dossiers(
             limit=limit,
             before_seq=before,
         )
-    items = [dossier_out(d, repo.DeadlineView.of(r)) for d, r in zip(dossiers, rows, strict=True)]
+    items = [
+        dossier_out(d, repo.DeadlineView.of(r), repo.postal_of(r))
+        for d, r in zip(dossiers, rows, strict=True)
+    ]
     return m.DossierPage(items=items, next_cursor=next_cursor)
 
 

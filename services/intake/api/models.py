@@ -196,6 +196,16 @@ class HistoryOut(BaseModel):
     details: dict[str, Any]
 
 
+class PostalOut(BaseModel):
+    """Bưu gửi trả kết quả: the postal return as the postal operator last reported it."""
+
+    tracking_code: str = Field(description="mã bưu gửi")
+    status: Literal["picked_up", "in_transit", "delivered", "failed", "returned"] | None = Field(
+        description="delivered: phát thành công; returned: chuyển hoàn; None until reported"
+    )
+    status_at: LocalTime | None
+
+
 class DossierOut(BaseModel):
     id: str
     code: str
@@ -207,6 +217,7 @@ class DossierOut(BaseModel):
     channel: str
     return_method: str
     return_address: dict[str, str] | None
+    postal: PostalOut | None = Field(default=None, description="null: no postal return ordered")
     applicant: dict[str, Any]
     received_at: LocalTime
     due_at: LocalTime | None
