@@ -172,3 +172,56 @@ async def test_one_sms_per_notice_through_duplicates_poison_and_overdue(stack: S
     assert {m["to"] for m in stack.sms.messages.values()} == {"+84912345678", "+84901000001"}
     assert await stack.notice_count() == 6
     assert await stack.notice_count(template="overdue_alert") == 2
+
+
+async def test_postal_return_end_to_end_the_delivery_returns_the_dossier(
+    stack: Stack, fake_postal_operator: FakePostalOperator
+) -> None:
+    h = stack.intake
+    r = await h.client.post(
+        "/agencies/UBND-Q1/supervisors",
+        json={"name": "Lãnh đạo", "phone": "0901000001"},
+        headers=h.admin,
+    )
+    assert r.status_code == 201
+    await h.procedure()
+    address = {"street": "1 Lê Duẩn", "ward": "Bến Nghé", "district": "Quận 1", "province": "HCM"}
+    first = await h.dossier(return_method="postal", return_address=address)
+    second = await h.dossier(return_method="postal", return_address=address)
+    for dossier in (first, second):
+        r = await h.client.post(f"/dossiers/{dossier['code']}/complete", json={}, headers=h.clerk)
+        assert r.status_code == 200
+    await fake_postal_operator.wait_for_async(lambda p: len(p.orders) == 2, within=90)
+    tracking = {o["reference"]: o["tracking_code"] for o in fake_postal_operator.orders.values()}
+
+    async def dossier(code: str) -> dict:
+        return (await h.client.get(f"/dossiers/{code}", headers=h.clerk)).json()
+
+    async def tracking_shown() -> bool:
+        return (await dossier(first["code"]))["postal"] is not None
+
+    await wait_for(tracking_shown, timeout=60, message="the tracking code reaches the dossier")
+    assert (await dossier(first["code"]))["postal"]["tracking_code"] == tracking[first["code"]]
+
+    for code, status in ((first["code"], "delivered"), (second["code"], "returned")):
+        r = await h.client.post(
+            "/postal/callbacks", json={"tracking_code": tracking[code], "status": status}
+        )
+        assert r.status_code == 202
+
+    async def returned() -> bool:
+        got = await dossier(first["code"])
+        return got["status"] == "returned" and got["postal"]["status"] == "delivered"
+
+    await wait_for(returned, timeout=60, message="the delivered result returns the dossier")
+
+    async def bounced_shown() -> bool:
+        got = await dossier(second["code"])
+        return (got["postal"] or {}).get("status") == "returned"
+
+    await wait_for(bounced_shown, timeout=60, message="the returned parcel shows on the dossier")
+    assert (await dossier(second["code"]))["status"] == "result_ready"
+    # Texted: 2 receipts, 2 tracking codes, the return of the first; the supervisor: 1 alert.
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 6, within=60)
+    assert await stack.notice_count(template="returned") == 1
+    assert await stack.notice_count(template="postal_problem") == 1
