@@ -28,8 +28,7 @@ from services.intake.api.public import SlidingWindowLimiter
 from services.intake.context import IntakeContext
 from services.intake.deadlines import apply_deadline_event, decode
 
-DEADLINE_GROUP = "motcua-intake"
-NOTIFICATION_GROUP = "motcua-intake-notification"
+CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
 
 log = structlog.get_logger(__name__)
@@ -71,10 +70,11 @@ class IntakeService:
         self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
         if self.kafka_bootstrap:
             self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-intake")
-            subscribe(self.broker, DEADLINE_TOPIC, DEADLINE_GROUP, self.on_deadline_event)
-            subscribe(
-                self.broker, NOTIFICATION_TOPIC, NOTIFICATION_GROUP, self.on_notification_event
-            )
+            handlers_by_topic = {
+                DEADLINE_TOPIC: self.on_deadline_event,
+                NOTIFICATION_TOPIC: self.on_notification_event,
+            }
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds

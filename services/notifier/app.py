@@ -47,10 +47,7 @@ from services.notifier.domain.templates import TemplateSet, default_templates, l
 
 log = structlog.get_logger("motcua.notifier")
 
-DOSSIER_GROUP = "motcua-notifier"
-DEADLINE_GROUP = "motcua-notifier-deadline"
-DIRECTORY_GROUP = "motcua-notifier-directory"
-CALENDAR_GROUP = "motcua-notifier-calendar"
+CONSUMER_GROUP = "motcua-notifier"
 
 
 def templates_from(settings: Settings) -> TemplateSet:
@@ -181,10 +178,13 @@ class NotifierService:
         await self.reload_overrides()
         if self.kafka_bootstrap:
             self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-notifier")
-            subscribe(self.broker, DOSSIER_TOPIC, DOSSIER_GROUP, self.on_dossier_event)
-            subscribe(self.broker, DEADLINE_TOPIC, DEADLINE_GROUP, self.on_deadline_event)
-            subscribe(self.broker, DIRECTORY_TOPIC, DIRECTORY_GROUP, self.on_directory_event)
-            subscribe(self.broker, CALENDAR_TOPIC, CALENDAR_GROUP, self.on_calendar_event)
+            handlers_by_topic = {
+                DOSSIER_TOPIC: self.on_dossier_event,
+                DEADLINE_TOPIC: self.on_deadline_event,
+                DIRECTORY_TOPIC: self.on_directory_event,
+                CALENDAR_TOPIC: self.on_calendar_event,
+            }
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds

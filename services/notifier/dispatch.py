@@ -228,6 +228,8 @@ class Dispatcher:
                     conn, order, now, status=status, next_attempt_at=at, error=error[:200]
                 )
                 await repo.add_postal_history(conn, order.dossier_id, status, now, error)
+                if status == "failed":
+                    await handlers.record_order_refused(conn, order, self.composer, now)
         log.info(
             "postal_attempt",
             dossier_id=order.dossier_id,

@@ -33,7 +33,11 @@ from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
 from services.core.domain.deadline_projection import mark_of
 from services.core.phones import InvalidPhone, normalise_phone
-from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.consumer import (
+    PoisonEvent,
+    decode_calendar_envelope,
+    decode_envelope,
+)
 from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, NOTIFICATION_TOPIC
 from services.core.runtime.outbox import outbox_row
@@ -221,10 +225,7 @@ async def handle_directory_event(
 
 
 def decode_calendar_event(body: bytes) -> CalendarEnvelope:
-    try:
-        return CalendarEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+    return decode_calendar_envelope(body)
 
 
 async def handle_calendar_event(
@@ -291,6 +292,19 @@ async def record_order_placed(
     )
     event = PostalOrdered(reference=order.reference, tracking_code=tracking_code, at=now)
     await _publish(conn, card, "postal.ordered", event.model_dump(mode="json"), "ordered", now)
+
+
+async def record_order_refused(
+    conn: AsyncConnection, order: repo.PendingOrder, composer: Composer, now: datetime
+) -> None:
+    """No order could be placed: the result stays at the agency, whose supervisors must know."""
+    card = await repo.load_card(conn, order.dossier_id)
+    if card is None:
+        return
+    supervisors = await repo.supervisors_of(conn, card.agency_code)
+    drafts = on_postal_problem(card, "-", "not_placed", supervisors, composer.policy)
+    await store_notices(conn, composer, drafts, now)
+    log.warning("postal_order_failed", dossier_id=order.dossier_id)
 
 
 async def record_postal_status(

@@ -26,10 +26,9 @@ from services.tracker.adapters import tables as t
 
 log = structlog.get_logger("motcua.tracker")
 
-DOSSIER_GROUP = "motcua-tracker"
+CONSUMER_GROUP = "motcua-tracker"
 KEEP_EVENT_IDS = timedelta(days=30)
 KEEP_PUBLISHED = timedelta(days=7)
-CALENDAR_GROUP = "motcua-tracker-calendar"
 
 
 class TrackerService:
@@ -70,8 +69,11 @@ class TrackerService:
         await self.reload_overrides()
         if self.kafka_bootstrap:
             self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-tracker")
-            subscribe(self.broker, DOSSIER_TOPIC, DOSSIER_GROUP, self.on_dossier_event)
-            subscribe(self.broker, CALENDAR_TOPIC, CALENDAR_GROUP, self.on_calendar_event)
+            handlers_by_topic = {
+                DOSSIER_TOPIC: self.on_dossier_event,
+                CALENDAR_TOPIC: self.on_calendar_event,
+            }
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds

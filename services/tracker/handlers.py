@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas.events import DOSSIER_EVENTS, CalendarEnvelope, Envelope, parse_payload
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import CalendarOverride, DayKind
-from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.consumer import (
+    PoisonEvent,
+    decode_calendar_envelope,
+    decode_envelope,
+)
 from services.core.runtime.kafka import DOSSIER_TOPIC
 from services.tracker.adapters import repository as repo
 from services.tracker.domain import (
@@ -141,10 +145,7 @@ async def scan_due(
 
 
 def decode_calendar_event(body: bytes) -> CalendarEnvelope:
-    try:
-        return CalendarEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+    return decode_calendar_envelope(body)
 
 
 async def handle_calendar_event(

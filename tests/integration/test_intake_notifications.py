@@ -23,7 +23,7 @@ from services.core.runtime.host import build_app
 from services.core.runtime.kafka import DOSSIER_TOPIC, NOTIFICATION_TOPIC, dlq
 from services.core.runtime.settings import Settings
 from services.intake.adapters import tables as t
-from services.intake.app import NOTIFICATION_GROUP, IntakeService
+from services.intake.app import CONSUMER_GROUP, IntakeService
 from services.intake.notifications import apply_notification_event, decode
 from tests.fixtures.broker import KafkaEndpoint, consume, wait_for
 from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
@@ -332,7 +332,7 @@ async def test_postal_events_over_kafka_return_the_dossier_and_dead_letter_poiso
     assert sum(_returned_of(r.value, d["id"]) for r in published) == 1
     (letter,) = [r for r in dead if r.value == poison]
     headers = {k: v.decode() for k, v in letter.headers}
-    assert headers["consumer_group"] == NOTIFICATION_GROUP == "motcua-intake-notification"
+    assert headers["consumer_group"] == CONSUMER_GROUP == "motcua-intake"
     assert headers["error_class"] == "PoisonEvent"
     assert letter.key == d["id"].encode()
 

@@ -422,3 +422,72 @@ async def test_without_gateway_urls_sms_and_orders_go_to_jsonl(
     lines = (tmp_path / "outbox" / "sms.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["request_id"] == "n-1"
     await service.stop()
+
+
+async def test_a_refusing_gateway_fails_over_to_the_second(
+    n: NotifierHarness, tmp_path: Path, database_url: str
+) -> None:
+    with FakeSmsGateway() as fallback:
+        settings = notifier_settings(
+            tmp_path, n.sms, n.postal, sms_gateway_fallback_url=fallback.url
+        )
+        service = NotifierService(
+            settings,
+            clock=n.intake.clock,
+            engine=create_engine(database_url.format(service="notifier")),
+            run_dispatcher=False,
+            run_scheduler=False,
+        )
+        service.dispatcher.jitter = lambda: 0.0
+        await received(n)
+        n.sms.fail_next(503)
+        await service.dispatcher.run_once()
+        n.intake.clock.advance(minutes=1)
+        await service.dispatcher.run_once()
+        assert n.sms.accepted_count() == 0 and fallback.accepted_count() == 1
+        (notice,) = await n.notices()
+        assert notice["status"] == "accepted" and notice["gateway"] == "fallback"
+        # A timeout is not a refusal: the first gateway may have the message, it stays there.
+        await n.intake.dossier()
+        await n.feed()
+        n.sms.hang_next(seconds=5)
+        await service.dispatcher.run_once()
+        n.intake.clock.advance(minutes=1)
+        await service.dispatcher.run_once()
+        assert n.sms.accepted_count() == 1 and fallback.accepted_count() == 1
+        await service.stop()
+
+
+async def test_the_digest_is_scheduled_daily_at_the_configured_time(
+    tmp_path: Path, fake_sms_gateway: FakeSmsGateway, fake_postal_operator: FakePostalOperator
+) -> None:
+    settings = notifier_settings(
+        tmp_path, fake_sms_gateway, fake_postal_operator, digest_time="06:45"
+    )
+    settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/n.db"})
+    from services.core.runtime.migrations import upgrade_async
+
+    await upgrade_async("notifier", settings.database_url_for("notifier"))
+    service = NotifierService(settings, run_dispatcher=False)
+    await service.start()
+    try:
+        assert service.scheduler is not None
+        job = service.scheduler.get_job("daily-digest")
+        fields = {f.name: str(f) for f in job.trigger.fields}
+        assert (fields["hour"], fields["minute"]) == ("6", "45")
+        assert str(job.trigger.timezone) == "Asia/Ho_Chi_Minh"
+    finally:
+        await service.stop()
+
+
+async def test_an_order_the_operator_refuses_alerts_the_supervisors(n: NotifierHarness) -> None:
+    await n.supervisors()
+    dossier = await received(n, return_method="postal", return_address=ADDRESS)
+    await n.act(dossier["code"], "complete")
+    await n.feed()
+    n.postal.reject_next(422, "bad_address")
+    await n.dispatch()
+    assert n.postal.orders == {}
+    alerts = await n.notices(template="postal_problem")
+    assert len(alerts) == 2
+    assert "khong tao duoc don" in alerts[0]["text"]

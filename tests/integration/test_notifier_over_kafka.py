@@ -21,7 +21,7 @@ from services.core.runtime.host import build_app
 from services.core.runtime.kafka import DOSSIER_TOPIC, dlq
 from services.intake.app import IntakeService
 from services.notifier.adapters import tables as nt
-from services.notifier.app import DOSSIER_GROUP, NotifierService
+from services.notifier.app import CONSUMER_GROUP, NotifierService
 from services.tracker.app import TrackerService
 from tests.fixtures.broker import consume, start_embedded_broker, wait_for
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
@@ -153,7 +153,7 @@ async def test_one_sms_per_notice_through_duplicates_poison_and_overdue(stack: S
     assert {r.value for r in dead} == {b"{not json"}
 
     async def notifier_caught_up() -> bool:
-        return await caught_up(stack.broker.bootstrap, DOSSIER_GROUP, DOSSIER_TOPIC)
+        return await caught_up(stack.broker.bootstrap, CONSUMER_GROUP, DOSSIER_TOPIC)
 
     await wait_for(notifier_caught_up, timeout=60, message="the notifier handled every record")
 
@@ -162,7 +162,12 @@ async def test_one_sms_per_notice_through_duplicates_poison_and_overdue(stack: S
     assert r.status_code == 200
     await stack.sms.wait_for_async(lambda g: g.accepted_count() == 4, within=60)
 
-    # Overdue: the tracker's flag reaches the supervisor, once per dossier.
+    # Overdue: the tracker's flag reaches the supervisor, once per dossier. The clock jumps a
+    # day: first let every send in flight commit, or its lease would look long expired.
+    async def settled() -> bool:
+        return await stack.notice_count(status="sending") == 0
+
+    await wait_for(settled, timeout=30, message="no notice is being sent")
     stack.clock.now = datetime(2026, 11, 17, 10, tzinfo=VN_TZ)
     assert (await stack.tracker.scan()).flags >= 2
     await stack.sms.wait_for_async(lambda g: g.accepted_count() == 6, within=60)

@@ -15,7 +15,7 @@ Dead-letter headers: `error_class`, `error_message`, `original_topic`, `original
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from schemas.events import Envelope
+from schemas.events import CalendarEnvelope, Envelope
 from services.core.runtime.kafka import dlq
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,14 @@ def decode_envelope(body: bytes, types: Collection[str], topic: str) -> Envelope
     return envelope
 
 
+def decode_calendar_envelope(body: bytes) -> CalendarEnvelope:
+    """A record of motcua.calendar.v1, or PoisonEvent."""
+    try:
+        return CalendarEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+
+
 def describe(exc: BaseException) -> str:
     """An error's description without the input values it may quote (personal data)."""
     if isinstance(exc, ValidationError):
@@ -75,20 +83,21 @@ def describe(exc: BaseException) -> str:
 
 def subscribe(
     broker: KafkaBroker,
-    topic: str,
     group_id: str,
-    handle: Handler,
+    handlers: Mapping[str, Handler],
     *,
     max_backoff: float = 10.0,
 ) -> None:
-    """Register `handle(value)` for every record of `topic` in consumer group `group_id`."""
-    attempts: dict[tuple[int, int], int] = {}
+    """Register `handlers[topic](value)` for every record of those topics, in one consumer
+    group: one group join at start (a few seconds each on a small broker), one member per
+    replica, partitions of every topic shared among the replicas."""
+    attempts: dict[tuple[str, int, int], int] = {}
 
     async def decoder(message: Any) -> Any:
         return message.body  # raw bytes: decoding is the handler's job, so it can dead-letter
 
     @broker.subscriber(
-        topic,
+        *handlers,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -96,14 +105,14 @@ def subscribe(
     )
     async def on_record(body: bytes, message: KafkaMessage) -> None:
         record = message.raw_message
-        where = (record.partition, record.offset)
+        where = (record.topic, record.partition, record.offset)
         try:
-            await handle(body)
+            await handlers[record.topic](body)
         except TRANSIENT_ERRORS as exc:
             attempt = attempts[where] = attempts.get(where, 0) + 1
             log.warning(
                 "event_retry",
-                topic=topic,
+                topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
                 attempt=attempt,

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import httpx
 
+from services.notifier.adapters.rate_limit import TokenBucket
+
 Outcome = Literal["accepted", "retry", "failed"]
 
 MALFORMED = "malformed response"
@@ -124,3 +126,43 @@ def retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+class HttpProvider:
+    """A provider reached by JSON POSTs to one path, behind its own token bucket; never
+    raises for network or HTTP trouble."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        path: str,
+        *,
+        rate_per_second: float = 20.0,
+        burst: int = 20,
+        timeout_seconds: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        bucket: TokenBucket | None = None,
+    ) -> None:
+        self.name = name
+        self._url = base_url.rstrip("/") + path
+        self._timeout = timeout_seconds
+        # An injected bucket (a test's fake clock, or one shared by two names of one
+        # provider account) replaces rate_per_second and burst.
+        self._bucket = bucket if bucket is not None else TokenBucket(rate_per_second, burst)
+        self._owns_client = client is None  # a client passed in belongs to the caller
+        self._client = client or httpx.AsyncClient()
+
+    async def call(self, body: dict[str, Any], success_field: str) -> Verdict:
+        await self._bucket.acquire()
+        return await post_json(
+            self._client,
+            self._url,
+            body,
+            success_field=success_field,
+            timeout_seconds=self._timeout,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

@@ -13,11 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
-from services.notifier.adapters.http_calls import Outcome, post_json
+from services.notifier.adapters.http_calls import HttpProvider, Outcome
 from services.notifier.adapters.jsonl_outbox import JsonlOutbox
-from services.notifier.adapters.rate_limit import TokenBucket
 
 __all__ = [
     "HttpPostalOperator",
@@ -69,48 +66,20 @@ class PostalOperator(Protocol):
     async def aclose(self) -> None: ...
 
 
-class HttpPostalOperator:
-    """Speaks the contract's protocol; never raises for network or HTTP trouble."""
+class HttpPostalOperator(HttpProvider):
+    """Speaks the contract's protocol (POST {base_url}/orders)."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        *,
-        rate_per_second: float = 20.0,
-        burst: int = 20,
-        timeout_seconds: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        bucket: TokenBucket | None = None,
-    ) -> None:
-        self.name = name
-        self._url = base_url.rstrip("/") + "/orders"
-        self._timeout = timeout_seconds
-        # An injected bucket (a test's fake clock, or one shared by two names of one
-        # provider account) replaces rate_per_second and burst.
-        self._bucket = bucket if bucket is not None else TokenBucket(rate_per_second, burst)
-        self._owns_client = client is None  # a client passed in belongs to the caller
-        self._client = client or httpx.AsyncClient()
+    def __init__(self, name: str, base_url: str, **options: Any) -> None:
+        super().__init__(name, base_url, "/orders", **options)
 
     async def place(self, order: PostalOrderRequest) -> OrderResult:
-        await self._bucket.acquire()
-        verdict = await post_json(
-            self._client,
-            self._url,
-            order.body(),
-            success_field="tracking_code",
-            timeout_seconds=self._timeout,
-        )
+        verdict = await self.call(order.body(), "tracking_code")
         return OrderResult(
             outcome=verdict.outcome,
             tracking_code=verdict.value,
             error=verdict.error,
             retry_after_seconds=verdict.retry_after_seconds,
         )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 class JsonlPostalOperator:

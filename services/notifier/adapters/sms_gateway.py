@@ -13,11 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
-from services.notifier.adapters.http_calls import Outcome, post_json
+from services.notifier.adapters.http_calls import HttpProvider, Outcome
 from services.notifier.adapters.jsonl_outbox import JsonlOutbox
-from services.notifier.adapters.rate_limit import TokenBucket
 
 __all__ = [
     "HttpSmsGateway",
@@ -66,38 +63,14 @@ class SmsGateway(Protocol):
     async def aclose(self) -> None: ...
 
 
-class HttpSmsGateway:
-    """Speaks the contract's protocol; never raises for network or HTTP trouble."""
+class HttpSmsGateway(HttpProvider):
+    """Speaks the contract's protocol (POST {base_url}/messages)."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        *,
-        rate_per_second: float = 20.0,
-        burst: int = 20,
-        timeout_seconds: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-        bucket: TokenBucket | None = None,
-    ) -> None:
-        self.name = name
-        self._url = base_url.rstrip("/") + "/messages"
-        self._timeout = timeout_seconds
-        # An injected bucket (a test's fake clock, or one shared by two names of one
-        # provider account) replaces rate_per_second and burst.
-        self._bucket = bucket if bucket is not None else TokenBucket(rate_per_second, burst)
-        self._owns_client = client is None  # a client passed in belongs to the caller
-        self._client = client or httpx.AsyncClient()
+    def __init__(self, name: str, base_url: str, **options: Any) -> None:
+        super().__init__(name, base_url, "/messages", **options)
 
     async def send(self, request: SmsRequest) -> SendResult:
-        await self._bucket.acquire()
-        verdict = await post_json(
-            self._client,
-            self._url,
-            request.body(),
-            success_field="message_id",
-            timeout_seconds=self._timeout,
-        )
+        verdict = await self.call(request.body(), "message_id")
         return SendResult(
             outcome=verdict.outcome,
             gateway=self.name,
@@ -105,10 +78,6 @@ class HttpSmsGateway:
             error=verdict.error,
             retry_after_seconds=verdict.retry_after_seconds,
         )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 class JsonlSmsGateway:

@@ -150,6 +150,7 @@ POSTAL_STATUS_TEXTS: Mapping[str, str] = MappingProxyType(
     {
         "failed": "phát không thành công",
         "returned": "bị chuyển hoàn",
+        "not_placed": "không tạo được đơn",
     }
 )
 
