@@ -56,5 +56,6 @@ def mark_of(payload: Contract) -> DeadlineMark | None:
 
 
 def is_newer(mark: DeadlineMark, version: int, rank: int) -> bool:
-    """Whether ``mark`` may replace a mark held at (``version``, ``rank``)."""
+    """Whether ``mark`` may replace a mark held at (``version``, ``rank``); the SQL twin a
+    read model uses in its UPDATE is ``core.runtime.database.moves_forward``."""
     return (mark.version, mark.rank) >= (version, rank)

@@ -82,3 +82,9 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.begin() as conn:
         yield conn
+
+
+def moves_forward(version: sa.ColumnElement[Any], rank: sa.ColumnElement[Any], mark: Any) -> Any:
+    """SQL for "the stored (version, rank) is not newer than ``mark``'s": a read model of the
+    tracker's deadline events only moves forward (core.domain.deadline_projection)."""
+    return sa.or_(version < mark.version, sa.and_(version == mark.version, rank <= mark.rank))

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.deadline_projection import DeadlineMark
 from services.core.domain.lifecycle import PENDING_STATUSES
-from services.core.runtime.database import dialect_insert
+from services.core.runtime.database import dialect_insert, moves_forward
 from services.notifier.adapters import tables as t
 from services.notifier.domain.decisions import AgencyDigest, Contact, DossierCard
 
@@ -75,11 +75,10 @@ async def apply_mark(
 ) -> bool:
     """Follow the tracker's flag for the digest, only forward (see deadline_projection)."""
     c = t.dossiers.c
-    newer = sa.or_(
-        c.deadline_version < mark.version,
-        sa.and_(c.deadline_version == mark.version, c.deadline_rank <= mark.rank),
-    )
-    conditions = [c.dossier_id == dossier_id, newer]
+    conditions = [
+        c.dossier_id == dossier_id,
+        moves_forward(c.deadline_version, c.deadline_rank, mark),
+    ]
     if mark.flag:
         conditions.append(c.status.in_(OPEN))
     result = await conn.execute(
