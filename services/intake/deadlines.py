@@ -8,13 +8,12 @@ flags only land on dossiers still owing a result.
 from __future__ import annotations
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.events import DEADLINE_EVENTS, Envelope, parse_deadline_payload
 from services.core.domain.deadline_projection import DeadlineMark, mark_of
 from services.core.domain.lifecycle import PENDING_STATUSES
-from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.consumer import decode_envelope, typed_payload
 from services.core.runtime.database import moves_forward
 from services.core.runtime.kafka import DEADLINE_TOPIC
 from services.intake.adapters import tables as t
@@ -29,10 +28,7 @@ def decode(body: bytes) -> Envelope:
 def mark_for(envelope: Envelope) -> DeadlineMark | None:
     """What the event says of the dossier's deadline; None when nothing for the read model
     (a step overdue is for supervisors, not for the dossier list)."""
-    try:
-        return mark_of(parse_deadline_payload(envelope))
-    except ValidationError as exc:
-        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    return mark_of(typed_payload(envelope, parse_deadline_payload))
 
 
 async def apply_deadline_event(engine: AsyncEngine, envelope: Envelope) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.events import (
@@ -28,7 +27,7 @@ from schemas.events import (
 )
 from services.core.calendars import CalendarBook
 from services.core.domain.lifecycle import Action
-from services.core.runtime.consumer import PoisonEvent, decode_envelope
+from services.core.runtime.consumer import PoisonEvent, decode_envelope, typed_payload
 from services.core.runtime.kafka import NOTIFICATION_TOPIC
 from services.intake import commands
 from services.intake.adapters import repository as repo
@@ -51,11 +50,9 @@ def decode(body: bytes) -> Envelope:
 
 def payload_of(envelope: Envelope) -> postal.PostalEvent:
     try:
-        payload = parse_notification_payload(envelope)
+        payload = typed_payload(envelope, parse_notification_payload)
     except KeyError:
         raise PoisonEvent(f"not an event type of {NOTIFICATION_TOPIC}: {envelope.type!r}") from None
-    except ValidationError as exc:
-        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
     if not isinstance(payload, PostalOrdered | PostalStatusChanged):
         raise PoisonEvent(f"no handling for {envelope.type!r}")  # a type added to the contract
     return payload

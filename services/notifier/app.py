@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import database_reachable
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import subscribe
+from services.core.runtime.consumer import (
+    decode_calendar_envelope,
+    decode_directory_envelope,
+    subscribe,
+)
 from services.core.runtime.database import create_engine
 from services.core.runtime.http_errors import install_common_handlers
 from services.core.runtime.kafka import (
@@ -241,11 +245,11 @@ class NotifierService:
             self.wake_dispatcher()
 
     async def on_directory_event(self, body: bytes) -> None:
-        envelope = handlers.decode_directory_event(body)
+        envelope = decode_directory_envelope(body)
         await handlers.handle_directory_event(self.engine, envelope, self.clock())
 
     async def on_calendar_event(self, body: bytes) -> None:
-        envelope = handlers.decode_calendar_event(body)
+        envelope = decode_calendar_envelope(body)
         await handlers.handle_calendar_event(self.engine, envelope, self.calendars, self.clock())
 
     async def send_digests(self) -> int:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.events import (
@@ -33,11 +32,7 @@ from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
 from services.core.domain.deadline_projection import mark_of
 from services.core.phones import InvalidPhone, normalise_phone
-from services.core.runtime.consumer import (
-    PoisonEvent,
-    decode_calendar_envelope,
-    decode_envelope,
-)
+from services.core.runtime.consumer import decode_envelope, typed_payload
 from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, NOTIFICATION_TOPIC
 from services.core.runtime.outbox import outbox_row
@@ -136,10 +131,7 @@ async def handle_dossier_event(
     engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
 ) -> int:
     """Remember the dossier and decide the citizen's notice; returns notices + orders added."""
-    try:
-        payload = parse_payload(envelope)
-    except ValidationError as exc:
-        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    payload = typed_payload(envelope, parse_payload)
     ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
     async with engine.begin() as conn:
         card = await repo.load_card(conn, envelope.dossier_id)
@@ -183,10 +175,7 @@ async def handle_deadline_event(
     engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
 ) -> int:
     """Follow the flag (for digests); alert supervisors of an overdue dossier, once."""
-    try:
-        payload = parse_deadline_payload(envelope)
-    except ValidationError as exc:
-        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    payload = typed_payload(envelope, parse_deadline_payload)
     ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
     async with engine.begin() as conn:
         mark = mark_of(payload)
@@ -206,13 +195,6 @@ async def handle_deadline_event(
 # -- motcua.directory.v1 and motcua.calendar.v1 ---------------------------------------------
 
 
-def decode_directory_event(body: bytes) -> DirectoryEnvelope:
-    try:
-        return DirectoryEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise PoisonEvent(f"not a directory event: {exc.error_count()} errors") from exc
-
-
 async def handle_directory_event(
     engine: AsyncEngine, envelope: DirectoryEnvelope, now: datetime
 ) -> None:
@@ -222,10 +204,6 @@ async def handle_directory_event(
     async with engine.begin() as conn:
         await repo.replace_supervisors(conn, payload.agency_code, people)
     log.info("supervisors_replaced", agency=payload.agency_code, count=len(people))
-
-
-def decode_calendar_event(body: bytes) -> CalendarEnvelope:
-    return decode_calendar_envelope(body)
 
 
 async def handle_calendar_event(
@@ -364,9 +342,7 @@ async def _publish(
 
 __all__: Sequence[str] = [
     "Composer",
-    "decode_calendar_event",
     "decode_deadline_event",
-    "decode_directory_event",
     "decode_dossier_event",
     "handle_calendar_event",
     "handle_deadline_event",

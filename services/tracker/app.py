@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import database_reachable
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import subscribe
+from services.core.runtime.consumer import decode_calendar_envelope, subscribe
 from services.core.runtime.database import create_engine
 from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC, make_broker
 from services.core.runtime.outbox import OutboxRelay, purge_published
@@ -125,7 +125,7 @@ class TrackerService:
             self._wake_relay()
 
     async def on_calendar_event(self, body: bytes) -> None:
-        envelope = handlers.decode_calendar_event(body)
+        envelope = decode_calendar_envelope(body)
         moved = await handlers.handle_calendar_event(
             self.engine, envelope, self.calendars, self.threshold_minutes, self.clock()
         )

@@ -10,17 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.events import DOSSIER_EVENTS, CalendarEnvelope, Envelope, parse_payload
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import CalendarOverride, DayKind
-from services.core.runtime.consumer import (
-    PoisonEvent,
-    decode_calendar_envelope,
-    decode_envelope,
-)
+from services.core.runtime.consumer import decode_envelope, typed_payload
 from services.core.runtime.kafka import DOSSIER_TOPIC
 from services.tracker.adapters import repository as repo
 from services.tracker.domain import (
@@ -55,10 +50,7 @@ async def handle_dossier_event(
     now: datetime,
 ) -> Decision | None:
     """Apply one dossier event once: None when its `event_id` was applied before."""
-    try:
-        payload = parse_payload(envelope)
-    except ValidationError as exc:
-        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+    payload = typed_payload(envelope, parse_payload)
     async with engine.begin() as conn:
         if not await repo.claim_event(conn, envelope.event_id, now):
             log.info("event_duplicate", event_id=envelope.event_id, dossier_id=envelope.dossier_id)
@@ -142,10 +134,6 @@ async def scan_due(
     if examined:
         log.info("scan_done", examined=examined, flags=flags)
     return ScanReport(examined, flags)
-
-
-def decode_calendar_event(body: bytes) -> CalendarEnvelope:
-    return decode_calendar_envelope(body)
 
 
 async def handle_calendar_event(

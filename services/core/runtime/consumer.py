@@ -17,22 +17,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from schemas.events import CalendarEnvelope, Envelope
+from schemas.events import CalendarEnvelope, DirectoryEnvelope, Envelope
 from services.core.runtime.kafka import dlq
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[bytes], Awaitable[None]]
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
@@ -59,12 +61,30 @@ def decode_envelope(body: bytes, types: Collection[str], topic: str) -> Envelope
     return envelope
 
 
+def typed_payload(envelope: Envelope, parse: Callable[[Envelope], T]) -> T:
+    """The envelope's payload as its type's model, or PoisonEvent naming the type (never the
+    values, which may be personal data)."""
+    try:
+        return parse(envelope)
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {envelope.type} payload") from exc
+
+
+def _decode_own(body: bytes, model: type[M], what: str) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a {what} event: {exc.error_count()} errors") from exc
+
+
 def decode_calendar_envelope(body: bytes) -> CalendarEnvelope:
     """A record of motcua.calendar.v1, or PoisonEvent."""
-    try:
-        return CalendarEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise PoisonEvent(f"not a calendar event: {exc.error_count()} errors") from exc
+    return _decode_own(body, CalendarEnvelope, "calendar")
+
+
+def decode_directory_envelope(body: bytes) -> DirectoryEnvelope:
+    """A record of motcua.directory.v1, or PoisonEvent."""
+    return _decode_own(body, DirectoryEnvelope, "directory")
 
 
 def describe(exc: BaseException) -> str:
