@@ -46,11 +46,6 @@ class DispatchSettings:
     concurrency: int = 8
 
 
-def _may_have_been_taken(error: str | None) -> bool:
-    text = (error or "").lower()
-    return "timeout" in text or "timed out" in text
-
-
 class Dispatcher:
     """Sends due SMS and places due postal orders; `run_once` for tests, `run` for service."""
 
@@ -141,7 +136,10 @@ class Dispatcher:
             try:
                 result = await gateway.send(request)
             except Exception as exc:  # a client bug must not lose the notice
-                result = SendResult("retry", gateway.name, error=type(exc).__name__)
+                taken = isinstance(exc, TimeoutError)
+                result = SendResult(
+                    "retry", gateway.name, error=type(exc).__name__, maybe_taken=taken
+                )
             await self._record_sms(notice, result)
 
     async def _record_sms(self, notice: repo.Outgoing, result: SendResult) -> None:
@@ -167,18 +165,30 @@ class Dispatcher:
         self, conn: AsyncConnection, notice: repo.Outgoing, result: SendResult, now: datetime
     ) -> None:
         error = result.error or "no message id"
-        first = notice.first_attempt_at or now
-        at = self.settings.retry.next_attempt(
-            notice.attempts + 1, first, now, self.jitter(), result.retry_after_seconds
+        at = self._next_attempt(
+            notice.attempts, notice.first_attempt_at, now, result.retry_after_seconds
         )
         if at is None:
             gave_up = f"gave up after {notice.attempts + 1} attempts: {error}"
             await repo.mark_failed(conn, notice, result.gateway, gave_up, now)
             return
         index = notice.gateway_index
-        if len(self.gateways) > 1 and not _may_have_been_taken(error):
+        if len(self.gateways) > 1 and not result.maybe_taken:
             index += 1
         await repo.mark_retry(conn, notice, result.gateway, error, at, index, now)
+
+    def _next_attempt(
+        self,
+        attempts: int,
+        first_attempt_at: datetime | None,
+        now: datetime,
+        retry_after: float | None,
+    ) -> datetime | None:
+        """When to try again after attempt number `attempts + 1` failed; None: give up."""
+        first = first_attempt_at or now
+        return self.settings.retry.next_attempt(
+            attempts + 1, first, now, self.jitter(), retry_after
+        )
 
     # -- postal orders ------------------------------------------------------------------------
 
@@ -219,9 +229,8 @@ class Dispatcher:
                 error = result.error or "no tracking code"
                 at = None
                 if result.outcome != "failed":
-                    first = order.first_attempt_at or now
-                    at = self.settings.retry.next_attempt(
-                        order.attempts + 1, first, now, self.jitter(), result.retry_after_seconds
+                    at = self._next_attempt(
+                        order.attempts, order.first_attempt_at, now, result.retry_after_seconds
                     )
                 status = "pending" if at else "failed"
                 await repo.update_order(

@@ -119,6 +119,7 @@ async def test_429_is_retried_after_the_gateways_retry_after(
     assert (result.outcome, result.retry_after_seconds) == ("retry", 7.0)
     assert result.error == "HTTP 429 rate_limited"
     assert result.message_id is None
+    assert not result.maybe_taken  # the gateway answered: it did not take the message
     assert fake_sms_gateway.accepted_count() == 0
     assert (await gateway.send(sms())).outcome == "accepted"
 
@@ -148,6 +149,7 @@ async def test_a_gateway_that_hangs_is_a_timeout_to_retry(
         result = await client.send(sms())
         assert result.outcome == "retry"
         assert result.error == "timeout (ReadTimeout)"
+        assert result.maybe_taken
         assert fake_sms_gateway.accepted_count() == 0
         assert (await client.send(sms())).outcome == "accepted"
     finally:
@@ -162,6 +164,7 @@ async def test_connection_refused_is_retried() -> None:
         await client.aclose()
     assert result.outcome == "retry"
     assert result.error == "transport error (ConnectError)"
+    assert not result.maybe_taken
 
 
 async def test_200_without_a_message_id_is_a_malformed_response_to_retry(

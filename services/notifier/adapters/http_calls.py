@@ -36,6 +36,8 @@ class Verdict:
     value: str | None = None
     error: str | None = None
     retry_after_seconds: float | None = None
+    # No answer in time: the provider may have taken the request all the same.
+    maybe_taken: bool = False
 
 
 async def post_json(
@@ -51,7 +53,7 @@ async def post_json(
         response = await client.post(url, json=body, timeout=timeout_seconds)
     except httpx.TimeoutException as exc:
         # The provider may have taken the message: retrying is safe because it deduplicates.
-        return Verdict("retry", error=f"timeout ({type(exc).__name__})")
+        return Verdict("retry", error=f"timeout ({type(exc).__name__})", maybe_taken=True)
     except httpx.TransportError as exc:  # refused, reset, protocol error, proxy
         return Verdict("retry", error=f"transport error ({type(exc).__name__})")
     except httpx.RequestError as exc:  # e.g. a body that fails to decode

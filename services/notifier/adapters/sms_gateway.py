@@ -53,6 +53,7 @@ class SendResult:
     message_id: str | None = None  # when accepted
     error: str | None = None  # when retry/failed: status, error class or code, no personal data
     retry_after_seconds: float | None = None  # from a Retry-After header on 429/503
+    maybe_taken: bool = False  # a timeout: the gateway may have the message
 
 
 class SmsGateway(Protocol):
@@ -77,6 +78,7 @@ class HttpSmsGateway(HttpProvider):
             message_id=verdict.value,
             error=verdict.error,
             retry_after_seconds=verdict.retry_after_seconds,
+            maybe_taken=verdict.maybe_taken,
         )
 
 
