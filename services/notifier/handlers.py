@@ -139,21 +139,10 @@ async def handle_dossier_event(
         if decision.card is not None:
             await repo.save_card(conn, decision.card, now)
         added = await store_notices(conn, composer, decision.notices, now)
-        if decision.postal_order is not None:
-            order = decision.postal_order
-            row = {
-                "dossier_id": order.dossier_id,
-                "reference": order.reference,
-                "receiver": {
-                    "name": order.receiver.name,
-                    "phone": order.receiver.phone,
-                    "address": dict(order.address),
-                },
-                "content": order.content,
-            }
-            if await repo.add_postal_order(conn, row, now):
-                added += 1
-                log.info("postal_order_decided", dossier_id=order.dossier_id)
+        order = decision.postal_order
+        if order is not None and await repo.add_postal_order(conn, order, now):
+            added += 1
+            log.info("postal_order_decided", dossier_id=order.dossier_id)
     if decision.skipped:
         log.info(
             "event_not_told",

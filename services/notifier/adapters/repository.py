@@ -16,11 +16,15 @@ from services.core.domain.deadline_projection import DeadlineMark
 from services.core.domain.lifecycle import PENDING_STATUSES
 from services.core.runtime.database import dialect_insert, moves_forward
 from services.notifier.adapters import tables as t
-from services.notifier.domain.decisions import AgencyDigest, Contact, DossierCard
+from services.notifier.domain.decisions import (
+    AgencyDigest,
+    Contact,
+    DossierCard,
+    PostalOrderDraft,
+)
 
 NOTICE_ID_NAMESPACE = uuid.UUID("2f4d8c1e-3b6a-4e0f-9d71-6d6f74637561")
 OPEN = [s.value for s in PENDING_STATUSES]
-WAITING = ("held", "pending", "sending")
 
 
 def notice_id(source_key: str, recipient: str, template: str) -> str:
@@ -62,12 +66,10 @@ async def save_card(conn: AsyncConnection, card: DossierCard, now: datetime) -> 
         "status": card.status,
         "updated_at": now,
     }
+    if card.status not in OPEN:
+        values["flag"] = None  # a finished dossier is in no digest
     insert = dialect_insert(conn, t.dossiers).values(dossier_id=card.dossier_id, **values)
     await conn.execute(insert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
-    if card.status not in OPEN:
-        await conn.execute(
-            t.dossiers.update().where(t.dossiers.c.dossier_id == card.dossier_id).values(flag=None)
-        )
 
 
 async def apply_mark(
@@ -184,32 +186,44 @@ class Outgoing:
     dossier_id: str | None
 
 
-async def claim_due_notices(
-    conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
-) -> list[Outgoing]:
-    """Notices whose time has come, and those whose sender died mid-attempt (lease over),
+async def _claim_due(
+    conn: AsyncConnection,
+    table: sa.Table,
+    key: str,
+    waiting: tuple[str, ...],
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+) -> list[Any]:
+    """Rows whose time has come, and those whose sender died mid-attempt (lease over),
     marked `sending` until `now + lease`: another sender leaves them alone meanwhile."""
-    c = t.notices.c
+    c = table.c
     due = sa.or_(
-        sa.and_(c.status.in_(("held", "pending")), c.next_attempt_at <= now),
+        sa.and_(c.status.in_(waiting), c.next_attempt_at <= now),
         sa.and_(c.status == "sending", c.lease_until <= now),
     )
     query = (
-        sa.select(t.notices)
-        .where(c.status.in_(WAITING), c.next_attempt_at.is_not(None), due)
+        sa.select(table)
+        .where(c.status.in_((*waiting, "sending")), c.next_attempt_at.is_not(None), due)
         .order_by(c.next_attempt_at)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = (await conn.execute(query)).all()
-    if not rows:
-        return []
-    await conn.execute(
-        t.notices.update()
-        .where(c.id.in_([r.id for r in rows]))
-        .values(status="sending", lease_until=now + lease, updated_at=now)
-    )
+    if rows:
+        await conn.execute(
+            table.update()
+            .where(c[key].in_([r._mapping[key] for r in rows]))
+            .values(status="sending", lease_until=now + lease, updated_at=now)
+        )
+    return rows
+
+
+async def claim_due_notices(
+    conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
+) -> list[Outgoing]:
+    rows = await _claim_due(conn, t.notices, "id", ("held", "pending"), now, limit, lease)
     return [
         Outgoing(
             r.id,
@@ -332,35 +346,30 @@ async def apply_receipt(
     return str(row.id)
 
 
-async def notices_of(conn: AsyncConnection, dossier_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        sa.select(t.notices)
-        .where(t.notices.c.dossier_id == dossier_id)
-        .order_by(t.notices.c.created_at, t.notices.c.id)
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-async def history_of(conn: AsyncConnection, notice: str) -> list[str]:
-    rows = await conn.execute(
-        sa.select(t.notice_history.c.status)
-        .where(t.notice_history.c.notice_id == notice)
-        .order_by(t.notice_history.c.id)
-    )
-    return list(rows.scalars())
-
-
 # -- postal orders --------------------------------------------------------------------------
 
 
-async def add_postal_order(conn: AsyncConnection, row: Mapping[str, Any], now: datetime) -> bool:
+async def add_postal_order(conn: AsyncConnection, order: PostalOrderDraft, now: datetime) -> bool:
+    """Insert the order unless the dossier has one; True when it is new (with its history)."""
+    receiver = {
+        "name": order.receiver.name,
+        "phone": order.receiver.phone,
+        "address": dict(order.address),
+    }
     insert = dialect_insert(conn, t.postal_orders).values(
-        **row, status="pending", next_attempt_at=now, created_at=now, updated_at=now
+        dossier_id=order.dossier_id,
+        reference=order.reference,
+        receiver=receiver,
+        content=order.content,
+        status="pending",
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
     )
     result = await conn.execute(insert.on_conflict_do_nothing())
     if not result.rowcount:
         return False
-    await add_postal_history(conn, row["dossier_id"], "pending", now)
+    await add_postal_history(conn, order.dossier_id, "pending", now)
     return True
 
 
@@ -387,21 +396,7 @@ class PendingOrder:
 async def claim_due_orders(
     conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
 ) -> list[PendingOrder]:
-    c = t.postal_orders.c
-    due = sa.or_(
-        sa.and_(c.status == "pending", c.next_attempt_at <= now),
-        sa.and_(c.status == "sending", c.lease_until <= now),
-    )
-    query = sa.select(t.postal_orders).where(due).order_by(c.next_attempt_at).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = (await conn.execute(query)).all()
-    if rows:
-        await conn.execute(
-            t.postal_orders.update()
-            .where(c.dossier_id.in_([r.dossier_id for r in rows]))
-            .values(status="sending", lease_until=now + lease, updated_at=now)
-        )
+    rows = await _claim_due(conn, t.postal_orders, "dossier_id", ("pending",), now, limit, lease)
     return [
         PendingOrder(
             r.dossier_id, r.reference, r.receiver, r.content, r.attempts, r.first_attempt_at
@@ -432,15 +427,6 @@ async def order_by_tracking(conn: AsyncConnection, tracking_code: str) -> Any:
             sa.select(t.postal_orders).where(t.postal_orders.c.tracking_code == tracking_code)
         )
     ).first()
-
-
-async def postal_history_of(conn: AsyncConnection, dossier_id: str) -> list[str]:
-    rows = await conn.execute(
-        sa.select(t.postal_history.c.status)
-        .where(t.postal_history.c.dossier_id == dossier_id)
-        .order_by(t.postal_history.c.id)
-    )
-    return list(rows.scalars())
 
 
 # -- calendar -------------------------------------------------------------------------------
