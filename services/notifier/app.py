@@ -44,10 +44,9 @@ from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGatew
 from services.notifier.api import callbacks
 from services.notifier.dispatch import Dispatcher, DispatchSettings
 from services.notifier.domain.decisions import NoticePolicy
-from services.notifier.domain.notices import DEFAULT_TEXTS
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
-from services.notifier.domain.templates import TemplateSet, default_templates, load_templates
+from services.notifier.domain.templates import TemplateSet, default_templates
 
 log = structlog.get_logger("motcua.notifier")
 
@@ -58,16 +57,15 @@ def templates_from(settings: Settings) -> TemplateSet:
     """The default texts, with an admin's file (JSON: template key → text) over them.
     A text that is unknown, malformed or can render past the cap stops the start, naming
     the template (TemplateError)."""
-    if settings.sms_templates_file is None:
-        return default_templates(
-            unicode=settings.sms_unicode, max_segments=settings.sms_max_segments
-        )
-    overrides = json.loads(settings.sms_templates_file.read_text(encoding="utf-8"))
-    if not isinstance(overrides, dict):
-        raise ValueError(f"{settings.sms_templates_file}: expected a JSON object of texts")
-    cap = settings.sms_max_segments or (4 if settings.sms_unicode else 2)
-    return load_templates(
-        {**DEFAULT_TEXTS, **overrides}, unicode=settings.sms_unicode, max_segments=cap
+    overrides = None
+    if settings.sms_templates_file is not None:
+        overrides = json.loads(settings.sms_templates_file.read_text(encoding="utf-8"))
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{settings.sms_templates_file}: expected a JSON object of texts")
+    return default_templates(
+        unicode=settings.sms_unicode,
+        max_segments=settings.sms_max_segments,
+        overrides=overrides,
     )
 
 

@@ -48,6 +48,13 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class DossierRef:
+    dossier_id: str
+    code: str
+    agency_code: str
+
+
+@dataclass(frozen=True)
 class DossierCard:
     """What the notifier remembers of a dossier: who to text and where to send the result."""
 
@@ -61,12 +68,12 @@ class DossierCard:
     status: str
 
     @classmethod
-    def of_received(cls, dossier_id: str, payload: DossierReceived) -> DossierCard:
+    def of_received(cls, ref: DossierRef, payload: DossierReceived) -> DossierCard:
         address = payload.return_address.model_dump() if payload.return_address else None
         return cls(
-            dossier_id=dossier_id,
-            code="",
-            agency_code="",
+            dossier_id=ref.dossier_id,
+            code=ref.code,
+            agency_code=ref.agency_code,
             procedure_name=payload.procedure_name,
             applicant=Contact(payload.applicant.full_name, payload.applicant.phone),
             return_method=payload.return_method,
@@ -120,13 +127,6 @@ class Decision:
     skipped: str | None = None  # why nothing was decided, for the log
 
 
-@dataclass(frozen=True)
-class DossierRef:
-    dossier_id: str
-    code: str
-    agency_code: str
-
-
 # -- citizens -------------------------------------------------------------------------------
 
 
@@ -140,11 +140,7 @@ def on_dossier_event(
 ) -> Decision:
     """The citizen's notices (and the postal order) an action of the dossier calls for."""
     if isinstance(payload, DossierReceived):
-        card = replace(
-            DossierCard.of_received(ref.dossier_id, payload),
-            code=ref.code,
-            agency_code=ref.agency_code,
-        )
+        card = DossierCard.of_received(ref, payload)
     if card is None:
         return Decision(None, skipped="dossier_unknown")
     card = replace(card, status=payload.status.value, code=ref.code or card.code)

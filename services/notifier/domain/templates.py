@@ -67,6 +67,7 @@ __all__ = [
     "TemplateSet",
     "Value",
     "appointment_text",
+    "default_cap",
     "default_templates",
     "fit_value",
     "lateness_text",
@@ -220,11 +221,22 @@ def load_templates(mapping: Mapping[str, str], *, unicode: bool, max_segments: i
     return TemplateSet(unicode, max_segments, MappingProxyType(compiled))
 
 
-def default_templates(*, unicode: bool = False, max_segments: int | None = None) -> TemplateSet:
-    """``DEFAULT_TEXTS`` loaded with the default cap of the mode (2 GSM-7, 4 Unicode)."""
-    if max_segments is None:
-        max_segments = DEFAULT_MAX_SEGMENTS_UNICODE if unicode else DEFAULT_MAX_SEGMENTS_GSM7
-    return load_templates(DEFAULT_TEXTS, unicode=unicode, max_segments=max_segments)
+def default_cap(unicode: bool) -> int:
+    """The segment cap the default texts are built for: 2 GSM-7, 4 Unicode."""
+    return DEFAULT_MAX_SEGMENTS_UNICODE if unicode else DEFAULT_MAX_SEGMENTS_GSM7
+
+
+def default_templates(
+    *,
+    unicode: bool = False,
+    max_segments: int | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> TemplateSet:
+    """``DEFAULT_TEXTS``, with ``overrides`` (key → text) over them, loaded with
+    ``max_segments`` or the default cap of the mode."""
+    texts = {**DEFAULT_TEXTS, **(overrides or {})}
+    cap = default_cap(unicode) if max_segments is None else max_segments
+    return load_templates(texts, unicode=unicode, max_segments=cap)
 
 
 # -- rendering ------------------------------------------------------------------------------
