@@ -4,6 +4,7 @@ says of a dossier, and whether it is newer than what a reader already holds.
 Events of one dossier arrive in order, but may arrive twice or late. An update only moves
 forward in (deadline version, rank), rank being changed < due_soon < overdue < stopped <
 closed: a clock stop keeps its version, and no flag of that version may land after it.
+Read models apply that order in their UPDATE: ``core.runtime.database.moves_forward``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,3 @@ def mark_of(payload: Contract) -> DeadlineMark | None:
                 payload.version, RANK_CLOSED, payload.due_at, None, True, payload.outcome
             )
     return None
-
-
-def is_newer(mark: DeadlineMark, version: int, rank: int) -> bool:
-    """Whether ``mark`` may replace a mark held at (``version``, ``rank``); the SQL twin a
-    read model uses in its UPDATE is ``core.runtime.database.moves_forward``."""
-    return (mark.version, mark.rank) >= (version, rank)

@@ -1,8 +1,11 @@
-"""What each deadline event says of a dossier, and the forward-only order a read model keeps."""
+"""What each deadline event says of a dossier, and the forward-only order a read model keeps
+(checked on the SQL the read models run)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+import sqlalchemy as sa
 
 from schemas.events import (
     DeadlineChanged,
@@ -18,9 +21,10 @@ from services.core.domain.deadline_projection import (
     RANK_DUE_SOON,
     RANK_OVERDUE,
     RANK_STOPPED,
-    is_newer,
+    DeadlineMark,
     mark_of,
 )
+from services.core.runtime.database import moves_forward
 
 DUE = datetime(2026, 11, 23, 9, tzinfo=VN_TZ)
 
@@ -48,6 +52,23 @@ def test_each_event_sets_its_mark() -> None:
     assert (closed.closed, closed.outcome, closed.flag) == (True, "late", None)
     step = StepOverdue(agency_code="B", step_number=1, handed_over_at=DUE, step_due_at=DUE)
     assert mark_of(step) is None
+
+
+def is_newer(mark: DeadlineMark, version: int, rank: int) -> bool:
+    """Whether a row held at (version, rank) takes ``mark``, asked of the very SQL the read
+    models run (SQLite in memory)."""
+    table = sa.Table(
+        "marks", sa.MetaData(), sa.Column("version", sa.Integer), sa.Column("rank", sa.Integer)
+    )
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert().values(version=version, rank=rank))
+        taken = conn.execute(
+            table.update().where(moves_forward(table.c.version, table.c.rank, mark)).values(rank=9)
+        )
+    engine.dispose()
+    return bool(taken.rowcount)
 
 
 def test_only_forward_in_version_then_rank() -> None:
