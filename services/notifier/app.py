@@ -163,7 +163,6 @@ class NotifierService:
             sms_callback_url=self._callback("/sms/receipts"),
             postal_callback_url=self._callback("/postal/callbacks"),
             retry=RetryPolicy(horizon=timedelta(hours=s.sms_retry_horizon_hours)),
-            quiet=self.composer.quiet,
             lease=timedelta(seconds=s.send_lease_seconds),
         )
 

@@ -28,7 +28,6 @@ from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
 from services.notifier.adapters.sms_gateway import SendResult, SmsGateway, SmsRequest
-from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
 
 log = structlog.get_logger("motcua.notifier")
@@ -40,7 +39,6 @@ class DispatchSettings:
     sms_callback_url: str | None
     postal_callback_url: str | None
     retry: RetryPolicy
-    quiet: QuietHours | None
     lease: timedelta = timedelta(seconds=60)
     batch_size: int = 100
     concurrency: int = 8
@@ -112,7 +110,7 @@ class Dispatcher:
 
     async def send_due_sms(self) -> int:
         now = self.clock()
-        quiet = self.settings.quiet
+        quiet = self.composer.quiet  # the hours notices were held by
         if quiet and quiet.contains(now):
             return 0  # held until the window ends, citizens and supervisors alike
         async with self.engine.begin() as conn:

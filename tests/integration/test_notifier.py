@@ -417,7 +417,7 @@ async def test_without_gateway_urls_sms_and_orders_go_to_jsonl(
             )
         )
     # Whatever the wall clock says, this test is not about quiet hours.
-    service.dispatcher.settings = replace(service.dispatcher.settings, quiet=None)
+    service.dispatcher.composer = replace(service.dispatcher.composer, quiet=None)
     await service.dispatcher.run_once()
     lines = (tmp_path / "outbox" / "sms.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["request_id"] == "n-1"
