@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.runtime.checks import database_reachable
+from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import subscribe
 from services.core.runtime.database import create_engine
@@ -118,10 +118,6 @@ class IntakeService:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"intake.database": await database_reachable(self.engine)}
-        if self.kafka_bootstrap:
-            checks["intake.broker"] = await self._broker_ready()
-        return checks
-
-    async def _broker_ready(self) -> bool:
-        return self.broker is not None and await self.broker.ping(timeout=2.0)
+        return await service_readiness(
+            "intake", self.engine, self.broker, bool(self.kafka_bootstrap)
+        )

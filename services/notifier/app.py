@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
-from services.core.runtime.checks import database_reachable
+from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import (
     decode_calendar_envelope,
@@ -223,11 +223,9 @@ class NotifierService:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"notifier.database": await database_reachable(self.engine)}
-        if self.kafka_bootstrap:
-            ok = self.broker is not None and await self.broker.ping(timeout=2.0)
-            checks["notifier.broker"] = ok
-        return checks
+        return await service_readiness(
+            "notifier", self.engine, self.broker, bool(self.kafka_bootstrap)
+        )
 
     # -- entry points -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
-from services.core.runtime.checks import database_reachable
+from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import decode_calendar_envelope, subscribe
 from services.core.runtime.database import create_engine
@@ -108,11 +108,9 @@ class TrackerService:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"tracker.database": await database_reachable(self.engine)}
-        if self.kafka_bootstrap:
-            ok = self.broker is not None and await self.broker.ping(timeout=2.0)
-            checks["tracker.broker"] = ok
-        return checks
+        return await service_readiness(
+            "tracker", self.engine, self.broker, bool(self.kafka_bootstrap)
+        )
 
     # -- entry points ------------------------------------------------------------------------
 
