@@ -25,9 +25,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from schemas.events import CalendarEnvelope, DirectoryEnvelope, Envelope
+from services.core.runtime.database import is_transient_database_error
 from services.core.runtime.kafka import dlq
 
 log = structlog.get_logger(__name__)
@@ -37,13 +38,17 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
     IntegrityError,
     OSError,
     TimeoutError,
     KafkaError,
     ConnectionError,
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of what the handler depends on, which a later try may not meet."""
+    return isinstance(exc, TRANSIENT_ERRORS) or is_transient_database_error(exc)
 
 
 class PoisonEvent(Exception):
@@ -128,7 +133,10 @@ def subscribe(
         where = (record.topic, record.partition, record.offset)
         try:
             await handlers[record.topic](body)
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):  # a poison record must not stop its partition
+                await dead_letter(broker, record, exc, group_id, attempts.pop(where, 0) + 1)
+                return
             attempt = attempts[where] = attempts.get(where, 0) + 1
             log.warning(
                 "event_retry",
@@ -140,9 +148,6 @@ def subscribe(
             )
             await asyncio.sleep(min(max_backoff, 0.1 * 2**attempt))
             raise
-        except Exception as exc:  # a poison record must not stop its partition
-            await dead_letter(broker, record, exc, group_id, attempts.pop(where, 0) + 1)
-            return
         attempts.pop(where, None)
 
 

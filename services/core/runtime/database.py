@@ -12,7 +12,32 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# SQLSTATE classes where the database failed, not the statement: connection exceptions (08),
+# serialization failure and deadlock (40001, 40P01), insufficient resources (53), and the
+# server shutting down or not yet accepting connections (57P01-57P03).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "57P")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """Whether the same statement may succeed if tried again later: a dropped or refused
+    connection, a database restarting, a lost serialization race; never a bad statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(_TRANSIENT_SQLSTATES)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -50,15 +75,19 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """An engine whose errors never quote a statement's parameters: they are citizens'
+    names, phones and addresses, and an error may end up in a log."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,7 +8,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.core.runtime.database import is_transient_database_error
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +70,23 @@ def install_common_handlers(app: FastAPI) -> None:
         )
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
+    # A handler for DBAPIError (not Exception) runs inside Starlette's ExceptionMiddleware,
+    # which answers without re-raising: the server does not log a traceback quoting SQL.
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_transient_database_error(exc):  # not our bug: the client may simply retry
+            log.warning("database_unavailable", error_type=type(exc).__name__)
+            body = error_body("unavailable", "the database is unavailable; retry shortly")
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        log.error("database_error", error_type=type(exc).__name__, error=describe_db(exc))
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", error_type=type(exc).__name__)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def describe_db(exc: DBAPIError) -> str:
+    """The driver's error class and SQLSTATE, never the statement or its values."""
+    return f"{type(exc.orig).__name__} {getattr(exc.orig, 'sqlstate', '') or ''}".strip()
