@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from services.core.domain.calendar import VN_TZ
 from services.core.runtime.database import create_engine
@@ -23,7 +23,7 @@ from services.intake.app import IntakeService
 from services.notifier.adapters import tables as nt
 from services.notifier.app import CONSUMER_GROUP, NotifierService
 from services.tracker.app import TrackerService
-from tests.fixtures.broker import consume, start_embedded_broker, wait_for
+from tests.fixtures.broker import caught_up, consume, start_embedded_broker, wait_for
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
 from tests.fixtures.notifier import notifier_settings
@@ -102,24 +102,6 @@ async def stack(
         for service in reversed(started):
             await service.stop()
         await broker.stop()
-
-
-async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether `group` has committed every record of `topic` (it handled them all)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return True
-    finally:
-        await consumer.stop()
 
 
 async def test_one_sms_per_notice_through_duplicates_poison_and_overdue(stack: Stack) -> None:
