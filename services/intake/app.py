@@ -17,7 +17,8 @@ from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import subscribe
 from services.core.runtime.database import create_engine
 from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC, make_broker
-from services.core.runtime.outbox import OutboxRelay
+from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.outbox import OutboxRelay, expose_backlog
 from services.core.runtime.settings import Settings
 from services.intake import notifications
 from services.intake.adapters import repository as repo
@@ -56,6 +57,8 @@ class IntakeService:
         self.broker: KafkaBroker | None = None
         self.relay: OutboxRelay | None = None
         self._reload_task: asyncio.Task[None] | None = None
+        self.metrics = ServiceMetrics()
+        expose_backlog(self.metrics, self.engine, t.outbox)
 
     def routers(self) -> Sequence[APIRouter]:
         return [dossiers.router, catalogue.router, public.router, reports.router]

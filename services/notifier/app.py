@@ -30,7 +30,8 @@ from services.core.runtime.kafka import (
     DOSSIER_TOPIC,
     make_broker,
 )
-from services.core.runtime.outbox import OutboxRelay
+from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.outbox import OutboxRelay, expose_backlog
 from services.core.runtime.settings import Settings
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
@@ -104,6 +105,8 @@ class NotifierService:
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.composer = composer_from(settings)
         self.calendars = CalendarBook()
+        self.metrics = ServiceMetrics()
+        expose_backlog(self.metrics, self.engine, t.outbox)
         self.dispatcher = Dispatcher(
             self.engine,
             self._gateways(),

@@ -18,7 +18,8 @@ from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import decode_calendar_envelope, subscribe
 from services.core.runtime.database import create_engine
 from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC, make_broker
-from services.core.runtime.outbox import OutboxRelay, purge_published
+from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.outbox import OutboxRelay, expose_backlog, purge_published
 from services.core.runtime.settings import Settings
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
@@ -58,6 +59,8 @@ class TrackerService:
         self.relay: OutboxRelay | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._scan_lock = asyncio.Lock()
+        self.metrics = ServiceMetrics()
+        expose_backlog(self.metrics, self.engine, t.outbox)
 
     def routers(self) -> Sequence[APIRouter]:
         return []

@@ -2,10 +2,13 @@
 
 A service contributes routers and a start/stop pair; the host starts them in order inside
 FastAPI's lifespan and stops them in reverse, so `motcua up` and `motcua intake` share code.
+The host serves /healthz, /readyz and /metrics (every hosted service's metrics, and the
+HTTP request durations by route template).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,14 +17,22 @@ from typing import Protocol
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Histogram
 
 from services.core.runtime.clock import Clock, system_clock
+from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, exposition
 
 log = structlog.get_logger("motcua.http")
 
 
+HOST = "host"  # the `service` label of the host's own routes and of unmatched paths
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
+
+
 class Service(Protocol):
     name: str
+    metrics: ServiceMetrics
 
     def routers(self) -> Sequence[APIRouter]: ...
 
@@ -57,27 +68,66 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         service.install(app)
         for router in service.routers():
             app.include_router(router)
+    http = HttpMetrics(services)
     app.include_router(_health_router(services))
-    app.middleware("http")(_log_request)
+    app.include_router(_metrics_router(services, http))
+    app.middleware("http")(_observe(http))
     return app
 
 
-async def _log_request(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """One log line per request: the route template, never the raw path or query string,
-    which may carry a citizen's phone (the public lookup)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
+class HttpMetrics:
+    """Request durations by the service that declared the route, method, route template and
+    status. The template, never the raw path: the public lookup's query carries a phone."""
+
+    def __init__(self, services: Sequence[Service]) -> None:
+        self.registry = CollectorRegistry()
+        self._duration = Histogram(
+            "motcua_http_request_duration_seconds",
+            "Time to answer an HTTP request, by service, method, route template and status",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self._owners = {
+            getattr(route, "path", ""): service.name
+            for service in services
+            for router in service.routers()
+            for route in router.routes
+        }
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        service = self._owners.get(route, HOST)
+        method = method if method in METHODS else "other"
+        self._duration.labels(service, method, route, str(status)).observe(seconds)
+
+
+def _observe(http: HttpMetrics) -> Middleware:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            _record(http, request, 500, started)  # what the server answers for it
+            raise
+        _record(http, request, response.status_code, started)
+        return response
+
+    return observe
+
+
+def _record(http: HttpMetrics, request: Request, status: int, started: float) -> None:
+    """One log line and one observation per request, under the route template."""
+    seconds = time.perf_counter() - started
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    http.observe(request.method, route, status, seconds)
     log.info(
         "http_request",
         method=request.method,
-        route=getattr(route, "path", "unmatched"),
-        status=response.status_code,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        route=route,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
     )
-    return response
 
 
 def _health_router(services: Sequence[Service]) -> APIRouter:
@@ -99,6 +149,19 @@ def _health_router(services: Sequence[Service]) -> APIRouter:
             {"status": "ready" if ready else "not_ready", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    return router
+
+
+def _metrics_router(services: Sequence[Service], http: HttpMetrics) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text format: every hosted service's series, labelled by service."""
+        await asyncio.gather(*(service.metrics.refresh() for service in services))
+        registries = {service.name: service.metrics.registry for service in services}
+        return Response(exposition(http.registry, registries), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

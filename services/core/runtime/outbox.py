@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.core.runtime.kafka import producer_connected, reconnect_producer
+from services.core.runtime.metrics import ServiceMetrics, Values
 
 Clock = Callable[[], datetime]
 
@@ -96,6 +97,17 @@ async def backlog(engine: AsyncEngine, table: sa.Table) -> int:
     query = sa.select(sa.func.count()).select_from(table).where(table.c.published_at.is_(None))
     async with engine.connect() as conn:
         return int((await conn.execute(query)).scalar_one())
+
+
+def expose_backlog(metrics: ServiceMetrics, engine: AsyncEngine, table: sa.Table) -> None:
+    """`motcua_outbox_backlog_rows`, read at each scrape."""
+
+    async def read() -> Values:
+        return {(): float(await backlog(engine, table))}
+
+    metrics.gauge_at_scrape(
+        "outbox", "motcua_outbox_backlog_rows", "Outbox rows waiting to be published", [], read
+    )
 
 
 async def purge_published(
