@@ -77,7 +77,7 @@ class IntakeService:
                 DEADLINE_TOPIC: self.on_deadline_event,
                 NOTIFICATION_TOPIC: self.on_notification_event,
             }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds

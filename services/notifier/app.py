@@ -188,7 +188,7 @@ class NotifierService:
                 DIRECTORY_TOPIC: self.on_directory_event,
                 CALENDAR_TOPIC: self.on_calendar_event,
             }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import decode_calendar_envelope, subscribe
+from services.core.runtime.consumer import DUPLICATE, decode_calendar_envelope, subscribe
 from services.core.runtime.database import create_engine
 from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC, make_broker
 from services.core.runtime.metrics import ServiceMetrics
@@ -76,7 +76,7 @@ class TrackerService:
                 DOSSIER_TOPIC: self.on_dossier_event,
                 CALENDAR_TOPIC: self.on_calendar_event,
             }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic)
+            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
             await self.broker.start()
             self.relay = OutboxRelay(
                 self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
@@ -117,13 +117,16 @@ class TrackerService:
 
     # -- entry points ------------------------------------------------------------------------
 
-    async def on_dossier_event(self, body: bytes) -> None:
+    async def on_dossier_event(self, body: bytes) -> str | None:
         envelope = handlers.decode_dossier_event(body)
         decision = await handlers.handle_dossier_event(
             self.engine, envelope, self.calendars, self.threshold_minutes, self.clock()
         )
-        if decision is not None and decision.events:
+        if decision is None:
+            return DUPLICATE
+        if decision.events:
             self._wake_relay()
+        return None
 
     async def on_calendar_event(self, body: bytes) -> None:
         envelope = decode_calendar_envelope(body)

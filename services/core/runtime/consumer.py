@@ -10,6 +10,10 @@ A record's offset is committed only after its handler returned (faststream's
 
 Dead-letter headers: `error_class`, `error_message`, `original_topic`, `original_partition`,
 `original_offset`, `consumer_group`, `failed_at`, `attempts`.
+
+Metrics: every attempt at a record is counted by topic and outcome (`handled`, `duplicate`
+when the handler says it had the event before, `retried`, `dead_lettered`), and each scrape
+reads how far this member's partitions are behind their high watermark.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -30,10 +35,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from schemas.events import CalendarEnvelope, DirectoryEnvelope, Envelope
 from services.core.runtime.database import is_transient_database_error
 from services.core.runtime.kafka import dlq
+from services.core.runtime.metrics import ServiceMetrics, Values
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[bytes], Awaitable[None]]
+DUPLICATE = "duplicate"  # what a handler returns for an event it had applied before
+Handler = Callable[[bytes], Awaitable[str | None]]
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,32 +118,49 @@ def subscribe(
     group_id: str,
     handlers: Mapping[str, Handler],
     *,
+    metrics: ServiceMetrics,
     max_backoff: float = 10.0,
 ) -> None:
     """Register `handlers[topic](value)` for every record of those topics, in one consumer
     group: one group join at start (a few seconds each on a small broker), one member per
     replica, partitions of every topic shared among the replicas."""
     attempts: dict[tuple[str, int, int], int] = {}
+    consumed = metrics.counter(
+        "motcua_events_consumed_total",
+        "Attempts at a record by the service's consumer group, by topic and outcome",
+        ["topic", "outcome"],
+    )
 
     async def decoder(message: Any) -> Any:
         return message.body  # raw bytes: decoding is the handler's job, so it can dead-letter
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *handlers,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=decoder,
     )
+    metrics.gauge_at_scrape(
+        "consumer_lag",
+        "motcua_consumer_lag_records",
+        "Records between this member's position and the high watermark, by topic and partition",
+        ["topic", "partition"],
+        lambda: consumer_lag(subscriber.consumer),
+    )
+
+    @subscriber
     async def on_record(body: bytes, message: KafkaMessage) -> None:
         record = message.raw_message
         where = (record.topic, record.partition, record.offset)
         try:
-            await handlers[record.topic](body)
+            outcome = await handlers[record.topic](body)
         except Exception as exc:
             if not is_transient(exc):  # a poison record must not stop its partition
                 await dead_letter(broker, record, exc, group_id, attempts.pop(where, 0) + 1)
+                consumed.labels(record.topic, "dead_lettered").inc()
                 return
+            consumed.labels(record.topic, "retried").inc()
             attempt = attempts[where] = attempts.get(where, 0) + 1
             log.warning(
                 "event_retry",
@@ -149,6 +173,25 @@ def subscribe(
             await asyncio.sleep(min(max_backoff, 0.1 * 2**attempt))
             raise
         attempts.pop(where, None)
+        consumed.labels(record.topic, DUPLICATE if outcome == DUPLICATE else "handled").inc()
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer | None) -> Values:
+    """(topic, partition) → records behind, for the partitions this member holds and has
+    fetched from (a fetch is what tells it the high watermark)."""
+    if consumer is None:
+        return {}
+    highwaters = [(tp, consumer.highwater(tp)) for tp in consumer.assignment()]
+    lag: dict[tuple[str, ...], float] = {}
+    for tp, highwater in highwaters:
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:  # taken away by a rebalance meanwhile
+            continue
+        lag[(tp.topic, str(tp.partition))] = float(max(0, highwater - position))
+    return lag
 
 
 async def dead_letter(
