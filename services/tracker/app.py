@@ -30,6 +30,7 @@ log = structlog.get_logger("motcua.tracker")
 CONSUMER_GROUP = "motcua-tracker"
 KEEP_EVENT_IDS = timedelta(days=30)
 KEEP_PUBLISHED = timedelta(days=7)
+SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class TrackerService:
@@ -61,6 +62,12 @@ class TrackerService:
         self._scan_lock = asyncio.Lock()
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
+        self._flags_raised = self.metrics.counter(
+            "motcua_flags_raised_total", "Deadline flags raised by the scan, by flag", ["flag"]
+        )
+        self._scan_seconds = self.metrics.histogram(
+            "motcua_scan_duration_seconds", "Time one deadline scan took", buckets=SCAN_BUCKETS
+        )
 
     def routers(self) -> Sequence[APIRouter]:
         return []
@@ -141,10 +148,13 @@ class TrackerService:
         async with self._scan_lock:
             # Another replica may have handled a calendar change: its overrides are in the
             # shared table, so each scan starts from them.
-            await self.reload_overrides()
-            report = await handlers.scan_due(
-                self.engine, self.calendars, self.threshold_minutes, self.clock()
-            )
+            with self._scan_seconds.time():
+                await self.reload_overrides()
+                report = await handlers.scan_due(
+                    self.engine, self.calendars, self.threshold_minutes, self.clock()
+                )
+        for event_type, count in report.raised.items():
+            self._flags_raised.labels(event_type.removeprefix("deadline.")).inc(count)
         if report.flags:
             self._wake_relay()
         return report

@@ -6,7 +6,9 @@ does its work in transactions that write the state and the outgoing flags togeth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -35,7 +37,11 @@ log = structlog.get_logger("motcua.tracker")
 @dataclass(frozen=True)
 class ScanReport:
     examined: int = 0
-    flags: int = 0
+    raised: Mapping[str, int] = field(default_factory=dict)  # event type → flags raised
+
+    @property
+    def flags(self) -> int:
+        return sum(self.raised.values())
 
 
 def decode_dossier_event(body: bytes) -> Envelope:
@@ -106,7 +112,8 @@ async def scan_due(
     batch_size: int = 1000,
 ) -> ScanReport:
     """Raise every flag due at `now`, a batch per transaction, until none is left."""
-    examined = flags = 0
+    examined = 0
+    raised_by_type: Counter[str] = Counter()
     seen: set[str] = set()
     while True:
         async with engine.begin() as conn:
@@ -122,7 +129,7 @@ async def scan_due(
             await repo.update_many(conn, changed, now)
             await repo.write_events(conn, raised, now)
         examined += len(batch)
-        flags += len(raised)
+        raised_by_type.update(event.type for _, event in raised)
         ids = {t.dossier_id for t in batch}
         if len(batch) < batch_size or ids <= seen:
             # A full batch of dossiers seen before would mean next_check_at did not move:
@@ -131,9 +138,10 @@ async def scan_due(
                 log.error("scan_made_no_progress", dossiers=len(batch))
             break
         seen |= ids
+    report = ScanReport(examined, dict(raised_by_type))
     if examined:
-        log.info("scan_done", examined=examined, flags=flags)
-    return ScanReport(examined, flags)
+        log.info("scan_done", examined=examined, flags=report.flags)
+    return report
 
 
 async def handle_calendar_event(
