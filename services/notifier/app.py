@@ -48,6 +48,7 @@ from services.notifier.domain.decisions import NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
 from services.notifier.domain.templates import TemplateSet, default_templates
+from services.notifier.metrics import expose_statuses
 
 log = structlog.get_logger("motcua.notifier")
 
@@ -107,6 +108,7 @@ class NotifierService:
         self.calendars = CalendarBook()
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
+        expose_statuses(self.metrics, self.engine)
         self.dispatcher = Dispatcher(
             self.engine,
             self._gateways(),
@@ -114,6 +116,7 @@ class NotifierService:
             self.composer,
             self._dispatch_settings(),
             clock,
+            metrics=self.metrics,
         )
         self.run_dispatcher = run_dispatcher
         self.run_scheduler = run_scheduler

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.runtime.clock import Clock
+from services.core.runtime.metrics import ServiceMetrics
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
@@ -56,6 +57,7 @@ class Dispatcher:
         settings: DispatchSettings,
         clock: Clock,
         jitter: Callable[[], float] = random.random,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         if not gateways:
             raise ValueError("at least one SMS gateway is needed")
@@ -69,6 +71,17 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(settings.concurrency)
+        metrics = metrics or ServiceMetrics()
+        self._sms_attempts = metrics.counter(
+            "motcua_sms_attempts_total",
+            "SMS send attempts by gateway and its answer: accepted, retry, failed",
+            ["gateway", "outcome"],
+        )
+        self._postal_attempts = metrics.counter(
+            "motcua_postal_attempts_total",
+            "Postal order attempts by the operator's answer: accepted, retry, failed",
+            ["outcome"],
+        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -141,6 +154,7 @@ class Dispatcher:
             await self._record_sms(notice, result)
 
     async def _record_sms(self, notice: repo.Outgoing, result: SendResult) -> None:
+        self._sms_attempts.labels(result.gateway, result.outcome).inc()
         now = self.clock()
         async with self.engine.begin() as conn:
             if result.outcome == "accepted" and result.message_id:
@@ -217,6 +231,7 @@ class Dispatcher:
             await self._record_order(order, result)
 
     async def _record_order(self, order: repo.PendingOrder, result: OrderResult) -> None:
+        self._postal_attempts.labels(result.outcome).inc()
         now = self.clock()
         async with self.engine.begin() as conn:
             if result.outcome == "accepted" and result.tracking_code:

@@ -98,5 +98,7 @@ async def test_a_database_that_does_not_answer_leaves_its_series_out_in_bounded_
         await service.engine.dispose()
 
     assert elapsed < READ_SECONDS + 3, f"the scrape took {elapsed:.1f} s"
-    assert got.value("motcua_scrape_source_up", service="notifier", source="outbox") == 0
+    for source in ("outbox", "notices", "postal_orders"):
+        assert got.value("motcua_scrape_source_up", service="notifier", source=source) == 0
     assert not got.has("motcua_outbox_backlog_rows")
+    assert not got.has("motcua_notices")

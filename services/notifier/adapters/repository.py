@@ -429,6 +429,15 @@ async def order_by_tracking(conn: AsyncConnection, tracking_code: str) -> Any:
     ).first()
 
 
+# -- metrics --------------------------------------------------------------------------------
+
+
+async def count_by_status(conn: AsyncConnection, table: sa.Table) -> dict[str, int]:
+    """Rows of the notices or the postal orders table by status."""
+    query = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+    return {status: int(count) for status, count in await conn.execute(query)}
+
+
 # -- calendar -------------------------------------------------------------------------------
 
 

@@ -12,6 +12,8 @@ from services.core.runtime.database import UtcDateTime
 from services.core.runtime.outbox import outbox_table
 
 metadata = sa.MetaData()
+NOTICE_STATUSES = ("held", "pending", "sending", "accepted", "delivered", "failed", "skipped")
+ORDER_STATUSES = ("pending", "sending", "placed", "failed")
 BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 dossiers = sa.Table(
