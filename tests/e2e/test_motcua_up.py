@@ -17,6 +17,7 @@ import pytest
 
 from services.core.runtime.embedded_broker import free_port, port_is_free
 from tests.fixtures.broker import consume
+from tests.fixtures.metrics import scrape
 
 MOTCUA = [sys.executable, "-m", "services.cli"]
 
@@ -117,6 +118,15 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     await asyncio.to_thread(_wait_until, texted, 60, "the receipt SMS in outbox/sms.jsonl")
     (line,) = [json.loads(x) for x in sms_file.read_text(encoding="utf-8").splitlines()]
     assert line["to"] == "+84987654321" and line["unicode"] is False
+    # One /metrics for the three services, each series under its service.
+    async with httpx.AsyncClient(base_url=base) as client:
+        got = await scrape(client)
+    posted = {"service": "intake", "method": "POST", "route": "/dossiers", "status": "201"}
+    assert got.value("motcua_http_request_duration_seconds_count", **posted) == 1
+    for service in ("intake", "tracker", "notifier"):
+        assert got.has("motcua_outbox_backlog_rows", service=service)
+    handled = {"topic": "motcua.dossier.v1", "outcome": "handled"}
+    assert got.value("motcua_events_consumed_total", service="tracker", **handled) == 1
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

@@ -1,6 +1,7 @@
 """Intake, tracker and notifier over a real Kafka-protocol broker, sending to a fake SMS
 gateway that counts requests: one SMS per notice whatever is delivered twice, supervisors
-alerted through the directory topic, poison records dead-lettered with the partition moving."""
+alerted through the directory topic, poison records dead-lettered with the partition moving;
+and the metrics of the three services in one process following that work."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from services.core.domain.calendar import VN_TZ
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker
 from services.core.runtime.host import build_app
-from services.core.runtime.kafka import DOSSIER_TOPIC, dlq
+from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, dlq
 from services.intake.app import IntakeService
 from services.notifier.adapters import tables as nt
 from services.notifier.app import CONSUMER_GROUP, NotifierService
@@ -26,7 +27,10 @@ from services.tracker.app import TrackerService
 from tests.fixtures.broker import caught_up, consume, start_embedded_broker, wait_for
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
+from tests.fixtures.metrics import Scrape, scrape
 from tests.fixtures.notifier import notifier_settings
+
+CONSUMED = "motcua_events_consumed_total"
 
 
 @dataclass
@@ -212,3 +216,81 @@ async def test_postal_return_end_to_end_the_delivery_returns_the_dossier(
     await stack.sms.wait_for_async(lambda g: g.accepted_count() == 6, within=60)
     assert await stack.notice_count(template="returned") == 1
     assert await stack.notice_count(template="postal_problem") == 1
+
+
+async def redeliver_with_poison(bootstrap: str) -> None:
+    """The first dossier record once more, then a record that is no event at all."""
+    records = await consume(bootstrap, DOSSIER_TOPIC, until=lambda rs: len(rs) >= 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(DOSSIER_TOPIC, records[0].value, key=records[0].key)
+        await producer.send_and_wait(DOSSIER_TOPIC, b"{not json", key=records[0].key)
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_metrics_follow_the_work_of_the_three_services(stack: Stack) -> None:
+    h = stack.intake
+    r = await h.client.post(
+        "/agencies/UBND-Q1/supervisors",
+        json={"name": "Lãnh đạo", "phone": "0901000001"},
+        headers=h.admin,
+    )
+    assert r.status_code == 201
+    await h.procedure(time_limit={"value": 1, "unit": "working_days"})
+    for _ in range(2):
+        await h.dossier()
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 2, within=90)
+    await redeliver_with_poison(stack.broker.bootstrap)
+
+    async def poison_handled() -> bool:
+        got = await scrape(h.client)
+        return all(
+            got.value(CONSUMED, service=s, topic=DOSSIER_TOPIC, outcome="dead_lettered") == 1
+            for s in ("tracker", "notifier")
+        )
+
+    await wait_for(poison_handled, timeout=60, message="both consumers dead-letter the poison")
+
+    async def settled() -> bool:
+        return await stack.notice_count(status="sending") == 0
+
+    await wait_for(settled, timeout=30, message="no notice is being sent")
+    stack.clock.now = datetime(2026, 11, 17, 10, tzinfo=VN_TZ)
+    assert (await stack.tracker.scan()).flags == 2
+    await stack.sms.wait_for_async(lambda g: g.accepted_count() == 4, within=60)
+
+    last: list[Scrape] = []
+
+    async def drained_and_caught_up() -> bool:
+        got = await scrape(h.client)
+        last[:] = [got]
+        lag = got.matching("motcua_consumer_lag_records")
+        return (
+            got.value("motcua_outbox_backlog_rows") == 0
+            and got.value(CONSUMED, service="intake", topic=DEADLINE_TOPIC) == 4
+            and got.value("motcua_notices", status="accepted") == 4
+            and {s.labels["service"] for s in lag} == {"intake", "tracker", "notifier"}
+            and all(s.value == 0 for s in lag)
+        )
+
+    await wait_for(drained_and_caught_up, timeout=60, message="all sent, published, consumed")
+    got = last[0]
+    for service in ("intake", "tracker", "notifier"):
+        assert got.has("motcua_outbox_backlog_rows", service=service)
+    assert all(s.value == 1 for s in got.matching("motcua_scrape_source_up"))
+    assert got.has("motcua_consumer_lag_records", service="tracker", topic=DOSSIER_TOPIC)
+    posted = {"service": "intake", "method": "POST", "route": "/dossiers", "status": "201"}
+    assert got.value("motcua_http_request_duration_seconds_count", **posted) == 2
+    tracker = {"service": "tracker", "topic": DOSSIER_TOPIC}
+    assert got.value(CONSUMED, **tracker, outcome="handled") == 2
+    assert got.value(CONSUMED, **tracker, outcome="duplicate") == 1
+    assert got.value(CONSUMED, service="notifier", topic=DEADLINE_TOPIC, outcome="handled") == 4
+    assert got.value("motcua_flags_raised_total", service="tracker", flag="overdue") == 2
+    assert got.value("motcua_flags_raised_total", service="tracker", flag="due_soon") == 0
+    assert got.value("motcua_scan_duration_seconds_count", service="tracker") == 1
+    assert got.value("motcua_notices", service="notifier", status="accepted") == 4
+    assert got.value("motcua_notices", service="notifier", status="failed") == 0
+    assert got.value("motcua_sms_attempts_total", service="notifier", outcome="accepted") == 4
