@@ -58,3 +58,11 @@ async def test_a_gauge_read_at_scrape_shows_what_was_read_and_nothing_when_the_r
     assert families["motcua_scrape_source_up"] == [
         ({"service": "notifier", "source": "notices"}, 0.0)
     ]
+
+
+def test_asking_again_for_a_metric_gives_the_same_one() -> None:
+    metrics = ServiceMetrics()
+    first = metrics.counter("motcua_things_total", "things", ["topic"])
+    assert metrics.counter("motcua_things_total", "things", ["topic"]) is first
+    histogram = metrics.histogram("motcua_scan_duration_seconds", "scan")
+    assert metrics.histogram("motcua_scan_duration_seconds", "scan") is histogram

@@ -60,16 +60,21 @@ class _Source:
 
 class ServiceMetrics:
     """The metrics of one service: counters and histograms its code moves, and gauges read
-    at scrape time."""
+    at scrape time. Asking again for a name gives the same metric: a service started again
+    after a stop subscribes again, and a registry refuses a name registered twice."""
 
     def __init__(self, read_seconds: float = READ_SECONDS) -> None:
         self.registry = CollectorRegistry()
         self._read_seconds = read_seconds
-        self._sources: list[_Source] = []
+        self._counters: dict[str, Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+        self._sources: dict[str, _Source] = {}
         self.registry.register(_ReadAtScrape(self._sources))
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
-        return Counter(name, documentation, labels, registry=self.registry)
+        if name not in self._counters:
+            self._counters[name] = Counter(name, documentation, labels, registry=self.registry)
+        return self._counters[name]
 
     def histogram(
         self,
@@ -78,17 +83,22 @@ class ServiceMetrics:
         labels: Sequence[str] = (),
         buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
     ) -> Histogram:
-        return Histogram(name, documentation, labels, registry=self.registry, buckets=buckets)
+        if name not in self._histograms:
+            self._histograms[name] = Histogram(
+                name, documentation, labels, registry=self.registry, buckets=buckets
+            )
+        return self._histograms[name]
 
     def gauge_at_scrape(
         self, source: str, name: str, documentation: str, labels: Sequence[str], read: Read
     ) -> None:
-        """A gauge whose series `read()` gives (label values → value) before each scrape."""
-        self._sources.append(_Source(source, name, documentation, tuple(labels), read))
+        """A gauge whose series `read()` gives (label values → value) before each scrape;
+        a second call for the same source replaces the first."""
+        self._sources[source] = _Source(source, name, documentation, tuple(labels), read)
 
     async def refresh(self) -> None:
         """Read every scrape-time gauge, all at once, each within the time bound."""
-        await asyncio.gather(*(self._read(source) for source in self._sources))
+        await asyncio.gather(*(self._read(source) for source in self._sources.values()))
 
     async def _read(self, source: _Source) -> None:
         try:
@@ -102,7 +112,7 @@ class ServiceMetrics:
 
 
 class _ReadAtScrape:
-    def __init__(self, sources: list[_Source]) -> None:
+    def __init__(self, sources: dict[str, _Source]) -> None:
         self._sources = sources
 
     def collect(self) -> Iterable[Metric]:
@@ -113,7 +123,7 @@ class _ReadAtScrape:
             "1 when the source was read in time at this scrape; 0: its series are left out",
             labels=["source"],
         )
-        for source in self._sources:
+        for source in self._sources.values():
             up.add_metric([source.name], 1.0 if source.up else 0.0)
             family = GaugeMetricFamily(source.metric, source.documentation, labels=source.labels)
             for labels, value in source.values.items():
