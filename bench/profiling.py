@@ -1,0 +1,206 @@
+"""Where a service process spends its CPU: py-spy samples, sorted into what they were doing.
+
+py-spy (``pip install py-spy``, or the ``bench`` extra) samples the Python stacks of a running
+process from outside, without changing it. Each sample is put in the category of the deepest
+frame that belongs to a known package (so JSON encoding called by SQLAlchemy counts as JSON),
+and the shares of a few functions are counted inclusively (everything they called).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+RATE = 200  # samples per second
+
+# (category, file prefixes); the deepest frame that matches one names the sample.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pydantic: validation and serialisation", ("pydantic/", "pydantic_core/")),
+    ("JSON encoding and decoding", ("json/", "fastapi/encoders.py")),
+    ("asyncpg (PostgreSQL driver)", ("asyncpg/",)),
+    ("aiosqlite + sqlite3 (SQLite driver)", ("aiosqlite/", "sqlite3/")),
+    ("SQLAlchemy (Core, pool, dialects)", ("sqlalchemy/",)),
+    ("logging: structlog, one line per request", ("structlog/", "logging/")),
+    ("Kafka: aiokafka, faststream", ("aiokafka/", "faststream/", "kafka/")),
+    ("uvicorn + httptools (HTTP server)", ("uvicorn/", "httptools/")),
+    ("Starlette BaseHTTPMiddleware (the request-log middleware)", (
+        "starlette/middleware/base.py",
+    )),
+    ("httpx + httpcore (client of the SMS gateway)", ("httpx/", "httpcore/", "h11/")),
+    ("FastAPI + Starlette (routing, dependencies)", ("fastapi/", "starlette/")),
+    ("motcua domain (calendar, deadline, dossier, notices)", (
+        "services/core/domain/", "services/intake/domain/", "services/tracker/domain/",
+        "services/notifier/domain/", "holidays/", "schemas/", "phonenumbers/",
+    )),
+    ("motcua tracker and notifier (same process)", ("services/tracker/", "services/notifier/")),
+    ("motcua intake: API, commands, repository, outbox relay", ("services/",)),
+    ("asyncio event loop", ("asyncio/", "uvloop/")),
+)  # fmt: skip
+OTHER = "other (stdlib: uuid, datetime, hashlib, …)"
+
+# Inclusive shares: a sample counts when any frame of its stack matches.
+FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("POST /dossiers handler (`receive_dossier`, its transaction included)",
+     lambda f: f.startswith("receive_dossier (services/intake/api/dossiers.py")),
+    ("  of which `commit`", lambda f: f.startswith("commit (") and "sqlalchemy/" in f),
+    ("FastAPI: body parsing and validation of the request",
+     lambda f: f.startswith("request_body_to_args (") or f.startswith("_extract_form_body")),
+    ("FastAPI: response model validation and serialisation",
+     lambda f: f.startswith("serialize_response (fastapi/")),
+    ("bearer token check (`principal`)", lambda f: f.startswith("principal (services/")),
+    ("structlog (every log line)", lambda f: "structlog/" in f),
+    ("outbox relay (`OutboxRelay.run`)", lambda f: f.startswith("OutboxRelay.run (")),
+    ("Kafka consumers (tracker, notifier, intake read model)",
+     lambda f: f.startswith("on_record (services/core/runtime/consumer.py")),
+    ("notifier dispatcher (SMS sending)", lambda f: f.startswith("Dispatcher.")),
+)  # fmt: skip
+
+
+def py_spy() -> str | None:
+    """The py-spy command next to our Python, or on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+@dataclass(frozen=True)
+class Profile:
+    seconds: float
+    rate: int
+    samples: int
+    by_thread: dict[str, int]
+    by_category: dict[str, int]
+    by_function: dict[str, int]
+    top_leaves: list[tuple[str, int]]
+
+    def busy(self) -> float:
+        """Samples / (rate × seconds): how much of the time a thread was on a core or
+        waiting for one (py-spy counts a runnable thread as active)."""
+        return self.samples / (self.rate * self.seconds)
+
+
+class Recorder:
+    """py-spy record of some processes for a while, in the background."""
+
+    def __init__(self, pids: Sequence[int], seconds: float, folder: Path) -> None:
+        command = py_spy()
+        if command is None:
+            raise RuntimeError("py-spy is not installed: pip install py-spy (or '.[bench]')")
+        self.seconds = seconds
+        folder.mkdir(parents=True, exist_ok=True)
+        self.outputs = [folder / f"py-spy-{pid}.txt" for pid in pids]
+        self._procs = [
+            subprocess.Popen(
+                [command, "record", "--pid", str(pid), "--duration", f"{seconds:g}",
+                 "--rate", str(RATE), "--format", "raw", "--threads", "--nonblocking",
+                 "--output", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for pid, out in zip(pids, self.outputs, strict=True)
+        ]  # fmt: skip
+
+    async def result(self) -> Profile:
+        for proc in self._procs:
+            _, err = await asyncio.to_thread(proc.communicate)
+            if proc.returncode != 0:
+                raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+        stacks: Counter[str] = Counter()
+        for out in self.outputs:
+            stacks.update(read_raw(out))
+        return summarise(stacks, self.seconds * len(self.outputs))
+
+
+def read_raw(path: Path) -> Counter[str]:
+    stacks: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[stack] += int(count)
+    return stacks
+
+
+def _file_of(frame: str) -> str:
+    start = frame.rfind("(")
+    return frame[start + 1 :] if start >= 0 else ""
+
+
+# Frames that belong to whoever called them: anyio runs the tasks and sockets of Starlette's
+# middleware and of httpcore alike.
+TRANSPARENT = ("anyio/",)
+
+
+def category_of(frames: Sequence[str]) -> str:
+    for frame in reversed(frames):
+        where = _file_of(frame)
+        if where.startswith(TRANSPARENT):
+            continue
+        for name, prefixes in CATEGORIES:
+            if where.startswith(prefixes):
+                return name
+    return OTHER
+
+
+def _thread_kind(first: str) -> str:
+    name = first.split(": ", 1)[-1]
+    if name == "MainThread":
+        return "event loop (main thread)"
+    if name.startswith("Thread-") or "aiosqlite" in name:
+        return "aiosqlite threads"
+    return "other threads"
+
+
+def summarise(stacks: Counter[str], seconds: float) -> Profile:
+    by_thread: Counter[str] = Counter()
+    by_category: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        first, *frames = stack.split(";")
+        by_thread[_thread_kind(first)] += count
+        by_category[category_of(frames)] += count
+        for name, matches in FUNCTIONS:
+            if any(matches(frame) for frame in frames):
+                by_function[name] += count
+        if frames:
+            leaves[frames[-1]] += count
+    return Profile(
+        seconds=seconds,
+        rate=RATE,
+        samples=sum(stacks.values()),
+        by_thread=dict(by_thread.most_common()),
+        by_category=dict(by_category.most_common()),
+        by_function={name: by_function[name] for name, _ in FUNCTIONS if by_function[name]},
+        top_leaves=leaves.most_common(12),
+    )
+
+
+def profile_tables(profile: Profile) -> str:
+    total = max(profile.samples, 1)
+
+    def row(name: str, count: int) -> str:
+        return f"| {name} | {count:,} | {count / total:.0%} |"
+
+    head = "| {} | Samples | Share |\n| --- | ---: | ---: |"
+    parts = [
+        head.format("Thread"),
+        *(row(n, c) for n, c in profile.by_thread.items()),
+        "",
+        head.format("Deepest known frame"),
+        *(row(n, c) for n, c in profile.by_category.items()),
+        "",
+        head.format("Inside (inclusive)"),
+        *(row(n, c) for n, c in profile.by_function.items()),
+        "",
+        "Hottest frames (self):",
+        "",
+        "```",
+        *(f"{c:6,}  {frame}" for frame, c in profile.top_leaves),
+        "```",
+    ]
+    return "\n".join(parts)
