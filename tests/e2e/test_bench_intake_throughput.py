@@ -1,0 +1,49 @@
+"""The intake throughput benchmark (bench/intake_throughput.py), run small: the intake as a
+real process on SQLite and on PostgreSQL, clerks posting over HTTP at two concurrencies.
+
+Checks what its figures rest on — every request answered 201, every 201 a stored dossier,
+every dossier's event published, the processes stop cleanly, the section renders — never
+timings. With CI=true a missing PostgreSQL or broker fails the run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bench import common
+from bench import intake_throughput as bench
+from tests.e2e.bench_support import bench_database, check_section_writes, digest
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+
+
+async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None:
+    readme = digest(common.README)
+    setups = [bench.SETUPS["sqlite"], bench.SETUPS["postgres"]]
+    async with bench_database("intake") as url:
+        options = bench.Options(
+            levels=[1, 3], duration=0.5, database_url=url, profile=False, folder=tmp_path,
+            warm_up=0,
+        )  # fmt: skip
+        result = await bench.run(setups, options)
+        pg = await common.postgres_info(url)
+
+    assert bench.problems(result) == []
+    for setup in result.setups:
+        assert [level.concurrency for level in setup.levels] == [1, 3]
+        for level in setup.levels:
+            assert level.created > 0 and level.errors == 0, level.error_text()
+            assert level.cpu is not None and level.cpu.cores("intake") > 0
+        assert setup.dossiers == setup.posted > 0
+        assert setup.backlog_after == 0
+        assert setup.exit_codes == [0]
+
+    text = bench.section(result, "python -m bench.intake_throughput", date.today(),
+                         common.machine(), pg)  # fmt: skip
+    for each in setups:
+        assert f"#### {each.title}" in text
+    check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
+    assert digest(common.README) == readme
