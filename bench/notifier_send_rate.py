@@ -1,0 +1,649 @@
+"""The notifier's send rate: SMS a second reaching a fast fake gateway, from notices already
+decided and from dossier events on Kafka, on PostgreSQL and SQLite; unlimited and at the default
+token-bucket rate.
+
+Each run starts from an empty notifier database and a fresh broker, preloads N dossiers, then
+starts `motcua notifier` as a process and counts the SMS arriving at the fake gateway
+(bench/fake_gateway.py, its own process). Modes:
+
+- ``queued``: the receipt notices are decided and stored before the notifier starts (through
+  the notifier's own repository and composer, as its consumer stores them): the dispatcher
+  alone is measured — claim a batch, send, record each outcome.
+- ``events``: N ``dossier.received`` events wait on ``motcua.dossier.v1``: the whole notifier
+  is measured — consume, decide, store, wake the dispatcher, send.
+
+Writes the figures to bench/README.md::
+
+    .venv/bin/python -m bench.notifier_send_rate [--notices 3000] [--default-rate-notices 400]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
+
+The notifier tables of the PostgreSQL database are emptied first: give the benchmark a database
+of its own (its name must contain "bench").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as wall
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from bench import common
+from bench.common import (
+    PROCEDURES,
+    Applicants,
+    CpuShares,
+    CpuSnapshot,
+    ProcedureSpec,
+    ServiceProcess,
+)
+from bench.fake_gateway import Arrival, GatewayProcess
+from bench.profiling import Profile, Recorder, profile_tables, py_spy
+from bench.receipt_to_sms import notice_statuses
+from schemas.events import EVENT_TYPE_OF, Address, Applicant, Envelope, parse_payload
+from services.core.calendars import CalendarBook
+from services.core.domain.calendar import VN_TZ
+from services.core.domain.deadlines import TimeLimit, TimeUnit
+from services.core.runtime.consumer import typed_payload
+from services.core.runtime.database import create_engine
+from services.core.runtime.embedded_broker import free_port
+from services.core.runtime.kafka import DOSSIER_TOPIC
+from services.core.runtime.settings import Settings
+from services.intake.domain.model import Dossier, Procedure
+from services.notifier import handlers
+from services.notifier.adapters import repository as repo
+from services.notifier.app import composer_from
+from services.notifier.dispatch import DispatchSettings
+from services.notifier.domain.decisions import DossierRef, on_dossier_event
+
+NAME = "notifier_send_rate"
+TITLE = "Notifier send rate"
+ROW = (
+    f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | SMS a second the notifier gets to a "
+    "fast gateway: from stored notices and from dossier events, PostgreSQL and SQLite, "
+    "unlimited and at the default rate |"
+)
+DEFAULT_NOTICES = 3000  # stored notices per case
+DEFAULT_EVENTS = 1000  # dossier events per case (the whole notifier is slower)
+DEFAULT_RATE_NOTICES = 400  # at 20 a second: 20 s
+PROFILE_SECONDS = 10.0
+DEFAULT_SMS_RATE = Settings().sms_rate_per_second  # 20 a second, the settings' default
+PRELOAD_BATCH = 500  # notices stored per transaction while preloading
+STALLED_AFTER = 20.0  # seconds without a new SMS: the run is over
+SEED = 20261125
+
+
+@dataclass(frozen=True)
+class Case:
+    database: str  # "postgres" | "sqlite"
+    mode: str  # "queued" | "events"
+    sms_rate: float  # MOTCUA_SMS_RATE_PER_SECOND; 0 = unlimited
+    notices: int
+    profile: bool = False  # py-spy the notifier (an extra case: sampling costs CPU)
+
+    @property
+    def title(self) -> str:
+        rate = "unlimited" if self.sms_rate <= 0 else f"{self.sms_rate:g}/s (default)"
+        what = "stored notices" if self.mode == "queued" else "dossier events on Kafka"
+        db = "PostgreSQL" if self.database == "postgres" else "SQLite"
+        return f"{db}, {what}, rate {rate}"
+
+
+def default_cases(
+    notices: int, events: int, default_rate_notices: int, profile: bool = False
+) -> list[Case]:
+    cases = [
+        Case("postgres", "queued", 0, notices),
+        Case("postgres", "events", 0, events),
+        Case("sqlite", "queued", 0, notices),
+        Case("sqlite", "events", 0, events),
+        Case("postgres", "queued", DEFAULT_SMS_RATE, default_rate_notices),
+    ]
+    if profile:
+        cases += [
+            Case("postgres", "queued", 0, notices, profile=True),
+            Case("postgres", "events", 0, events, profile=True),
+        ]
+    return cases
+
+
+# -- the dossiers ---------------------------------------------------------------------------
+
+
+def _procedure(spec: ProcedureSpec) -> Procedure:
+    value, unit = spec.time_limit
+    cutoff = wall.fromisoformat(spec.cutoff) if spec.cutoff else None
+    return Procedure(
+        spec.code, spec.name, spec.agency, TimeLimit(value, TimeUnit(unit)), cutoff,
+        spec.postal_return,
+    )  # fmt: skip
+
+
+def received_envelopes(count: int, now: datetime, first_serial: int = 1) -> list[Envelope]:
+    """`dossier.received` envelopes as the intake publishes them: each dossier received at
+    `now` through the intake's domain, its applicant with a phone of their own."""
+    applicants = Applicants(SEED)
+    calendar = CalendarBook().for_schedule_dict(None)
+    procedures = [_procedure(spec) for spec in PROCEDURES]
+    envelopes = []
+    for serial in range(first_serial, first_serial + count):
+        procedure = procedures[serial % len(procedures)]
+        body = applicants.body(serial, PROCEDURES[serial % len(PROCEDURES)])
+        person = body["applicant"]
+        address = body.get("return_address")
+        dossier = Dossier.receive(
+            id=str(uuid.uuid4()),
+            code=f"{procedure.agency_code}-{now:%Y%m%d}-{serial:04d}",
+            procedure=procedure,
+            applicant=Applicant(
+                full_name=person["full_name"],
+                phone=common.e164_of(serial),
+                id_number=person["id_number"],
+                email=person.get("email"),
+            ),
+            channel=body["channel"],
+            return_method=body["return_method"],
+            return_address=Address.model_validate(address) if address else None,
+            received_at=now,
+            calendar=calendar,
+            office_schedule={},
+        )
+        event = dossier.events[0]
+        envelopes.append(
+            Envelope(
+                event_id=str(uuid.uuid4()),
+                type=EVENT_TYPE_OF[type(event)],
+                occurred_at=event.at,
+                dossier_id=dossier.id,
+                dossier_code=dossier.code,
+                agency_code=dossier.agency_code,
+                payload=event.model_dump(mode="json"),
+            )
+        )
+    return envelopes
+
+
+async def store_notices(url: str, envelopes: Sequence[Envelope], now: datetime) -> int:
+    """What the notifier's consumer does with each event (`handlers.handle_dossier_event`:
+    the card, the decision, the notice), PRELOAD_BATCH events a transaction."""
+    composer = composer_from(Settings(quiet_hours=""))
+    engine = create_engine(url)
+    stored = 0
+    try:
+        for batch in common.chunks(envelopes, PRELOAD_BATCH):
+            async with engine.begin() as conn:
+                for envelope in batch:
+                    payload = typed_payload(envelope, parse_payload)
+                    ref = DossierRef(
+                        envelope.dossier_id, envelope.dossier_code, envelope.agency_code
+                    )
+                    decision = on_dossier_event(
+                        None, ref, envelope.event_id, payload, now, composer.policy
+                    )
+                    if decision.card is not None:
+                        await repo.save_card(conn, decision.card, now)
+                    stored += await handlers.store_notices(conn, composer, decision.notices, now)
+    finally:
+        await engine.dispose()
+    return stored
+
+
+async def publish_events(bootstrap: str, envelopes: Sequence[Envelope]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send(
+                DOSSIER_TOPIC,
+                envelope.model_dump_json().encode(),
+                key=envelope.dossier_id.encode(),
+                headers=[("event_id", envelope.event_id.encode())],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+# -- one run --------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    preloaded: int  # notices stored, or events published
+    arrivals: list[Arrival] = field(default_factory=list)
+    ready_at: float = 0.0  # time.monotonic() the notifier answered /readyz
+    cpu: CpuShares | None = None  # from the notifier's start to the last SMS
+    exit_code: int | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    profile: Profile | None = None
+
+    @property
+    def first(self) -> list[Arrival]:
+        return sorted((a for a in self.arrivals if a.first), key=lambda a: a.at)
+
+    @property
+    def sent(self) -> int:
+        return len(self.first)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.arrivals) - self.sent
+
+    def rate(self) -> float:
+        """SMS a second from the first arrival to the last."""
+        first = self.first
+        if len(first) < 2:
+            return float("nan")
+        return (len(first) - 1) / (first[-1].at - first[0].at)
+
+    def steady_rate(self) -> float:
+        """SMS a second between the 10th and the 90th percentile arrival (start and end
+        effects left out)."""
+        first = self.first
+        if len(first) < 10:
+            return self.rate()
+        lo, hi = len(first) // 10, len(first) * 9 // 10
+        return (hi - lo) / (first[hi].at - first[lo].at)
+
+    def busiest_second(self) -> int:
+        first = self.first
+        if not first:
+            return 0
+        start = first[0].at
+        counts: dict[int, int] = {}
+        for a in first:
+            counts[int(a.at - start)] = counts.get(int(a.at - start), 0) + 1
+        return max(counts.values())
+
+    def gaps(self) -> float:
+        """The longest wait between two SMS."""
+        at = [a.at for a in self.first]
+        return max((b - a for a, b in zip(at, at[1:], strict=False)), default=0.0)
+
+    def cpu_ms(self, group: str) -> float:
+        if self.cpu is None or not self.sent:
+            return float("nan")
+        return self.cpu.cores(group) * self.cpu.wall / self.sent * 1000
+
+
+@dataclass(frozen=True)
+class Options:
+    cases: Sequence[Case]
+    database_url: str
+    folder: Path
+    drain_timeout: float = 300.0
+
+
+async def run_case(case: Case, options: Options, say: Callable[[str], None]) -> CaseResult:
+    folder = options.folder / f"{case.database}-{case.mode}-{case.sms_rate:g}"
+    if case.database == "postgres":
+        await common.fresh_postgres(options.database_url, ["notifier"])
+        url = options.database_url
+    else:
+        url = (await common.fresh_sqlite(folder / "db", ["notifier"]))["notifier"]
+    broker = await common.start_broker(folder)
+    gateway = GatewayProcess()
+    notifier: ServiceProcess | None = None
+    code: int | None = None
+    try:
+        now = datetime.now(VN_TZ)
+        envelopes = received_envelopes(case.notices, now)
+        if case.mode == "queued":
+            preloaded = await store_notices(url, envelopes, now)
+        else:
+            await publish_events(broker.bootstrap, envelopes)
+            preloaded = len(envelopes)
+        result = CaseResult(case, preloaded)
+        port = free_port()
+        env = common.service_env(
+            {
+                "notifier_database_url": url,
+                "kafka_bootstrap": broker.bootstrap,
+                "sms_gateway_url": gateway.url,
+                "sms_rate_per_second": f"{case.sms_rate:g}",
+                "quiet_hours": "",
+                "callback_base_url": f"http://127.0.0.1:{port}",
+                "data_dir": str(folder / "var"),
+            }
+        )
+        notifier = ServiceProcess("notifier", env, folder / "notifier.log", port=port)
+        before = CpuSnapshot.take()
+        notifier.spawn()
+        groups: dict[str, Sequence[int] | str] = {
+            "notifier": [notifier.pid],
+            "gateway": [gateway.pid],
+            "postgres": "postgres",
+            "broker": [broker.pid] if broker.pid else [],
+            "generator": [os.getpid()],
+        }
+        await notifier.wait_ready()
+        result.ready_at = time.monotonic()
+        recorder = None
+        if case.profile:
+            recorder = Recorder([notifier.pid], PROFILE_SECONDS, folder)
+        await wait_for_count(gateway, case.notices, options.drain_timeout)
+        if recorder is not None:
+            result.profile = await recorder.result()
+        result.cpu = common.cpu_between(before, CpuSnapshot.take(), groups)
+        result.arrivals = await gateway.arrivals()
+        result.statuses = await settled_statuses(url, case.notices)
+        say(case_line(result))
+    finally:
+        if notifier is not None:
+            code = notifier.stop()
+        gateway.stop()
+        await broker.stop()
+    result.exit_code = code
+    return result
+
+
+async def wait_for_count(gateway: GatewayProcess, expected: int, within: float) -> int:
+    deadline = time.monotonic() + within
+    count, _ = await gateway.count()
+    progress_at = time.monotonic()
+    while count < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # polling the gateway's count
+        now_count, _ = await gateway.count()
+        if now_count != count:
+            count, progress_at = now_count, time.monotonic()
+        elif count and time.monotonic() - progress_at > STALLED_AFTER:
+            break
+    return count
+
+
+async def settled_statuses(url: str, expected: int, within: float = 10.0) -> dict[str, int]:
+    """The notices by status once `expected` are accepted (the last SMS may have arrived
+    before the notifier committed it), or as they are after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        statuses = dict(await notice_statuses(url))
+        if statuses.get("accepted", 0) >= expected or time.monotonic() > deadline:
+            return statuses
+        await asyncio.sleep(0.2)  # polling until the last outcomes are committed
+
+
+def case_line(r: CaseResult) -> str:
+    return (
+        f"{r.case.title}: {r.sent}/{r.preloaded} SMS, {r.rate():.1f}/s overall, steady "
+        f"{r.steady_rate():.1f}/s, busiest second {r.busiest_second()}, duplicates "
+        f"{r.duplicates}; CPU {r.cpu.describe() if r.cpu else '?'}"
+    )
+
+
+@dataclass
+class Run:
+    options: Options
+    cases: list[CaseResult]
+    load_average: tuple[float, float]
+
+
+async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> Run:
+    load_at_start = common.load_average()
+    if any(c.database == "postgres" for c in options.cases):
+        await common.ensure_database(options.database_url)
+    results = [await run_case(case, options, say) for case in options.cases]
+    return Run(options, results, (load_at_start, common.load_average()))
+
+
+def problems(result: Run) -> list[str]:
+    found = []
+    for r in result.cases:
+        if r.sent != r.case.notices:
+            found.append(f"{r.case.title}: {r.sent} of {r.case.notices} SMS arrived")
+        if r.duplicates:
+            found.append(f"{r.case.title}: {r.duplicates} SMS sent twice")
+        if r.statuses.get("accepted", 0) != r.case.notices:
+            found.append(f"{r.case.title}: notices by status {r.statuses}")
+        if r.exit_code != 0:
+            found.append(f"{r.case.title}: exit status {r.exit_code}")
+    return found
+
+
+# -- the README section -----------------------------------------------------------------------
+
+
+def cases_table(result: Run) -> str:
+    lines = [
+        "| Database | Preloaded | SMS rate setting | SMS at the gateway | Sent twice "
+        "| SMS/s, first to last | SMS/s, steady (10–90 %) | Busiest second | Longest gap "
+        "| CPU notifier | CPU PostgreSQL | CPU gateway | CPU ms an SMS: notifier | PostgreSQL |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
+    ]
+    for r in result.cases:
+        c = r.case
+        if c.profile:
+            continue
+        db = "PostgreSQL" if c.database == "postgres" else "SQLite"
+        what = "notices" if c.mode == "queued" else "events"
+        setting = "0 (unlimited)" if c.sms_rate <= 0 else f"{c.sms_rate:g} (default)"
+        cpu = r.cpu
+        shares = (
+            " | ".join(f"{cpu.cores(g):.2f}" for g in ("notifier", "postgres", "gateway"))
+            if cpu
+            else "? | ? | ?"
+        )
+        lines.append(
+            f"| {db} | {r.preloaded:,} {what} | {setting} | {r.sent:,} | {r.duplicates} "
+            f"| **{r.rate():,.1f}** | {r.steady_rate():,.1f} | {r.busiest_second()} "
+            f"| {common.ms(r.gaps())} | {shares} | {r.cpu_ms('notifier'):.1f} "
+            f"| {r.cpu_ms('postgres'):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def section(
+    result: Run,
+    command: str,
+    today: date,
+    host: dict[str, str],
+    pg: dict[str, str] | None,
+    analysis: str = "",
+) -> str:
+    measured = [r for r in result.cases if not r.case.profile]
+    unlimited = [r for r in measured if r.case.sms_rate <= 0]
+    limited = [r for r in measured if r.case.sms_rate > 0]
+    headline = []
+    for r in unlimited:
+        headline.append(f"{r.rate():,.0f} SMS/s ({r.case.title.split(', rate')[0]})")
+    parts = [
+        f"## {TITLE}",
+        "",
+        "What the notifier can send when the gateway is fast and the token bucket does not "
+        "hold it back, and what the default bucket lets through.",
+        "",
+        "**Result:** unlimited, " + "; ".join(headline) + "."
+        + "".join(
+            f" At the default `MOTCUA_SMS_RATE_PER_SECOND={r.case.sms_rate:g}`: "
+            f"{r.rate():,.1f} SMS/s, as set."
+            for r in limited
+        ),
+        "",
+        cases_table(result),
+        "",
+        f"- Date: {today.isoformat()}",
+        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}",
+        f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
+    ]  # fmt: skip
+    if pg:
+        parts.append(
+            f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
+            f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})"
+        )
+    parts += [
+        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
+        f"{result.load_average[1]:.2f}",
+        "- Command, from the repository root (empties the notifier's tables, starts a broker, "
+        "a fake gateway and the notifier for each case, rewrites this section):",
+        "",
+        "  ```sh",
+        f"  {command}",
+        "  ```",
+        "",
+        "### Method",
+        "",
+        "- **Data.** Each case preloads N receipts of dossiers received now through the "
+        f"intake's domain (`Dossier.receive`, {len(PROCEDURES)} procedures, realistic "
+        "applicants each with a phone of their own). *notices*: the notifier's consumer step "
+        "run beforehand — `on_dossier_event`, the card and the notice stored with the "
+        "notifier's repository and composer (the default Vietnamese template, without "
+        f"diacritics), {PRELOAD_BATCH} to a transaction — so the notices wait, due, in the "
+        "notices table. *events*: the `dossier.received` envelopes published to "
+        "`motcua.dossier.v1` (3 partitions, keyed by dossier id) instead, so the notifier "
+        "consumes, decides, stores and sends them all.",
+        "- **Then** `python -m services.cli notifier` starts as a process (uvicorn, one worker) "
+        "with `MOTCUA_SMS_GATEWAY_URL` pointing at the fake gateway (`bench/fake_gateway.py`, "
+        "its own process, one asyncio protocol, about 60 µs of CPU a message, answers at "
+        "once), `MOTCUA_QUIET_HOURS` empty and `MOTCUA_SMS_RATE_PER_SECOND` as in the table "
+        "(0: no token bucket, so the notifier itself is measured). The dispatcher claims "
+        f"{DispatchSettings.batch_size} due notices at a time and sends "
+        f"{DispatchSettings.concurrency} at once (`DispatchSettings`' defaults), each "
+        "outcome committed in its own transaction.",
+        "- **Measured** at the gateway: *first to last* is (N − 1) / (last arrival − first "
+        "arrival); *steady* leaves out the first and last tenth of the SMS; *longest gap*: the "
+        "longest wait between two SMS. CPU is from the notifier's start to the last SMS "
+        "(startup and, for events, the consumer group's join included), per SMS sent.",
+        "- **Checked:** every notice reached the gateway once (no request id twice), every "
+        "notice ends `accepted`, the notifier stops with status 0.",
+    ]  # fmt: skip
+    profiled = [r for r in result.cases if r.case.profile and r.profile]
+    if profiled:
+        parts.append(
+            f"- **Profile.** The PostgreSQL cases once more, the notifier sampled by py-spy for "
+            f"{PROFILE_SECONDS:g} s from its start (`record --rate 200 --nonblocking "
+            "--threads`; categories as in the intake benchmark)."
+        )
+    if analysis:
+        parts += ["", "### What limits it", "", analysis.strip()]
+    for r in profiled:
+        assert r.profile is not None
+        parts += [
+            "",
+            f"### Profile: {r.case.title}",
+            "",
+            f"That run: {r.rate():,.1f} SMS/s; {r.profile.samples:,} samples over "
+            f"{r.profile.seconds:g} s (threads active {r.profile.busy():.0%} of the time).",
+            "",
+            profile_tables(r.profile),
+        ]
+    return "\n".join(parts)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bench.{NAME}", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
+    parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
+    parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
+    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
+    parser.add_argument("--quick", action="store_true", help="50 notices a case (a smoke run)")
+    parser.add_argument("--readme", type=Path, default=common.README)
+    parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.profile and py_spy() is None:
+        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    notices = 50 if args.quick else args.notices
+    events = 50 if args.quick else args.events
+    limited = 30 if args.quick else args.default_rate_notices
+    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-notifier-"))
+    cases = default_cases(notices, events, limited, args.profile)
+    options = Options(cases, args.database_url, folder)
+    try:
+        result = await run(options, say=lambda line: print(line, flush=True))
+        pg = None
+        if any(c.database == "postgres" for c in options.cases):
+            pg = await common.postgres_info(args.database_url)
+    finally:
+        if args.keep:
+            print(f"logs and files kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    found = problems(result)
+    for problem in found:
+        print("PROBLEM:", problem)
+    if not args.no_readme:
+        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
+        common.write_section(args.readme, NAME, text, ROW)
+        print(f"\nFigures written to {args.readme}")
+    return 1 if found else 0
+
+
+def analysis(result: Run) -> str:
+    """What limits the notifier's rate, from this run's figures."""
+    measured = [r for r in result.cases if not r.case.profile and r.sent]
+    unlimited = [r for r in measured if r.case.sms_rate <= 0]
+    limited = [r for r in measured if r.case.sms_rate > 0]
+    if not unlimited:
+        return ""
+    rows = "; ".join(
+        f"{r.case.title.split(', rate')[0]}: {r.rate():,.0f}/s at {r.cpu_ms('notifier'):.1f} "
+        "ms of the notifier's CPU an SMS"
+        for r in unlimited
+    )
+    parts = [
+        "**The notifier's own CPU.** " + rows + ". The notifier is one process running "
+        "Python on one core at most, so its rate is about 1,000 / (its ms an SMS) while it "
+        "has a core to itself, less when PostgreSQL and the rest of the machine want the "
+        "same cores. The gateway is not the limit (about 60 µs of CPU a message, answering at "
+        "once).",
+        "**Stored notices** measure the dispatcher alone: it claims up to "
+        f"{DispatchSettings.batch_size} due notices in one transaction, sends "
+        f"{DispatchSettings.concurrency} at a time through httpx, and commits each outcome in "
+        "a transaction of its own (the notice's status, a history row, the early-receipt "
+        "check, with the pool's pre-ping, BEGIN and COMMIT): a handful of database round "
+        "trips and an HTTP call an SMS. **Dossier events** add the consumer, which handles "
+        "one record at a time (decode, one transaction for the card, the notice and its "
+        "history, the offset), in the same process: that is the rate the notifier sustains "
+        "behind the intake, and what the 200 dossiers/s of the receipt benchmark would need.",
+    ]
+    for r in limited:
+        parts.append(
+            f"**At the default `MOTCUA_SMS_RATE_PER_SECOND={r.case.sms_rate:g}`** the token "
+            f"bucket holds the notifier to {r.steady_rate():,.1f} SMS/s after the first "
+            f"burst of {int(r.case.sms_rate)} (busiest second {r.busiest_second()}): whatever "
+            "the notifier could do, a province texting 200 receipts a second must raise it "
+            "to what its gateway contract allows, or the queue grows by the difference every "
+            "second (nothing is lost: the notices wait, due, in the table)."
+        )
+    for r in result.cases:
+        if r.case.profile and r.profile:
+            prof = r.profile
+            categories = sorted(prof.by_category.items(), key=lambda kv: -kv[1])[:4]
+            top = ", ".join(f"{n} {c / max(prof.samples, 1):.0%}" for n, c in categories)
+            parts.append(f"Profile, {r.case.title}: {top}.")
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
+    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
+    common.quiet_logs()
+    return asyncio.run(main_async(args, command))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
