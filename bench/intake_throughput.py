@@ -10,7 +10,7 @@ process on SQLite, its own broker), `sqlite` (`motcua intake` alone on SQLite), 
 PostgreSQL, the clerks spread over both). Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.intake_throughput [--profile] [--levels 1,4,16,64]
-        [--duration 10] [--setups up,sqlite,postgres,postgres-x2]
+        [--duration 6] [--setups up,sqlite,postgres,postgres-x2]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
 
 The intake tables of the PostgreSQL database are emptied first: give the benchmark a database
@@ -49,7 +49,7 @@ from bench.common import (
     ms,
     percentile,
 )
-from bench.profiling import FUNCTIONS, Profile, Recorder, profile_tables, py_spy
+from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, profile_tables, py_spy
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker
 from services.intake.adapters import tables as t
@@ -64,7 +64,7 @@ ROW = (
 TARGET_RATE = 1000  # dossiers per second
 TARGET_P99 = 0.050  # seconds
 DEFAULT_LEVELS = (1, 4, 16, 64)
-DEFAULT_DURATION = 10.0  # seconds per level
+DEFAULT_DURATION = 6.0  # seconds per level
 WARM_UP = 2.0  # seconds at the highest level before the first measured one
 REQUEST_TIMEOUT = 30.0  # seconds: a request that takes longer counts as an error
 BODIES_PER_AGENCY = 1000
@@ -678,7 +678,7 @@ def section(
 
 # Profile categories grouped into what a reader can act on.
 DATABASE = ("asyncpg (PostgreSQL driver)", "aiosqlite + sqlite3 (SQLite driver)",
-            "SQLAlchemy (Core, pool, dialects)")  # fmt: skip
+            "SQLAlchemy (Core, pool, dialects)", WAITING)  # fmt: skip
 HTTP = (
     "FastAPI + Starlette (routing, dependencies)",
     "Starlette BaseHTTPMiddleware (the request-log middleware)",
@@ -708,12 +708,22 @@ def analysis(result: Run) -> str:
     parts += [
         _latency_paragraph(result),
         "**SQLite** (`sqlite`, `up`) has one writer: every transaction, reads included, starts "
-        "with `BEGIN IMMEDIATE` and takes the database's write lock; a request that finds it "
-        "taken waits in SQLite's busy handler, which sleeps and retries with growing pauses "
-        "(up to 100 ms each) instead of queueing, so at 4 clerks and more the p99 jumps to "
-        "hundreds of milliseconds or seconds while the median stays low. `up` runs the "
-        "tracker and the notifier in the same process and on the same database, so each "
-        "dossier's CPU is spent three times on one core.",
+        "with `BEGIN IMMEDIATE` and takes the database's write lock. The engine's pool holds "
+        "up to 15 connections (SQLAlchemy's default 5 + 10 for aiosqlite), so concurrent "
+        "requests each open a transaction and all but one wait in SQLite's busy handler, "
+        "which sleeps and retries with growing pauses (up to 100 ms each) instead of "
+        "queueing: from 4 clerks on the p99 jumps to hundreds of milliseconds or seconds "
+        "while the median stays low. Each statement also crosses from the event loop to "
+        "aiosqlite's thread and back (a self-pipe wake-up each way). A one-connection pool "
+        "per SQLite database would queue them in order instead: tried once while writing "
+        "this benchmark (not kept, not re-run here; 6 s levels, a busy machine), `sqlite` "
+        "went from 86/82/90/93 to 105/128/108/114 dossiers/s at 1/4/16/64 clerks and its p99 "
+        "from 31/449/1,957/2,432 ms to 18/57/177/695 ms. It needs an audit that no code path "
+        "holds two connections of one engine at once (that would wait for the pool's 30 s "
+        "timeout), so it is left as a proposal. `up` runs the tracker and the notifier in "
+        "the same process, each on its own SQLite file, and on asyncio's own event loop "
+        "(uvicorn is started inside `asyncio.run`, so uvloop is not used): each dossier's "
+        "CPU is spent three times on one core.",
         "**Done here:** the intake's `context` dependency was a plain `def`, which FastAPI runs "
         "in a worker thread; every request paid that hop. Made `async` (one word, "
         "`services/intake/api/deps.py`): measured in-process on this machine, a POST "

@@ -57,8 +57,12 @@ FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("structlog (every log line)", lambda f: "structlog/" in f),
     ("outbox relay (`OutboxRelay.run`)", lambda f: f.startswith("OutboxRelay.run (")),
     ("Kafka consumers (tracker, notifier, intake read model)",
-     lambda f: f.startswith("on_record (services/core/runtime/consumer.py")),
+     lambda f: "on_record (services/core/runtime/consumer.py" in f),
+    ("  of which the offset commit after each record",
+     lambda f: f.startswith("AIOKafkaConsumer.commit (aiokafka/")),
     ("notifier dispatcher (SMS sending)", lambda f: f.startswith("Dispatcher.")),
+    ("imports at run time (httpcore's `import sniffio`, failing)",
+     lambda f: f.startswith("_find_and_load (<frozen importlib._bootstrap>")),
 )  # fmt: skip
 
 
@@ -135,7 +139,30 @@ def _file_of(frame: str) -> str:
 TRANSPARENT = ("anyio/",)
 
 
+def _aiosqlite_wait() -> str:
+    """The frame of an aiosqlite worker thread blocked on its queue (`tx.get()`): a thread
+    py-spy sees runnable there is waking up for a statement, i.e. waiting for the GIL."""
+    try:
+        import inspect
+
+        from aiosqlite import core
+
+        lines, first = inspect.getsourcelines(core._connection_worker_thread)
+    except (ImportError, AttributeError, OSError):
+        return "-"
+    offset = next((i for i, line in enumerate(lines) if "tx.get(" in line), None)
+    if offset is None:
+        return "-"
+    return f"_connection_worker_thread (aiosqlite/core.py:{first + offset})"
+
+
+AIOSQLITE_WAIT = _aiosqlite_wait()
+WAITING = "aiosqlite threads taking the GIL back for the next statement"
+
+
 def category_of(frames: Sequence[str]) -> str:
+    if frames and frames[-1] == AIOSQLITE_WAIT:
+        return WAITING
     for frame in reversed(frames):
         where = _file_of(frame)
         if where.startswith(TRANSPARENT):
