@@ -215,6 +215,7 @@ class Options:
     folder: Path
     warm_up: float = WARM_UP
     drain_timeout: float = 60.0
+    cost_repeats: int = 1000  # statements timed for RoundTripCosts
 
 
 class Running:
@@ -405,7 +406,7 @@ async def run(
             await broker.stop()
     costs = None
     if any(s.database == "postgres" for s in setups):
-        costs = await round_trip_costs(options.database_url)
+        costs = await round_trip_costs(options.database_url, options.cost_repeats)
     return Run(results, options, (load_at_start, common.load_average()), costs)
 
 
@@ -498,7 +499,7 @@ def levels_table(s: SetupResult) -> str:
     lines = [
         "| Clerks | 201s | Errors | Dossiers/s | Slowest second | p50 | p90 | p99 | max "
         "| CPU intake | CPU generator | CPU PostgreSQL | CPU broker | CPU other | Machine busy "
-        "| CPU ms a dossier: intake | all four | Outbox backlog |",
+        "| CPU ms a dossier: intake | … all four groups above | Outbox backlog |",
         "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -625,9 +626,10 @@ def section(
         "times more CPU a request) so that it takes as little of the two cores as possible; "
         "its own CPU is measured and shown (*CPU generator*).",
         "- **CPU** columns are cores used over the level (1.00 = one core all the time), from "
-        "`/proc`: the intake process(es), the generator, every process named `postgres`, the "
-        "broker; *other* is the rest of the machine's busy time (other users of this shared "
-        "machine included). *Outbox backlog*: `dossier.received` rows not yet published to "
+        "`/proc`: the intake process(es) (for `up`, the one process of the three services), "
+        "the generator, every process named `postgres`, the broker; *other* is the rest of "
+        "the machine's busy time (other users of this shared machine included). *Outbox "
+        "backlog*: `dossier.received` rows not yet published to "
         "Kafka when the level ended (the relay runs in the intake process and competes for it).",
         "- **Checked:** no errors at any level; every 201 is a stored dossier (count at the "
         "end, warm-up and profiled run included); the outbox drains (every event reached the "
@@ -715,10 +717,12 @@ def analysis(result: Run) -> str:
         "queueing: from 4 clerks on the p99 jumps to hundreds of milliseconds or seconds "
         "while the median stays low. Each statement also crosses from the event loop to "
         "aiosqlite's thread and back (a self-pipe wake-up each way). A one-connection pool "
-        "per SQLite database would queue them in order instead: tried once while writing "
-        "this benchmark (not kept, not re-run here; 6 s levels, a busy machine), `sqlite` "
-        "went from 86/82/90/93 to 105/128/108/114 dossiers/s at 1/4/16/64 clerks and its p99 "
-        "from 31/449/1,957/2,432 ms to 18/57/177/695 ms. It needs an audit that no code path "
+        "per SQLite database would queue them in order instead. Tried while writing this "
+        "benchmark (2026-11-22, `--setups sqlite` run twice back to back on a quiet machine, "
+        "load average 0.7; not kept, not re-run by this script): with the pool as it is, "
+        "98/94/93/102 dossiers/s at 1/4/16/64 clerks and p99 21/544/1,963/2,173 ms; with "
+        "`pool_size=1, max_overflow=0` for SQLite, 95/117/112/111 dossiers/s and p99 "
+        "16/48/173/716 ms. It needs an audit that no code path "
         "holds two connections of one engine at once (that would wait for the pool's 30 s "
         "timeout), so it is left as a proposal. `up` runs the tracker and the notifier in "
         "the same process, each on its own SQLite file, and on asyncio's own event loop "
@@ -736,18 +740,33 @@ def analysis(result: Run) -> str:
         "commit costs about as many round trips as the request at low concurrency. None of "
         "these gets near 1 ms a dossier: on two cores shared with PostgreSQL and Kafka, "
         "Python at this per-request cost cannot reach 1,000 dossiers/s. The path to it is "
-        "the one the README's *Scaling* gives: intake replicas on more cores (the figures "
-        "scale with cores, not with processes on the same two).",
+        "the one the README's *Scaling* gives: intake replicas on more cores."
+        + _replicas_sentence(result),
     ]
     return "\n\n".join(parts)
+
+
+def _replicas_sentence(result: Run) -> str:
+    by_name = {s.setup.name: s for s in result.setups}
+    one, two = by_name.get("postgres"), by_name.get("postgres-x2")
+    if one is None or two is None:
+        return ""
+    best_one = max(lv.rate for lv in one.levels)
+    best_two = max(lv.rate for lv in two.levels)
+    return (
+        f" Two processes on these same two cores gave at most {best_two:,.0f} dossiers/s "
+        f"against {best_one:,.0f} for one: the second process only had the CPU that "
+        "PostgreSQL, the broker and the generator left."
+    )
 
 
 def _cpu_paragraph(result: Run) -> str:
     rows = []
     for s in result.setups:
         top = _top(s)
+        who = "the process (three services)" if s.setup.all_in_one else "the intake"
         rows.append(
-            f"{s.setup.title} at {top.concurrency} clerks: the intake {top.cpu_ms('intake'):.1f} "
+            f"{s.setup.title} at {top.concurrency} clerks: {who} {top.cpu_ms('intake'):.1f} "
             f"ms of CPU a dossier, PostgreSQL {top.cpu_ms('postgres'):.1f}, the broker "
             f"{top.cpu_ms('broker'):.1f}, the generator {top.cpu_ms('generator'):.1f}"
         )
@@ -773,7 +792,8 @@ def _latency_paragraph(result: Run) -> str:
     for s in result.setups:
         best = best_within_target(s)
         if best is not None:
-            seen.append(f"{s.setup.name} up to {best.concurrency} clerks ({best.rate:,.0f}/s)")
+            clerks = "1 clerk" if best.concurrency == 1 else f"{best.concurrency} clerks"
+            seen.append(f"{s.setup.name} up to {clerks} ({best.rate:,.0f}/s)")
     where = "; ".join(seen) if seen else "nowhere"
     return (
         "**Latency follows from throughput.** The clerks are a closed loop: once the intake "
@@ -811,7 +831,7 @@ def _round_trip_paragraph(costs: RoundTripCosts) -> str:
         "lock, read, publish, mark) — one per dossier at low concurrency, one per batch when "
         f"busy. Measured here ({costs.repeats:,} times each, CPU of the calling thread): a "
         f"primary-key SELECT costs {costs.asyncpg:.0f} µs with asyncpg alone, "
-        f"{costs.sqlalchemy:.0f} µs through SQLAlchemy Core, and {costs.transaction:.0f} µs "
+        f"{costs.sqlalchemy:,.0f} µs through SQLAlchemy Core, and {costs.transaction:,.0f} µs "
         "as a transaction of its own the way the intake opens them (checkout with pre-ping, "
         "BEGIN, SELECT, COMMIT)."
     )

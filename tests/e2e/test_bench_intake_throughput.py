@@ -26,12 +26,13 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     async with bench_database("intake") as url:
         options = bench.Options(
             levels=[1, 3], duration=0.5, database_url=url, profile=False, folder=tmp_path,
-            warm_up=0,
+            warm_up=0, cost_repeats=20,
         )  # fmt: skip
         result = await bench.run(setups, options)
         pg = await common.postgres_info(url)
 
     assert bench.problems(result) == []
+    assert result.costs is not None and result.costs.transaction > result.costs.asyncpg > 0
     for setup in result.setups:
         assert [level.concurrency for level in setup.levels] == [1, 3]
         for level in setup.levels:
