@@ -874,10 +874,11 @@ def _saturation_paragraph(r: RateResult) -> str:
         text += (
             f" {_count(errors, 'request')} answered 500; the intake logged "
             f"{_count(r.pool_timeouts, 'request')} that waited 30 s for one of its pool's 20 "
-            "database connections (SQLAlchemy's `QueuePool limit … timed out`), an unhandled "
-            "error. "
-            "CONTRACT.md calls any 5xx a bug and does not say what an overloaded intake "
-            "should answer (a 503 or 429 with `Retry-After`?): left as it is, reported."
+            "database connections (SQLAlchemy's `QueuePool limit … timed out`). The intake "
+            "answers 503 with `Retry-After` when the database is away "
+            "(`is_transient_database_error`), but a pool timeout is not one of those errors, "
+            "so an overloaded intake answers 500, which CONTRACT.md calls a bug: left as it "
+            "is, reported."
         )
     return text
 
