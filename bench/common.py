@@ -59,6 +59,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "kafka": _tansu_version(),
+        "speed": python_speed(),
     }
     for package in (
         "fastapi",
@@ -77,6 +78,15 @@ def machine() -> dict[str, str]:
         except Exception:
             info[package] = "absent"
     return info
+
+
+def python_speed() -> str:
+    """A reference loop, so that runs on one machine at different times (a busy hypervisor, a
+    throttled core) can be told apart: best of 5 of `sum(range(1000))`."""
+    import timeit
+
+    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+    return f"{best * 1e6:.1f} µs for `sum(range(1000))`"
 
 
 def versions_line(host: Mapping[str, str]) -> str:

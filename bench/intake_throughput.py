@@ -573,6 +573,7 @@ def section(
         "",
         f"- Date: {today.isoformat()}",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
+        f"Python's speed at the end: {host['speed']}; "
         "the load generator, the service(s), PostgreSQL and the broker all share these cores",
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]

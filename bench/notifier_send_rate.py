@@ -482,7 +482,8 @@ def section(
         cases_table(result),
         "",
         f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}",
+        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
+        f"Python's speed at the end: {host['speed']}",
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]  # fmt: skip
     if pg:

@@ -645,6 +645,7 @@ def section(
         "",
         f"- Date: {today.isoformat()}",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
+        f"Python's speed at the end: {host['speed']}; "
         "every process below shares these cores",
         f"- {common.versions_line(host)}; broker {host['kafka']}",
         f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
