@@ -733,8 +733,9 @@ def analysis(result: Run) -> str:
         "in a worker thread; every request paid that hop. Made `async` (one word, "
         "`services/intake/api/deps.py`): measured in-process on this machine, a POST "
         "/dossiers went from 8.6 to 7.6 ms of CPU and from 15.5 to 10 ms of wall time.",
-        "**Not done (each a change of its own, with its tests):** the request-log middleware "
-        "is a Starlette `BaseHTTPMiddleware` (an extra task and memory stream per request); "
+        "**Not done (each a change of its own, with its tests):** the middleware that logs "
+        "each request and observes its duration is a Starlette `BaseHTTPMiddleware` (an "
+        "extra task and memory stream per request); "
         "as a plain ASGI middleware it measured about 10 % less CPU a POST in-process. The "
         "procedure and its agency are two SELECTs that could be one (or a cached catalogue); "
         "`pool_pre_ping` costs a round trip per transaction; the outbox relay's pass per "
