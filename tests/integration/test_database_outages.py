@@ -1,6 +1,7 @@
 """A database that drops its connections is an outage to wait out, not a bad record or a bug:
 consumers retry the record instead of dead-lettering it, and the HTTP API answers 503 with
-Retry-After instead of 500. Errors are made by a real PostgreSQL terminating real sessions."""
+Retry-After instead of 500; so does an intake whose connection pool is exhausted by load.
+Errors are made by a real PostgreSQL terminating real sessions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.core.runtime.consumer import is_transient
 from services.core.runtime.database import create_engine, is_transient_database_error
@@ -100,6 +102,30 @@ async def test_the_api_answers_503_with_retry_after_while_the_database_is_gone(
         r = await client.get("/bug")
         assert r.status_code == 500
         assert "no_such_table" not in r.text
+
+
+async def test_an_exhausted_pool_is_an_overload_answered_503(postgres_url: str) -> None:
+    engine = create_async_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    app = FastAPI()
+    install_common_handlers(app)
+
+    @app.get("/busy")
+    async def busy() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with (
+            engine.connect(),
+            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        ):  # the one connection is held: the request waits, then gives up
+            r = await client.get("/busy")
+    finally:
+        await engine.dispose()
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "unavailable"
+    assert is_transient(PoolTimeout())
 
 
 async def _broken_statement(url: str) -> DBAPIError:

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # SQLSTATE classes where the database failed, not the statement: connection exceptions (08),
@@ -23,7 +24,10 @@ _TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "57P")
 
 def is_transient_database_error(exc: BaseException) -> bool:
     """Whether the same statement may succeed if tried again later: a dropped or refused
-    connection, a database restarting, a lost serialization race; never a bad statement."""
+    connection, a database restarting, a lost serialization race, every pooled connection
+    busy (an overload); never a bad statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.runtime.database import is_transient_database_error
@@ -73,7 +74,8 @@ def install_common_handlers(app: FastAPI) -> None:
     # A handler for DBAPIError (not Exception) runs inside Starlette's ExceptionMiddleware,
     # which answers without re-raising: the server does not log a traceback quoting SQL.
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
         if is_transient_database_error(exc):  # not our bug: the client may simply retry
             log.warning("database_unavailable", error_type=type(exc).__name__)
             body = error_body("unavailable", "the database is unavailable; retry shortly")
@@ -87,6 +89,7 @@ def install_common_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
 
-def describe_db(exc: DBAPIError) -> str:
+def describe_db(exc: Exception) -> str:
     """The driver's error class and SQLSTATE, never the statement or its values."""
-    return f"{type(exc.orig).__name__} {getattr(exc.orig, 'sqlstate', '') or ''}".strip()
+    orig = getattr(exc, "orig", exc)
+    return f"{type(orig).__name__} {getattr(orig, 'sqlstate', '') or ''}".strip()
