@@ -85,7 +85,15 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # One connection: SQLite has one writer, and every transaction here takes the write
+        # lock up front (BEGIN IMMEDIATE). Requests queue for the connection in order instead
+        # of polling the lock in SQLite's busy handler, whose growing sleeps made the p99 of
+        # four clerks a second (bench/README.md, "Intake throughput").
+        on_file = bool(database) and database != ":memory:"
+        pool = {"pool_size": 1, "max_overflow": 0} if on_file else {}
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
