@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from schemas.events import CalendarEnvelope, DirectoryEnvelope, Envelope
-from services.core.runtime.database import is_transient_database_error
+from services.core.runtime.database import describe_database_error, is_transient_database_error
 from services.core.runtime.kafka import dlq
 from services.core.runtime.metrics import ServiceMetrics, Values
 
@@ -109,7 +109,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, PoisonEvent | KafkaError):
         return str(exc)[:500]
     if isinstance(exc, DBAPIError):
-        return f"database error {type(exc.orig).__name__}"
+        return describe_database_error(exc)
     return type(exc).__name__
 
 

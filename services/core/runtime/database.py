@@ -36,6 +36,12 @@ def is_transient_database_error(exc: BaseException) -> bool:
     return state is not None and state.startswith(_TRANSIENT_SQLSTATES)
 
 
+def describe_database_error(exc: DBAPIError) -> str:
+    """The driver's error class and SQLSTATE, never the statement or its values."""
+    state = _sqlstate(exc)
+    return f"database error {type(exc.orig).__name__}" + (f" {state}" if state else "")
+
+
 def _sqlstate(exc: DBAPIError) -> str | None:
     for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
         state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)

@@ -12,7 +12,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.runtime.database import is_transient_database_error
+from services.core.runtime.database import (
+    describe_database_error,
+    is_transient_database_error,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -80,16 +83,11 @@ def install_common_handlers(app: FastAPI) -> None:
             log.warning("database_unavailable", error_type=type(exc).__name__)
             body = error_body("unavailable", "the database is unavailable; retry shortly")
             return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
-        log.error("database_error", error_type=type(exc).__name__, error=describe_db(exc))
+        error = describe_database_error(exc) if isinstance(exc, DBAPIError) else ""
+        log.error("database_error", error_type=type(exc).__name__, error=error)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", error_type=type(exc).__name__)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
-
-
-def describe_db(exc: Exception) -> str:
-    """The driver's error class and SQLSTATE, never the statement or its values."""
-    orig = getattr(exc, "orig", exc)
-    return f"{type(orig).__name__} {getattr(orig, 'sqlstate', '') or ''}".strip()
