@@ -23,7 +23,14 @@ from services.intake.app import CONSUMER_GROUP as INTAKE_GROUP
 from services.notifier.app import CONSUMER_GROUP as NOTIFIER_GROUP
 from services.tracker.app import CONSUMER_GROUP as TRACKER_GROUP
 from tests.fixtures.broker import caught_up, consume, wait_for
-from tests.fixtures.faults import Ledger, Load, one_sms_per_citizen, open_office, settle_and_count
+from tests.fixtures.faults import (
+    Ledger,
+    Load,
+    one_sms_per_citizen,
+    open_office,
+    settle_and_count,
+    until,
+)
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.processes import ProcessStack, process_stack
 
@@ -84,7 +91,7 @@ async def test_each_service_killed_at_a_random_moment_during_a_load(
     loading = asyncio.create_task(load.go())
     window = 60 / 3  # one kill in each third of the load, the moment within it random
     for third, service in enumerate(chance.sample(stack.services, k=3)):
-        await _until(load.started_at + window * third + chance.uniform(1, window - 5))
+        await until(load.started_at + window * third + chance.uniform(1, window - 5))
         service.kill()
         await service.start()  # as `restart: unless-stopped` would
     await loading
@@ -160,9 +167,3 @@ async def _terminate_connections(stack: ProcessStack) -> int:
             return int(result.scalar_one())
     finally:
         await engine.dispose()
-
-
-async def _until(moment: float) -> None:
-    delay = moment - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)  # the fault's schedule, not synchronisation

@@ -6,15 +6,11 @@ HTTP moves the notice to delivered."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -34,8 +30,7 @@ from services.core.runtime.migrations import upgrade_async
 from services.notifier.adapters import tables as nt
 from tests.fixtures.broker import start_embedded_broker, wait_for
 from tests.fixtures.gateways import FakeSmsGateway
-
-MOTCUA = [sys.executable, "-m", "services.cli"]
+from tests.fixtures.processes import ServiceProcess, clean_env
 
 
 @pytest.fixture
@@ -75,45 +70,6 @@ def received_envelope() -> bytes:
     return envelope.model_dump_json().encode()
 
 
-class NotifierProcess:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*MOTCUA, "notifier", "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=out,
-            )
-
-    async def start(self) -> None:
-        self.spawn()
-
-        async def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                async with httpx.AsyncClient() as client:
-                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
-                return r.status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(ready, timeout=60, message="the notifier is ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.terminate()
-        return self.proc.wait(timeout=30)
-
-
 async def notice_status(url: str) -> list[str]:
     engine = create_engine(url)
     try:
@@ -129,8 +85,7 @@ async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sm
     url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
     await upgrade_async("notifier", url)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(
+    env = clean_env(
         MOTCUA_DATA_DIR=str(tmp_path / "var"),
         MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
         MOTCUA_NOTIFIER_DATABASE_URL=url,
@@ -140,7 +95,7 @@ async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sm
         MOTCUA_SEND_LEASE_SECONDS="1",
         MOTCUA_DISPATCH_POLL_SECONDS="0.2",
     )
-    notifier = NotifierProcess(env, port, tmp_path / "notifier.log")
+    notifier = ServiceProcess("notifier", env, tmp_path / "notifier.log", port)
     hold = fake_sms_gateway.hold_next()
     await notifier.start()
     try:
@@ -174,5 +129,5 @@ async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sm
         assert status == 202
         assert await notice_status(url) == ["delivered"]
     finally:
-        if notifier.proc and notifier.proc.poll() is None:
+        if notifier.running:
             assert notifier.stop() == 0

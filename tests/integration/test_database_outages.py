@@ -54,15 +54,9 @@ async def test_a_terminated_connection_is_transient(
 
 
 async def test_a_bad_statement_is_not_transient(postgres_url: str) -> None:
-    engine = create_engine(postgres_url)
-    try:
-        async with engine.connect() as conn:
-            with pytest.raises(DBAPIError) as caught:
-                await conn.execute(sa.text("SELECT * FROM no_such_table"))
-    finally:
-        await engine.dispose()
-    assert not is_transient_database_error(caught.value)
-    assert not is_transient(caught.value)
+    error = await _broken_statement(postgres_url)
+    assert not is_transient_database_error(error)
+    assert not is_transient(error)
 
 
 async def test_errors_never_quote_the_values_of_a_statement(postgres_url: str) -> None:
