@@ -286,7 +286,8 @@ def without_password(url: str) -> str:
         return url
 
 
-def _database_name(url: str) -> str:
+def bench_database_name(url: str) -> str:
+    """The URL's database, which must be one of its own: the benchmarks empty tables."""
     name = make_url(url).database
     if not name or "bench" not in name:
         raise ValueError(f"refusing to empty {name!r}: give the benchmarks a bench database")
@@ -299,7 +300,7 @@ def _quoted(name: str) -> str:
 
 async def ensure_database(url: str) -> None:
     """Create the URL's database (from the server's `postgres` database) if missing."""
-    name = _database_name(url)
+    name = bench_database_name(url)
     conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=CONNECT_TIMEOUT)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
@@ -312,7 +313,8 @@ async def ensure_database(url: str) -> None:
 async def drop_database(url: str) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=CONNECT_TIMEOUT)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(_database_name(url))} WITH (FORCE)")
+        name = _quoted(bench_database_name(url))
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await conn.close()
 

@@ -53,9 +53,14 @@ import asyncpg
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import (
+    asyncpg_dsn,
+    bench_database_name,
+    ensure_database,
+    without_password,
+)
 from schemas.events import EVENT_TYPE_OF, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
@@ -88,7 +93,6 @@ TABLE = "tracker_dossiers"
 DUE_INDEX = "ix_tracker_dossiers_next_check_at"
 COPY_CHUNK = 100_000
 SEED = 20261121
-CONNECT_TIMEOUT = 10  # seconds
 REPEATS = 4  # the timed scan repeated, to show its spread
 
 # The columns of tracker_dossiers, in the order the repository writes them.
@@ -437,49 +441,9 @@ class Rows:
 # -- database -------------------------------------------------------------------------------
 
 
-def asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-def database_name(url: str) -> str:
-    name = make_url(url).database
-    if not name:
-        raise ValueError(f"no database in {url}")
-    return name
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def ensure_database(url: str) -> None:
-    """Create the URL's database (from the server's `postgres` database) if missing."""
-    name = database_name(url)
-    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=CONNECT_TIMEOUT)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await conn.execute(f"CREATE DATABASE {_quoted(name)}")
-    finally:
-        await conn.close()
-
-
-async def drop_database(url: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"))
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(database_name(url))} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 async def prepare_database(url: str) -> None:
     """The database, with the tracker's tables migrated and empty."""
-    name = database_name(url)
-    if "bench" not in name:
-        raise ValueError(f"refusing to empty the tracker tables of {name!r}: use a bench database")
+    bench_database_name(url)  # refuses a database that is not the benchmarks' own
     await ensure_database(url)
     await upgrade_async("tracker", url)
     conn = await asyncpg.connect(asyncpg_dsn(url))
@@ -1343,18 +1307,9 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     return 1 if found else 0
 
 
-def _without_password(arg: str) -> str:
-    if "://" not in arg:
-        return arg
-    try:
-        return make_url(arg).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return arg
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    shown = [_without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
+    shown = [without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
     command = shlex.join([".venv/bin/python", "-m", "bench.tracker_scan", *shown])
     # The scan logs one line per call; keep the benchmark's output to its figures.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

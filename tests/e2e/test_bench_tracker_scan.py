@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench import common
 from bench import tracker_scan as bench
 from tests.fixtures.db import PG_URL, unavailable
 
@@ -32,7 +33,7 @@ def _digest(path: Path) -> str | None:
 
 async def test_small_run_flags_every_due_dossier_through_the_index(tmp_path: Path) -> None:
     try:
-        await bench.ensure_database(BENCH_URL)
+        await common.ensure_database(BENCH_URL)
     except (OSError, asyncpg.PostgresError) as exc:
         unavailable(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
     readme = _digest(bench.README)
@@ -53,7 +54,7 @@ async def test_small_run_flags_every_due_dossier_through_the_index(tmp_path: Pat
             await bench.postgres_info(BENCH_URL),
         )
     finally:
-        await bench.drop_database(BENCH_URL)
+        await common.drop_database(BENCH_URL)
 
     assert sum(result.due_kinds.values()) == DUE
     assert [step.open_dossiers for step in result.steps] == SIZES
