@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -115,40 +116,59 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
     from services.core.runtime.embedded_broker import EmbeddedBroker
     from services.core.runtime.host import build_app
     from services.core.runtime.kafka import ALL_TOPICS, ensure_topics
+    from services.core.runtime.replay import GroupOffsets, Replay
 
     broker: EmbeddedBroker | None = None
+    replay: Replay | None = None
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         broker = EmbeddedBroker(log_dir=settings.data_dir / "broker")
         await broker.start()
         bootstrap = broker.bootstrap
         log.info("embedded_broker_started", bootstrap=bootstrap)
+        # The embedded broker forgets on every stop: the outboxes replay what it lost.
+        replay = Replay(_readers(), GroupOffsets(bootstrap))
     if not settings.callback_base_url:  # the gateways call this process back
         public = f"http://{args.host}:{args.port}"
         settings = settings.model_copy(update={"callback_base_url": public})
     try:
         await ensure_topics(bootstrap, ALL_TOPICS, settings.kafka_partitions)
-        app = build_app(_services(settings, list(SERVICES), bootstrap))
+        app = build_app(_services(settings, list(SERVICES), bootstrap, replay))
         server = _Server(_uvicorn_config(app, args.host, args.port))
         await server.serve()
     finally:
+        if replay:
+            await replay.offsets.close()
         if broker:
             await broker.stop()
 
 
-def _services(settings: Settings, names: Sequence[str], bootstrap: str) -> list[object]:
+def _service_classes() -> dict[str, Any]:
     from services.intake.app import IntakeService
     from services.notifier.app import NotifierService
     from services.tracker.app import TrackerService
 
-    services: list[object] = []
-    if "intake" in names:
-        services.append(IntakeService(settings, kafka_bootstrap=bootstrap))
-    if "tracker" in names:
-        services.append(TrackerService(settings, kafka_bootstrap=bootstrap))
-    if "notifier" in names:
-        services.append(NotifierService(settings, kafka_bootstrap=bootstrap))
-    return services
+    return {"intake": IntakeService, "tracker": TrackerService, "notifier": NotifierService}
+
+
+def _readers() -> dict[str, set[str]]:
+    """Topic → the consumer groups that read it, from the services' declarations."""
+    readers: dict[str, set[str]] = {}
+    for cls in _service_classes().values():
+        for topic in cls.consumes:
+            readers.setdefault(topic, set()).add(cls.consumer_group)
+    return readers
+
+
+def _services(
+    settings: Settings, names: Sequence[str], bootstrap: str, replay: Any = None
+) -> list[object]:
+    classes = _service_classes()
+    return [
+        classes[name](settings, kafka_bootstrap=bootstrap, replay=replay)
+        for name in SERVICES
+        if name in names
+    ]
 
 
 class _Server(uvicorn.Server):

@@ -9,16 +9,17 @@ from collections.abc import Sequence
 
 import structlog
 from fastapi import APIRouter, FastAPI
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import subscribe
+from services.core.runtime.consumer import Handler
 from services.core.runtime.database import create_engine
-from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC, make_broker
+from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC
+from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
-from services.core.runtime.outbox import OutboxRelay, expose_backlog
+from services.core.runtime.outbox import expose_backlog
+from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
 from services.intake import notifications
 from services.intake.adapters import repository as repo
@@ -39,6 +40,8 @@ class IntakeService:
     """Bộ phận tiếp nhận: clerks record dossiers; their events leave through the outbox."""
 
     name = "intake"
+    consumer_group = CONSUMER_GROUP
+    consumes = (DEADLINE_TOPIC, NOTIFICATION_TOPIC)
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class IntakeService:
         clock: Clock = system_clock,
         engine: AsyncEngine | None = None,
         kafka_bootstrap: str | None = None,
+        replay: Replay | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine or create_engine(
@@ -54,8 +58,8 @@ class IntakeService:
         )
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.context = IntakeContext(settings=settings, engine=self.engine, clock=clock)
-        self.broker: KafkaBroker | None = None
-        self.relay: OutboxRelay | None = None
+        self.replay = replay
+        self.messaging: Messaging | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
@@ -72,19 +76,27 @@ class IntakeService:
         await self.reload_overrides()
         self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
         if self.kafka_bootstrap:
-            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-intake")
-            handlers_by_topic = {
-                DEADLINE_TOPIC: self.on_deadline_event,
-                NOTIFICATION_TOPIC: self.on_notification_event,
-            }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
-            await self.broker.start()
-            self.relay = OutboxRelay(
-                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            self.messaging = Messaging(
+                self.name,
+                self.engine,
+                bootstrap=self.kafka_bootstrap,
+                group=self.consumer_group,
+                handlers=self.handlers(),
+                outbox=t.outbox,
+                checkpoints=t.outbox_checkpoint,
+                metrics=self.metrics,
+                poll_interval=self.settings.outbox_poll_seconds,
+                replay=self.replay,
             )
-            self.context.wake_relay = self.relay.wake
-            self.relay.start(name="intake-outbox-relay")
+            self.context.wake_relay = self.messaging.wake
+            await self.messaging.start()
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            DEADLINE_TOPIC: self.on_deadline_event,
+            NOTIFICATION_TOPIC: self.on_notification_event,
+        }
 
     async def on_deadline_event(self, body: bytes) -> None:
         await apply_deadline_event(self.engine, decode(body))
@@ -114,13 +126,9 @@ class IntakeService:
             self._reload_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reload_task
-        if self.relay:
-            await self.relay.shutdown()
-        if self.broker:
-            await self.broker.stop()
+        if self.messaging:
+            await self.messaging.stop()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        return await service_readiness(
-            "intake", self.engine, self.broker, bool(self.kafka_bootstrap)
-        )
+        return await service_readiness(self.name, self.engine, self.messaging)

@@ -10,16 +10,15 @@ from urllib.parse import urlencode
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import (
+    Handler,
     decode_calendar_envelope,
     decode_directory_envelope,
-    subscribe,
 )
 from services.core.runtime.database import create_engine
 from services.core.runtime.http_errors import install_common_handlers
@@ -28,10 +27,11 @@ from services.core.runtime.kafka import (
     DEADLINE_TOPIC,
     DIRECTORY_TOPIC,
     DOSSIER_TOPIC,
-    make_broker,
 )
+from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
-from services.core.runtime.outbox import OutboxRelay, expose_backlog
+from services.core.runtime.outbox import expose_backlog
+from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
@@ -87,6 +87,8 @@ class NotifierService:
     """Thông báo: SMS to citizens, alerts and digests to supervisors, postal return orders."""
 
     name = "notifier"
+    consumer_group = CONSUMER_GROUP
+    consumes = (DOSSIER_TOPIC, DEADLINE_TOPIC, DIRECTORY_TOPIC, CALENDAR_TOPIC)
 
     def __init__(
         self,
@@ -97,9 +99,11 @@ class NotifierService:
         kafka_bootstrap: str | None = None,
         run_dispatcher: bool = True,
         run_scheduler: bool = True,
+        replay: Replay | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.replay = replay
         self.engine = engine or create_engine(
             settings.database_url_for("notifier"), settings.db_pool_size
         )
@@ -120,8 +124,7 @@ class NotifierService:
         )
         self.run_dispatcher = run_dispatcher
         self.run_scheduler = run_scheduler
-        self.broker: KafkaBroker | None = None
-        self.relay: OutboxRelay | None = None
+        self.messaging: Messaging | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
     # -- construction -------------------------------------------------------------------------
@@ -184,19 +187,19 @@ class NotifierService:
     async def start(self) -> None:
         await self.reload_overrides()
         if self.kafka_bootstrap:
-            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-notifier")
-            handlers_by_topic = {
-                DOSSIER_TOPIC: self.on_dossier_event,
-                DEADLINE_TOPIC: self.on_deadline_event,
-                DIRECTORY_TOPIC: self.on_directory_event,
-                CALENDAR_TOPIC: self.on_calendar_event,
-            }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
-            await self.broker.start()
-            self.relay = OutboxRelay(
-                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            self.messaging = Messaging(
+                self.name,
+                self.engine,
+                bootstrap=self.kafka_bootstrap,
+                group=self.consumer_group,
+                handlers=self.handlers(),
+                outbox=t.outbox,
+                checkpoints=t.outbox_checkpoint,
+                metrics=self.metrics,
+                poll_interval=self.settings.outbox_poll_seconds,
+                replay=self.replay,
             )
-            self.relay.start(name="notifier-outbox-relay")
+            await self.messaging.start()
         if self.run_dispatcher:
             self.dispatcher.start(self.settings.dispatch_poll_seconds)
         if self.run_scheduler:
@@ -219,21 +222,25 @@ class NotifierService:
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         await self.dispatcher.shutdown()
-        if self.relay:
-            await self.relay.shutdown()
-        if self.broker:
-            await self.broker.stop()
+        if self.messaging:
+            await self.messaging.stop()
         for gateway in self.dispatcher.gateways:
             await gateway.aclose()
         await self.dispatcher.postal.aclose()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        return await service_readiness(
-            "notifier", self.engine, self.broker, bool(self.kafka_bootstrap)
-        )
+        return await service_readiness(self.name, self.engine, self.messaging)
 
     # -- entry points -------------------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            DOSSIER_TOPIC: self.on_dossier_event,
+            DEADLINE_TOPIC: self.on_deadline_event,
+            DIRECTORY_TOPIC: self.on_directory_event,
+            CALENDAR_TOPIC: self.on_calendar_event,
+        }
 
     async def on_dossier_event(self, body: bytes) -> None:
         envelope = handlers.decode_dossier_event(body)
@@ -271,5 +278,5 @@ class NotifierService:
 
     def wake_dispatcher(self) -> None:
         self.dispatcher.wake()
-        if self.relay:
-            self.relay.wake()
+        if self.messaging:
+            self.messaging.wake()

@@ -9,17 +9,18 @@ from datetime import timedelta
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import DUPLICATE, decode_calendar_envelope, subscribe
+from services.core.runtime.consumer import DUPLICATE, Handler, decode_calendar_envelope
 from services.core.runtime.database import create_engine
-from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC, make_broker
+from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC
+from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
-from services.core.runtime.outbox import OutboxRelay, expose_backlog, purge_published
+from services.core.runtime.outbox import expose_backlog, purge_published
+from services.core.runtime.replay import Replay, read_checkpoint
 from services.core.runtime.settings import Settings
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
@@ -37,6 +38,8 @@ class TrackerService:
     """Theo dõi thời hạn: keeps every dossier's legal clock and raises due-soon / overdue."""
 
     name = "tracker"
+    consumer_group = CONSUMER_GROUP
+    consumes = (DOSSIER_TOPIC, CALENDAR_TOPIC)
 
     def __init__(
         self,
@@ -46,18 +49,19 @@ class TrackerService:
         engine: AsyncEngine | None = None,
         kafka_bootstrap: str | None = None,
         run_scheduler: bool = True,
+        replay: Replay | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.engine = engine or create_engine(
             settings.database_url_for("tracker"), settings.db_pool_size
         )
+        self.replay = replay
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.threshold_minutes = settings.due_soon_working_hours * 60
         self.calendars = CalendarBook()
         self.run_scheduler = run_scheduler
-        self.broker: KafkaBroker | None = None
-        self.relay: OutboxRelay | None = None
+        self.messaging: Messaging | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._scan_lock = asyncio.Lock()
         self.metrics = ServiceMetrics()
@@ -78,17 +82,19 @@ class TrackerService:
     async def start(self) -> None:
         await self.reload_overrides()
         if self.kafka_bootstrap:
-            self.broker = make_broker(self.kafka_bootstrap, client_id="motcua-tracker")
-            handlers_by_topic = {
-                DOSSIER_TOPIC: self.on_dossier_event,
-                CALENDAR_TOPIC: self.on_calendar_event,
-            }
-            subscribe(self.broker, CONSUMER_GROUP, handlers_by_topic, metrics=self.metrics)
-            await self.broker.start()
-            self.relay = OutboxRelay(
-                self.engine, t.outbox, self.broker, poll_interval=self.settings.outbox_poll_seconds
+            self.messaging = Messaging(
+                self.name,
+                self.engine,
+                bootstrap=self.kafka_bootstrap,
+                group=self.consumer_group,
+                handlers=self.handlers(),
+                outbox=t.outbox,
+                checkpoints=t.outbox_checkpoint,
+                metrics=self.metrics,
+                poll_interval=self.settings.outbox_poll_seconds,
+                replay=self.replay,
             )
-            self.relay.start(name="tracker-outbox-relay")
+            await self.messaging.start()
         if self.run_scheduler:
             self.scheduler = AsyncIOScheduler(timezone="Asia/Ho_Chi_Minh")
             self.scheduler.add_job(
@@ -111,18 +117,17 @@ class TrackerService:
             self.scheduler.shutdown(wait=False)
         async with self._scan_lock:  # let a running scan finish its transaction
             pass
-        if self.relay:
-            await self.relay.shutdown()
-        if self.broker:
-            await self.broker.stop()
+        if self.messaging:
+            await self.messaging.stop()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        return await service_readiness(
-            "tracker", self.engine, self.broker, bool(self.kafka_bootstrap)
-        )
+        return await service_readiness(self.name, self.engine, self.messaging)
 
     # -- entry points ------------------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Handler]:
+        return {DOSSIER_TOPIC: self.on_dossier_event, CALENDAR_TOPIC: self.on_calendar_event}
 
     async def on_dossier_event(self, body: bytes) -> str | None:
         envelope = handlers.decode_dossier_event(body)
@@ -170,7 +175,12 @@ class TrackerService:
         now = self.clock()
         try:
             forgotten = await repo.forget_processed_before(self.engine, now - KEEP_EVENT_IDS)
-            purged = await purge_published(self.engine, t.outbox, KEEP_PUBLISHED, now=now)
+            through = None
+            if self.replay:
+                through = await read_checkpoint(self.engine, t.outbox_checkpoint, t.outbox)
+            purged = await purge_published(
+                self.engine, t.outbox, KEEP_PUBLISHED, now=now, consumed_through=through
+            )
         except Exception as exc:
             log.error("housekeeping_failed", error_class=type(exc).__name__)
             return
@@ -181,5 +191,5 @@ class TrackerService:
             self.calendars.replace_overrides(await repo.load_overrides(conn))
 
     def _wake_relay(self) -> None:
-        if self.relay:
-            self.relay.wake()
+        if self.messaging:
+            self.messaging.wake()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from services.core.runtime.messaging import Messaging
 
 
 async def database_reachable(engine: AsyncEngine) -> bool:
@@ -17,10 +21,11 @@ async def database_reachable(engine: AsyncEngine) -> bool:
 
 
 async def service_readiness(
-    name: str, engine: AsyncEngine, broker: KafkaBroker | None, uses_kafka: bool
+    name: str, engine: AsyncEngine, messaging: Messaging | None
 ) -> dict[str, bool]:
-    """`{name}.database`, and `{name}.broker` for a service that uses Kafka."""
+    """`{name}.database`, and for a service that uses Kafka `{name}.broker` and
+    `{name}.consumers` (its consumer group is joined)."""
     checks = {f"{name}.database": await database_reachable(engine)}
-    if uses_kafka:
-        checks[f"{name}.broker"] = broker is not None and await broker.ping(timeout=2.0)
+    if messaging is not None:
+        checks.update(await messaging.readiness())
     return checks

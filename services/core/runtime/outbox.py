@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.core.runtime.kafka import producer_connected, reconnect_producer
 from services.core.runtime.metrics import ServiceMetrics, Values
+from services.core.runtime.replay import ConsumptionLedger
 
 Clock = Callable[[], datetime]
 
@@ -116,10 +117,15 @@ async def purge_published(
     older_than: timedelta,
     *,
     now: datetime | None = None,
+    consumed_through: int | None = None,
 ) -> int:
-    """Delete rows published more than `older_than` ago; returns how many."""
+    """Delete rows published more than `older_than` ago; returns how many. With
+    `consumed_through` (a broker that forgets, see `replay.py`), only rows up to that id:
+    a later one may still have to be published again."""
     cutoff = (now or datetime.now(UTC)).astimezone(UTC) - older_than
     query = sa.delete(table).where(table.c.published_at.is_not(None), table.c.published_at < cutoff)
+    if consumed_through is not None:
+        query = query.where(table.c.id <= consumed_through)
     async with engine.begin() as conn:
         result = await conn.execute(query)
     return int(result.rowcount or 0)
@@ -166,6 +172,8 @@ class _Outcome:
     failed: list[_Row] = field(default_factory=list)
     out_of_order: int = 0
     error: BaseException | None = None
+    # (topic, row id, partition, offset) of each published row, for a replay ledger
+    landed: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
 def _utc_now() -> datetime:
@@ -189,6 +197,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         reconnect_after_failures: int = 3,
         reconnect: Callable[[], Awaitable[bool]] | None = None,
+        ledger: ConsumptionLedger | None = None,
     ) -> None:
         """
         `publish_timeout` bounds one pass's wait for acknowledgements; keep it above the
@@ -198,6 +207,8 @@ class OutboxRelay:
         any failed pass while the broker has no producer, the relay renews the producer
         (`reconnect`, default `kafka.reconnect_producer`: only when the cluster answers,
         so an outage keeps the old producer, which reconnects by itself).
+        With a `ledger` (a broker that forgets, see `replay.py`), the relay tells it where
+        each row landed and, between passes, lets it move the consumed checkpoint.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -212,6 +223,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._reconnect_after = reconnect_after_failures
         self._reconnect = reconnect or (lambda: reconnect_producer(broker))
+        self._ledger = ledger
         self._is_postgres = engine.dialect.name == "postgresql"
         self._lock_key = advisory_lock_key(table)
         self._wake = asyncio.Event()
@@ -237,12 +249,21 @@ class OutboxRelay:
         """Run in a background task until `shutdown()` (what a service does)."""
         self._task = asyncio.create_task(self.run(), name=name)
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def shutdown(self, wait_seconds: float = 10.0) -> None:
-        """Stop, and wait up to `wait_seconds` for the pass in progress to end."""
+        """Stop, and wait up to `wait_seconds` for the pass in progress to end; then cancel
+        it (its rows stay unpublished and are sent by the next relay)."""
         self.stop()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.wait_for(self._task, wait_seconds)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                self._log.warning("outbox_relay_cancelled", after_seconds=wait_seconds)
             self._task = None
 
     async def run(self) -> None:
@@ -256,6 +277,7 @@ class OutboxRelay:
                 await self._after_failure(exc)
                 continue
             self._after_success()
+            await self._advance_ledger()
             if count < self._batch_size:
                 await self._idle()
         self._log.info("outbox_relay_stopped", published_total=self.published_total)
@@ -338,6 +360,9 @@ class OutboxRelay:
             error = error or exc
         outcome = _settle(rows, futures)
         outcome.error = outcome.error or error
+        if self._ledger is not None:
+            for topic, row_id, partition, offset in outcome.landed:
+                self._ledger.landed(row_id, topic, partition, offset)
         return outcome
 
     async def _enqueue(
@@ -361,6 +386,14 @@ class OutboxRelay:
             future.add_done_callback(_swallow_exception)
             futures.append(future)
         return None
+
+    async def _advance_ledger(self) -> None:
+        if self._ledger is None or not self._ledger.due():
+            return
+        try:
+            await self._ledger.advance()
+        except Exception as exc:  # the checkpoint only lags: the next try moves it further
+            self._log.warning("outbox_checkpoint_failed", error=_describe(exc))
 
     # -- failure handling --------------------------------------------------------------------
 
@@ -423,6 +456,10 @@ def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
         acked = _succeeded(future)
         if acked and row.key not in blocked:
             outcome.published.append(row.id)
+            metadata = future.result() if future is not None else None
+            offset = getattr(metadata, "offset", None)
+            if offset is not None:
+                outcome.landed.append((row.topic, row.id, metadata.partition, offset))
             continue
         if acked:
             outcome.out_of_order += 1  # a later record of the key overtook a failed one

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from services.core.runtime.database import UtcDateTime
 from services.core.runtime.outbox import outbox_table
+from services.core.runtime.replay import checkpoint_table
 
 metadata = sa.MetaData()
 _BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
@@ -123,3 +124,4 @@ tokens = sa.Table(
 )
 
 outbox = outbox_table(metadata, "intake")
+outbox_checkpoint = checkpoint_table(metadata, "intake")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from services.core.runtime.database import UtcDateTime
 from services.core.runtime.outbox import outbox_table
+from services.core.runtime.replay import checkpoint_table
 
 metadata = sa.MetaData()
 NOTICE_STATUSES = ("held", "pending", "sending", "accepted", "delivered", "failed", "skipped")
@@ -169,3 +170,4 @@ calendar = sa.Table(
 )
 
 outbox = outbox_table(metadata, "notifier")
+outbox_checkpoint = checkpoint_table(metadata, "notifier")

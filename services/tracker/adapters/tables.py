@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from services.core.runtime.database import UtcDateTime
 from services.core.runtime.outbox import outbox_table
+from services.core.runtime.replay import checkpoint_table
 
 metadata = sa.MetaData()
 
@@ -59,3 +60,4 @@ calendar_overrides = sa.Table(
 )
 
 outbox = outbox_table(metadata, "tracker")
+outbox_checkpoint = checkpoint_table(metadata, "tracker")

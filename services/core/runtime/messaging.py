@@ -1,0 +1,107 @@
+"""A service's link to Kafka, written once for the three services: its consumer group, the
+relay of its outbox, and the replay of that outbox after the embedded broker forgot it.
+
+`start()` returns at once: joining a consumer group takes seconds (about 5 s on Tansu), and
+nothing waits for it. Clerks can record dossiers meanwhile (the outbox holds their events);
+the relay starts when the producer is connected, and `/readyz` reports `{service}.consumers`
+false until the group is joined. A broker that cannot be reached at start is tried again
+with a growing pause, without stopping the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+import structlog
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.runtime.consumer import Handler, subscribe
+from services.core.runtime.kafka import make_broker
+from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.outbox import OutboxRelay
+from services.core.runtime.replay import Replay, rewind_unconsumed
+
+log = structlog.get_logger(__name__)
+
+MAX_CONNECT_BACKOFF = 10.0
+
+
+class Messaging:
+    def __init__(
+        self,
+        service: str,
+        engine: AsyncEngine,
+        *,
+        bootstrap: str,
+        group: str,
+        handlers: Mapping[str, Handler],
+        outbox: sa.Table,
+        checkpoints: sa.Table,
+        metrics: ServiceMetrics,
+        poll_interval: float,
+        replay: Replay | None = None,
+    ) -> None:
+        self.service = service
+        self._engine = engine
+        self._outbox = outbox
+        self._checkpoints = checkpoints
+        self._replay = replay
+        self.broker: KafkaBroker = make_broker(bootstrap, client_id=f"motcua-{service}")
+        if handlers:
+            subscribe(self.broker, group, handlers, metrics=metrics)
+        ledger = replay.ledger(engine, outbox, checkpoints) if replay else None
+        self.relay = OutboxRelay(
+            engine, outbox, self.broker, poll_interval=poll_interval, ledger=ledger
+        )
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Ask the relay for a pass (after committing outbox rows)."""
+        self.relay.wake()
+
+    async def start(self) -> None:
+        if self._replay is not None:  # before the relay runs: it must see the rewound rows
+            await rewind_unconsumed(self._engine, self._checkpoints, self._outbox)
+        self._task = asyncio.create_task(self._connect(), name=f"{self.service}-kafka-connect")
+
+    async def _connect(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.broker.connect()  # the producer: the relay can publish from now
+                if not self.relay.running:
+                    self.relay.start(name=f"{self.service}-outbox-relay")
+                await self.broker.start()  # the subscriber: returns once the group is joined
+                break
+            except Exception as exc:  # the broker may come later: readiness says so meanwhile
+                attempt += 1
+                delay = min(MAX_CONNECT_BACKOFF, 0.5 * 2**attempt)
+                log.warning(
+                    "kafka_connect_failed",
+                    service=self.service,
+                    error_class=type(exc).__name__,
+                    attempt=attempt,
+                    retry_in=delay,
+                )
+                await asyncio.sleep(delay)
+        self.connected.set()
+        log.info("kafka_consumers_joined", service=self.service)
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.relay.shutdown()
+        await self.broker.stop()
+
+    async def readiness(self) -> dict[str, bool]:
+        """`{service}.broker` (the broker answers) and `{service}.consumers` (joined)."""
+        joined = self.connected.is_set()
+        broker = joined and await self.broker.ping(timeout=2.0)
+        return {f"{self.service}.broker": broker, f"{self.service}.consumers": joined}
