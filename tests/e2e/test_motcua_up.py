@@ -85,6 +85,10 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
         assert r.status_code == 201, r.text
         dossier = r.json()
         assert (await client.get("/openapi.json")).status_code == 200
+        ready = (await client.get("/readyz")).json()
+        for service in ("intake", "tracker", "notifier"):
+            for check in ("database", "broker", "consumers"):
+                assert ready["checks"][f"{service}.{check}"] is True, ready
 
     assert (data_dir / "intake.db").exists()
     started = [
