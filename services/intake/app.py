@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -15,13 +16,14 @@ from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import Handler
 from services.core.runtime.database import create_engine
+from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC
 from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
 from services.core.runtime.outbox import expose_backlog
 from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
-from services.intake import notifications
+from services.intake import commands, notifications
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
@@ -59,6 +61,8 @@ class IntakeService:
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.context = IntakeContext(settings=settings, engine=self.engine, clock=clock)
         self.replay = replay
+        self.housekeeping = Housekeeping(self.name, clock, settings.housekeeping_interval_seconds)
+        self.housekeeping.add("idempotency_keys_forgotten", self._forget_idempotency_keys)
         self.messaging: Messaging | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self.metrics = ServiceMetrics()
@@ -87,9 +91,12 @@ class IntakeService:
                 metrics=self.metrics,
                 poll_interval=self.settings.outbox_poll_seconds,
                 replay=self.replay,
+                housekeeping=self.housekeeping,
+                outbox_keep=timedelta(days=self.settings.outbox_keep_days),
             )
             self.context.wake_relay = self.messaging.wake
             await self.messaging.start()
+        self.housekeeping.start()
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
 
     def handlers(self) -> dict[str, Handler]:
@@ -121,7 +128,13 @@ class IntakeService:
             except Exception as exc:
                 log.warning("overrides_reload_failed", error_class=type(exc).__name__)
 
+    async def _forget_idempotency_keys(self, now: datetime) -> int:
+        keep = timedelta(hours=self.settings.idempotency_keys_keep_hours)
+        async with self.engine.begin() as conn:
+            return await commands.forget_idempotent_before(conn, now - keep)
+
     async def stop(self) -> None:
+        await self.housekeeping.stop()
         if self._reload_task:
             self._reload_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

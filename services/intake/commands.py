@@ -77,6 +77,14 @@ async def remember_idempotent(
     )
 
 
+async def forget_idempotent_before(conn: AsyncConnection, before: datetime) -> int:
+    """Housekeeping: a key is for retries of one request, minutes apart, and its stored answer
+    holds the applicant's personal data, so it is not kept for long."""
+    k = t.idempotency_keys
+    result = await conn.execute(k.delete().where(k.c.created_at < before))
+    return int(result.rowcount or 0)
+
+
 async def agency_calendar(
     conn: AsyncConnection, calendars: CalendarBook, agency_code: str
 ) -> tuple[WorkingCalendar, dict[str, Any]]:

@@ -21,6 +21,7 @@ from services.core.runtime.consumer import (
     decode_directory_envelope,
 )
 from services.core.runtime.database import create_engine
+from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.http_errors import install_common_handlers
 from services.core.runtime.kafka import (
     CALENDAR_TOPIC,
@@ -104,6 +105,7 @@ class NotifierService:
         self.settings = settings
         self.clock = clock
         self.replay = replay
+        self.housekeeping = Housekeeping(self.name, clock, settings.housekeeping_interval_seconds)
         self.engine = engine or create_engine(
             settings.database_url_for("notifier"), settings.db_pool_size
         )
@@ -198,6 +200,8 @@ class NotifierService:
                 metrics=self.metrics,
                 poll_interval=self.settings.outbox_poll_seconds,
                 replay=self.replay,
+                housekeeping=self.housekeeping,
+                outbox_keep=timedelta(days=self.settings.outbox_keep_days),
             )
             await self.messaging.start()
         if self.run_dispatcher:
@@ -216,9 +220,11 @@ class NotifierService:
                 misfire_grace_time=3600,
             )
             self.scheduler.start()
+        self.housekeeping.start()
         log.info("notifier_started", kafka=bool(self.kafka_bootstrap))
 
     async def stop(self) -> None:
+        await self.housekeeping.stop()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         await self.dispatcher.shutdown()

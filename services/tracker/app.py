@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -16,11 +16,12 @@ from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import DUPLICATE, Handler, decode_calendar_envelope
 from services.core.runtime.database import create_engine
+from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC
 from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
-from services.core.runtime.outbox import expose_backlog, purge_published
-from services.core.runtime.replay import Replay, read_checkpoint
+from services.core.runtime.outbox import expose_backlog
+from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
@@ -29,8 +30,6 @@ from services.tracker.adapters import tables as t
 log = structlog.get_logger("motcua.tracker")
 
 CONSUMER_GROUP = "motcua-tracker"
-KEEP_EVENT_IDS = timedelta(days=30)
-KEEP_PUBLISHED = timedelta(days=7)
 SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -57,6 +56,8 @@ class TrackerService:
             settings.database_url_for("tracker"), settings.db_pool_size
         )
         self.replay = replay
+        self.housekeeping = Housekeeping(self.name, clock, settings.housekeeping_interval_seconds)
+        self.housekeeping.add("event_ids_forgotten", self._forget_event_ids)
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.threshold_minutes = settings.due_soon_working_hours * 60
         self.calendars = CalendarBook()
@@ -93,6 +94,8 @@ class TrackerService:
                 metrics=self.metrics,
                 poll_interval=self.settings.outbox_poll_seconds,
                 replay=self.replay,
+                housekeeping=self.housekeeping,
+                outbox_keep=timedelta(days=self.settings.outbox_keep_days),
             )
             await self.messaging.start()
         if self.run_scheduler:
@@ -106,13 +109,12 @@ class TrackerService:
                 coalesce=True,
                 next_run_time=self.clock(),
             )
-            self.scheduler.add_job(
-                self._housekeeping, "interval", hours=1, id="housekeeping", max_instances=1
-            )
             self.scheduler.start()
+        self.housekeeping.start()
         log.info("tracker_started", kafka=bool(self.kafka_bootstrap))
 
     async def stop(self) -> None:
+        await self.housekeeping.stop()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         async with self._scan_lock:  # let a running scan finish its transaction
@@ -170,21 +172,10 @@ class TrackerService:
         except Exception as exc:  # the next run retries; the scan is idempotent
             log.error("scan_failed", error_class=type(exc).__name__)
 
-    async def _housekeeping(self) -> None:
-        """Forget what can no longer come back: Kafka keeps records for days, not months."""
-        now = self.clock()
-        try:
-            forgotten = await repo.forget_processed_before(self.engine, now - KEEP_EVENT_IDS)
-            through = None
-            if self.replay:
-                through = await read_checkpoint(self.engine, t.outbox_checkpoint, t.outbox)
-            purged = await purge_published(
-                self.engine, t.outbox, KEEP_PUBLISHED, now=now, consumed_through=through
-            )
-        except Exception as exc:
-            log.error("housekeeping_failed", error_class=type(exc).__name__)
-            return
-        log.info("housekeeping_done", event_ids_forgotten=forgotten, outbox_rows_purged=purged)
+    async def _forget_event_ids(self, now: datetime) -> int:
+        """Kafka keeps records for days, not months: an older event id cannot come back."""
+        keep = timedelta(days=self.settings.processed_events_keep_days)
+        return await repo.forget_processed_before(self.engine, now - keep)
 
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
@@ -20,10 +21,11 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.runtime.consumer import Handler, subscribe
+from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import make_broker
 from services.core.runtime.metrics import ServiceMetrics
-from services.core.runtime.outbox import OutboxRelay
-from services.core.runtime.replay import Replay, rewind_unconsumed
+from services.core.runtime.outbox import OutboxRelay, purge_published
+from services.core.runtime.replay import Replay, read_checkpoint, rewind_unconsumed
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +46,8 @@ class Messaging:
         metrics: ServiceMetrics,
         poll_interval: float,
         replay: Replay | None = None,
+        housekeeping: Housekeeping | None = None,
+        outbox_keep: timedelta = timedelta(days=7),
     ) -> None:
         self.service = service
         self._engine = engine
@@ -59,6 +63,12 @@ class Messaging:
         )
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        if housekeeping is not None:
+
+            async def purge(now: datetime) -> int:
+                return await self.purge_outbox(now, outbox_keep)
+
+            housekeeping.add("outbox_rows_purged", purge)
 
     def wake(self) -> None:
         """Ask the relay for a pass (after committing outbox rows)."""
@@ -91,6 +101,16 @@ class Messaging:
                 await asyncio.sleep(delay)
         self.connected.set()
         log.info("kafka_consumers_joined", service=self.service)
+
+    async def purge_outbox(self, now: datetime, keep: timedelta) -> int:
+        """Housekeeping: forget rows published longer than `keep` ago (never one that a
+        broker that forgets may still need, see `replay.py`)."""
+        through = None
+        if self._replay is not None:
+            through = await read_checkpoint(self._engine, self._checkpoints, self._outbox)
+        return await purge_published(
+            self._engine, self._outbox, keep, now=now, consumed_through=through
+        )
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():

@@ -457,9 +457,8 @@ def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
         if acked and row.key not in blocked:
             outcome.published.append(row.id)
             metadata = future.result() if future is not None else None
-            offset = getattr(metadata, "offset", None)
-            if offset is not None:
-                outcome.landed.append((row.topic, row.id, metadata.partition, offset))
+            if metadata is not None and getattr(metadata, "offset", None) is not None:
+                outcome.landed.append((row.topic, row.id, metadata.partition, metadata.offset))
             continue
         if acked:
             outcome.out_of_order += 1  # a later record of the key overtook a failed one

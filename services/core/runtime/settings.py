@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     public_lookup_per_minute: int = Field(default=30, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # -- housekeeping: how long each kind of row is kept, and how often it is swept
+    housekeeping_interval_seconds: float = Field(default=3600, gt=0)
+    outbox_keep_days: float = Field(default=7, gt=0)
+    processed_events_keep_days: float = Field(default=30, gt=0)
+    idempotency_keys_keep_hours: float = Field(default=24, gt=0)
 
     @field_validator("quiet_hours")
     @classmethod
