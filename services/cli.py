@@ -108,8 +108,19 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
-    asyncio.run(_run_embedded(args, settings))
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(_run_embedded(args, settings))
     return 0
+
+
+def _event_loop_factory() -> Any:
+    """uvloop where installed (it comes with uvicorn[standard]): the three services share one
+    loop in `motcua up`, and uvloop's costs less CPU per request and per socket event."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
