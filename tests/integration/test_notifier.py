@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from schemas.events import Envelope
 from services.core.runtime.consumer import PoisonEvent
@@ -317,6 +318,46 @@ async def test_a_returned_parcel_alerts_the_supervisors(n: NotifierHarness) -> N
     assert r.status_code == 202
     alerts = await n.notices(template="postal_problem")
     assert len(alerts) == 2 and all(a["audience"] == "supervisor" for a in alerts)
+
+
+async def postal_rows(n: NotifierHarness) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """(status, carrier status) of every order, and the postal history's statuses."""
+    async with n.engine.connect() as conn:
+        orders = await conn.execute(
+            sa.select(t.postal_orders.c.status, t.postal_orders.c.carrier_status)
+        )
+        history = await conn.execute(
+            sa.select(t.postal_history.c.status).order_by(t.postal_history.c.id)
+        )
+        return [tuple(r) for r in orders], list(history.scalars())
+
+
+@pytest.mark.parametrize("end", ["delivered", "failed", "returned"])
+async def test_nothing_after_the_parcels_end_changes_anything(n: NotifierHarness, end: str) -> None:
+    await n.supervisors()
+    dossier = await received(n, return_method="postal", return_address=ADDRESS)
+    await n.act(dossier["code"], "complete")
+    await n.feed()
+    await n.dispatch()
+    (order,) = n.postal.orders.values()
+    tracking = order["tracking_code"]
+
+    async def callback(status: str) -> dict:
+        r = await n.client.post(
+            "/postal/callbacks", json={"tracking_code": tracking, "status": status}
+        )
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    assert await callback("in_transit") == {"status": "recorded"}
+    assert await callback(end) == {"status": "recorded"}
+    published, notices, rows = await n.published(), await n.notices(), await postal_rows(n)
+    assert rows[0] == [("placed", end)]
+    for later in ("picked_up", "in_transit", "delivered", "failed", "returned"):
+        assert await callback(later) == {"status": "ignored"}  # acknowledged, so not resent
+    assert await n.published() == published
+    assert await n.notices() == notices  # no new alert, no new SMS
+    assert await postal_rows(n) == rows
 
 
 async def test_postal_operator_errors_are_retried(n: NotifierHarness) -> None:

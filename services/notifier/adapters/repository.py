@@ -421,6 +421,21 @@ async def update_order(
     )
 
 
+async def advance_carrier_status(
+    conn: AsyncConnection, dossier_id: str, known: str | None, status: str, now: datetime
+) -> bool:
+    """Set the operator's status if it is still ``known``; False when another callback moved
+    it in the meantime (the caller decided on ``known``)."""
+    c = t.postal_orders.c
+    still = c.carrier_status.is_(None) if known is None else c.carrier_status == known
+    result = await conn.execute(
+        t.postal_orders.update()
+        .where(c.dossier_id == dossier_id, still)
+        .values(carrier_status=status, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
 async def order_by_tracking(conn: AsyncConnection, tracking_code: str) -> Any:
     return (
         await conn.execute(

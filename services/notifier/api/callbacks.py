@@ -65,14 +65,17 @@ async def sms_receipt(body: Receipt, notifier: Notifier) -> dict[str, str]:
 @router.post("/postal/callbacks", status_code=202)
 async def postal_status(body: PostalStatus, notifier: Notifier) -> dict[str, str]:
     """Postal status: recorded, published on motcua.notification.v1 (delivered → the intake
-    marks the dossier returned); failed or returned alerts the agency's supervisors."""
-    found = await handlers.record_postal_status(
+    marks the dossier returned); failed or returned alerts the agency's supervisors. A status
+    that does not move the parcel forward (told twice, late, or after delivered, failed or
+    returned) is acknowledged as "ignored" and changes nothing."""
+    outcome = await handlers.record_postal_status(
         notifier.engine, notifier.composer, body.tracking_code, body.status, notifier.clock()
     )
-    if not found:
+    if outcome is None:
         raise ApiError(404, "not_found", "no order with this tracking code", "tracking_code")
-    notifier.wake_dispatcher()
-    return {"status": "recorded"}
+    if outcome == "recorded":
+        notifier.wake_dispatcher()
+    return {"status": outcome}
 
 
 def _short(error: str | None) -> str | None:
