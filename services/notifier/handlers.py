@@ -232,10 +232,15 @@ async def send_digests(
 
 
 async def record_receipt(
-    engine: AsyncEngine, message_id: str, status: str, error: str | None, now: datetime
+    engine: AsyncEngine,
+    message_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    early: repo.EarlyReceipts | None = None,
 ) -> str | None:
     async with engine.begin() as conn:
-        notice = await repo.apply_receipt(conn, message_id, status, error, now)
+        notice = await repo.apply_receipt(conn, message_id, status, error, now, early)
     log.info("receipt_recorded", notice_id=notice, status=status)
     return notice
 

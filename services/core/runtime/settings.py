@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     citizen_notice_max_age_hours: float = Field(default=24, gt=0)
     digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     callback_base_url: str | None = None
+    # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.
     callback_token: str | None = None
+    # Delivery receipts for a message not recorded yet: kept this many, this long at most.
+    early_receipts_max: int = Field(default=10_000, ge=1)
+    early_receipt_max_age_hours: float = Field(default=24, gt=0)
     send_lease_seconds: float = Field(default=60, gt=0)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
@@ -52,6 +56,12 @@ class Settings(BaseSettings):
     public_lookup_per_minute: int = Field(default=30, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("callback_token")
+    @classmethod
+    def _no_empty_token(cls, value: str | None) -> str | None:
+        # docker-compose passes an unset variable as "": that is no secret at all.
+        return (value.strip() or None) if value is not None else None
 
     @field_validator("quiet_hours")
     @classmethod
