@@ -97,6 +97,11 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap:
         print("motcua: set MOTCUA_KAFKA_BOOTSTRAP to run one service alone", file=sys.stderr)
         return 2
+    if args.service == "notifier":
+        with_token = _notifier_callback_token(settings, args.host)
+        if with_token is None:
+            return 2
+        settings = with_token
     from services.core.runtime.host import build_app
 
     app = build_app(_services(settings, [args.service], settings.kafka_bootstrap))
@@ -107,8 +112,39 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
+    settings = _kept_callback_token(settings)
     asyncio.run(_run_embedded(args, settings))
     return 0
+
+
+def _kept_callback_token(settings: Settings) -> Settings:
+    """MOTCUA_CALLBACK_TOKEN, or the one kept in the data dir (made on first start): the
+    callbacks act on nothing without it, and the gateways get it in their callback URLs."""
+    if settings.callback_token:
+        return settings
+    from services.notifier.callback_token import load_or_create
+
+    token, path, made = load_or_create(settings.data_dir)
+    if path.stat().st_mode & 0o077:
+        print(f"motcua: {path} is readable by others: chmod 600 it", file=sys.stderr)
+    log.info("callback_token_made" if made else "callback_token_reused", file=str(path))
+    return settings.model_copy(update={"callback_token": token})
+
+
+def _notifier_callback_token(settings: Settings, host: str) -> Settings | None:
+    """The notifier alone: open to the network, it needs MOTCUA_CALLBACK_TOKEN (the gateways
+    must have been given it); on loopback the data dir's own will do. None: refuse to start."""
+    from services.notifier.callback_token import is_loopback
+
+    if settings.callback_token or is_loopback(host):
+        return _kept_callback_token(settings)
+    print(
+        f"motcua: the notifier on {host} takes the gateways' callbacks from the network: set "
+        "MOTCUA_CALLBACK_TOKEN to a long random secret (e.g. `openssl rand -hex 32`), the "
+        "same on every replica, or bind it to 127.0.0.1",
+        file=sys.stderr,
+    )
+    return None
 
 
 async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:

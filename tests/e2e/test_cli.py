@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 MOTCUA = [sys.executable, "-m", "services.cli"]
 
 
@@ -42,3 +44,25 @@ def test_clerk_token_without_agency_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--agency" in result.stderr
     assert result.stdout == ""
+
+
+def _in(folder: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """`motcua ARGS` run from ``folder`` with no MOTCUA_ setting but ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    return subprocess.run(
+        [*MOTCUA, *args], env={**clean, **env}, cwd=folder, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
+def test_the_notifier_open_to_the_network_needs_a_callback_token(tmp_path: Path, host: str) -> None:
+    result = _in(
+        tmp_path,
+        ["notifier", "--host", host, "--port", "1"],
+        MOTCUA_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        MOTCUA_CALLBACK_TOKEN="",  # as docker-compose passes an unset one
+    )
+    assert result.returncode == 2
+    assert "MOTCUA_CALLBACK_TOKEN" in result.stderr and host in result.stderr
+    assert not (tmp_path / "var").exists()
