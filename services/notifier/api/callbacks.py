@@ -44,9 +44,7 @@ def _notifier(request: Request) -> Any:
     return request.app.state.notifier
 
 
-def _checked(
-    request: Request, token: Annotated[str | None, Query(max_length=200)] = None
-) -> Any:
+def _checked(request: Request, token: Annotated[str | None, Query(max_length=200)] = None) -> Any:
     notifier = _notifier(request)
     expected = notifier.settings.callback_token
     if not expected:
