@@ -329,7 +329,17 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any peer on
+    # loopback (its default FORWARDED_ALLOW_IPS) as the client address, before our own
+    # MOTCUA_TRUSTED_PROXIES rule (core.runtime.proxies) is asked.
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def _serve(app: object, host: str, port: int) -> None:

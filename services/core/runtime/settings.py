@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.core.runtime.proxies import TrustedProxies, parse_networks
+
 ServiceName = Literal["intake", "tracker", "notifier"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "tracker", "notifier")
 
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     public_lookup_per_minute: int = Field(default=30, ge=1)
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs); none by default.
+    trusted_proxies: str = ""
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
 
@@ -62,6 +66,15 @@ class Settings(BaseSettings):
     def _no_empty_token(cls, value: str | None) -> str | None:
         # docker-compose passes an unset variable as "": that is no secret at all.
         return (value.strip() or None) if value is not None else None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"MOTCUA_TRUSTED_PROXIES: {exc}") from None
+        return value
 
     @field_validator("quiet_hours")
     @classmethod
@@ -81,6 +94,10 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @cached_property
+    def proxies(self) -> TrustedProxies:
+        return TrustedProxies(parse_networks(self.trusted_proxies))
 
 
 def _is_hhmm_range(value: str) -> bool:
