@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
+from services.core.runtime.proxies import TrustedProxies
 from services.core.runtime.settings import Settings
 from services.intake.adapters.tokens import Principal
 
@@ -57,4 +58,5 @@ class IntakeContext:
     clock: Clock
     calendars: CalendarBook = field(default_factory=CalendarBook)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)  # see core.runtime.proxies
     wake_relay: Callable[[], None] = lambda: None

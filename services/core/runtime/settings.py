@@ -95,8 +95,9 @@ class Settings(BaseSettings):
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
 
-    @cached_property
+    @property
     def proxies(self) -> TrustedProxies:
+        # Not cached here: model_copy(update=...) would carry a cached value along unchanged.
         return TrustedProxies(parse_networks(self.trusted_proxies))
 
 

@@ -78,7 +78,7 @@ async def public_lookup(
     """Status and appointment only; the same 404 whether the code or the phone is wrong."""
     limiter: SlidingWindowLimiter = request.app.state.public_limiter
     peer = request.client.host if request.client else None
-    client = ctx.settings.proxies.client_of(peer, request.headers.getlist("x-forwarded-for"))
+    client = ctx.proxies.client_of(peer, request.headers.getlist("x-forwarded-for"))
     wait = limiter.wait_for(client)
     if wait > 0:
         raise rate_limited("too many lookups; try again later", wait)
