@@ -85,9 +85,8 @@ def test_data_dir_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
 
 
 def test_token_list_and_revoke(tmp_path: Path) -> None:
-    made = _run(
-        ["token", "create", "--role", "clerk", "--agency", "UBND-P1", "--name", "Chị Lan"], tmp_path
-    )  # noqa: E501
+    clerk_args = ["--role", "clerk", "--agency", "UBND-P1", "--name", "Chị Lan"]
+    made = _run(["token", "create", *clerk_args], tmp_path)
     admin = _run(["token", "create", "--role", "admin"], tmp_path)
     secrets = {made.stdout.strip(), admin.stdout.strip()}
     with sqlite3.connect(tmp_path / "intake.db") as db:
@@ -106,12 +105,10 @@ def test_token_list_and_revoke(tmp_path: Path) -> None:
 
     revoked = _run(["token", "revoke", clerk_id], tmp_path)
     assert revoked.returncode == 0, revoked.stderr
-    after = {
-        r.split("\t")[0]: r.split("\t")
-        for r in _run(["token", "list"], tmp_path).stdout.splitlines()
-    }  # noqa: E501
-    assert after[clerk_id][5] != "-"
-    assert next(v for k, v in after.items() if k not in (clerk_id, "id"))[5] == "-"
+    assert revoked.stdout.split("\t")[0] == clerk_id
+    after = [line.split("\t") for line in _run(["token", "list"], tmp_path).stdout.splitlines()]
+    assert [r[5] != "-" for r in after[1:] if r[0] == clerk_id] == [True]  # revoked, with when
+    assert [r[5] for r in after[1:] if r[0] != clerk_id] == ["-"]  # the admin's is not
     unknown = _run(["token", "revoke", "no-such-id"], tmp_path)
     assert unknown.returncode == 1 and "no token no-such-id" in unknown.stderr
 

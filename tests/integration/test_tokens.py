@@ -14,7 +14,13 @@ from services.core.runtime.database import create_engine
 from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.intake.adapters import tables as t
-from services.intake.adapters.tokens import create_token, list_tokens, revoke_token
+from services.intake.adapters.tokens import (
+    TokenInfo,
+    create_token,
+    list_tokens,
+    revoke_token,
+    token_hash,
+)
 from services.intake.app import IntakeService
 from services.intake.context import TOKEN_CACHE_SECONDS, PrincipalCache
 from tests.fixtures.intake import IntakeHarness
@@ -73,7 +79,7 @@ async def test_a_revoked_token_is_refused_by_another_replica_within_a_second(
     assert (await client.get("/dossiers", headers=intake.clerk)).status_code == 200
 
 
-async def _tokens(intake: IntakeHarness) -> list:  # type: ignore[type-arg]
+async def _tokens(intake: IntakeHarness) -> list[TokenInfo]:
     async with intake.service.engine.connect() as conn:
         return await list_tokens(conn)
 
@@ -110,8 +116,6 @@ async def test_a_token_that_makes_no_sense_is_refused(
     """Rows `motcua token create` would not write, from an old version or a hand-made
     INSERT: refused at authentication, whatever route they are shown to."""
     secret = "mc_" + uuid.uuid4().hex
-    from services.intake.adapters.tokens import token_hash
-
     async with intake.service.engine.begin() as conn:
         await conn.execute(
             t.tokens.insert().values(
