@@ -53,9 +53,7 @@ class IntakeService:
             settings.database_url_for("intake"), settings.db_pool_size
         )
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
-        self.context = IntakeContext(
-            settings=settings, engine=self.engine, clock=clock, proxies=settings.proxies
-        )
+        self.context = IntakeContext(settings=settings, engine=self.engine, clock=clock)
         self.broker: KafkaBroker | None = None
         self.relay: OutboxRelay | None = None
         self._reload_task: asyncio.Task[None] | None = None

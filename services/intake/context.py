@@ -58,5 +58,9 @@ class IntakeContext:
     clock: Clock
     calendars: CalendarBook = field(default_factory=CalendarBook)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
-    proxies: TrustedProxies = field(default_factory=TrustedProxies)  # see core.runtime.proxies
+    # Parsed once from the settings (core.runtime.proxies): the public lookup asks each request.
+    proxies: TrustedProxies = field(init=False)
     wake_relay: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self.proxies = self.settings.proxies
