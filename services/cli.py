@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from services.core.runtime.clock import system_clock
 from services.core.runtime.database import create_engine
@@ -24,40 +25,69 @@ log = structlog.get_logger("motcua")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    data_dir = _data_dir(parser, args)
     settings = Settings()
-    if args.data_dir:
-        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    if data_dir:
+        settings = settings.model_copy(update={"data_dir": Path(data_dir)})
     configure_logging(settings.log_level, settings.log_format)
     result: int = args.run(args, settings)
     return result
 
 
+DATA_DIR_HELP = (
+    "data folder: SQLite files, the outbox, the callback token (default ./var or MOTCUA_DATA_DIR)"
+)
+
+
+def _data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """`--data-dir` before the command or after it, the same option; given twice, it must
+    name one folder."""
+    before, after = args.global_data_dir, args.data_dir
+    if before and after and Path(before).resolve() != Path(after).resolve():
+        parser.error(f"--data-dir given twice: {before} and {after}")
+    return after or before
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motcua", description=__doc__)
-    parser.add_argument("--data-dir", help="data folder (default ./var or MOTCUA_DATA_DIR)")
+    parser.add_argument("--data-dir", dest="global_data_dir", help=DATA_DIR_HELP)
+    # Every command takes --data-dir after its name too (`motcua token create --data-dir X`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", dest="data_dir", help=DATA_DIR_HELP)
     sub = parser.add_subparsers(required=True, metavar="command")
 
-    up = sub.add_parser("up", help="all three services in one process (embedded default)")
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+    ) -> argparse.ArgumentParser:
+        return group.add_parser(name, help=help, description=help, parents=[common])
+
+    up = command(sub, "up", "all three services in one process (embedded default)")
     _serve_options(up, default_port=8000)
-    up.add_argument("--data-dir", help="data folder for SQLite files and the outbox")
     up.set_defaults(run=_up)
 
     for service in SERVICES:
-        one = sub.add_parser(service, help=f"the {service} service alone (for containers)")
+        one = command(sub, service, f"the {service} service alone (for containers)")
         _serve_options(one, default_port=8000)
         one.set_defaults(run=_one_service, service=service)
 
     db = sub.add_parser("db", help="database tasks").add_subparsers(required=True)
-    db_up = db.add_parser("upgrade", help="run every configured service's migrations")
+    db_up = command(db, "upgrade", "run every configured service's migrations")
     db_up.set_defaults(run=_db_upgrade)
 
-    token = sub.add_parser("token", help="bearer tokens").add_subparsers(required=True)
-    create = token.add_parser("create", help="print a new bearer token")
+    token = sub.add_parser("token", help="bearer tokens (kept in the intake database)")
+    tokens = token.add_subparsers(required=True)
+    create = command(tokens, "create", "print a new bearer token")
     create.add_argument("--role", required=True, choices=["clerk", "supervisor", "admin"])
     create.add_argument("--agency", help="agency code (required for clerk and supervisor)")
     create.add_argument("--name", help="who the token is for")
     create.set_defaults(run=_token_create)
+    listed = command(tokens, "list", "every token: id, role, agency, name, created, revoked")
+    listed.set_defaults(run=_token_list)
+    revoke = command(tokens, "revoke", "refuse a token from now on (every replica within 1 s)")
+    revoke.add_argument("id", help="the token's id, as `motcua token list` shows it")
+    revoke.set_defaults(run=_token_revoke)
     return parser
 
 
@@ -74,30 +104,127 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from services.intake.adapters.tokens import create_token
+    from services.intake.adapters.tokens import agency_is_known, create_token
 
     if args.role != "admin" and not args.agency:
         print("motcua: a clerk or supervisor token needs --agency CODE", file=sys.stderr)
         return 2
     url = settings.database_url_for("intake")
+    sqlite_file = _sqlite_file(url)
+    new_file = sqlite_file is not None and not sqlite_file.exists()
     upgrade("intake", url)
 
-    async def create() -> str:
+    async def create() -> tuple[str, bool]:
         engine = create_engine(url)
         try:
             async with engine.begin() as conn:
-                return await create_token(conn, args.role, args.agency, args.name, system_clock())
+                known = not args.agency or await agency_is_known(conn, args.agency)
+                token = await create_token(conn, args.role, args.agency, args.name, system_clock())
+                return token, known
         finally:
             await engine.dispose()
 
-    print(asyncio.run(create()))
+    token, known = asyncio.run(create())
+    # stdout is the token alone (scripts take it); where it went, and doubts, go to stderr.
+    print(f"motcua: token written to {_where(url)}", file=sys.stderr)
+    if new_file:
+        print("motcua: that database is new: is --data-dir (or MOTCUA_DATA_DIR) the one the "
+              "service runs with?", file=sys.stderr)  # fmt: skip
+    if not known:
+        print(f"motcua: warning: agency {args.agency} has no procedure and no record here yet "
+              "(a typo?); the token was made anyway", file=sys.stderr)  # fmt: skip
+    print(token)
     return 0
+
+
+def _token_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from services.intake.adapters.tokens import list_tokens
+
+    url = _existing_intake_database(settings)
+    if url is None:
+        return 2
+
+    async def read() -> list[Any]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await list_tokens(conn)
+        finally:
+            await engine.dispose()
+
+    print(f"motcua: tokens of {_where(url)}", file=sys.stderr)
+    print("\t".join(("id", "role", "agency", "name", "created", "revoked")))
+    for info in asyncio.run(read()):
+        print("\t".join(_token_columns(info)))
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from services.intake.adapters.tokens import revoke_token
+
+    url = _existing_intake_database(settings)
+    if url is None:
+        return 2
+
+    async def revoke() -> Any:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return await revoke_token(conn, args.id, system_clock())
+        finally:
+            await engine.dispose()
+
+    info = asyncio.run(revoke())
+    if info is None:
+        print(f"motcua: no token {args.id} in {_where(url)}", file=sys.stderr)
+        return 1
+    print("\t".join(_token_columns(info)))
+    return 0
+
+
+def _token_columns(info: Any) -> list[str]:
+    def when(at: Any) -> str:
+        return at.isoformat(timespec="seconds") if at else "-"
+
+    name = (info.name or "-").replace("\t", " ").replace("\n", " ")
+    return [info.id, info.role, info.agency_code or "-", name, when(info.created_at),
+            when(info.revoked_at)]  # fmt: skip
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
+
+
+def _where(url: str) -> str:
+    """The database, as a person finds it: the SQLite file, or the URL without its password."""
+    path = _sqlite_file(url)
+    return str(path.resolve()) if path else make_url(url).render_as_string(hide_password=True)
+
+
+def _existing_intake_database(settings: Settings) -> str | None:
+    """The intake database's URL; None (and why, on stderr) for a SQLite file that is not
+    there: reading or revoking must not make an empty database beside the real one."""
+    url = settings.database_url_for("intake")
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        print(f"motcua: no intake database at {path.resolve()}: pass the --data-dir the "
+              "service runs with (or set MOTCUA_DATA_DIR)", file=sys.stderr)  # fmt: skip
+        return None
+    return url
 
 
 def _one_service(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap:
         print("motcua: set MOTCUA_KAFKA_BOOTSTRAP to run one service alone", file=sys.stderr)
         return 2
+    if args.service == "notifier":
+        with_token = _notifier_callback_token(settings, args.host)
+        if with_token is None:
+            return 2
+        settings = with_token
     from services.core.runtime.host import build_app
 
     app = build_app(_services(settings, [args.service], settings.kafka_bootstrap))
@@ -108,6 +235,7 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
+    settings = _kept_callback_token(settings)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(_run_embedded(args, settings))
     return 0
@@ -121,6 +249,36 @@ def _event_loop_factory() -> Any:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+def _kept_callback_token(settings: Settings) -> Settings:
+    """MOTCUA_CALLBACK_TOKEN, or the one kept in the data dir (made on first start): the
+    callbacks act on nothing without it, and the gateways get it in their callback URLs."""
+    if settings.callback_token:
+        return settings
+    from services.notifier.callback_token import load_or_create
+
+    token, path, made = load_or_create(settings.data_dir)
+    if path.stat().st_mode & 0o077:
+        print(f"motcua: {path} is readable by others: chmod 600 it", file=sys.stderr)
+    log.info("callback_token_made" if made else "callback_token_reused", file=str(path))
+    return settings.model_copy(update={"callback_token": token})
+
+
+def _notifier_callback_token(settings: Settings, host: str) -> Settings | None:
+    """The notifier alone: open to the network, it needs MOTCUA_CALLBACK_TOKEN (the gateways
+    must have been given it); on loopback the data dir's own will do. None: refuse to start."""
+    from services.notifier.callback_token import is_loopback
+
+    if settings.callback_token or is_loopback(host):
+        return _kept_callback_token(settings)
+    print(
+        f"motcua: the notifier on {host} takes the gateways' callbacks from the network: set "
+        "MOTCUA_CALLBACK_TOKEN to a long random secret (e.g. `openssl rand -hex 32`), the "
+        "same on every replica, or bind it to 127.0.0.1",
+        file=sys.stderr,
+    )
+    return None
 
 
 async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
@@ -201,7 +359,17 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any peer on
+    # loopback (its default FORWARDED_ALLOW_IPS) as the client address, before our own
+    # MOTCUA_TRUSTED_PROXIES rule (core.runtime.proxies) is asked.
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def _serve(app: object, host: str, port: int) -> None:

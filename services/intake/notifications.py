@@ -7,8 +7,8 @@ citizen: the intake returns the dossier itself, through the same domain path as
 transaction. Failed and chuyển hoàn (returned to the agency) only show on the dossier: the
 notifier alerts the supervisors.
 
-Records may be redelivered and statuses reported late; see `domain.postal` for why that
-changes nothing.
+Records may be redelivered and statuses reported late, and a parcel's end (delivered, failed,
+returned) is its last word; see `domain.postal` for why none of that changes anything.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def apply_notification_event(
         after = postal.follow(before, event)
         if after != before:
             await repo.save_postal(conn, dossier.id, after)
-        returned = postal.hands_over_result(event, dossier.status)
+        returned = postal.hands_over_result(before, event, dossier.status)
         if returned:
             await _return_result(conn, dossier, event.at, calendars, now)
     log.info(

@@ -111,6 +111,9 @@ class NotifierService:
         )
         self.kafka_bootstrap = kafka_bootstrap or settings.kafka_bootstrap
         self.composer = composer_from(settings)
+        self.early_receipts = repo.EarlyReceipts(
+            settings.early_receipts_max, timedelta(hours=settings.early_receipt_max_age_hours)
+        )
         self.calendars = CalendarBook()
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
@@ -175,6 +178,7 @@ class NotifierService:
             postal_callback_url=self._callback("/postal/callbacks"),
             retry=RetryPolicy(horizon=timedelta(hours=s.sms_retry_horizon_hours)),
             lease=timedelta(seconds=s.send_lease_seconds),
+            early_receipts=self.early_receipts,
         )
 
     # -- Service ------------------------------------------------------------------------------

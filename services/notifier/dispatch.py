@@ -41,6 +41,7 @@ class DispatchSettings:
     postal_callback_url: str | None
     retry: RetryPolicy
     lease: timedelta = timedelta(seconds=60)
+    early_receipts: repo.EarlyReceipts = repo.EarlyReceipts()
     batch_size: int = 100
     concurrency: int = 8
 
@@ -158,7 +159,14 @@ class Dispatcher:
         now = self.clock()
         async with self.engine.begin() as conn:
             if result.outcome == "accepted" and result.message_id:
-                await repo.mark_accepted(conn, notice, result.gateway, result.message_id, now)
+                await repo.mark_accepted(
+                    conn,
+                    notice,
+                    result.gateway,
+                    result.message_id,
+                    now,
+                    self.settings.early_receipts.max_age,
+                )
             elif result.outcome == "failed":
                 await repo.mark_failed(conn, notice, result.gateway, result.error or "", now)
             else:

@@ -29,6 +29,7 @@ from schemas.events import (
     parse_payload,
 )
 from services.core.calendars import CalendarBook
+from services.core.domain import postal_status
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
 from services.core.domain.deadline_projection import mark_of
 from services.core.phones import InvalidPhone, normalise_phone
@@ -231,10 +232,15 @@ async def send_digests(
 
 
 async def record_receipt(
-    engine: AsyncEngine, message_id: str, status: str, error: str | None, now: datetime
+    engine: AsyncEngine,
+    message_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    early: repo.EarlyReceipts | None = None,
 ) -> str | None:
     async with engine.begin() as conn:
-        notice = await repo.apply_receipt(conn, message_id, status, error, now)
+        notice = await repo.apply_receipt(conn, message_id, status, error, now, early)
     log.info("receipt_recorded", notice_id=notice, status=status)
     return notice
 
@@ -276,23 +282,29 @@ async def record_order_refused(
 
 async def record_postal_status(
     engine: AsyncEngine, composer: Composer, tracking_code: str, status: str, now: datetime
-) -> bool:
-    """A status callback of the postal operator; False when the tracking code is unknown."""
+) -> str | None:
+    """A status callback of the postal operator: "recorded", "ignored" (not a move forward:
+    told twice, late, or after the parcel's end; see core.domain.postal_status), or None when
+    the tracking code is unknown."""
     async with engine.begin() as conn:
         order = await repo.order_by_tracking(conn, tracking_code)
         if order is None:
-            return False
+            return None
+        known = order.carrier_status
+        # Compare-and-set: of two callbacks racing from the same status, one moves the parcel.
+        if not (
+            postal_status.moves_forward(known, status)
+            and await repo.advance_carrier_status(conn, order.dossier_id, known, status, now)
+        ):
+            # Acknowledged, so the operator stops telling it, and nothing changes.
+            log.info(
+                "postal_status_ignored", dossier_id=order.dossier_id, status=status, known=known
+            )
+            return "ignored"
         await repo.add_postal_history(conn, order.dossier_id, status, now)
-        if order.carrier_status == status:
-            return True  # the operator told us twice
-        await conn.execute(
-            t.postal_orders.update()
-            .where(t.postal_orders.c.dossier_id == order.dossier_id)
-            .values(carrier_status=status, updated_at=now)
-        )
         card = await repo.load_card(conn, order.dossier_id)
         if card is None:
-            return True
+            return "recorded"
         event = PostalStatusChanged(tracking_code=tracking_code, status=status, at=now)  # type: ignore[arg-type]
         await _publish(
             conn, card, "postal.status_changed", event.model_dump(mode="json"), status, now
@@ -302,7 +314,7 @@ async def record_postal_status(
             drafts = on_postal_problem(card, tracking_code, status, supervisors, composer.policy)
             await store_notices(conn, composer, drafts, now)
     log.info("postal_status_recorded", dossier_id=order.dossier_id, status=status)
-    return True
+    return "recorded"
 
 
 async def _publish(

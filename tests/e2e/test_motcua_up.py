@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -137,3 +139,50 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     broker_port = int(bootstrap.rsplit(":", 1)[1])
     assert port_is_free(port)
     assert port_is_free(broker_port), "the bundled broker must stop with motcua"
+
+
+@contextlib.contextmanager
+def _motcua_up(data_dir: Path, log_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`motcua up` on a free port until the block ends (SIGTERM)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],
+            env=env, stdout=log_file, stderr=log_file,
+        )  # fmt: skip
+        try:
+            _wait_until(lambda: _ready(port) or proc.poll() is not None, 60, "readiness")
+            assert proc.poll() is None, log_path.read_text()
+            yield port, proc
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_up_makes_a_callback_token_keeps_it_and_refuses_callbacks_without_it(
+    tmp_path: Path,
+) -> None:
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    forged = {"tracking_code": "LOCAL-UBND-P1-20261116-0001", "status": "delivered"}
+    with _motcua_up(data_dir, log_path) as (port, _):
+        path = data_dir / "callback_token"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        token = path.read_text().strip()
+        base = f"http://127.0.0.1:{port}"
+        for query, status in [("", 401), ("?token=LOCAL", 403), (f"?token={token}", 404)]:
+            r = httpx.post(f"{base}/postal/callbacks{query}", json=forged, timeout=10)
+            assert r.status_code == status, r.text
+            assert r.json()["error"]["field"] == ("token" if status != 404 else "tracking_code")
+        receipt = {"message_id": "jsonl-x", "status": "delivered"}
+        assert httpx.post(f"{base}/sms/receipts", json=receipt, timeout=10).status_code == 401
+    assert token not in log_path.read_text()  # the log says where it is, never what
+    with _motcua_up(data_dir, log_path) as (port, _):  # a restart keeps it
+        assert path.read_text().strip() == token
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/sms/receipts?token={token}", json=receipt, timeout=10
+        )
+        assert r.status_code == 202 and r.json() == {"status": "kept"}

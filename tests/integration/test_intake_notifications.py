@@ -186,6 +186,21 @@ async def test_failed_or_sent_back_only_shows_on_the_dossier(
     assert r.json()["postal"]["status"] == outcome
 
 
+@pytest.mark.parametrize("end", ["failed", "returned"])
+async def test_a_delivery_told_after_the_parcels_end_changes_nothing(
+    intake: IntakeHarness, end: str
+) -> None:
+    d = await result_ready(intake)
+    await apply(intake, ordered(d))
+    assert await apply(intake, status(d, end, ict(17, 9)))
+    before = await shown(intake, d)
+    assert not await apply(intake, status(d, "delivered", ict(17, 9, 30)))
+    assert not await apply(intake, status(d, "in_transit", ict(17, 9, 45)))
+    assert await shown(intake, d) == before
+    assert before["status"] == "result_ready" and before["postal"]["status"] == end
+    assert await returned_events(intake) == []
+
+
 async def test_a_new_order_after_a_send_back_starts_afresh(intake: IntakeHarness) -> None:
     d = await result_ready(intake)
     await apply(intake, ordered(d))

@@ -9,16 +9,19 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from schemas.events import Envelope
 from services.core.runtime.consumer import PoisonEvent
 from services.core.runtime.database import create_engine
 from services.notifier.adapters import tables as t
+from services.notifier.adapters.repository import EarlyReceipts
 from services.notifier.app import NotifierService
 from services.notifier.domain.templates import TemplateError
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
-from tests.fixtures.notifier import NotifierHarness, notifier_settings
+from tests.fixtures.notifier import CALLBACK_TOKEN, NotifierHarness, notifier_settings
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ async def test_received_is_texted_once_with_code_and_appointment(n: NotifierHarn
     assert message["to"] == "+84912345678"
     assert dossier["code"] in message["text"] and "23/11/2026" in message["text"]
     assert message["text"].isascii() and message["unicode"] is False
-    assert message["callback_url"] == "http://notifier.test/sms/receipts"
+    assert message["callback_url"] == f"http://notifier.test/sms/receipts?token={CALLBACK_TOKEN}"
     (notice,) = await n.notices()
     assert notice["status"] == "accepted" and message["request_id"] == notice["id"]
     assert await n.history(notice["id"]) == ["pending", "accepted"]
@@ -319,6 +322,46 @@ async def test_a_returned_parcel_alerts_the_supervisors(n: NotifierHarness) -> N
     assert len(alerts) == 2 and all(a["audience"] == "supervisor" for a in alerts)
 
 
+async def postal_rows(n: NotifierHarness) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """(status, carrier status) of every order, and the postal history's statuses."""
+    async with n.engine.connect() as conn:
+        orders = await conn.execute(
+            sa.select(t.postal_orders.c.status, t.postal_orders.c.carrier_status)
+        )
+        history = await conn.execute(
+            sa.select(t.postal_history.c.status).order_by(t.postal_history.c.id)
+        )
+        return [tuple(r) for r in orders], list(history.scalars())
+
+
+@pytest.mark.parametrize("end", ["delivered", "failed", "returned"])
+async def test_nothing_after_the_parcels_end_changes_anything(n: NotifierHarness, end: str) -> None:
+    await n.supervisors()
+    dossier = await received(n, return_method="postal", return_address=ADDRESS)
+    await n.act(dossier["code"], "complete")
+    await n.feed()
+    await n.dispatch()
+    (order,) = n.postal.orders.values()
+    tracking = order["tracking_code"]
+
+    async def callback(status: str) -> dict:
+        r = await n.client.post(
+            "/postal/callbacks", json={"tracking_code": tracking, "status": status}
+        )
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    assert await callback("in_transit") == {"status": "recorded"}
+    assert await callback(end) == {"status": "recorded"}
+    published, notices, rows = await n.published(), await n.notices(), await postal_rows(n)
+    assert rows[0] == [("placed", end)]
+    for later in ("picked_up", "in_transit", "delivered", "failed", "returned"):
+        assert await callback(later) == {"status": "ignored"}  # acknowledged, so not resent
+    assert await n.published() == published
+    assert await n.notices() == notices  # no new alert, no new SMS
+    assert await postal_rows(n) == rows
+
+
 async def test_postal_operator_errors_are_retried(n: NotifierHarness) -> None:
     dossier = await received(n, return_method="postal", return_address=ADDRESS)
     await n.act(dossier["code"], "complete")
@@ -344,32 +387,137 @@ async def test_poison_records_are_refused(n: NotifierHarness) -> None:
         await n.service.on_deadline_event(json.dumps({**envelope, "type": "x"}).encode())
 
 
-async def test_callback_token_is_required_when_set(
+async def postal_ready(n: NotifierHarness) -> tuple[dict, str]:
+    """A dossier whose result left by post: (the dossier, its real tracking code)."""
+    await n.supervisors()
+    dossier = await received(n, return_method="postal", return_address=ADDRESS)
+    await n.act(dossier["code"], "complete")
+    await n.feed()
+    await n.dispatch()
+    await n.dispatch()  # the citizen's SMS with the tracking code
+    (order,) = n.postal.orders.values()
+    return dossier, order["tracking_code"]
+
+
+FORGED = [
+    pytest.param("", 401, "unauthorized", id="no-token"),
+    pytest.param("?token=", 401, "unauthorized", id="empty-token"),
+    pytest.param("?token=guess", 403, "forbidden", id="wrong-token"),
+    pytest.param(f"?token={CALLBACK_TOKEN}x", 403, "forbidden", id="longer-token"),
+    pytest.param("?token=m%E1%BA%ADt", 403, "forbidden", id="non-ascii-token"),
+    pytest.param(f"?TOKEN={CALLBACK_TOKEN}", 401, "unauthorized", id="other-name"),
+]
+
+
+@pytest.mark.parametrize(("query", "status", "code"), FORGED)
+async def test_a_forged_callback_changes_nothing(
+    n: NotifierHarness, query: str, status: int, code: str
+) -> None:
+    """Whoever knows a tracking code or a message id, without the token, changes nothing: no
+    parcel delivered (which would return the dossier), no notice delivered, no SMS."""
+    dossier, tracking = await postal_ready(n)
+    (message,) = [m for m in n.sms.messages.values() if tracking in m["text"]]
+    published, notices, rows = await n.published(), await n.notices(), await postal_rows(n)
+    async with httpx.AsyncClient(transport=n.transport, base_url="http://notifier.test") as forger:
+        for path, body in [
+            ("/postal/callbacks", {"tracking_code": tracking, "status": "delivered"}),
+            ("/sms/receipts", {"message_id": message["message_id"], "status": "failed"}),
+        ]:
+            r = await forger.post(path + query, json=body)
+            assert r.status_code == status, r.text
+            assert r.json()["error"]["code"] == code and r.json()["error"]["field"] == "token"
+    assert await n.published() == published
+    assert await n.notices() == notices
+    assert await postal_rows(n) == rows
+    await n.dispatch()
+    assert await n.notices() == notices  # nothing decided meanwhile
+    # The operator, which has the token, is heard.
+    r = await n.client.post(
+        "/postal/callbacks", json={"tracking_code": tracking, "status": "delivered"}
+    )
+    assert r.status_code == 202 and r.json() == {"status": "recorded"}
+    assert [e["type"] for e in await n.published()][-1] == "postal.status_changed"
+
+
+async def test_the_callback_urls_carry_the_token(n: NotifierHarness) -> None:
+    await postal_ready(n)
+    query = f"?token={CALLBACK_TOKEN}"
+    assert {m["callback_url"] for m in n.sms.requests} == {
+        f"http://notifier.test/sms/receipts{query}"
+    }
+    (order,) = n.postal.orders.values()
+    assert order["callback_url"] == f"http://notifier.test/postal/callbacks{query}"
+
+
+async def test_without_a_token_no_callback_acts(
     tmp_path: Path, fake_sms_gateway: FakeSmsGateway, fake_postal_operator: FakePostalOperator
 ) -> None:
-    import httpx
-
     from services.core.runtime.host import build_app
-
-    settings = notifier_settings(
-        tmp_path, fake_sms_gateway, fake_postal_operator, callback_token="s3cret"
-    )
-    settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/n.db"})
     from services.core.runtime.migrations import upgrade_async
 
+    settings = notifier_settings(
+        tmp_path, fake_sms_gateway, fake_postal_operator, callback_token=""
+    )
+    assert settings.callback_token is None  # compose's unset ${MOTCUA_CALLBACK_TOKEN:-}
+    settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/n.db"})
     await upgrade_async("notifier", settings.database_url_for("notifier"))
     service = NotifierService(settings, run_dispatcher=False, run_scheduler=False)
-    assert service.dispatcher.settings.sms_callback_url == (
-        "http://notifier.test/sms/receipts?token=s3cret"
-    )
-    app = build_app([service])
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=build_app([service]))
     async with httpx.AsyncClient(transport=transport, base_url="http://n.test") as client:
         body = {"message_id": "m", "status": "delivered"}
-        assert (await client.post("/sms/receipts", json=body)).status_code == 403
-        ok = await client.post("/sms/receipts?token=s3cret", json=body)
-        assert ok.status_code == 202
+        for query in ("", "?token=", "?token=None"):
+            r = await client.post(f"/sms/receipts{query}", json=body)
+            assert r.status_code == 403 and "MOTCUA_CALLBACK_TOKEN" in r.json()["error"]["message"]
+    async with service.engine.connect() as conn:
+        kept = await conn.execute(sa.select(sa.func.count()).select_from(t.early_receipts))
+        assert kept.scalar() == 0
     await service.engine.dispose()
+
+
+async def early_receipts(n: NotifierHarness) -> list[str]:
+    async with n.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(t.early_receipts.c.message_id).order_by(t.early_receipts.c.message_id)
+        )
+        return list(rows.scalars())
+
+
+async def test_early_receipts_are_capped_and_expire(n: NotifierHarness) -> None:
+    n.service.early_receipts = EarlyReceipts(max_count=3, max_age=timedelta(hours=1))
+    for k in range(1, 6):
+        r = await n.client.post(
+            "/sms/receipts", json={"message_id": f"m{k}", "status": "delivered"}
+        )
+        assert r.status_code == 202 and r.json() == {"status": "kept"}
+        n.intake.clock.advance(seconds=1)
+    assert await early_receipts(n) == ["m3", "m4", "m5"]  # the newest
+    r = await n.client.post("/sms/receipts", json={"message_id": "m5", "status": "failed"})
+    assert r.status_code == 202 and await early_receipts(n) == ["m3", "m4", "m5"]
+    n.intake.clock.advance(hours=1, seconds=1)
+    await n.client.post("/sms/receipts", json={"message_id": "m6", "status": "delivered"})
+    assert await early_receipts(n) == ["m6"]
+
+
+async def test_an_expired_early_receipt_is_not_applied(n: NotifierHarness) -> None:
+    n.service.dispatcher.settings = replace(
+        n.service.dispatcher.settings,
+        early_receipts=EarlyReceipts(max_age=timedelta(hours=1)),
+    )
+    await received(n)
+    hold = n.sms.hold_next()
+    sending = asyncio.create_task(n.dispatch())
+    await asyncio.to_thread(hold.arrived.wait, 10)
+    (message,) = n.sms.messages.values()
+    r = await n.client.post(
+        "/sms/receipts", json={"message_id": message["message_id"], "status": "failed"}
+    )
+    assert r.json()["status"] == "kept"
+    n.intake.clock.advance(hours=1, seconds=1)
+    hold.release()
+    await sending
+    (notice,) = await n.notices()
+    assert notice["status"] == "accepted"
+    assert await early_receipts(n) == []
 
 
 def test_a_bad_template_file_stops_the_start_naming_the_template(tmp_path: Path) -> None:

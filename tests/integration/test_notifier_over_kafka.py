@@ -28,7 +28,7 @@ from tests.fixtures.broker import caught_up, consume, start_embedded_broker, wai
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
 from tests.fixtures.metrics import Scrape, scrape
-from tests.fixtures.notifier import notifier_settings
+from tests.fixtures.notifier import CALLBACK, notifier_settings
 
 CONSUMED = "motcua_events_consumed_total"
 
@@ -196,7 +196,9 @@ async def test_postal_return_end_to_end_the_delivery_returns_the_dossier(
 
     for code, status in ((first["code"], "delivered"), (second["code"], "returned")):
         r = await h.client.post(
-            "/postal/callbacks", json={"tracking_code": tracking[code], "status": status}
+            "/postal/callbacks",
+            json={"tracking_code": tracking[code], "status": status},
+            params=CALLBACK,
         )
         assert r.status_code == 202
 

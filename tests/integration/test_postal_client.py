@@ -23,6 +23,7 @@ from services.notifier.adapters.postal import (
     PostalOrderRequest,
 )
 from services.notifier.adapters.rate_limit import TokenBucket
+from services.notifier.domain.notices import PLACEHOLDER_LIMITS
 from tests.fixtures.gateways import CallbackReceiver, FakePostalOperator, s10_tracking_code
 
 NAME = "Nguyễn Thị Hồng Nhung"
@@ -340,7 +341,8 @@ async def test_jsonl_writes_the_order_with_diacritics_and_a_local_code(tmp_path:
 
     result = await operator.place(order("R-9", cod_amount=25000))
 
-    assert (result.outcome, result.tracking_code) == ("accepted", "LOCAL-R-9")
+    assert result.outcome == "accepted" and result.tracking_code is not None
+    code = result.tracking_code
     raw = path.read_text(encoding="utf-8")
     assert NAME in raw and ADDRESS["province"] in raw
     assert [json.loads(line) for line in raw.splitlines()] == [
@@ -350,6 +352,7 @@ async def test_jsonl_writes_the_order_with_diacritics_and_a_local_code(tmp_path:
             "content": "Kết quả giải quyết thủ tục hành chính",
             "cod_amount": 25000,
             "callback_url": None,
+            "tracking_code": code,
             "at": "2026-03-06T16:00:00+07:00",
         }
     ]
@@ -361,6 +364,31 @@ async def test_jsonl_tracking_code_is_the_same_for_a_repeated_reference(tmp_path
     again = await JsonlPostalOperator(path, clock).place(order("R-9"))
     other = await JsonlPostalOperator(path, clock).place(order("R-10"))
 
-    assert first == again
-    assert other.tracking_code == "LOCAL-R-10"
+    assert first == again  # a restarted notifier ordering again gets the first code back
+    assert other.tracking_code != first.tracking_code
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
+
+
+async def test_jsonl_tracking_codes_cannot_be_guessed_from_the_reference(tmp_path: Path) -> None:
+    """A forged 'delivered' needs the code: it must not follow from the dossier code."""
+    codes = [
+        (
+            await JsonlPostalOperator(tmp_path / f"{n}.jsonl", clock).place(order("R-9"))
+        ).tracking_code
+        for n in range(50)
+    ]
+    assert len(set(codes)) == 50  # the same reference, a new code in each office's file
+    for code in codes:
+        assert code is not None and "R-9" not in code
+        assert re.fullmatch(r"LOCAL-[0-9A-F]{14}", code)  # 56 random bits
+        assert len(code) <= PLACEHOLDER_LIMITS["tracking"]  # the SMS shows it whole
+
+
+async def test_jsonl_keeps_the_code_of_an_order_written_before_codes_were_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "postal.jsonl"
+    path.write_text(json.dumps({"reference": "R-9", "at": "2026-03-06T16:00:00+07:00"}) + "\n")
+    again = await JsonlPostalOperator(path, clock).place(order("R-9"))
+    assert again.tracking_code == "LOCAL-R-9"
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli import _db_upgrade, _one_service, _parser
+from services.cli import _db_upgrade, _notifier_callback_token, _one_service, _parser
 from services.core.runtime.kafka import ALL_TOPICS
 from services.core.runtime.settings import Settings
+from services.notifier.callback_token import is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -65,6 +66,25 @@ def test_each_service_runs_a_command_the_cli_accepts_and_is_checked_on_readyz(
     settings = settings_from(env_of(name), monkeypatch)
     assert settings.kafka_bootstrap == "kafka:9092"
     assert settings.database_url_for(name).startswith("postgresql+asyncpg://")
+
+
+def test_the_notifier_open_to_the_network_takes_its_callback_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The compose notifier listens on 0.0.0.0, so it starts only with MOTCUA_CALLBACK_TOKEN,
+    which comes from the operator's environment: no secret is written in the file."""
+    notifier = SERVICES["notifier"]
+    host = _parser().parse_args(notifier["command"]).host
+    assert not is_loopback(host)
+    assert str(notifier["environment"]["MOTCUA_CALLBACK_TOKEN"]).startswith(
+        "${MOTCUA_CALLBACK_TOKEN"
+    )
+    env = {**env_of("notifier"), "MOTCUA_DATA_DIR": str(tmp_path)}
+    assert _notifier_callback_token(settings_from(env, monkeypatch), host) is None  # unset
+    env["MOTCUA_CALLBACK_TOKEN"] = "a-long-random-secret-from-the-environment"
+    started = _notifier_callback_token(settings_from(env, monkeypatch), host)
+    assert started is not None and started.callback_token == env["MOTCUA_CALLBACK_TOKEN"]
+    assert not (tmp_path / "callback_token").exists()
 
 
 def test_the_migration_is_one_shot_db_upgrade() -> None:

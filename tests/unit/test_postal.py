@@ -48,8 +48,20 @@ def test_statuses_move_forward_in_time_only() -> None:
 
 
 def test_a_status_at_the_same_time_is_the_later_report() -> None:
-    after = follow(Postal(CODE, "failed", T0), reported("returned", 0))
-    assert after == Postal(CODE, "returned", T0)
+    after = follow(Postal(CODE, "in_transit", T0), reported("delivered", 0))
+    assert after == Postal(CODE, "delivered", T0)
+
+
+@pytest.mark.parametrize("end", ["delivered", "failed", "returned"])
+@pytest.mark.parametrize("later", ["picked_up", "in_transit", "delivered", "failed", "returned"])
+def test_nothing_after_the_parcels_end_changes_it(end: str, later: str) -> None:
+    current = Postal(CODE, end, T0)  # type: ignore[arg-type]
+    assert follow(current, reported(later, 60)) == current
+
+
+def test_a_status_behind_the_known_one_is_ignored_even_if_newer() -> None:
+    current = Postal(CODE, "in_transit", T0)
+    assert follow(current, reported("picked_up", 60)) == current
 
 
 def test_a_status_of_an_earlier_order_is_ignored() -> None:
@@ -75,8 +87,15 @@ def test_a_status_before_its_order_still_shows() -> None:
 def test_only_a_delivery_of_a_ready_result_returns_the_dossier(
     status: str, dossier: DossierStatus, hands_over: bool
 ) -> None:
-    assert hands_over_result(reported(status), dossier) is hands_over
-    assert hands_over_result(ordered(), dossier) is False
+    parcel = Postal(CODE, "in_transit", T0)
+    assert hands_over_result(parcel, reported(status, 30), dossier) is hands_over
+    assert hands_over_result(parcel, ordered(), dossier) is False
+
+
+@pytest.mark.parametrize("end", ["delivered", "failed", "returned"])
+def test_a_delivery_told_after_the_parcels_end_returns_nothing(end: str) -> None:
+    parcel = Postal(CODE, end, T0)  # type: ignore[arg-type]
+    assert not hands_over_result(parcel, reported("delivered", 60), DossierStatus.RESULT_READY)
 
 
 def test_the_return_is_recorded_at_the_delivery_kept_between_last_action_and_now() -> None:

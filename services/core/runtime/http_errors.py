@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -21,12 +23,26 @@ log = structlog.get_logger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = dict(headers or {})
+
+
+def rate_limited(message: str, retry_after_seconds: float) -> ApiError:
+    """A 429, which always says when to come back (Retry-After, whole seconds, at least 1)."""
+    seconds = max(1, math.ceil(retry_after_seconds))
+    return ApiError(429, "rate_limited", message, headers={"Retry-After": str(seconds)})
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -47,7 +63,8 @@ def install_common_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
+        body = error_body(exc.code, exc.message, exc.field)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

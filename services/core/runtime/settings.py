@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.core.runtime.proxies import TrustedProxies, parse_networks
+
 ServiceName = Literal["intake", "tracker", "notifier"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "tracker", "notifier")
 
@@ -44,12 +46,18 @@ class Settings(BaseSettings):
     citizen_notice_max_age_hours: float = Field(default=24, gt=0)
     digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     callback_base_url: str | None = None
+    # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.
     callback_token: str | None = None
+    # Delivery receipts for a message not recorded yet: kept this many, this long at most.
+    early_receipts_max: int = Field(default=10_000, ge=1)
+    early_receipt_max_age_hours: float = Field(default=24, gt=0)
     send_lease_seconds: float = Field(default=60, gt=0)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     public_lookup_per_minute: int = Field(default=30, ge=1)
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs); none by default.
+    trusted_proxies: str = ""
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     # -- housekeeping: how long each kind of row is kept, and how often it is swept
@@ -57,6 +65,21 @@ class Settings(BaseSettings):
     outbox_keep_days: float = Field(default=7, gt=0)
     processed_events_keep_days: float = Field(default=30, gt=0)
     idempotency_keys_keep_hours: float = Field(default=24, gt=0)
+
+    @field_validator("callback_token")
+    @classmethod
+    def _no_empty_token(cls, value: str | None) -> str | None:
+        # docker-compose passes an unset variable as "": that is no secret at all.
+        return (value.strip() or None) if value is not None else None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"MOTCUA_TRUSTED_PROXIES: {exc}") from None
+        return value
 
     @field_validator("quiet_hours")
     @classmethod
@@ -76,6 +99,11 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        # Not cached here: model_copy(update=...) would carry a cached value along unchanged.
+        return TrustedProxies(parse_networks(self.trusted_proxies))
 
 
 def _is_hhmm_range(value: str) -> bool:

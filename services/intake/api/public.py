@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
 from services.core.phones import InvalidPhone, normalise_phone
+from services.core.runtime.http_errors import rate_limited
 from services.intake.adapters import repository as repo
 from services.intake.api import models as m
 from services.intake.api.deps import Ctx
@@ -20,27 +22,46 @@ NOT_FOUND = ApiError(404, "not_found", "no dossier with this code and phone")
 
 
 class SlidingWindowLimiter:
-    """At most `limit` calls per client per minute, in this process."""
+    """At most `limit` calls per client in any `window_seconds`, in this process.
 
-    def __init__(self, limit: int, window_seconds: float = 60.0, max_clients: int = 100_000):
+    Clients are remembered least recently seen first out: past `max_clients` the one quiet
+    the longest is forgotten, so a flood of new addresses costs bounded memory and cannot
+    wipe the count of a client that is busy right now (forgetting everyone at once did).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float = 60.0,
+        max_clients: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window_seconds
         self.max_clients = max_clients
-        self._calls: dict[str, deque[float]] = {}
+        self.monotonic = monotonic
+        self._calls: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def allow(self, client: str) -> bool:
-        now = time.monotonic()
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def wait_for(self, client: str) -> float:
+        """Count a call: 0.0 when it is allowed, else the seconds until one will be (the
+        refused call is not counted)."""
+        now = self.monotonic()
         calls = self._calls.get(client)
         if calls is None:
-            if len(self._calls) >= self.max_clients:
-                self._calls.clear()
             calls = self._calls[client] = deque()
+            while len(self._calls) > self.max_clients:
+                self._calls.popitem(last=False)
+        else:
+            self._calls.move_to_end(client)
         while calls and calls[0] <= now - self.window:
             calls.popleft()
         if len(calls) >= self.limit:
-            return False
+            return calls[0] + self.window - now
         calls.append(now)
-        return True
+        return 0.0
 
 
 @router.get(
@@ -56,8 +77,11 @@ async def public_lookup(
 ) -> Any:
     """Status and appointment only; the same 404 whether the code or the phone is wrong."""
     limiter: SlidingWindowLimiter = request.app.state.public_limiter
-    if not limiter.allow(request.client.host if request.client else "unknown"):
-        raise ApiError(429, "rate_limited", "too many lookups; try again in a minute")
+    peer = request.client.host if request.client else None
+    client = ctx.proxies.client_of(peer, request.headers.getlist("x-forwarded-for"))
+    wait = limiter.wait_for(client)
+    if wait > 0:
+        raise rate_limited("too many lookups; try again later", wait)
     try:
         normalised = normalise_phone(phone)
     except InvalidPhone:

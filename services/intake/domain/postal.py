@@ -3,19 +3,19 @@
 The notifier orders the return with the postal operator (``postal.ordered``: mã bưu gửi) and
 relays each status the operator reports (``postal.status_changed``). Records of one dossier
 arrive in order but may be redelivered, and a status may be reported late, so a status only
-replaces one that is not newer. Phát thành công (delivered) means the result reached the
-citizen: the intake then returns the dossier (đã trả kết quả qua bưu chính) itself.
+replaces one that is not newer, and only moves the parcel forward (core.domain.postal_status:
+nothing after delivered, failed or returned). Phát thành công (delivered) means the result
+reached the citizen: the intake then returns the dossier (đã trả kết quả qua bưu chính) itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from schemas.events import DossierStatus, PostalOrdered, PostalStatusChanged
+from services.core.domain.postal_status import PostalStatus, moves_forward
 
-PostalStatus = Literal["picked_up", "in_transit", "delivered", "failed", "returned"]
 PostalEvent = PostalOrdered | PostalStatusChanged
 
 
@@ -44,17 +44,22 @@ def follow(postal: Postal | None, event: PostalEvent) -> Postal | None:
                 return postal  # news of an earlier order, replaced since
             if postal is not None and postal.status_at is not None and event.at < postal.status_at:
                 return postal  # late: a newer status is known
+            if not moves_forward(postal.status if postal else None, event.status):
+                return postal  # told again, behind the known one, or after the parcel's end
             return Postal(event.tracking_code, event.status, event.at)
     raise AssertionError(f"not a postal event: {type(event).__name__}")
 
 
-def hands_over_result(event: PostalEvent, status: DossierStatus) -> bool:
-    """Whether the event returns the dossier: delivered while its result waits for the citizen
-    (a dossier already returned stays as it is, so a redelivered record changes nothing)."""
+def hands_over_result(postal: Postal | None, event: PostalEvent, status: DossierStatus) -> bool:
+    """Whether the event returns the dossier: a delivery the parcel ``postal`` takes (see
+    ``follow``) while the result waits for the citizen. A dossier already returned stays as it
+    is, so a redelivered record changes nothing, and a delivery told after the parcel failed
+    or came back is not one."""
     return (
         isinstance(event, PostalStatusChanged)
         and event.status == "delivered"
         and status is DossierStatus.RESULT_READY
+        and follow(postal, event) != postal
     )
 
 

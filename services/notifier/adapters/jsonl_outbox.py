@@ -14,10 +14,14 @@ from typing import Any
 
 
 class JsonlOutbox:
-    def __init__(self, path: Path, key_field: str) -> None:
+    """``answer_field``: a field of the record that is the provider's answer (a tracking
+    code); the first record's is given back when its key comes again."""
+
+    def __init__(self, path: Path, key_field: str, answer_field: str | None = None) -> None:
         self._path = path
         self._key_field = key_field
-        self._keys: set[str] | None = None  # read from the file on first use
+        self._answer_field = answer_field
+        self._answers: dict[str, Any] | None = None  # key → answer, read on first use
         self._needs_newline = False
         self._lock = asyncio.Lock()  # one writer at a time: lines never interleave
 
@@ -27,30 +31,38 @@ class JsonlOutbox:
 
     async def append_once(self, record: dict[str, Any]) -> bool:
         """Append ``record`` unless its key is already there; True when it was written."""
+        return (await self.append_first(record))[0]
+
+    async def append_first(self, record: dict[str, Any]) -> tuple[bool, Any]:
+        """Append ``record`` unless its key is already there: (whether it was written, the
+        answer field of the record kept for its key)."""
         key = str(record[self._key_field])
         async with self._lock:
-            if self._keys is None:
-                self._keys = await asyncio.to_thread(self._load_keys)
-            if key in self._keys:
-                return False
+            if self._answers is None:
+                self._answers = await asyncio.to_thread(self._load_answers)
+            if key in self._answers:
+                return False, self._answers[key]
             line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
             await asyncio.to_thread(self._append, line)
-            self._keys.add(key)
-            return True
+            answer = record.get(self._answer_field) if self._answer_field else None
+            self._answers[key] = answer
+            return True, answer
 
-    def _load_keys(self) -> set[str]:
+    def _load_answers(self) -> dict[str, Any]:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if not self._path.exists():
-            return set()
+            return {}
         raw = self._path.read_bytes()
         # A crash mid-write can leave a torn last line: start the next record on a fresh line.
         self._needs_newline = bool(raw) and not raw.endswith(b"\n")
-        keys: set[str] = set()
+        answers: dict[str, Any] = {}
         for line in raw.decode("utf-8", errors="replace").splitlines():
-            key = _key_of(line, self._key_field)
-            if key is not None:
-                keys.add(key)
-        return keys
+            record = _record_of(line)
+            key = record.get(self._key_field) if record is not None else None
+            if record is not None and key is not None and str(key) not in answers:
+                answer = record.get(self._answer_field) if self._answer_field else None
+                answers[str(key)] = answer
+        return answers
 
     def _append(self, line: str) -> None:
         prefix = "\n" if self._needs_newline else ""
@@ -60,10 +72,9 @@ class JsonlOutbox:
         self._needs_newline = False
 
 
-def _key_of(line: str, field: str) -> str | None:
+def _record_of(line: str) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
     except ValueError:
         return None  # the torn line: its call was never answered, so it may be written again
-    value = record.get(field) if isinstance(record, dict) else None
-    return str(value) if value is not None else None
+    return record if isinstance(record, dict) else None

@@ -7,6 +7,7 @@ the same tracking code and no second pick-up.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,21 +84,29 @@ class HttpPostalOperator(HttpProvider):
 
 
 class JsonlPostalOperator:
-    """The embedded default: each order is one JSON line (DATA_DIR/outbox/postal.jsonl)."""
+    """The embedded default: each order is one JSON line (DATA_DIR/outbox/postal.jsonl), with
+    the tracking code it was given."""
 
     def __init__(self, path: Path, clock: Callable[[], datetime], name: str = "jsonl") -> None:
         self.name = name
-        self._outbox = JsonlOutbox(path, key_field="reference")
+        self._outbox = JsonlOutbox(path, key_field="reference", answer_field="tracking_code")
         self._clock = clock
 
     async def place(self, order: PostalOrderRequest) -> OrderResult:
-        await self._outbox.append_once({**order.body(), "at": self._clock().isoformat()})
-        # Derived from the reference, so a repeated order gets the first tracking code back.
-        return OrderResult("accepted", tracking_code=local_tracking_code(order.reference))
+        at = self._clock().isoformat()
+        line = {**order.body(), "tracking_code": local_tracking_code(), "at": at}
+        # A repeated reference gets the first order's code back, as from the operator.
+        _, tracking_code = await self._outbox.append_first(line)
+        if tracking_code is None:  # a line written before the codes were kept in the file
+            tracking_code = f"LOCAL-{order.reference}"
+        return OrderResult("accepted", tracking_code=str(tracking_code))
 
     async def aclose(self) -> None:
         """Nothing held open: each line is written with its own open, append, flush, close."""
 
 
-def local_tracking_code(reference: str) -> str:
-    return f"LOCAL-{reference}"
+def local_tracking_code() -> str:
+    """A code no one can guess: one made from the dossier code (as it once was) let anyone
+    who knew a dossier's code report its parcel delivered. 20 characters, so the SMS that
+    gives it ({tracking}, cut at 20) shows it whole, and it fits every column (40)."""
+    return f"LOCAL-{secrets.token_hex(7).upper()}"

@@ -239,12 +239,23 @@ async def claim_due_notices(
     ]
 
 
+@dataclass(frozen=True)
+class EarlyReceipts:
+    """How many receipts for messages not recorded yet are kept, and how long. They wait for
+    the gateway's answer to be committed (seconds; after a crash, until the resend): a bound
+    keeps a flood of receipts for messages that will never come from filling the table."""
+
+    max_count: int = 10_000
+    max_age: timedelta = timedelta(hours=24)
+
+
 async def mark_accepted(
     conn: AsyncConnection,
     notice: Outgoing,
     gateway: str,
     message_id: str,
     now: datetime,
+    early_max_age: timedelta = EarlyReceipts.max_age,
 ) -> None:
     await _after_attempt(
         conn,
@@ -262,10 +273,14 @@ async def mark_accepted(
         await conn.execute(
             sa.delete(t.early_receipts)
             .where(t.early_receipts.c.message_id == message_id)
-            .returning(t.early_receipts.c.status, t.early_receipts.c.error)
+            .returning(
+                t.early_receipts.c.status,
+                t.early_receipts.c.error,
+                t.early_receipts.c.received_at,
+            )
         )
     ).first()
-    if early is not None:
+    if early is not None and early.received_at >= now - early_max_age:
         await apply_receipt(conn, message_id, early.status, early.error, now)
 
 
@@ -324,17 +339,20 @@ async def _after_attempt(
 
 
 async def apply_receipt(
-    conn: AsyncConnection, message_id: str, status: str, error: str | None, now: datetime
+    conn: AsyncConnection,
+    message_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    early: EarlyReceipts | None = None,
 ) -> str | None:
     """Delivery receipt (báo cáo gửi tin): accepted → delivered | failed. Returns the notice
-    id, or None when no notice has the message id yet (kept for when it does)."""
+    id, or None when no notice has the message id yet (kept for when it does, within
+    ``early``'s bounds)."""
     c = t.notices.c
     row = (await conn.execute(sa.select(c.id, c.status).where(c.message_id == message_id))).first()
     if row is None:
-        insert = dialect_insert(conn, t.early_receipts).values(
-            message_id=message_id, status=status, error=error, received_at=now
-        )
-        await conn.execute(insert.on_conflict_do_nothing())
+        await _keep_early_receipt(conn, message_id, status, error, now, early or EarlyReceipts())
         return None
     if row.status in ("accepted", "sending", "pending"):
         await conn.execute(
@@ -344,6 +362,34 @@ async def apply_receipt(
         )
         await add_history(conn, row.id, status, now, error)
     return str(row.id)
+
+
+async def _keep_early_receipt(
+    conn: AsyncConnection,
+    message_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    bounds: EarlyReceipts,
+) -> None:
+    c = t.early_receipts.c
+    await conn.execute(t.early_receipts.delete().where(c.received_at < now - bounds.max_age))
+    insert = dialect_insert(conn, t.early_receipts).values(
+        message_id=message_id, status=status, error=error, received_at=now
+    )
+    if not (await conn.execute(insert.on_conflict_do_nothing())).rowcount:
+        return  # told twice: the first is kept
+    kept = (await conn.execute(sa.select(sa.func.count()).select_from(t.early_receipts))).scalar()
+    over = int(kept or 0) - bounds.max_count
+    if over > 0:
+        # The oldest go: a genuine early receipt is matched within seconds of its arrival.
+        oldest = (
+            sa.select(c.message_id)
+            .where(c.message_id != message_id)
+            .order_by(c.received_at, c.message_id)
+            .limit(over)
+        )
+        await conn.execute(t.early_receipts.delete().where(c.message_id.in_(oldest)))
 
 
 # -- postal orders --------------------------------------------------------------------------
@@ -419,6 +465,21 @@ async def update_order(
             **values,
         )
     )
+
+
+async def advance_carrier_status(
+    conn: AsyncConnection, dossier_id: str, known: str | None, status: str, now: datetime
+) -> bool:
+    """Set the operator's status if it is still ``known``; False when another callback moved
+    it in the meantime (the caller decided on ``known``)."""
+    c = t.postal_orders.c
+    still = c.carrier_status.is_(None) if known is None else c.carrier_status == known
+    result = await conn.execute(
+        t.postal_orders.update()
+        .where(c.dossier_id == dossier_id, still)
+        .values(carrier_status=status, updated_at=now)
+    )
+    return bool(result.rowcount)
 
 
 async def order_by_tracking(conn: AsyncConnection, tracking_code: str) -> Any:

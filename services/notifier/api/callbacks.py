@@ -1,7 +1,10 @@
 """What the providers call back: SMS delivery receipts and postal status changes.
 
-When `MOTCUA_CALLBACK_TOKEN` is set, the callback URLs the notifier hands out carry it as
-`?token=`, and a call without it is refused: anyone could otherwise mark a notice delivered.
+The callback URLs the notifier hands the gateways carry `MOTCUA_CALLBACK_TOKEN` as `?token=`,
+and a call without it, or with another, is refused before it is read: anyone could otherwise
+mark a notice delivered, or a parcel delivered (which returns the dossier and texts the
+citizen). A notifier without a token acts on no callback at all (`motcua up` and a notifier
+on loopback make one; see services/notifier/callback_token.py).
 """
 
 from __future__ import annotations
@@ -41,11 +44,17 @@ def _notifier(request: Request) -> Any:
     return request.app.state.notifier
 
 
-def _checked(request: Request, token: Annotated[str | None, Query()] = None) -> Any:
+def _checked(request: Request, token: Annotated[str | None, Query(max_length=200)] = None) -> Any:
     notifier = _notifier(request)
     expected = notifier.settings.callback_token
-    if expected and not (token and hmac.compare_digest(token, expected)):
-        raise ApiError(403, "forbidden", "missing or wrong callback token", "token")
+    if not expected:
+        message = "callbacks are refused: the notifier has no MOTCUA_CALLBACK_TOKEN"
+        raise ApiError(403, "forbidden", message, "token")
+    if not token:
+        raise ApiError(401, "unauthorized", "missing callback token", "token")
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a forged token).
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "wrong callback token", "token")
     return notifier
 
 
@@ -55,9 +64,15 @@ Notifier = Annotated[Any, Depends(_checked)]
 @router.post("/sms/receipts", status_code=202)
 async def sms_receipt(body: Receipt, notifier: Notifier) -> dict[str, str]:
     """Delivery receipt: the notice moves from accepted to delivered or failed. A receipt that
-    arrives before the gateway's answer was recorded is kept and applied when it is."""
+    arrives before the gateway's answer was recorded is kept and applied when it is (the
+    newest MOTCUA_EARLY_RECEIPTS_MAX are kept, each MOTCUA_EARLY_RECEIPT_MAX_AGE_HOURS)."""
     notice = await handlers.record_receipt(
-        notifier.engine, body.message_id, body.status, _short(body.error), notifier.clock()
+        notifier.engine,
+        body.message_id,
+        body.status,
+        _short(body.error),
+        notifier.clock(),
+        notifier.early_receipts,
     )
     return {"status": "recorded" if notice else "kept"}
 
@@ -65,14 +80,17 @@ async def sms_receipt(body: Receipt, notifier: Notifier) -> dict[str, str]:
 @router.post("/postal/callbacks", status_code=202)
 async def postal_status(body: PostalStatus, notifier: Notifier) -> dict[str, str]:
     """Postal status: recorded, published on motcua.notification.v1 (delivered → the intake
-    marks the dossier returned); failed or returned alerts the agency's supervisors."""
-    found = await handlers.record_postal_status(
+    marks the dossier returned); failed or returned alerts the agency's supervisors. A status
+    that does not move the parcel forward (told twice, late, or after delivered, failed or
+    returned) is acknowledged as "ignored" and changes nothing."""
+    outcome = await handlers.record_postal_status(
         notifier.engine, notifier.composer, body.tracking_code, body.status, notifier.clock()
     )
-    if not found:
+    if outcome is None:
         raise ApiError(404, "not_found", "no order with this tracking code", "tracking_code")
-    notifier.wake_dispatcher()
-    return {"status": "recorded"}
+    if outcome == "recorded":
+        notifier.wake_dispatcher()
+    return {"status": outcome}
 
 
 def _short(error: str | None) -> str | None:
