@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     public_lookup_per_minute: int = Field(default=30, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # A request body larger than this is refused with 413 before it is read (host.BodyLimit).
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     @field_validator("quiet_hours")
     @classmethod
