@@ -170,7 +170,16 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    from services.core.runtime.http_protocol import JsonErrorsHttpProtocol  # 400s as JSON
+
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=JsonErrorsHttpProtocol,
+    )
 
 
 def _serve(app: object, host: str, port: int) -> None:

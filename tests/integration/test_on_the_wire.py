@@ -1,5 +1,6 @@
-"""What a real server answers to requests it must refuse before reading them: bodies over
-MOTCUA_MAX_BODY_BYTES, and request lines the HTTP parser cannot make sense of.
+"""What a real server answers to requests it must refuse on their form: bodies over
+MOTCUA_MAX_BODY_BYTES, bodies that are not JSON, request lines the HTTP parser cannot make
+sense of, too many requests. Every refusal is a JSON error of the contract's shape.
 
 The three services run as `motcua up` hosts them (one app, SQLite, no broker) under uvicorn
 with the CLI's own configuration, in a thread of the test process, on loopback. Requests go
@@ -37,6 +38,7 @@ TWENTY_MB = 20 * 1024 * 1024
 DEADLINE = 10.0  # generous: what is checked is that an answer comes, not how fast
 # One route of each service that takes a body (the tracker has no HTTP routes of its own).
 BODY_ROUTES = ["/dossiers", "/procedures", "/sms/receipts", "/postal/callbacks"]
+LOOKUPS_PER_MINUTE = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     folder = tmp_path_factory.mktemp("wire")
     for db in sqlite_template.glob("*.db"):
         shutil.copy(db, folder / db.name)
-    settings = Settings(data_dir=folder)
+    settings = Settings(data_dir=folder, public_lookup_per_minute=LOOKUPS_PER_MINUTE)
 
     def engine(service: str) -> Any:
         return create_engine(f"sqlite+aiosqlite:///{folder}/{service}.db")
@@ -219,3 +221,96 @@ async def test_the_cap_is_read_from_motcua_max_body_bytes(
         r = await client.post("/procedures", json={"name": "x" * 1000})
     assert r.status_code == 413, r.text
     assert "1000 bytes" in r.json()["error"]["message"]
+
+
+# --- bodies that are not JSON ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
+)
+async def test_a_body_that_is_not_declared_json_gets_415(
+    served: Served, path: str, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
+        r = await client.post(path, content=b'{"code": "P1"}', headers=headers)
+    assert r.status_code == 415, r.text
+    error = r.json()["error"]
+    assert error["code"] == "unsupported_media_type", error
+    assert error["field"] == "Content-Type", error
+    assert "application/json" in error["message"], error
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"]
+)
+async def test_json_content_types_are_accepted(served: Served, content_type: str) -> None:
+    """Past the media type check, the request is judged as usual: here, on its token."""
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
+        r = await client.post(
+            "/procedures", content=b'{"code": "P1"}', headers={"Content-Type": content_type}
+        )
+    assert r.status_code == 401, r.text
+
+
+async def test_an_action_without_a_body_needs_no_content_type(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
+        r = await client.post("/dossiers/X-1/start")
+    assert r.status_code == 401, r.text
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+async def test_invalid_json_is_a_400_json_error(served: Served, path: str) -> None:
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
+        r = await client.post(
+            path, content=b'{"code": "P1",', headers={"Content-Type": "application/json"}
+        )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "malformed_json" and error["field"] == "body", error
+
+
+# --- what the HTTP parser refuses --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/dossiers?cursor=MTA 3",  # a space pasted into a cursor
+        "/dossiers?cursor=MTA\u00e93".encode(),  # a raw non-ASCII character (UTF-8)
+        b"/public/dossiers/AG\x01A?phone=0912345678",  # a raw control character
+    ],
+)
+async def test_a_request_line_the_parser_refuses_gets_a_json_400(
+    served: Served, target: bytes
+) -> None:
+    """uvicorn answers these itself, before any app sees them; the answer is still JSON."""
+    reader, writer = await asyncio.open_connection(served.host, served.port)
+    try:
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(read_answer(reader), DEADLINE)
+    finally:
+        writer.close()
+    assert answer.status == 400, answer
+    error = answer.error()
+    assert error["code"] == "malformed_request", error
+    await healthz_answers(served)
+
+
+# --- too many requests -------------------------------------------------------------------
+
+
+async def test_every_429_carries_retry_after(served: Served) -> None:
+    statuses = []
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
+        for _ in range(LOOKUPS_PER_MINUTE + 1):
+            r = await client.get("/public/dossiers/X-1", params={"phone": "0912345678"})
+            statuses.append(r.status_code)
+    assert statuses == [404] * LOOKUPS_PER_MINUTE + [429], statuses
+    assert r.json()["error"]["code"] == "rate_limited"
+    retry_after = r.headers.get("Retry-After")
+    assert retry_after is not None and retry_after.isascii() and retry_after.isdigit(), r.headers
+    assert 1 <= int(retry_after) <= 60, retry_after

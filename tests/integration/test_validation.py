@@ -332,6 +332,20 @@ async def test_cursor_we_never_issued_is_422(intake: IntakeHarness) -> None:
         )  # fmt: skip
 
 
+async def test_a_cursor_mangled_in_copying_is_422_not_another_page(intake: IntakeHarness) -> None:
+    """base64 decoding skips what is not base64: "MTA%3" (a bad percent-encoding of the
+    cursor "MTA3") used to be read as that cursor. Only the exact text we issued is one."""
+    issued = base64.urlsafe_b64encode(b"107").decode().rstrip("=")
+    assert issued == "MTA3"
+    for cursor in ("MTA%3", "MTA 3", "MT\nA3", "MTA3=", " MTA3"):
+        await rejected(
+            intake, "GET", "/dossiers", params={"cursor": cursor}, headers=intake.admin,
+            status=422, field="cursor", code="validation_error",
+        )  # fmt: skip
+    r = await intake.client.get("/dossiers", params={"cursor": issued}, headers=intake.admin)
+    assert r.status_code == 200, r.text
+
+
 async def test_nothing_is_written_by_a_run_of_bad_requests(intake: IntakeHarness) -> None:
     """The tables are the same after a batch of bad receipts and actions as before."""
     await intake.procedure()

@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Histogram
 
 from services.core.runtime.body_limit import BodyLimit
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, exposition
+from services.core.runtime.request_checks import check_request
 from services.core.runtime.settings import Settings
 
 log = structlog.get_logger("motcua.http")
@@ -66,6 +67,7 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="motcua: dossiers, legal deadlines, notices for one-stop offices",
+        dependencies=[Depends(check_request)],  # every service's routes, before their own
     )
     for service in services:
         service.install(app)

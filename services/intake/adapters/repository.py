@@ -312,6 +312,10 @@ def decode_cursor(cursor: str) -> int:
     # Only what encode_cursor makes: a BIGINT the database can compare with (else a 500).
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise ValueError("not a cursor")
+    # base64 decoding skips characters outside its alphabet: "MTA%3", a cursor mangled in
+    # copying, would otherwise pass for "MTA3" and show a page the client never asked for.
+    if encode_cursor(int(text)) != cursor:
+        raise ValueError("not a cursor")
     return int(text)
 
 
