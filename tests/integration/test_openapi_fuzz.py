@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from schemathesis.python import asgi
 from services.core.runtime.database import create_engine
 from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
+from services.core.text import problem_with
 from services.intake.adapters.tokens import create_token
 from services.intake.app import IntakeService
 from tests.fixtures.db import run_aside
@@ -183,15 +185,29 @@ def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
 
 
 def rejected_without_token(_ctx: Any, response: Any, case: Any) -> None:
-    """Without a token, a protected operation answers 401 (or 400 when the JSON is broken)."""
+    """Without a token, a protected operation answers 401, unless the request is refused on
+    its form first, whoever sent it: 400 when the JSON is broken, 422 naming a path or query
+    parameter that holds a control character."""
     if not case.operation.definition.raw.get("security"):
         return
     error = _error_body(response)
     if response.status_code == 400:
         assert error["code"] == "malformed_json", error
         return
+    if response.status_code == 422:
+        # schemathesis keeps path parameters percent-encoded, as they go into the URL
+        path = {k: unquote(str(v)) for k, v in (case.path_parameters or {}).items()}
+        parameters = {**path, **(case.query or {})}
+        value = parameters.get(error["field"])
+        assert value is not None, f"422 without a token names no parameter: {error!r}"
+        assert any(problem_with(str(v)) for v in _values(value)), (value, error)
+        return
     assert response.status_code == 401, f"{response.status_code}: {error!r}"
     assert error["code"] == "unauthorized", error
+
+
+def _values(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _fuzz(

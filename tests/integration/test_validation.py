@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -17,16 +18,22 @@ from tests.fixtures.intake import IntakeHarness, dossier_body
 ADDRESS = {"street": "12 Lê Lợi", "ward": "Bến Nghé", "district": "Quận 1", "province": "TP.HCM"}
 
 
-async def snapshot(intake: IntakeHarness) -> tuple[int, int, int]:
-    """Dossier rows, outbox rows and the sum of dossier versions (any action bumps it)."""
+CATALOGUE = (t.procedures, t.agencies, t.supervisors, t.calendar_overrides)
+
+
+async def snapshot(intake: IntakeHarness) -> tuple[int, ...]:
+    """Dossier rows, outbox rows, the sum of dossier versions (any action bumps it), and the
+    rows of each catalogue table."""
     async with intake.service.engine.connect() as conn:
         count_dossiers = sa.select(sa.func.count()).select_from(t.dossiers)
         count_outbox = sa.select(sa.func.count()).select_from(t.outbox)
         versions = sa.select(sa.func.coalesce(sa.func.sum(t.dossiers.c.version), 0))
+        catalogue = [sa.select(sa.func.count()).select_from(table) for table in CATALOGUE]
         return (
             (await conn.execute(count_dossiers)).scalar_one(),
             (await conn.execute(count_outbox)).scalar_one(),
             int((await conn.execute(versions)).scalar_one()),
+            *[(await conn.execute(count)).scalar_one() for count in catalogue],
         )
 
 
@@ -365,3 +372,144 @@ async def test_nothing_is_written_by_a_run_of_bad_requests(intake: IntakeHarness
         r = await intake.client.post(url, json=body, headers=intake.clerk)
         assert r.status_code in (409, 422), (url, r.text)
     assert await snapshot(intake) == before
+
+
+# --- control characters ------------------------------------------------------------------
+
+# C0 controls, DEL, C1 controls, bidirectional overrides, embeddings and isolates.
+CONTROLS = ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f", "\u202a", "\u202e", "\u2066", "\u2069"]
+# Allowed in free text (a reason, a missing item, a note), not in a name or a code.
+LINE_BREAKS = ["\t", "\n"]
+
+
+def assert_names_the_character(error: dict[str, Any], char: str) -> None:
+    assert f"U+{ord(char):04X}" in error["message"], error
+
+
+async def test_a_control_character_in_a_name_is_422_naming_the_field(
+    intake: IntakeHarness,
+) -> None:
+    """A NUL in the applicant's name used to be stored, then block every SMS of the dossier."""
+    await intake.procedure()
+    for char in CONTROLS + LINE_BREAKS:
+        body = dossier_body(applicant=applicant(full_name=f"Nguyễn{char}Văn An"))
+        error = await rejected(
+            intake, "POST", "/dossiers", json=body,
+            status=422, field="applicant.full_name", code="validation_error",
+        )  # fmt: skip
+        assert_names_the_character(error, char)
+
+
+async def test_control_characters_are_refused_in_every_string_of_a_receipt(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure(postal_return=True)
+    address = {**ADDRESS, "ward": "Bến\x00Nghé"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (dossier_body(applicant=applicant(phone="0912345678\x00")), "applicant.phone"),
+        (dossier_body(applicant=applicant(email="an@example.vn\u202e")), "applicant.email"),
+        (dossier_body(applicant=applicant(id_number="00120300456\x00")), "applicant.id_number"),
+        (dossier_body(return_method="postal", return_address=address), "return_address.ward"),
+        (dossier_body(procedure_code="P1\x00"), "procedure_code"),
+        (dossier_body(channel="counter\x00"), "channel"),
+    ]
+    for body, field in cases:
+        await rejected(
+            intake, "POST", "/dossiers", json=body, status=422, field=field,
+            code="validation_error",
+        )  # fmt: skip
+
+
+async def test_free_text_takes_tabs_and_newlines_but_no_other_control(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    d = await intake.dossier()
+    url = f"/dossiers/{d['code']}/request-supplement"
+    for char in CONTROLS + ["\r", "\x0b", "\x0c"]:
+        error = await rejected(
+            intake, "POST", url, json={"items": ["Sổ đỏ", f"Bản sao{char}CCCD"], "reason": "thiếu"},
+            status=422, field="items", code="validation_error",
+        )  # fmt: skip
+        assert_names_the_character(error, char)
+        await rejected(
+            intake, "POST", url, json={"items": ["Sổ đỏ"], "reason": f"thiếu{char}giấy"},
+            status=422, field="reason", code="validation_error",
+        )  # fmt: skip
+    body = {"items": ["Sổ đỏ\tbản chính", "CCCD"], "reason": "Thiếu giấy tờ:\n- sổ đỏ"}
+    r = await intake.client.post(url, json=body, headers=intake.clerk)
+    assert r.status_code == 200, r.text
+    assert r.json()["history"][-1]["details"]["items"] == ["Sổ đỏ\tbản chính", "CCCD"]
+
+
+async def test_control_characters_are_refused_in_the_catalogue(intake: IntakeHarness) -> None:
+    admin = intake.admin
+    procedure = {
+        "code": "P9", "name": "Đăng ký\x00khai sinh", "agency_code": "UBND-Q1",
+        "time_limit": {"value": 5, "unit": "working_days"},
+    }  # fmt: skip
+    await rejected(
+        intake, "POST", "/procedures", json=procedure, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "PUT", "/agencies/UBND-Q1", json={"name": "UBND\u202eQ1"}, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    schedule = {"week": {"0": [["08:00\x00", "12:00"]]}}
+    await rejected(
+        intake, "PUT", "/agencies/UBND-Q1", json={"name": "UBND Q1", "office_schedule": schedule},
+        headers=admin, status=422, field="office_schedule", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "POST", "/agencies/UBND-Q1/supervisors", json={"name": "Ông\x1bMinh",
+        "phone": "0903123456"}, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "PUT", "/calendar/overrides/2026-12-31",
+        json={"kind": "day_off", "note": "Nghỉ\x00bù"}, headers=admin,
+        status=422, field="note", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_a_control_character_in_a_path_parameter_is_422_naming_it(
+    intake: IntakeHarness,
+) -> None:
+    """On PostgreSQL a NUL in the code reached the query and came back as a 500."""
+    await intake.procedure()
+    d = await intake.dossier()
+    for char in CONTROLS:
+        code = quote(f"{d['code']}{char}")
+        phone = {"phone": "0912345678"}
+        for method, url, kw in [
+            ("GET", f"/public/dossiers/{code}", {"params": phone, "headers": {}}),
+            ("GET", f"/dossiers/{code}", {}),
+            ("POST", f"/dossiers/{code}/start", {}),
+            ("PUT", f"/agencies/{quote('UBND' + char)}", {"json": {"name": "x"}}),
+        ]:
+            error = await rejected(
+                intake, method, url, status=422, code="validation_error",
+                field="agency_code" if "agencies" in url else "code", **kw,
+            )  # fmt: skip
+            assert_names_the_character(error, char)
+
+
+async def test_a_control_character_in_a_query_parameter_is_422_naming_it(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    await intake.dossier()
+    for char in CONTROLS:
+        for path, params, headers in [
+            ("/dossiers", {"agency": f"UBND-Q1{char}"}, intake.admin),
+            ("/dossiers", {"cursor": f"MQ{char}"}, intake.admin),
+            ("/public/dossiers/UBND-Q1-20261116-0001", {"phone": f"0912345678{char}"}, {}),
+            ("/reports/on-time", {"agency": f"UBND-Q1{char}"}, intake.admin),
+        ]:
+            field = next(iter(params))
+            error = await rejected(
+                intake, "GET", path, params=params, headers=headers,
+                status=422, field=field, code="validation_error",
+            )  # fmt: skip
+            assert_names_the_character(error, char)

@@ -10,10 +10,25 @@ from __future__ import annotations
 from fastapi import Request
 
 from services.core.runtime.http_errors import ApiError
+from services.core.text import problem_with
 
 
 async def check_request(request: Request) -> None:
     _json_bodies_only(request)
+    _printable_parameters(request)
+
+
+def _printable_parameters(request: Request) -> None:
+    """core.text's rule for path and query parameters, as RequestModel applies it to bodies.
+
+    A NUL in a dossier code used to reach PostgreSQL and come back as a 500."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in params:
+        field = name if problem_with(name) is None else name.encode("unicode_escape").decode()
+        for text in (name, value):
+            problem = problem_with(text) if isinstance(text, str) else None
+            if problem:
+                raise ApiError(422, "validation_error", f"{field}: {problem}", field)
 
 
 def _json_bodies_only(request: Request) -> None:

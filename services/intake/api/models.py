@@ -18,10 +18,13 @@ from pydantic import (
 
 from services.core.domain.calendar import VN_TZ
 from services.core.phones import InvalidPhone, normalise_phone
+from services.core.runtime.request_models import FREE_TEXT, RequestModel
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
 ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 DossierStatus = Literal[
@@ -60,7 +63,9 @@ LocalTime = Annotated[datetime, AfterValidator(_in_vietnam)]
 """A time in a response: always shown at +07:00, whatever the database handed back."""
 
 
-class Body(BaseModel):
+class Body(RequestModel):
+    """A request body: unknown fields refused; control characters refused (RequestModel)."""
+
     model_config = ConfigDict(extra="forbid", str_max_length=2000)
 
 
@@ -245,7 +250,7 @@ class PublicDossierOut(BaseModel):
 
 class CalendarDayIn(Body):
     kind: Literal["day_off", "workday"]
-    note: Annotated[str, StringConstraints(max_length=300)] = ""
+    note: Annotated[str, StringConstraints(max_length=300), FREE_TEXT] = ""
 
 
 class CalendarDayOut(BaseModel):
