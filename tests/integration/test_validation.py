@@ -10,6 +10,7 @@ import base64
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 
 from services.intake.adapters import tables as t
@@ -513,3 +514,159 @@ async def test_a_control_character_in_a_query_parameter_is_422_naming_it(
                 status=422, field=field, code="validation_error",
             )  # fmt: skip
             assert_names_the_character(error, char)
+
+
+# --- strict types and canonical forms ----------------------------------------------------
+
+
+def procedure_body(**kw: Any) -> dict[str, Any]:
+    return {
+        "code": "P9", "name": "Đăng ký khai sinh", "agency_code": "UBND-Q1",
+        "time_limit": {"value": 5, "unit": "working_days"}, **kw,
+    }  # fmt: skip
+
+
+async def test_numbers_and_flags_must_be_json_numbers_and_booleans(intake: IntakeHarness) -> None:
+    """true is not 1, "10" is not 10, 10.0 is not 10, "yes" is not true."""
+    for value in (True, "10", 10.0, "5"):
+        await rejected(
+            intake, "POST", "/procedures", headers=intake.admin,
+            json=procedure_body(time_limit={"value": value, "unit": "working_days"}),
+            status=422, field="time_limit.value", code="validation_error",
+        )  # fmt: skip
+    for flag in ("yes", "true", 1, 0):
+        await rejected(
+            intake, "POST", "/procedures", headers=intake.admin,
+            json=procedure_body(postal_return=flag),
+            status=422, field="postal_return", code="validation_error",
+        )  # fmt: skip
+    await intake.procedure()
+    await intake.agency("STNMT")
+    d = await intake.dossier()
+    for hours in (True, "8", 8.0):
+        await rejected(
+            intake, "POST", f"/dossiers/{d['code']}/transfer",
+            json={"to_agency": "STNMT", "allotted_hours": hours},
+            status=422, field="allotted_hours", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_cccd_is_twelve_ascii_digits_not_all_zeros(intake: IntakeHarness) -> None:
+    """str.isdigit() and a Unicode \\d take full-width and other scripts' digits."""
+    await intake.procedure()
+    for id_number in (
+        "００１２０３００４５６７",  # full-width
+        "٠٠١٢٠٣٠٠٤٥٦٧",  # Arabic-Indic
+        "00120300456৭",  # one Bengali digit
+        "000000000000",
+        " 001203004567",
+    ):
+        await rejected(
+            intake, "POST", "/dossiers",
+            json=dossier_body(applicant=applicant(id_number=id_number)),
+            status=422, field="applicant.id_number", code="validation_error",
+        )  # fmt: skip
+    d = await intake.dossier(applicant=applicant(id_number="079301001234"))
+    assert d["applicant"]["id_number"] == "079301001234"
+
+
+async def test_times_are_iso_8601_not_unix_time(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    for when in ("1700000000", 1700000000, 1700000000.5, "2026-11-16", "16/11/2026 08:00"):
+        await rejected(
+            intake, "POST", "/dossiers", json=dossier_body(received_at=when),
+            status=422, field="received_at", code="validation_error",
+        )  # fmt: skip
+    d = await intake.dossier(received_at="2026-11-16T08:00:00+07:00")
+    assert d["received_at"] == "2026-11-16T08:00:00+07:00"
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/start", json={"at": "1763254800"},
+        status=422, field="at", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/extend",
+        json={"new_due_at": 1800000000, "reason": "x"},
+        status=422, field="new_due_at", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_cutoff_time_takes_ascii_digits_only(intake: IntakeHarness) -> None:
+    for cutoff in ("1٥:00", "１５:００"):
+        await rejected(
+            intake, "POST", "/procedures", json=procedure_body(cutoff_time=cutoff),
+            headers=intake.admin, status=422, field="cutoff_time", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_codes_are_unique_whatever_their_case(intake: IntakeHarness) -> None:
+    await intake.procedure(code="DD-01", agency="VPDK-Q1")
+    error = await rejected(
+        intake, "POST", "/procedures", headers=intake.admin,
+        json=procedure_body(code="dd-01", agency_code="VPDK-Q1"),
+        status=409, field="code", code="already_exists",
+    )  # fmt: skip
+    assert "DD-01" in error["message"], error
+    for method, url, body, field in [
+        ("POST", "/procedures", procedure_body(agency_code="vpdk-q1"), "agency_code"),
+        ("PUT", "/agencies/vpdk-q1", {"name": "VPĐK Q1"}, "agency_code"),
+        ("POST", "/agencies/Vpdk-Q1/supervisors", {"name": "Minh", "phone": "0903123456"},
+         "agency_code"),
+    ]:  # fmt: skip
+        error = await rejected(
+            intake, method, url, json=body, headers=intake.admin,
+            status=409, field=field, code="already_exists",
+        )  # fmt: skip
+        assert "VPDK-Q1" in error["message"], error
+    # The agency's own spelling still works.
+    r = await intake.client.put("/agencies/VPDK-Q1", json={"name": "VPĐK Q1"}, headers=intake.admin)
+    assert r.status_code == 200, r.text
+
+
+async def test_the_database_itself_keeps_codes_unique_whatever_their_case(
+    intake: IntakeHarness,
+) -> None:
+    """The index behind the check above, for two admins creating VPDK-Q1 and vpdk-q1 at once."""
+    await intake.procedure(code="DD-01", agency="VPDK-Q1")
+    now = intake.clock()
+    for table, row in [
+        (t.agencies, {"code": "vpdk-q1", "name": "x", "office_schedule": {}, "created_at": now}),
+        (t.procedures, {"code": "dd-01", "name": "x", "agency_code": "VPDK-Q1",
+                        "time_limit_value": 1, "time_limit_unit": "working_days",
+                        "postal_return": False, "created_at": now}),
+    ]:  # fmt: skip
+        with pytest.raises(sa.exc.IntegrityError):
+            async with intake.service.engine.begin() as conn:
+                await conn.execute(table.insert().values(**row))
+
+
+async def test_a_transfer_to_an_unknown_agency_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await intake.agency("STNMT")
+    d = await intake.dossier()
+    for agency in ("NO-SUCH", "stnmt"):
+        await rejected(
+            intake, "POST", f"/dossiers/{d['code']}/transfer", json={"to_agency": agency},
+            status=422, field="to_agency", code="invalid_command",
+        )  # fmt: skip
+    r = await intake.client.post(
+        f"/dossiers/{d['code']}/transfer", json={"to_agency": "STNMT"}, headers=intake.clerk
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_calendar_override_days_are_iso_dates_from_2000_to_2099(
+    intake: IntakeHarness,
+) -> None:
+    """The tracker's calendar covers 2000–2099: a day outside it was dead-lettered there."""
+    for day in ("1999-12-31", "2100-01-01", "0001-01-01", "9999-12-31", "20261231", "1700000000"):
+        for method in ("PUT", "DELETE"):
+            await rejected(
+                intake, method, f"/calendar/overrides/{day}", headers=intake.admin,
+                json={"kind": "day_off"} if method == "PUT" else None,
+                status=422, field="day", code="validation_error",
+            )  # fmt: skip
+    for day in ("2000-01-01", "2099-12-31"):
+        r = await intake.client.put(
+            f"/calendar/overrides/{day}", json={"kind": "workday"}, headers=intake.admin
+        )
+        assert r.status_code == 200, r.text
