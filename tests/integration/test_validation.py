@@ -514,6 +514,11 @@ async def test_a_control_character_in_a_query_parameter_is_422_naming_it(
                 status=422, field=field, code="validation_error",
             )  # fmt: skip
             assert_names_the_character(error, char)
+    # A parameter's name is named escaped, as it could not be shown otherwise.
+    await rejected(
+        intake, "GET", "/dossiers", params={"agency\x00": "UBND-Q1"}, headers=intake.admin,
+        status=422, field="agency\\x00", code="validation_error",
+    )  # fmt: skip
 
 
 # --- strict types and canonical forms ----------------------------------------------------

@@ -24,11 +24,12 @@ def _printable_parameters(request: Request) -> None:
     A NUL in a dossier code used to reach PostgreSQL and come back as a 500."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     for name, value in params:
-        field = name if problem_with(name) is None else name.encode("unicode_escape").decode()
-        for text in (name, value):
-            problem = problem_with(text) if isinstance(text, str) else None
-            if problem:
-                raise ApiError(422, "validation_error", f"{field}: {problem}", field)
+        in_name = problem_with(name)
+        problem = in_name or (problem_with(value) if isinstance(value, str) else None)
+        if problem:
+            # The parameter as sent, though with its own control characters escaped.
+            field = name.encode("unicode_escape").decode() if in_name else name
+            raise ApiError(422, "validation_error", f"{field}: {problem}", field)
 
 
 def _json_bodies_only(request: Request) -> None:

@@ -41,11 +41,11 @@ async def ensure_agency(conn: AsyncConnection, code: str, now: Any) -> None:
         raise ApiError(409, "already_exists", message, "agency_code")
 
 
-def _created_meanwhile(what: str) -> ApiError:
-    # Two requests created the same code at once; the unique index kept one of them.
-    return ApiError(
-        409, "already_exists", f"{what} was created meanwhile; try again", "agency_code"
-    )
+def _agency_created_meanwhile() -> ApiError:
+    # Two requests created the agency (or two spellings of it) at once: the unique index
+    # kept one of them; the other may simply be sent again.
+    message = "the agency was created by another request meanwhile; try again"
+    return ApiError(409, "already_exists", message, "agency_code")
 
 
 @router.post(
@@ -127,7 +127,7 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
                 .values(name=body.name, office_schedule=schedule)
             )
     except IntegrityError:
-        raise _created_meanwhile("the agency") from None
+        raise _agency_created_meanwhile() from None
     return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
 
 
@@ -159,7 +159,7 @@ async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) ->
             )
             await repo.publish_supervisors_change(conn, agency_code, now)
     except IntegrityError:
-        raise _created_meanwhile("the agency") from None
+        raise _agency_created_meanwhile() from None
     ctx.wake_relay()
     return m.SupervisorOut(id=supervisor_id, agency_code=agency_code, **body.model_dump())
 
