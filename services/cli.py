@@ -359,6 +359,8 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
+    from services.core.runtime.http_protocol import JsonErrorsHttpProtocol  # 400s as JSON
+
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any peer on
     # loopback (its default FORWARDED_ALLOW_IPS) as the client address, before our own
     # MOTCUA_TRUSTED_PROXIES rule (core.runtime.proxies) is asked.
@@ -369,6 +371,7 @@ def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        http=JsonErrorsHttpProtocol,
     )
 
 

@@ -127,6 +127,17 @@ async def receive_dossier(
     return dossier
 
 
+async def check_references(conn: AsyncConnection, body: m.ActionIn) -> None:
+    """What an action names must exist: a dossier is transferred to an agency of the
+    catalogue, spelled as it is there (else the dossier would sit with an office no clerk
+    or supervisor has)."""
+    if not isinstance(body, m.TransferIn) or await repo.get_agency(conn, body.to_agency):
+        return
+    spelled = await repo.code_in_any_case(conn, t.agencies, body.to_agency)
+    hint = f"; did you mean {spelled}?" if spelled else ""
+    raise InvalidCommand("to_agency", f"no such agency{hint}")
+
+
 Decision = Callable[[Dossier, datetime, WorkingCalendar], None]
 
 

@@ -63,6 +63,9 @@ class Office:
             headers=self.admin,
         )  # fmt: skip
         assert r.status_code == 201, r.text
+        # The agency dossiers are transferred to (walk_transfer_and_rejection).
+        r = await self.client.put("/agencies/STNMT", json={"name": "Sở TN&MT"}, headers=self.admin)
+        assert r.status_code == 200, r.text
         for phone, name in SUPERVISORS.items():
             r = await self.client.post(
                 f"/agencies/{AGENCY}/supervisors",

@@ -158,6 +158,7 @@ async def test_full_path_with_extension_counts_late(intake: IntakeHarness) -> No
 
 async def test_transfer_gives_the_receiving_agency_access(intake: IntakeHarness) -> None:
     await intake.procedure()
+    await intake.agency("STNMT")
     d = await intake.dossier()
     r = await intake.client.post(
         f"/dossiers/{d['code']}/transfer",

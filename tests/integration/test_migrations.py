@@ -20,6 +20,9 @@ def test_every_service_with_tables_has_migrations() -> None:
     assert set(METADATA) <= set(migrated_services())
 
 
+# SQLite cannot reflect an index on an expression (the intake's lower(code) indexes), so they
+# are left out of the comparison; test_validation checks them on SQLite and PostgreSQL.
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 @pytest.mark.parametrize("service", sorted(METADATA))
 def test_migrations_match_the_declared_tables(service: str, sqlite_template: Path) -> None:
     engine = create_engine(f"sqlite:///{sqlite_template / f'{service}.db'}")

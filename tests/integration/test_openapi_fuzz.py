@@ -1,8 +1,11 @@
 """Schemathesis against the intake's own /openapi.json: no 5xx, and every 4xx in our error shape.
 
-The app runs on a migrated SQLite file with a fake clock and no broker (events stay in the
-outbox). An admin token, a procedure and a dossier are seeded first, and the fuzzer is told
-their codes and the applicant's phone, so many generated paths reach real rows instead of 404.
+The app runs on a migrated database — a SQLite file, and PostgreSQL, which refuses what
+SQLite stores (a NUL in a text) — with a fake clock and no broker (events stay in the outbox).
+An admin token, a procedure and a dossier are seeded first, and the fuzzer is told their codes
+and the applicant's phone, so many generated paths reach real rows instead of 404. Besides the
+characters schemathesis draws itself (NUL included), a control character or a bidirectional
+override is put into every string of the path, the query or the body of many cases.
 
 Cases come from `APIOperation.as_strategy` under Hypothesis' own `@given`, one pytest test per
 operation: schemathesis' lazy `from_fixture(...).parametrize()` fails on pytest 9.2 (it sets
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -30,12 +34,19 @@ from schemathesis.python import asgi
 from services.core.runtime.database import create_engine
 from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
+from services.core.text import problem_with
 from services.intake.adapters.tokens import create_token
 from services.intake.app import IntakeService
-from tests.fixtures.db import run_aside
+from tests.fixtures.db import empty_postgres, run_aside
 from tests.fixtures.intake import FakeClock, dossier_body, monday_morning
 
 PHONE = "0912345678"
+# What is put into strings: NUL, other C0 controls (tab and newline too), DEL, C1 controls,
+# bidirectional overrides and isolates.
+CONTROLS = ["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9f", "\u202e", "\u2066"]
+# Examples per operation and database (25 operations): a few hundred cases per database.
+ADMIN_EXAMPLES = 12
+ANONYMOUS_EXAMPLES = 4
 FUZZ_SETTINGS = {
     "deadline": None,
     "derandomize": True,
@@ -93,7 +104,13 @@ def _config(seed: Seeded, *, with_token: bool) -> schemathesis.Config:
     every case carries the admin token. Without one, it may send made-up bearer tokens."""
     data: dict[str, Any] = {
         "seed": 20261116,
-        "generation": {"deterministic": True, "with-security-parameters": not with_token},
+        "generation": {
+            "deterministic": True,
+            "with-security-parameters": not with_token,
+            # schemathesis' defaults, pinned: strings may hold any character, NUL included
+            "allow-x00": True,
+            "codec": "utf-8",
+        },
         "dictionaries": {
             "dossier_codes": {"values": [seed.dossier_code]},
             "agency_codes": {"values": ["UBND-Q1"]},
@@ -126,11 +143,22 @@ PROTECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def seeded(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def seeded(
+    request: pytest.FixtureRequest,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Seeded:
     folder = tmp_path_factory.mktemp("fuzz")
-    shutil.copy(sqlite_template / "intake.db", folder / "intake.db")
-    return run_aside(_seed(f"sqlite+aiosqlite:///{folder}/intake.db", folder))
+    if request.param == "sqlite":
+        shutil.copy(sqlite_template / "intake.db", folder / "intake.db")
+        url = f"sqlite+aiosqlite:///{folder}/intake.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        empty_postgres(url)
+    return run_aside(_seed(url, folder))
 
 
 def _load_schema(seed: Seeded, *, with_token: bool) -> Iterator[Any]:
@@ -183,26 +211,65 @@ def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
 
 
 def rejected_without_token(_ctx: Any, response: Any, case: Any) -> None:
-    """Without a token, a protected operation answers 401 (or 400 when the JSON is broken)."""
+    """Without a token, a protected operation answers 401, unless the request is refused on
+    its form first, whoever sent it: 400 when the JSON is broken, 422 naming a path or query
+    parameter that holds a control character."""
     if not case.operation.definition.raw.get("security"):
         return
     error = _error_body(response)
     if response.status_code == 400:
         assert error["code"] == "malformed_json", error
         return
+    if response.status_code == 422:
+        # schemathesis keeps path parameters percent-encoded, as they go into the URL
+        path = {k: unquote(str(v)) for k, v in (case.path_parameters or {}).items()}
+        parameters = {**path, **(case.query or {})}
+        value = parameters.get(error["field"])
+        assert value is not None, f"422 without a token names no parameter: {error!r}"
+        assert any(problem_with(str(v)) for v in _values(value)), (value, error)
+        return
     assert response.status_code == 401, f"{response.status_code}: {error!r}"
     assert error["code"] == "unauthorized", error
+
+
+def _values(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _with_control(case: Any, where: str | None, char: str) -> Any:
+    """The case with `char` put into every string of its path, query or body (or as it is)."""
+    if where == "path" and case.path_parameters:
+        # kept percent-encoded, as schemathesis keeps them, to go into the URL as they are
+        case.path_parameters = _tainted(case.path_parameters, quote(char, safe=""))
+    elif where == "query" and case.query:
+        case.query = _tainted(case.query, char)
+    elif where == "body" and isinstance(case.body, dict | list | str):
+        case.body = _tainted(case.body, char)
+    return case
+
+
+def _tainted(value: Any, char: str) -> Any:
+    if isinstance(value, str):
+        return value[: len(value) // 2] + char + value[len(value) // 2 :]
+    if isinstance(value, dict):
+        return {key: _tainted(item, char) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tainted(item, char) for item in value]
+    return value
 
 
 def _fuzz(
     schema: Any, method: str, path: str, max_examples: int, headers: dict[str, str], checks: list
 ) -> list[int]:
-    """Positive and negative cases for one operation; returns the statuses seen."""
+    """Positive and negative cases for one operation, some of them with a control character
+    put in; returns the statuses seen."""
     operation = schema[path][method]
-    strategy = st.one_of(
+    generated = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
     )
+    where = st.sampled_from([None, None, "path", "query", "body"])
+    strategy = st.builds(_with_control, generated, where, st.sampled_from(CONTROLS))
     statuses: list[int] = []
 
     @settings(max_examples=max_examples, **FUZZ_SETTINGS)
@@ -222,7 +289,8 @@ def test_no_server_error_with_an_admin_token(
     admin_schema: Any, seeded: Seeded, method: str, path: str
 ) -> None:
     auth = {"Authorization": f"Bearer {seeded.admin_token}"}
-    statuses = _fuzz(admin_schema, method, path, 30, auth, [not_a_server_error, error_shape])
+    checks = [not_a_server_error, error_shape]
+    statuses = _fuzz(admin_schema, method, path, ADMIN_EXAMPLES, auth, checks)
     assert statuses, "the fuzzer sent nothing"
     assert 401 not in statuses, "every case should carry the admin token"
     if path in ("/dossiers/{code}", "/public/dossiers/{code}"):
@@ -232,7 +300,7 @@ def test_no_server_error_with_an_admin_token(
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_token_is_a_clean_401(anonymous_schema: Any, method: str, path: str) -> None:
     checks = [not_a_server_error, error_shape, rejected_without_token]
-    statuses = _fuzz(anonymous_schema, method, path, 8, {}, checks)
+    statuses = _fuzz(anonymous_schema, method, path, ANONYMOUS_EXAMPLES, {}, checks)
     assert statuses, "the fuzzer sent nothing"
     if (method, path) in PROTECTED:
         assert 401 in statuses

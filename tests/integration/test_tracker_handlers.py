@@ -150,6 +150,7 @@ async def test_extension_is_late_against_the_original_deadline(tracker: TrackerH
 
 async def test_a_late_transfer_step_flags_the_agency_that_held_it(tracker: TrackerHarness) -> None:
     await tracker.intake.procedure()
+    await tracker.intake.agency("STNMT")
     d = await tracker.intake.dossier()
     await act(tracker, d["code"], "transfer", to_agency="STNMT", allotted_hours=8)
     await tracker.feed()

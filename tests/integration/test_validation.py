@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 
 from services.intake.adapters import tables as t
@@ -17,16 +19,22 @@ from tests.fixtures.intake import IntakeHarness, dossier_body
 ADDRESS = {"street": "12 Lê Lợi", "ward": "Bến Nghé", "district": "Quận 1", "province": "TP.HCM"}
 
 
-async def snapshot(intake: IntakeHarness) -> tuple[int, int, int]:
-    """Dossier rows, outbox rows and the sum of dossier versions (any action bumps it)."""
+CATALOGUE = (t.procedures, t.agencies, t.supervisors, t.calendar_overrides)
+
+
+async def snapshot(intake: IntakeHarness) -> tuple[int, ...]:
+    """Dossier rows, outbox rows, the sum of dossier versions (any action bumps it), and the
+    rows of each catalogue table."""
     async with intake.service.engine.connect() as conn:
         count_dossiers = sa.select(sa.func.count()).select_from(t.dossiers)
         count_outbox = sa.select(sa.func.count()).select_from(t.outbox)
         versions = sa.select(sa.func.coalesce(sa.func.sum(t.dossiers.c.version), 0))
+        catalogue = [sa.select(sa.func.count()).select_from(table) for table in CATALOGUE]
         return (
             (await conn.execute(count_dossiers)).scalar_one(),
             (await conn.execute(count_outbox)).scalar_one(),
             int((await conn.execute(versions)).scalar_one()),
+            *[(await conn.execute(count)).scalar_one() for count in catalogue],
         )
 
 
@@ -332,6 +340,20 @@ async def test_cursor_we_never_issued_is_422(intake: IntakeHarness) -> None:
         )  # fmt: skip
 
 
+async def test_a_cursor_mangled_in_copying_is_422_not_another_page(intake: IntakeHarness) -> None:
+    """base64 decoding skips what is not base64: "MTA%3" (a bad percent-encoding of the
+    cursor "MTA3") used to be read as that cursor. Only the exact text we issued is one."""
+    issued = base64.urlsafe_b64encode(b"107").decode().rstrip("=")
+    assert issued == "MTA3"
+    for cursor in ("MTA%3", "MTA 3", "MT\nA3", "MTA3=", " MTA3"):
+        await rejected(
+            intake, "GET", "/dossiers", params={"cursor": cursor}, headers=intake.admin,
+            status=422, field="cursor", code="validation_error",
+        )  # fmt: skip
+    r = await intake.client.get("/dossiers", params={"cursor": issued}, headers=intake.admin)
+    assert r.status_code == 200, r.text
+
+
 async def test_nothing_is_written_by_a_run_of_bad_requests(intake: IntakeHarness) -> None:
     """The tables are the same after a batch of bad receipts and actions as before."""
     await intake.procedure()
@@ -351,3 +373,305 @@ async def test_nothing_is_written_by_a_run_of_bad_requests(intake: IntakeHarness
         r = await intake.client.post(url, json=body, headers=intake.clerk)
         assert r.status_code in (409, 422), (url, r.text)
     assert await snapshot(intake) == before
+
+
+# --- control characters ------------------------------------------------------------------
+
+# C0 controls, DEL, C1 controls, bidirectional overrides, embeddings and isolates.
+CONTROLS = ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f", "\u202a", "\u202e", "\u2066", "\u2069"]
+# Allowed in free text (a reason, a missing item, a note), not in a name or a code.
+LINE_BREAKS = ["\t", "\n"]
+
+
+def assert_names_the_character(error: dict[str, Any], char: str) -> None:
+    assert f"U+{ord(char):04X}" in error["message"], error
+
+
+async def test_a_control_character_in_a_name_is_422_naming_the_field(
+    intake: IntakeHarness,
+) -> None:
+    """A NUL in the applicant's name used to be stored, then block every SMS of the dossier."""
+    await intake.procedure()
+    for char in CONTROLS + LINE_BREAKS:
+        body = dossier_body(applicant=applicant(full_name=f"Nguyễn{char}Văn An"))
+        error = await rejected(
+            intake, "POST", "/dossiers", json=body,
+            status=422, field="applicant.full_name", code="validation_error",
+        )  # fmt: skip
+        assert_names_the_character(error, char)
+
+
+async def test_control_characters_are_refused_in_every_string_of_a_receipt(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure(postal_return=True)
+    address = {**ADDRESS, "ward": "Bến\x00Nghé"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (dossier_body(applicant=applicant(phone="0912345678\x00")), "applicant.phone"),
+        (dossier_body(applicant=applicant(email="an@example.vn\u202e")), "applicant.email"),
+        (dossier_body(applicant=applicant(id_number="00120300456\x00")), "applicant.id_number"),
+        (dossier_body(return_method="postal", return_address=address), "return_address.ward"),
+        (dossier_body(procedure_code="P1\x00"), "procedure_code"),
+        (dossier_body(channel="counter\x00"), "channel"),
+    ]
+    for body, field in cases:
+        await rejected(
+            intake, "POST", "/dossiers", json=body, status=422, field=field,
+            code="validation_error",
+        )  # fmt: skip
+
+
+async def test_free_text_takes_tabs_and_newlines_but_no_other_control(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    d = await intake.dossier()
+    url = f"/dossiers/{d['code']}/request-supplement"
+    for char in CONTROLS + ["\r", "\x0b", "\x0c"]:
+        error = await rejected(
+            intake, "POST", url, json={"items": ["Sổ đỏ", f"Bản sao{char}CCCD"], "reason": "thiếu"},
+            status=422, field="items", code="validation_error",
+        )  # fmt: skip
+        assert_names_the_character(error, char)
+        await rejected(
+            intake, "POST", url, json={"items": ["Sổ đỏ"], "reason": f"thiếu{char}giấy"},
+            status=422, field="reason", code="validation_error",
+        )  # fmt: skip
+    body = {"items": ["Sổ đỏ\tbản chính", "CCCD"], "reason": "Thiếu giấy tờ:\n- sổ đỏ"}
+    r = await intake.client.post(url, json=body, headers=intake.clerk)
+    assert r.status_code == 200, r.text
+    assert r.json()["history"][-1]["details"]["items"] == ["Sổ đỏ\tbản chính", "CCCD"]
+
+
+async def test_control_characters_are_refused_in_the_catalogue(intake: IntakeHarness) -> None:
+    admin = intake.admin
+    procedure = {
+        "code": "P9", "name": "Đăng ký\x00khai sinh", "agency_code": "UBND-Q1",
+        "time_limit": {"value": 5, "unit": "working_days"},
+    }  # fmt: skip
+    await rejected(
+        intake, "POST", "/procedures", json=procedure, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "PUT", "/agencies/UBND-Q1", json={"name": "UBND\u202eQ1"}, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    schedule = {"week": {"0": [["08:00\x00", "12:00"]]}}
+    await rejected(
+        intake, "PUT", "/agencies/UBND-Q1", json={"name": "UBND Q1", "office_schedule": schedule},
+        headers=admin, status=422, field="office_schedule", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "POST", "/agencies/UBND-Q1/supervisors", json={"name": "Ông\x1bMinh",
+        "phone": "0903123456"}, headers=admin,
+        status=422, field="name", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "PUT", "/calendar/overrides/2026-12-31",
+        json={"kind": "day_off", "note": "Nghỉ\x00bù"}, headers=admin,
+        status=422, field="note", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_a_control_character_in_a_path_parameter_is_422_naming_it(
+    intake: IntakeHarness,
+) -> None:
+    """On PostgreSQL a NUL in the code reached the query and came back as a 500."""
+    await intake.procedure()
+    d = await intake.dossier()
+    for char in CONTROLS:
+        code = quote(f"{d['code']}{char}")
+        phone = {"phone": "0912345678"}
+        for method, url, kw in [
+            ("GET", f"/public/dossiers/{code}", {"params": phone, "headers": {}}),
+            ("GET", f"/dossiers/{code}", {}),
+            ("POST", f"/dossiers/{code}/start", {}),
+            ("PUT", f"/agencies/{quote('UBND' + char)}", {"json": {"name": "x"}}),
+        ]:
+            error = await rejected(
+                intake, method, url, status=422, code="validation_error",
+                field="agency_code" if "agencies" in url else "code", **kw,
+            )  # fmt: skip
+            assert_names_the_character(error, char)
+
+
+async def test_a_control_character_in_a_query_parameter_is_422_naming_it(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    await intake.dossier()
+    for char in CONTROLS:
+        for path, params, headers in [
+            ("/dossiers", {"agency": f"UBND-Q1{char}"}, intake.admin),
+            ("/dossiers", {"cursor": f"MQ{char}"}, intake.admin),
+            ("/public/dossiers/UBND-Q1-20261116-0001", {"phone": f"0912345678{char}"}, {}),
+            ("/reports/on-time", {"agency": f"UBND-Q1{char}"}, intake.admin),
+        ]:
+            field = next(iter(params))
+            error = await rejected(
+                intake, "GET", path, params=params, headers=headers,
+                status=422, field=field, code="validation_error",
+            )  # fmt: skip
+            assert_names_the_character(error, char)
+    # A parameter's name is named escaped, as it could not be shown otherwise.
+    await rejected(
+        intake, "GET", "/dossiers", params={"agency\x00": "UBND-Q1"}, headers=intake.admin,
+        status=422, field="agency\\x00", code="validation_error",
+    )  # fmt: skip
+
+
+# --- strict types and canonical forms ----------------------------------------------------
+
+
+def procedure_body(**kw: Any) -> dict[str, Any]:
+    return {
+        "code": "P9", "name": "Đăng ký khai sinh", "agency_code": "UBND-Q1",
+        "time_limit": {"value": 5, "unit": "working_days"}, **kw,
+    }  # fmt: skip
+
+
+async def test_numbers_and_flags_must_be_json_numbers_and_booleans(intake: IntakeHarness) -> None:
+    """true is not 1, "10" is not 10, 10.0 is not 10, "yes" is not true."""
+    for value in (True, "10", 10.0, "5"):
+        await rejected(
+            intake, "POST", "/procedures", headers=intake.admin,
+            json=procedure_body(time_limit={"value": value, "unit": "working_days"}),
+            status=422, field="time_limit.value", code="validation_error",
+        )  # fmt: skip
+    for flag in ("yes", "true", 1, 0):
+        await rejected(
+            intake, "POST", "/procedures", headers=intake.admin,
+            json=procedure_body(postal_return=flag),
+            status=422, field="postal_return", code="validation_error",
+        )  # fmt: skip
+    await intake.procedure()
+    await intake.agency("STNMT")
+    d = await intake.dossier()
+    for hours in (True, "8", 8.0):
+        await rejected(
+            intake, "POST", f"/dossiers/{d['code']}/transfer",
+            json={"to_agency": "STNMT", "allotted_hours": hours},
+            status=422, field="allotted_hours", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_cccd_is_twelve_ascii_digits_not_all_zeros(intake: IntakeHarness) -> None:
+    """str.isdigit() and a Unicode \\d take full-width and other scripts' digits."""
+    await intake.procedure()
+    for id_number in (
+        "００１２０３００４５６７",  # full-width
+        "٠٠١٢٠٣٠٠٤٥٦٧",  # Arabic-Indic
+        "00120300456৭",  # one Bengali digit
+        "000000000000",
+        " 001203004567",
+    ):
+        await rejected(
+            intake, "POST", "/dossiers",
+            json=dossier_body(applicant=applicant(id_number=id_number)),
+            status=422, field="applicant.id_number", code="validation_error",
+        )  # fmt: skip
+    d = await intake.dossier(applicant=applicant(id_number="079301001234"))
+    assert d["applicant"]["id_number"] == "079301001234"
+
+
+async def test_times_are_iso_8601_not_unix_time(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    for when in ("1700000000", 1700000000, 1700000000.5, "2026-11-16", "16/11/2026 08:00"):
+        await rejected(
+            intake, "POST", "/dossiers", json=dossier_body(received_at=when),
+            status=422, field="received_at", code="validation_error",
+        )  # fmt: skip
+    d = await intake.dossier(received_at="2026-11-16T08:00:00+07:00")
+    assert d["received_at"] == "2026-11-16T08:00:00+07:00"
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/start", json={"at": "1763254800"},
+        status=422, field="at", code="validation_error",
+    )  # fmt: skip
+    await rejected(
+        intake, "POST", f"/dossiers/{d['code']}/extend",
+        json={"new_due_at": 1800000000, "reason": "x"},
+        status=422, field="new_due_at", code="validation_error",
+    )  # fmt: skip
+
+
+async def test_cutoff_time_takes_ascii_digits_only(intake: IntakeHarness) -> None:
+    for cutoff in ("1٥:00", "１５:００"):
+        await rejected(
+            intake, "POST", "/procedures", json=procedure_body(cutoff_time=cutoff),
+            headers=intake.admin, status=422, field="cutoff_time", code="validation_error",
+        )  # fmt: skip
+
+
+async def test_codes_are_unique_whatever_their_case(intake: IntakeHarness) -> None:
+    await intake.procedure(code="DD-01", agency="VPDK-Q1")
+    error = await rejected(
+        intake, "POST", "/procedures", headers=intake.admin,
+        json=procedure_body(code="dd-01", agency_code="VPDK-Q1"),
+        status=409, field="code", code="already_exists",
+    )  # fmt: skip
+    assert "DD-01" in error["message"], error
+    for method, url, body, field in [
+        ("POST", "/procedures", procedure_body(agency_code="vpdk-q1"), "agency_code"),
+        ("PUT", "/agencies/vpdk-q1", {"name": "VPĐK Q1"}, "agency_code"),
+        ("POST", "/agencies/Vpdk-Q1/supervisors", {"name": "Minh", "phone": "0903123456"},
+         "agency_code"),
+    ]:  # fmt: skip
+        error = await rejected(
+            intake, method, url, json=body, headers=intake.admin,
+            status=409, field=field, code="already_exists",
+        )  # fmt: skip
+        assert "VPDK-Q1" in error["message"], error
+    # The agency's own spelling still works.
+    r = await intake.client.put("/agencies/VPDK-Q1", json={"name": "VPĐK Q1"}, headers=intake.admin)
+    assert r.status_code == 200, r.text
+
+
+async def test_the_database_itself_keeps_codes_unique_whatever_their_case(
+    intake: IntakeHarness,
+) -> None:
+    """The index behind the check above, for two admins creating VPDK-Q1 and vpdk-q1 at once."""
+    await intake.procedure(code="DD-01", agency="VPDK-Q1")
+    now = intake.clock()
+    for table, row in [
+        (t.agencies, {"code": "vpdk-q1", "name": "x", "office_schedule": {}, "created_at": now}),
+        (t.procedures, {"code": "dd-01", "name": "x", "agency_code": "VPDK-Q1",
+                        "time_limit_value": 1, "time_limit_unit": "working_days",
+                        "postal_return": False, "created_at": now}),
+    ]:  # fmt: skip
+        with pytest.raises(sa.exc.IntegrityError):
+            async with intake.service.engine.begin() as conn:
+                await conn.execute(table.insert().values(**row))
+
+
+async def test_a_transfer_to_an_unknown_agency_is_422(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await intake.agency("STNMT")
+    d = await intake.dossier()
+    for agency in ("NO-SUCH", "stnmt"):
+        await rejected(
+            intake, "POST", f"/dossiers/{d['code']}/transfer", json={"to_agency": agency},
+            status=422, field="to_agency", code="invalid_command",
+        )  # fmt: skip
+    r = await intake.client.post(
+        f"/dossiers/{d['code']}/transfer", json={"to_agency": "STNMT"}, headers=intake.clerk
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_calendar_override_days_are_iso_dates_from_2000_to_2099(
+    intake: IntakeHarness,
+) -> None:
+    """The tracker's calendar covers 2000–2099: a day outside it was dead-lettered there."""
+    for day in ("1999-12-31", "2100-01-01", "0001-01-01", "9999-12-31", "20261231", "1700000000"):
+        for method in ("PUT", "DELETE"):
+            await rejected(
+                intake, method, f"/calendar/overrides/{day}", headers=intake.admin,
+                json={"kind": "day_off"} if method == "PUT" else None,
+                status=422, field="day", code="validation_error",
+            )  # fmt: skip
+    for day in ("2000-01-01", "2099-12-31"):
+        r = await intake.client.put(
+            f"/calendar/overrides/{day}", json={"kind": "workday"}, headers=intake.admin
+        )
+        assert r.status_code == 200, r.text

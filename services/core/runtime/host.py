@@ -3,7 +3,7 @@
 A service contributes routers and a start/stop pair; the host starts them in order inside
 FastAPI's lifespan and stops them in reverse, so `motcua up` and `motcua intake` share code.
 The host serves /healthz, /readyz and /metrics (every hosted service's metrics, and the
-HTTP request durations by route template).
+HTTP request durations by route template), and refuses oversized bodies for every service.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Histogram
 
+from services.core.runtime.body_limit import BodyLimit
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, exposition
+from services.core.runtime.request_checks import check_request
+from services.core.runtime.settings import Settings
 
 log = structlog.get_logger("motcua.http")
 
@@ -33,6 +36,7 @@ Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Await
 class Service(Protocol):
     name: str
     metrics: ServiceMetrics
+    settings: Settings
 
     def routers(self) -> Sequence[APIRouter]: ...
 
@@ -63,6 +67,7 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="motcua: dossiers, legal deadlines, notices for one-stop offices",
+        dependencies=[Depends(check_request)],  # every service's routes, before their own
     )
     for service in services:
         service.install(app)
@@ -71,8 +76,17 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
     http = HttpMetrics(services)
     app.include_router(_health_router(services))
     app.include_router(_metrics_router(services, http))
+    # Added before the metrics middleware, so it runs inside it: a 413 is logged and counted.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes(services))
     app.middleware("http")(_observe(http))
     return app
+
+
+def max_body_bytes(services: Sequence[Service]) -> int:
+    """The strictest cap of the services sharing the port (`motcua up` gives them one
+    Settings, so in practice the one MOTCUA_MAX_BODY_BYTES)."""
+    default: int = Settings.model_fields["max_body_bytes"].default
+    return min((service.settings.max_body_bytes for service in services), default=default)
 
 
 class HttpMetrics:

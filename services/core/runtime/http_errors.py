@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -22,6 +21,11 @@ from services.core.runtime.database import (
 log = structlog.get_logger(__name__)
 
 
+# A client told "too many" or "unavailable" must be told when to come back: every 429 and 503
+# carries Retry-After, in seconds. The rate limits count per minute; a database comes back soon.
+DEFAULT_RETRY_AFTER = {429: 60, 503: 1}
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -29,24 +33,40 @@ class ApiError(Exception):
         code: str,
         message: str,
         field: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        *,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
-        self.headers = dict(headers or {})
+        self.retry_after = retry_after
 
 
 def rate_limited(message: str, retry_after_seconds: float) -> ApiError:
-    """A 429, which always says when to come back (Retry-After, whole seconds, at least 1)."""
+    """A 429 that says when this client's window has room again (whole seconds, at least 1)."""
     seconds = max(1, math.ceil(retry_after_seconds))
-    return ApiError(429, "rate_limited", message, headers={"Retry-After": str(seconds)})
+    return ApiError(429, "rate_limited", message, retry_after=seconds)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    *,
+    retry_after: int | None = None,
+) -> JSONResponse:
+    """An error in the contract's shape; a 429 or 503 always says when to retry."""
+    headers = {}
+    if status in DEFAULT_RETRY_AFTER:
+        headers["Retry-After"] = str(retry_after or DEFAULT_RETRY_AFTER[status])
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -63,8 +83,9 @@ def install_common_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        body = error_body(exc.code, exc.message, exc.field)
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
+        return error_response(
+            exc.status, exc.code, exc.message, exc.field, retry_after=exc.retry_after
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,7 +110,7 @@ def install_common_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
             exc.status_code, "http_error"
         )
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        return error_response(exc.status_code, code, str(exc.detail))
 
     # A handler for DBAPIError (not Exception) runs inside Starlette's ExceptionMiddleware,
     # which answers without re-raising: the server does not log a traceback quoting SQL.
@@ -98,8 +119,7 @@ def install_common_handlers(app: FastAPI) -> None:
     async def _database(_request: Request, exc: Exception) -> JSONResponse:
         if is_transient_database_error(exc):  # not our bug: the client may simply retry
             log.warning("database_unavailable", error_type=type(exc).__name__)
-            body = error_body("unavailable", "the database is unavailable; retry shortly")
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+            return error_response(503, "unavailable", "the database is unavailable; retry shortly")
         error = describe_database_error(exc) if isinstance(exc, DBAPIError) else ""
         log.error("database_error", error_type=type(exc).__name__, error=error)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # A request body larger than this is refused with 413 before it is read (host.BodyLimit).
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # -- housekeeping: how long each kind of row is kept, and how often it is swept
     housekeeping_interval_seconds: float = Field(default=3600, gt=0)
     outbox_keep_days: float = Field(default=7, gt=0)

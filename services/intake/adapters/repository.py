@@ -89,6 +89,17 @@ async def get_agency(conn: AsyncConnection, code: str) -> Any:
     return (await conn.execute(sa.select(t.agencies).where(t.agencies.c.code == code))).first()
 
 
+async def code_in_any_case(conn: AsyncConnection, table: sa.Table, code: str) -> str | None:
+    """The code of the agency or procedure that `code` names whatever its case, as stored.
+
+    Codes are unique case-insensitively (a unique index on lower(code)): VPDK-Q1 and vpdk-q1
+    would be one office to a clerk and two to the database."""
+    found = await conn.execute(
+        sa.select(table.c.code).where(sa.func.lower(table.c.code) == code.lower())
+    )
+    return found.scalar_one_or_none()
+
+
 async def load_overrides(conn: AsyncConnection) -> list[CalendarOverride]:
     rows = await conn.execute(sa.select(t.calendar_overrides).order_by(t.calendar_overrides.c.day))
     return [CalendarOverride(r.day, DayKind(r.kind), r.note) for r in rows]
@@ -311,6 +322,10 @@ def decode_cursor(cursor: str) -> int:
     text = base64.urlsafe_b64decode(padded.encode()).decode()
     # Only what encode_cursor makes: a BIGINT the database can compare with (else a 500).
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError("not a cursor")
+    # base64 decoding skips characters outside its alphabet: "MTA%3", a cursor mangled in
+    # copying, would otherwise pass for "MTA3" and show a page the client never asked for.
+    if encode_cursor(int(text)) != cursor:
         raise ValueError("not a cursor")
     return int(text)
 

@@ -34,6 +34,10 @@ procedures = sa.Table(
     sa.Column("created_at", _TS, nullable=False),
 )
 
+# Codes are unique whatever their case (repository.code_in_any_case).
+sa.Index("uq_intake_agencies_code_any_case", sa.func.lower(agencies.c.code), unique=True)
+sa.Index("uq_intake_procedures_code_any_case", sa.func.lower(procedures.c.code), unique=True)
+
 supervisors = sa.Table(
     "intake_supervisors",
     metadata,

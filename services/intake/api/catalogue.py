@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,13 +25,27 @@ MIN_WEEKLY_MINUTES = 8 * 60
 
 
 async def ensure_agency(conn: AsyncConnection, code: str, now: Any) -> None:
-    """An agency named by a procedure exists from then on, with the default office hours."""
-    if await repo.get_agency(conn, code) is None:
+    """An agency named by a procedure exists from then on, with the default office hours.
+
+    A code that differs from an existing one only in case is refused, not made a second
+    agency (the field is `agency_code` wherever an agency is named)."""
+    existing = await repo.code_in_any_case(conn, t.agencies, code)
+    if existing is None:
         await conn.execute(
             t.agencies.insert().values(
                 code=code, name=code, office_schedule=DEFAULT_SCHEDULE, created_at=now
             )
         )
+    elif existing != code:
+        message = f"the agency {existing} exists: codes differ only in case; use {existing}"
+        raise ApiError(409, "already_exists", message, "agency_code")
+
+
+def _agency_created_meanwhile() -> ApiError:
+    # Two requests created the agency (or two spellings of it) at once: the unique index
+    # kept one of them; the other may simply be sent again.
+    message = "the agency was created by another request meanwhile; try again"
+    return ApiError(409, "already_exists", message, "agency_code")
 
 
 @router.post(
@@ -44,6 +57,10 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
     now = ctx.clock()
     try:
         async with ctx.engine.begin() as conn:
+            existing = await repo.code_in_any_case(conn, t.procedures, body.code)
+            if existing is not None:
+                message = f"a procedure with this code exists: {existing}"
+                raise ApiError(409, "already_exists", message, "code")
             await ensure_agency(conn, body.agency_code, now)
             await conn.execute(
                 t.procedures.insert().values(
@@ -101,13 +118,16 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
         )
     except ValueError as exc:
         raise ApiError(422, "validation_error", str(exc), "office_schedule") from None
-    async with ctx.engine.begin() as conn:
-        await ensure_agency(conn, agency_code, ctx.clock())
-        await conn.execute(
-            t.agencies.update()
-            .where(t.agencies.c.code == agency_code)
-            .values(name=body.name, office_schedule=schedule)
-        )
+    try:
+        async with ctx.engine.begin() as conn:
+            await ensure_agency(conn, agency_code, ctx.clock())
+            await conn.execute(
+                t.agencies.update()
+                .where(t.agencies.c.code == agency_code)
+                .values(name=body.name, office_schedule=schedule)
+            )
+    except IntegrityError:
+        raise _agency_created_meanwhile() from None
     return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
 
 
@@ -124,19 +144,22 @@ async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) ->
     The notifier hears of it on motcua.directory.v1, with the agency's whole list."""
     supervisor_id = str(uuid.uuid4())
     now = ctx.clock()
-    async with ctx.engine.begin() as conn:
-        await ensure_agency(conn, agency_code, now)
-        await conn.execute(
-            t.supervisors.insert().values(
-                id=supervisor_id,
-                agency_code=agency_code,
-                name=body.name,
-                phone=body.phone,
-                email=body.email,
-                created_at=now,
+    try:
+        async with ctx.engine.begin() as conn:
+            await ensure_agency(conn, agency_code, now)
+            await conn.execute(
+                t.supervisors.insert().values(
+                    id=supervisor_id,
+                    agency_code=agency_code,
+                    name=body.name,
+                    phone=body.phone,
+                    email=body.email,
+                    created_at=now,
+                )
             )
-        )
-        await repo.publish_supervisors_change(conn, agency_code, now)
+            await repo.publish_supervisors_change(conn, agency_code, now)
+    except IntegrityError:
+        raise _agency_created_meanwhile() from None
     ctx.wake_relay()
     return m.SupervisorOut(id=supervisor_id, agency_code=agency_code, **body.model_dump())
 
@@ -156,7 +179,7 @@ async def list_overrides(ctx: Ctx, _caller: Caller) -> Any:
     dependencies=ADMIN,
     tags=["calendar"],
 )
-async def put_override(day: date, body: m.CalendarDayIn, ctx: Ctx) -> Any:
+async def put_override(day: m.Day, body: m.CalendarDayIn, ctx: Ctx) -> Any:
     """Declare a day off (e.g. an announced Tết bridge) or a working day (make-up Saturday).
 
     The tracker hears of it on motcua.calendar.v1 and moves the open deadlines it touches."""
@@ -175,7 +198,7 @@ async def put_override(day: date, body: m.CalendarDayIn, ctx: Ctx) -> Any:
 
 
 @router.delete("/calendar/overrides/{day}", status_code=204, dependencies=ADMIN, tags=["calendar"])
-async def delete_override(day: date, ctx: Ctx) -> None:
+async def delete_override(day: m.Day, ctx: Ctx) -> None:
     async with ctx.engine.begin() as conn:
         result = await conn.execute(
             t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day)

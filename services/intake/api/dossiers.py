@@ -165,6 +165,7 @@ def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
         now = ctx.clock()
         decide = commands.decision_for(action, parsed)
         async with ctx.engine.begin() as conn:
+            await commands.check_references(conn, parsed)
             found = await commands.act_on_dossier(
                 conn, code, decide, parsed.at, ctx.calendars, now, may_see(caller)
             )

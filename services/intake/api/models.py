@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     field_validator,
 )
 
 from services.core.domain.calendar import VN_TZ
 from services.core.phones import InvalidPhone, normalise_phone
+from services.core.runtime.request_models import FREE_TEXT, RequestModel
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
 ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 DossierStatus = Literal[
@@ -36,20 +41,53 @@ DossierStatus = Literal[
     "withdrawn",
 ]
 FlagName = Literal["due_soon", "overdue"]
-_CUTOFF = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# [0-9], never \d: a Unicode \d (and str.isdigit) takes full-width and other scripts' digits.
+_CUTOFF = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+# The days the API takes, in times and in dates: the calendars (holidays, Tết) cover them;
+# times near year 1 or 9999 overflow on conversion to +07:00, and working-time arithmetic over
+# centuries would hold the event loop for seconds.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+_EARLIEST = datetime.combine(FIRST_DAY, time.min, UTC)
+_LATEST = datetime.combine(LAST_DAY + timedelta(days=1), time.min, UTC)
+_RANGE = f"must be between {FIRST_DAY} and {LAST_DAY}"
+
+
+def _iso_8601(value: Any) -> Any:
+    # Unless told otherwise pydantic also reads 1700000000 and "1700000000" as Unix time.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 time with its offset, e.g. 2026-11-16T09:00:00+07:00")
 
 
 def _plausible(value: datetime) -> datetime:
-    # Times near year 1 or 9999 overflow on conversion to +07:00, and working-time arithmetic
-    # over centuries would hold the event loop for seconds.
     if not _EARLIEST <= value < _LATEST:
-        raise ValueError("must be between 2000-01-01 and 2099-12-31")
+        raise ValueError(_RANGE)
     return value
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+# Strict(False) on top of the bodies' strict mode: a JSON time is a string to be parsed.
+Moment = Annotated[
+    AwareDatetime, Strict(False), BeforeValidator(_iso_8601), AfterValidator(_plausible)
+]
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("expected a date as YYYY-MM-DD")
+
+
+def _plausible_day(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(_RANGE)
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_plausible_day)]
+"""A day as YYYY-MM-DD in 2000–2099 (the tracker's calendar has no other)."""
 
 
 def _in_vietnam(value: datetime) -> datetime:
@@ -60,8 +98,11 @@ LocalTime = Annotated[datetime, AfterValidator(_in_vietnam)]
 """A time in a response: always shown at +07:00, whatever the database handed back."""
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+class Body(RequestModel):
+    """A request body: unknown fields refused; control characters refused (RequestModel);
+    strict types, so true is not 1, "10" is not 10 and "yes" is not true."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=2000, strict=True)
 
 
 def _phone(value: str) -> str:
@@ -135,12 +176,19 @@ class SupervisorOut(BaseModel):
     email: str | None
 
 
+def _not_all_zeros(value: str) -> str:
+    if not value.strip("0"):
+        raise ValueError("is not a citizen ID number")
+    return value
+
+
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$"), AfterValidator(_not_all_zeros)]
+
+
 class ApplicantIn(Body):
     full_name: Name
     phone: Phone
-    id_number: Annotated[str, StringConstraints(pattern=r"^\d{12}$")] | None = Field(
-        default=None, description="CCCD: 12 digits"
-    )
+    id_number: IdNumber | None = Field(default=None, description="CCCD: 12 ASCII digits")
     email: Email | None = None
 
 
@@ -245,7 +293,7 @@ class PublicDossierOut(BaseModel):
 
 class CalendarDayIn(Body):
     kind: Literal["day_off", "workday"]
-    note: Annotated[str, StringConstraints(max_length=300)] = ""
+    note: Annotated[str, StringConstraints(max_length=300), FREE_TEXT] = ""
 
 
 class CalendarDayOut(BaseModel):

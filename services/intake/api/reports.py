@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.core.domain.calendar import VN_TZ
 from services.intake.adapters import reports as r
 from services.intake.adapters.tokens import Principal
+from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
 from services.intake.api.errors import ApiError
@@ -21,8 +22,8 @@ from services.intake.api.errors import ApiError
 router = APIRouter(tags=["reports"])
 MAX_PERIOD_DAYS = 366
 # The same range the API accepts for times: beyond it, midnight in +07:00 overflows in UTC.
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2099, 12, 31)
+EARLIEST_DAY = m.FIRST_DAY
+LATEST_DAY = m.LAST_DAY
 AGENCY_CODE = r"^[A-Za-z0-9_.\-]{1,32}$"
 COUNT_FIELDS = (
     "received",

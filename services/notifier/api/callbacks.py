@@ -13,25 +13,26 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from services.core.runtime.http_errors import ApiError
+from services.core.runtime.request_models import FREE_TEXT, RequestModel
 from services.notifier import handlers
 
 router = APIRouter(tags=["callbacks"])
 
 
-class Receipt(BaseModel):
+class Receipt(RequestModel):
     """Báo cáo trạng thái tin nhắn from the SMS gateway."""
 
     model_config = ConfigDict(extra="ignore")
 
     message_id: str = Field(min_length=1, max_length=100)
     status: Literal["delivered", "failed"]
-    error: str | None = Field(default=None, max_length=500)
+    error: Annotated[str, FREE_TEXT] | None = Field(default=None, max_length=500)
 
 
-class PostalStatus(BaseModel):
+class PostalStatus(RequestModel):
     """Trạng thái bưu gửi from the postal operator."""
 
     model_config = ConfigDict(extra="ignore")
