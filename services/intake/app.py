@@ -79,21 +79,8 @@ class IntakeService:
     async def start(self) -> None:
         await self.reload_overrides()
         self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
-        if self.kafka_bootstrap:
-            self.messaging = Messaging(
-                self.name,
-                self.engine,
-                bootstrap=self.kafka_bootstrap,
-                group=self.consumer_group,
-                handlers=self.handlers(),
-                outbox=t.outbox,
-                checkpoints=t.outbox_checkpoint,
-                metrics=self.metrics,
-                poll_interval=self.settings.outbox_poll_seconds,
-                replay=self.replay,
-                housekeeping=self.housekeeping,
-                outbox_keep=timedelta(days=self.settings.outbox_keep_days),
-            )
+        self.messaging = Messaging.of(self, t.outbox, t.outbox_checkpoint)
+        if self.messaging:
             self.context.wake_relay = self.messaging.wake
             await self.messaging.start()
         self.housekeeping.start()

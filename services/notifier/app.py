@@ -192,21 +192,8 @@ class NotifierService:
 
     async def start(self) -> None:
         await self.reload_overrides()
-        if self.kafka_bootstrap:
-            self.messaging = Messaging(
-                self.name,
-                self.engine,
-                bootstrap=self.kafka_bootstrap,
-                group=self.consumer_group,
-                handlers=self.handlers(),
-                outbox=t.outbox,
-                checkpoints=t.outbox_checkpoint,
-                metrics=self.metrics,
-                poll_interval=self.settings.outbox_poll_seconds,
-                replay=self.replay,
-                housekeeping=self.housekeeping,
-                outbox_keep=timedelta(days=self.settings.outbox_keep_days),
-            )
+        self.messaging = Messaging.of(self, t.outbox, t.outbox_checkpoint)
+        if self.messaging:
             await self.messaging.start()
         if self.run_dispatcher:
             self.dispatcher.start(self.settings.dispatch_poll_seconds)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -26,13 +27,52 @@ from services.core.runtime.kafka import make_broker
 from services.core.runtime.metrics import ServiceMetrics
 from services.core.runtime.outbox import OutboxRelay, purge_published
 from services.core.runtime.replay import Replay, read_checkpoint, rewind_unconsumed
+from services.core.runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 MAX_CONNECT_BACKOFF = 10.0
 
 
+class MessagingService(Protocol):
+    """What a service hands the runtime: its name, database, broker address, consumer group
+    and topic → handler map, metrics, settings, and the replay and housekeeping it runs."""
+
+    name: str
+    engine: AsyncEngine
+    kafka_bootstrap: str | None
+    consumer_group: str
+    metrics: ServiceMetrics
+    settings: Settings
+    replay: Replay | None
+    housekeeping: Housekeeping
+
+    def handlers(self) -> dict[str, Handler]: ...
+
+
 class Messaging:
+    @classmethod
+    def of(
+        cls, service: MessagingService, outbox: sa.Table, checkpoints: sa.Table
+    ) -> Messaging | None:
+        """The service's link to Kafka, or None for a service run without a broker."""
+        if not service.kafka_bootstrap:
+            return None
+        return cls(
+            service.name,
+            service.engine,
+            bootstrap=service.kafka_bootstrap,
+            group=service.consumer_group,
+            handlers=service.handlers(),
+            outbox=outbox,
+            checkpoints=checkpoints,
+            metrics=service.metrics,
+            poll_interval=service.settings.outbox_poll_seconds,
+            replay=service.replay,
+            housekeeping=service.housekeeping,
+            outbox_keep=timedelta(days=service.settings.outbox_keep_days),
+        )
+
     def __init__(
         self,
         service: str,
