@@ -30,6 +30,7 @@ from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import dialect_insert
+from services.core.runtime.group_commit import Batch
 from services.core.runtime.kafka import (
     CALENDAR_KEY,
     CALENDAR_TOPIC,
@@ -194,6 +195,15 @@ async def add_dossier(conn: AsyncConnection, dossier: Dossier, now: datetime) ->
     await _publish_events(conn, dossier, now)
 
 
+def defer_new_dossier(batch: Batch, dossier: Dossier, now: datetime) -> None:
+    """`add_dossier` within a group commit: the row and its events are inserted with the
+    batch's other rows, in its transaction."""
+    values = {**_row(dossier, now), **_clock_columns(dossier)}
+    batch.insert(t.dossiers, {**values, "version": 1})
+    batch.insert(t.outbox, *_event_rows(dossier, now))
+    dossier.events.clear()
+
+
 async def save_dossier(
     conn: AsyncConnection,
     dossier: Dossier,
@@ -274,6 +284,13 @@ def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
 
 
 async def _publish_events(conn: AsyncConnection, dossier: Dossier, now: datetime) -> None:
+    rows = _event_rows(dossier, now)
+    if rows:
+        await add_to_outbox(conn, t.outbox, rows)
+    dossier.events.clear()
+
+
+def _event_rows(dossier: Dossier, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for event in dossier.events:
         envelope = Envelope(
@@ -294,9 +311,7 @@ async def _publish_events(conn: AsyncConnection, dossier: Dossier, now: datetime
                 created_at=now,
             )
         )
-    if rows:
-        await add_to_outbox(conn, t.outbox, rows)
-    dossier.events.clear()
+    return rows
 
 
 # --- listing ---------------------------------------------------------------------------

@@ -59,6 +59,8 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
             )
     except IntegrityError:
         raise ApiError(409, "already_exists", "a procedure with this code exists", "code") from None
+    finally:
+        ctx.catalogue.invalidate()
     return m.ProcedureOut(**body.model_dump())
 
 
@@ -108,6 +110,7 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
             .where(t.agencies.c.code == agency_code)
             .values(name=body.name, office_schedule=schedule)
         )
+    ctx.catalogue.invalidate()  # receipts from now on use the new office hours
     return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
 
 
