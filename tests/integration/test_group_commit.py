@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.core.domain.calendar import VN_TZ
 from services.core.runtime.group_commit import Batch, GroupCommit
 from services.intake.adapters import tables as t
 from tests.fixtures.intake import IntakeHarness, dossier_body
@@ -207,3 +209,22 @@ async def test_a_unit_whose_rows_fail_is_rolled_back_alone(intake: IntakeHarness
     async with intake.service.engine.connect() as conn:
         codes = (await conn.execute(sa.select(t.agencies.c.code))).scalars().all()
     assert sorted(codes) == ["UBND-Q1", "UBND-Q2", "UBND-Q3"]
+
+
+async def test_new_office_hours_apply_to_the_next_receipt(intake: IntakeHarness) -> None:
+    """The catalogue is cached in the process; this intake's own change is seen at once."""
+    await intake.procedure(time_limit={"value": 8, "unit": "working_hours"})
+    intake.clock.now = datetime(2026, 11, 20, 15, 0, tzinfo=VN_TZ)  # Friday 15:00
+    before = await intake.dossier()  # the procedure and its agency are cached now
+    assert before["due_at"] == "2026-11-23T15:00:00+07:00"  # Fri 15–17, Mon 08–15
+    weekday = [["08:00", "12:00"], ["13:00", "17:00"]]
+    schedule = {"week": {**{str(d): weekday for d in range(5)}, "5": [["08:00", "12:00"]]}}
+    r = await intake.client.put(
+        "/agencies/UBND-Q1",
+        json={"name": "UBND Quận 1", "office_schedule": schedule},
+        headers=intake.admin,
+    )
+    assert r.status_code == 200, r.text
+    after = await intake.dossier()
+    # Fri 15–17 (2h), Sat 08–12 (4h), Mon 08–10 (2h).
+    assert after["due_at"] == "2026-11-23T10:00:00+07:00"
