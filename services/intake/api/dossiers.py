@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,7 +84,7 @@ def may_see(caller: Principal) -> Any:
     dependencies=[require("clerk", "admin")],
 )
 async def receive_dossier(
-    body: m.DossierIn, ctx: Ctx, caller: Caller, response: Response, key: IdempotencyKey = None
+    body: m.DossierIn, ctx: Ctx, caller: Caller, key: IdempotencyKey = None
 ) -> Any:
     """Tiếp nhận hồ sơ: record a complete dossier and return its receipt and appointment."""
     now = ctx.clock()
@@ -119,8 +120,9 @@ async def receive_dossier(
         if stored is None:
             raise
         result = stored
-    response.status_code = result.status_code
-    return result.body
+    # The body is DossierOut already dumped (or the stored answer to a key): sent as it is,
+    # not validated against the response model a second time.
+    return JSONResponse(result.body, status_code=result.status_code)
 
 
 @router.get("/dossiers/{code}", response_model=m.DossierOut, responses=ERRORS)
