@@ -228,3 +228,25 @@ async def test_new_office_hours_apply_to_the_next_receipt(intake: IntakeHarness)
     after = await intake.dossier()
     # Fri 15–17 (2h), Sat 08–12 (4h), Mon 08–10 (2h).
     assert after["due_at"] == "2026-11-23T10:00:00+07:00"
+
+
+async def test_units_run_in_the_order_of_the_rows_they_lock(intake: IntakeHarness) -> None:
+    """Every batch takes its counter locks in one order, so two batches (of two replicas on
+    PostgreSQL) cannot deadlock on them; within one counter, arrival order is kept."""
+    group = GroupCommit(intake.service.engine)
+    ran: list[str] = []
+
+    def unit(name: str) -> Callable[[AsyncConnection, Batch], Awaitable[str]]:
+        async def record(_conn: AsyncConnection, _batch: Batch) -> str:
+            ran.append(name)
+            return name
+
+        return record
+
+    work = [("q3-a", "UBND-Q3"), ("q1-a", "UBND-Q1"), ("q3-b", "UBND-Q3"), ("q1-b", "UBND-Q1")]
+    async with group.held():
+        tasks = [asyncio.create_task(group.run(unit(n), order=o)) for n, o in work]
+        await queued(group, 4)
+    assert await asyncio.gather(*tasks) == ["q3-a", "q1-a", "q3-b", "q1-b"]
+    await group.close()
+    assert ran == ["q1-a", "q1-b", "q3-a", "q3-b"]

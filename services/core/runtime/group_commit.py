@@ -22,8 +22,12 @@ the units one after another on its connection, then inserts the deferred rows an
 - When the COMMIT fails, or the database fails under a unit (a transient error,
   `is_transient_database_error`), every caller of the batch gets that error and nothing of
   the batch is written.
-- Units run in the order they were queued, on one connection: a unit sees what the units
-  before it in the batch wrote (e.g. an idempotency key, a counter).
+- Units run one after another on one connection, in the order of their `order` key, then of
+  arrival: a unit sees what the units before it in the batch wrote (e.g. an idempotency key,
+  a counter). Give as `order` the row a unit locks (e.g. the counter it increments): every
+  batch, of every process, then takes its locks in the same order, and two batches cannot
+  deadlock on them (on PostgreSQL a deadlock aborts one batch with a transient error: 503
+  for all its callers).
 - `on_commit` is called once per committed batch (e.g. to wake an outbox relay).
 """
 
@@ -69,6 +73,7 @@ Unit = Callable[[AsyncConnection, Batch], Awaitable[R]]
 class _Pending(Generic[R]):
     unit: Unit[R]
     future: asyncio.Future[R]
+    order: str = ""
 
 
 @dataclass
@@ -110,12 +115,13 @@ class GroupCommit:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def run(self, unit: Unit[R]) -> R:
-        """Run `unit` in the next batch's transaction; its result once that has committed."""
+    async def run(self, unit: Unit[R], order: str = "") -> R:
+        """Run `unit` in the next batch's transaction; its result once that has committed.
+        Within a batch, units run sorted by `order` (then in arrival order)."""
         if self._closed:
             raise RuntimeError("group commit is closed")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(unit, future))
+        self._queue.append(_Pending(unit, future, order))
         self._wakeup.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="group-commit")
@@ -156,6 +162,7 @@ class GroupCommit:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             batch = [p for p in batch if not p.future.done()]  # callers that gave up
+            batch.sort(key=lambda p: p.order)  # stable: arrival order within one key
             if batch:
                 await self._run_batch(batch)
 

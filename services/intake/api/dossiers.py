@@ -109,7 +109,9 @@ async def receive_dossier(
         return out
 
     try:
-        result = await ctx.dossier_writes.run(record)
+        # Ordered by the code counter each unit locks: batches lock counters in one order.
+        counter = f"{entry.procedure.agency_code}-{received_at:%Y%m%d}"
+        result = await ctx.dossier_writes.run(record, order=counter)
     except IntegrityError:
         if not key:
             raise
