@@ -744,7 +744,7 @@ def analysis(result: Run) -> str:
     )
     if not result.setups:
         return ""
-    parts = [_cpu_paragraph(result)]
+    parts = [_shared_paragraph(result), _cpu_paragraph(result)]
     if ceiling is not None:
         parts.append(_ceiling_paragraph(result, ceiling))
     profiled = [s for s in result.setups if s.profile]
@@ -781,15 +781,39 @@ def analysis(result: Run) -> str:
         "transaction): a dropped connection fails with a transient error, answered 503. "
         "Earlier: the intake's `context` dependency was made `async` (it ran in a worker "
         "thread), 8.6 → 7.6 ms of CPU a POST in-process.",
-        "**Not done (each a change of its own, with its tests):** the middleware that logs "
-        "each request and observes its duration is a Starlette `BaseHTTPMiddleware` (an "
-        "extra task and memory stream per request); as a plain ASGI middleware it measured "
-        "about 10 % less CPU a POST in-process. On SQLite each statement of a batch still "
-        "crosses to aiosqlite's thread and back (one hop per batch would need the sync "
-        "connection in that thread). `up` runs three services on one core's worth of Python."
-        + _replicas_sentence(result),
+        "The request log and duration histogram became a plain ASGI middleware "
+        "(`core.runtime.host.ObserveRequests`; Starlette's `BaseHTTPMiddleware` ran each "
+        "request in an extra task with a memory stream, 12 % of the samples under load), and "
+        "the handler sends its already dumped answer instead of validating it against the "
+        "response model again.",
+        "**Before and after, same command, same busy machine, 2026-12-02** (before: commit "
+        "9ae6f89, the services as on main; the bench code of this run): `up` 11/13/23/20 "
+        "dossiers/s at 1/4/16/64 clerks, p99 224/397/1,036/3,702 ms, 41 ms of the process's "
+        "CPU a dossier at 64 clerks; `postgres` 36/65/72/93 dossiers/s, p99 46/152/423/1,612 "
+        "ms, 9.1 ms of the intake's CPU a dossier at 64 clerks; the ceiling 1,072/985/1,084/"
+        "832 dossiers/s. After: the tables above.",
+        "**Not done (each a change of its own, with its tests):** on SQLite each statement "
+        "of a batch still crosses to aiosqlite's thread and back (one hop per batch would need "
+        "the batch to run on the sync sqlite3 connection in that thread, which aiosqlite "
+        "offers only through private API); the day's code counter is one upsert per dossier "
+        "(one per agency and batch would need a two-phase unit); `up` runs the tracker and "
+        "the notifier in the same process, and their work per dossier (a transaction each, "
+        "an SMS) is not batched." + _replicas_sentence(result),
     ]
     return "\n\n".join(parts)
+
+
+def _shared_paragraph(result: Run) -> str:
+    others = [lv.cpu.cores("other") for s in result.setups for lv in s.levels if lv.cpu]
+    if not others:
+        return ""
+    return (
+        "**A shared machine.** Other work on this machine (other test and benchmark runs) "
+        f"used {min(others):.2f}–{max(others):.2f} cores during the levels (*CPU other*, mean "
+        f"{sum(others) / len(others):.2f}) of the 2: each setup had what was left, and every "
+        "rate here is lower than the same code gives on an idle machine. Compare setups "
+        "within this run, and with the ceiling measured in it, not with runs of other days."
+    )
 
 
 def _ceiling_paragraph(result: Run, ceiling: SetupResult) -> str:
