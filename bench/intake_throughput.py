@@ -786,12 +786,14 @@ def analysis(result: Run) -> str:
         "request in an extra task with a memory stream, 12 % of the samples under load), and "
         "the handler sends its already dumped answer instead of validating it against the "
         "response model again.",
-        "**Before and after, same command, same busy machine, 2026-12-02** (before: commit "
-        "9ae6f89, the services as on main; the bench code of this run): `up` 11/13/23/20 "
+        "**Before and after, same command, same shared machine, 2026-12-02** (before: "
+        "commit 9ae6f89, the services as on main, with the bench code of this run; *CPU "
+        "other* was about 1 core throughout it): `up` 11/13/23/20 "
         "dossiers/s at 1/4/16/64 clerks, p99 224/397/1,036/3,702 ms, 41 ms of the process's "
         "CPU a dossier at 64 clerks; `postgres` 36/65/72/93 dossiers/s, p99 46/152/423/1,612 "
         "ms, 9.1 ms of the intake's CPU a dossier at 64 clerks; the ceiling 1,072/985/1,084/"
-        "832 dossiers/s. After: the tables above.",
+        "832 dossiers/s. After: the tables above. The other work on the machine varied "
+        "between and within the runs, so compare *CPU ms a dossier* more than rates.",
         "**Not done (each a change of its own, with its tests):** on SQLite each statement "
         "of a batch still crosses to aiosqlite's thread and back (one hop per batch would need "
         "the batch to run on the sync sqlite3 connection in that thread, which aiosqlite "
