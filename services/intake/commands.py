@@ -120,12 +120,12 @@ async def receive_dossier(
     """Tiếp nhận hồ sơ: record it, fix its appointment, queue `dossier.received`.
 
     Runs inside a group commit's transaction (core.runtime.group_commit): the day's code is
-    taken at once (the counter row is locked until the batch commits, and a later unit of the
-    same batch takes the next number); the dossier and its outbox row are inserted with the
-    batch's other rows, in the same transaction."""
+    counted on in the batch (the counter row is locked until the batch commits, read and
+    stored once per batch); the dossier and its outbox row are inserted with the batch's other
+    rows, in the same transaction."""
     procedure, schedule = entry.procedure, entry.schedule
     calendar = calendars.for_schedule_dict(schedule or None)
-    code = await repo.next_code(conn, procedure.agency_code, received_at.date())
+    code = await repo.next_code(batch, conn, procedure.agency_code, received_at.date())
     dossier = Dossier.receive(
         id=repo.new_id(),
         code=code,

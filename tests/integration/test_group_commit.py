@@ -20,7 +20,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.domain.calendar import VN_TZ
+from services.core.runtime.database import create_engine
 from services.core.runtime.group_commit import Batch, GroupCommit
+from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from tests.fixtures.intake import IntakeHarness, dossier_body
 
@@ -250,3 +252,23 @@ async def test_units_run_in_the_order_of_the_rows_they_lock(intake: IntakeHarnes
     assert await asyncio.gather(*tasks) == ["q3-a", "q1-a", "q3-b", "q1-b"]
     await group.close()
     assert ran == ["q1-a", "q1-b", "q3-a", "q3-b"]
+
+
+async def test_two_replicas_never_hand_out_the_same_code(intake: IntakeHarness) -> None:
+    """Two processes' batchers on one database (two engines): the counter row read by a
+    batch stays locked until it commits, so the codes of both are distinct and gapless."""
+    url = intake.service.engine.url.render_as_string(hide_password=False)
+    other = create_engine(url)
+    groups = [intake.service.context.dossier_writes, GroupCommit(other)]
+    day = intake.clock().date()
+
+    async def take(conn: AsyncConnection, batch: Batch) -> str:
+        return await repo.next_code(batch, conn, "UBND-Q1", day)
+
+    try:
+        codes = await asyncio.gather(*(groups[n % 2].run(take) for n in range(40)))
+    finally:
+        await groups[1].close()
+        await other.dispose()
+    assert sorted(codes) == [f"UBND-Q1-20261116-{n:04d}" for n in range(1, 41)]
+    assert [g.stats.sizes[-1] for g in groups] == [20, 20]  # one batch each, side by side

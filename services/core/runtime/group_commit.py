@@ -18,7 +18,8 @@ the units one after another on its connection, then inserts the deferred rows an
   transaction is rolled back and the batch runs again with each unit inside its own
   SAVEPOINT: the failing unit gets its error (and nothing of it is written), the others are
   committed. A unit must therefore be safe to run twice: it reads and writes only through
-  the connection and `Batch`, and keeps nothing of a try that was rolled back.
+  the connection and `Batch`, and keeps nothing of a try that was rolled back. In that
+  second round each unit has a `Batch` of its own, flushed within its savepoint.
 - When the COMMIT fails, or the database fails under a unit (a transient error,
   `is_transient_database_error`), every caller of the batch gets that error and nothing of
   the batch is written.
@@ -49,21 +50,52 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
+CounterRead = Callable[[AsyncConnection, str], Awaitable[int]]
+CounterWrite = Callable[[AsyncConnection, str, int], Awaitable[None]]
+
+
+@dataclass
+class _Counter:
+    value: int
+    write: CounterWrite
+    dirty: bool = False
+
+
 class Batch:
-    """Rows a unit wants inserted at the end of its batch (or of its savepoint), grouped by
-    table so that a batch inserts each table's rows with one executemany."""
+    """What a unit wants written at the end of its batch (or of its savepoint): rows, grouped
+    by table so that a batch inserts each table's rows with one executemany, and counters,
+    read once and written once per batch."""
 
     def __init__(self) -> None:
         self._rows: dict[sa.Table, list[dict[str, Any]]] = {}
+        self._counters: dict[str, _Counter] = {}
 
     def insert(self, table: sa.Table, *rows: dict[str, Any]) -> None:
         self._rows.setdefault(table, []).extend(rows)
+
+    async def next_value(
+        self, conn: AsyncConnection, key: str, read: CounterRead, write: CounterWrite
+    ) -> int:
+        """The counter `key` plus one. The batch's first use reads it with `read` (which must
+        lock its row until commit); the last value is stored with `write` when the batch (or
+        the unit's savepoint) is flushed. Nothing of a failed batch or unit is kept, so the
+        values handed out stay gapless."""
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = _Counter(await read(conn, key), write)
+        counter.value += 1
+        counter.dirty = True
+        return counter.value
 
     async def flush(self, conn: AsyncConnection) -> None:
         rows, self._rows = self._rows, {}
         for table, values in rows.items():
             if values:
                 await conn.execute(table.insert(), values)
+        for key, counter in self._counters.items():
+            if counter.dirty:
+                await counter.write(conn, key, counter.value)
+                counter.dirty = False
 
 
 Unit = Callable[[AsyncConnection, Batch], Awaitable[R]]

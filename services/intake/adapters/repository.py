@@ -162,24 +162,34 @@ async def publish_supervisors_change(
 # --- dossier codes ---------------------------------------------------------------------
 
 
-async def next_code(conn: AsyncConnection, agency_code: str, day: date) -> str:
+async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: date) -> str:
     """Mã hồ sơ: agency, date received, sequence of that agency's day (e.g. UBND-20261121-0007).
 
-    The upsert takes the counter row's lock until commit, so concurrent requests never
-    receive the same number.
+    The counter row is read once per group commit batch, locked until the batch commits (so
+    concurrent batches, of any replica, never hand out the same number), counted on in the
+    batch and stored once when the batch is flushed.
     """
     prefix = f"{agency_code}-{day:%Y%m%d}"
+    sequence = await batch.next_value(conn, prefix, _read_counter, _write_counter)
+    return f"{prefix}-{sequence:04d}"
+
+
+async def _read_counter(conn: AsyncConnection, prefix: str) -> int:
+    # An upsert that changes nothing: creates the day's row if missing and, on PostgreSQL,
+    # takes its row lock (a plain SELECT would not); SQLite's BEGIN IMMEDIATE holds the file.
+    c = t.code_counters.c
     stmt = (
         dialect_insert(conn, t.code_counters)
-        .values(prefix=prefix, last=1)
-        .on_conflict_do_update(
-            index_elements=[t.code_counters.c.prefix],
-            set_={"last": t.code_counters.c.last + 1},
-        )
-        .returning(t.code_counters.c.last)
+        .values(prefix=prefix, last=0)
+        .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
+        .returning(c.last)
     )
-    sequence = (await conn.execute(stmt)).scalar_one()
-    return f"{prefix}-{sequence:04d}"
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _write_counter(conn: AsyncConnection, prefix: str, last: int) -> None:
+    c = t.code_counters.c
+    await conn.execute(t.code_counters.update().where(c.prefix == prefix).values(last=last))
 
 
 def new_id() -> str:
