@@ -788,14 +788,13 @@ def analysis(result: Run) -> str:
         "request in an extra task with a memory stream, 12 % of the samples under load), and "
         "the handler sends its already dumped answer instead of validating it against the "
         "response model again.",
-        "**Before and after, same command, same shared machine, 2026-12-02** (before: "
-        "commit 9ae6f89, the services as on main, with the bench code of this run; *CPU "
-        "other* was about 1 core throughout it): `up` 11/13/23/20 "
-        "dossiers/s at 1/4/16/64 clerks, p99 224/397/1,036/3,702 ms, 41 ms of the process's "
-        "CPU a dossier at 64 clerks; `postgres` 36/65/72/93 dossiers/s, p99 46/152/423/1,612 "
-        "ms, 9.1 ms of the intake's CPU a dossier at 64 clerks; the ceiling 1,072/985/1,084/"
-        "832 dossiers/s. After: the tables above. The other work on the machine varied "
-        "between and within the runs, so compare *CPU ms a dossier* more than rates.",
+        "**Before and after, same command, 2026-12-02, minutes apart, little other load in "
+        "either** (before: commit 9ae6f89, the services as on main, with the bench code of "
+        "this run, no profile): `up` 11/21/21/24 dossiers/s at 1/4/16/64 clerks, p99 270/242/"
+        "812/3,106 ms, 40 ms of the process's CPU a dossier at 64 clerks; `sqlite` 57/65/67/"
+        "63, p99 39/213/300/1,205 ms, 14.4 ms; `postgres` 68/111/135/114, p99 22/50/189/1,612 "
+        "ms, 8.5 ms. After: the tables above. Other work on the machine varies from run to "
+        "run, so compare *CPU ms a dossier* more than rates.",
         "**Not done (each a change of its own, with its tests):** on SQLite each statement "
         "of a batch still crosses to aiosqlite's thread and back (one hop per batch would need "
         "the batch to run on the sync sqlite3 connection in that thread, which aiosqlite "
@@ -812,12 +811,21 @@ def _shared_paragraph(result: Run) -> str:
     others = [lv.cpu.cores("other") for s in result.setups for lv in s.levels if lv.cpu]
     if not others:
         return ""
+    span = f"{min(others):.2f}–{max(others):.2f} cores (*CPU other*, mean "
+    span += f"{sum(others) / len(others):.2f})"
+    if max(others) < 0.2:
+        return (
+            "**A shared machine.** This machine is shared with other engineers' test and "
+            f"benchmark runs; during this run's levels they used {span}, little this time "
+            "(it varies from run to run: see *CPU other*). Compare setups within this run, "
+            "and with the ceiling measured in it, not with runs of other days."
+        )
     return (
-        "**A shared machine.** Other work on this machine (other test and benchmark runs) "
-        f"used {min(others):.2f}–{max(others):.2f} cores during the levels (*CPU other*, mean "
-        f"{sum(others) / len(others):.2f}) of the 2: each setup had what was left, and every "
-        "rate here is lower than the same code gives on an idle machine. Compare setups "
-        "within this run, and with the ceiling measured in it, not with runs of other days."
+        "**A shared machine.** Other work on this machine (other engineers' test and "
+        f"benchmark runs) used {span} of the 2 during the levels: each setup had what was "
+        "left, and every rate here is lower than the same code gives on an idle machine. "
+        "Compare setups within this run, and with the ceiling measured in it, not with runs "
+        "of other days."
     )
 
 
