@@ -212,6 +212,8 @@ class GroupCommit:
                     p.future.set_exception(RuntimeError("group commit closed"))
             raise
         except Exception as exc:  # COMMIT or the database failed: the whole batch did
+            # The error's class only: a statement's values are citizens' personal data.
+            log.warning("group_commit_failed", size=len(batch), error_class=type(exc).__name__)
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
