@@ -121,6 +121,7 @@ class IntakeService:
             return await commands.forget_idempotent_before(conn, now - keep)
 
     async def stop(self) -> None:
+        await self.context.dossier_writes.close()
         await self.housekeeping.stop()
         if self._reload_task:
             self._reload_task.cancel()

@@ -20,9 +20,11 @@ from schemas.events import Address, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
 from services.core.domain.lifecycle import PENDING_STATUSES, Action
+from services.core.runtime.group_commit import Batch
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import models as m
+from services.intake.context import CatalogueEntry
 from services.intake.domain.model import Dossier, InvalidCommand
 from services.intake.domain.postal import Postal
 
@@ -93,22 +95,37 @@ async def agency_calendar(
     return calendars.for_schedule_dict(schedule or None), schedule
 
 
-async def receive_dossier(
-    conn: AsyncConnection,
-    body: m.DossierIn,
-    calendars: CalendarBook,
-    now: datetime,
-    allowed_agency: str | None,
-) -> Dossier:
-    """Tiếp nhận hồ sơ: record it, fix its appointment, queue `dossier.received`."""
-    procedure = await repo.get_procedure(conn, body.procedure_code)
-    if procedure is None or (allowed_agency and procedure.agency_code != allowed_agency):
+def check_receipt(
+    body: m.DossierIn, entry: CatalogueEntry | None, now: datetime, allowed_agency: str | None
+) -> tuple[CatalogueEntry, datetime]:
+    """Tiếp nhận hồ sơ, what needs no write: the procedure exists for the clerk's agency and
+    the receipt is not in the future. Decided before the request joins a batch of writes."""
+    if entry is None or (allowed_agency and entry.procedure.agency_code != allowed_agency):
         raise InvalidCommand("procedure_code", "no such procedure for your agency")
     received_at = (body.received_at or now).astimezone(VN_TZ)
     if received_at > now:
         raise InvalidCommand("received_at", "must not be in the future")
-    calendar, schedule = await agency_calendar(conn, calendars, procedure.agency_code)
-    code = await repo.next_code(conn, procedure.agency_code, received_at.date())
+    return entry, received_at
+
+
+async def receive_dossier(
+    conn: AsyncConnection,
+    batch: Batch,
+    body: m.DossierIn,
+    entry: CatalogueEntry,
+    received_at: datetime,
+    calendars: CalendarBook,
+    now: datetime,
+) -> Dossier:
+    """Tiếp nhận hồ sơ: record it, fix its appointment, queue `dossier.received`.
+
+    Runs inside a group commit's transaction (core.runtime.group_commit): the day's code is
+    counted on in the batch (the counter row is locked until the batch commits, read and
+    stored once per batch); the dossier and its outbox row are inserted with the batch's other
+    rows, in the same transaction."""
+    procedure, schedule = entry.procedure, entry.schedule
+    calendar = calendars.for_schedule_dict(schedule or None)
+    code = await repo.next_code(batch, conn, procedure.agency_code, received_at.date())
     dossier = Dossier.receive(
         id=repo.new_id(),
         code=code,
@@ -123,7 +140,7 @@ async def receive_dossier(
         calendar=calendar,
         office_schedule=schedule,
     )
-    await repo.add_dossier(conn, dossier, now)
+    repo.defer_new_dossier(batch, dossier, now)
     return dossier
 
 

@@ -6,13 +6,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
+from services.core.runtime.group_commit import GroupCommit
 from services.core.runtime.proxies import TrustedProxies
 from services.core.runtime.settings import Settings
+from services.intake.adapters import repository as repo
 from services.intake.adapters.tokens import Principal
+from services.intake.domain.model import Procedure
 
 Clock = Callable[[], datetime]
 
@@ -51,6 +55,46 @@ class PrincipalCache:
         self._entries[token] = (self.monotonic() + self.ttl, principal)
 
 
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A procedure with its agency's office schedule: what a receipt needs of the catalogue."""
+
+    procedure: Procedure
+    schedule: dict[str, Any]
+
+
+class CatalogueCache:
+    """Procedures and their agencies' schedules for a few seconds, so that a POST /dossiers
+    does not read the catalogue twice. This process forgets it whenever it changes the
+    catalogue itself (`invalidate`); a change made by another replica is seen after at
+    most `ttl_seconds`, as an admin's edit on one replica already took that long to reach
+    the others' calendar overrides. Unknown procedures are not remembered: one created a
+    moment ago on another replica is found at once."""
+
+    def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, CatalogueEntry]] = {}
+
+    async def get(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
+        entry = self._entries.get(code)
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        async with engine.connect() as conn:
+            procedure = await repo.get_procedure(conn, code)
+            if procedure is None:
+                return None
+            agency = await repo.get_agency(conn, procedure.agency_code)
+        found = CatalogueEntry(procedure, (agency.office_schedule if agency else None) or {})
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[code] = (time.monotonic() + self.ttl, found)
+        return found
+
+    def invalidate(self) -> None:
+        self._entries.clear()
+
+
 @dataclass
 class IntakeContext:
     settings: Settings
@@ -60,7 +104,11 @@ class IntakeContext:
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     # Parsed once from the settings (core.runtime.proxies): the public lookup asks each request.
     proxies: TrustedProxies = field(init=False)
+    catalogue: CatalogueCache = field(default_factory=CatalogueCache)
     wake_relay: Callable[[], None] = lambda: None
+    # POST /dossiers writes through this, one transaction per batch of requests (app.py).
+    dossier_writes: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
         self.proxies = self.settings.proxies
+        self.dossier_writes = GroupCommit(self.engine, on_commit=lambda: self.wake_relay())

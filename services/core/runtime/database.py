@@ -103,8 +103,11 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
+    # No pool_pre_ping: it cost a round trip per transaction. A pooled connection that the
+    # server dropped fails its statement with a transient error, which the API answers 503
+    # (the client retries) and a consumer retries; the pool then discards that connection.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
     )
 
 

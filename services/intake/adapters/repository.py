@@ -30,6 +30,7 @@ from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import dialect_insert
+from services.core.runtime.group_commit import Batch
 from services.core.runtime.kafka import (
     CALENDAR_KEY,
     CALENDAR_TOPIC,
@@ -172,24 +173,34 @@ async def publish_supervisors_change(
 # --- dossier codes ---------------------------------------------------------------------
 
 
-async def next_code(conn: AsyncConnection, agency_code: str, day: date) -> str:
+async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: date) -> str:
     """Mã hồ sơ: agency, date received, sequence of that agency's day (e.g. UBND-20261121-0007).
 
-    The upsert takes the counter row's lock until commit, so concurrent requests never
-    receive the same number.
+    The counter row is read once per group commit batch, locked until the batch commits (so
+    concurrent batches, of any replica, never hand out the same number), counted on in the
+    batch and stored once when the batch is flushed.
     """
     prefix = f"{agency_code}-{day:%Y%m%d}"
+    sequence = await batch.next_value(conn, prefix, _read_counter, _write_counter)
+    return f"{prefix}-{sequence:04d}"
+
+
+async def _read_counter(conn: AsyncConnection, prefix: str) -> int:
+    # An upsert that changes nothing: creates the day's row if missing and, on PostgreSQL,
+    # takes its row lock (a plain SELECT would not); SQLite's BEGIN IMMEDIATE holds the file.
+    c = t.code_counters.c
     stmt = (
         dialect_insert(conn, t.code_counters)
-        .values(prefix=prefix, last=1)
-        .on_conflict_do_update(
-            index_elements=[t.code_counters.c.prefix],
-            set_={"last": t.code_counters.c.last + 1},
-        )
-        .returning(t.code_counters.c.last)
+        .values(prefix=prefix, last=0)
+        .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
+        .returning(c.last)
     )
-    sequence = (await conn.execute(stmt)).scalar_one()
-    return f"{prefix}-{sequence:04d}"
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _write_counter(conn: AsyncConnection, prefix: str, last: int) -> None:
+    c = t.code_counters.c
+    await conn.execute(t.code_counters.update().where(c.prefix == prefix).values(last=last))
 
 
 def new_id() -> str:
@@ -203,6 +214,15 @@ async def add_dossier(conn: AsyncConnection, dossier: Dossier, now: datetime) ->
     values = {**_row(dossier, now), **_clock_columns(dossier)}
     await conn.execute(t.dossiers.insert().values(**values, version=1))
     await _publish_events(conn, dossier, now)
+
+
+def defer_new_dossier(batch: Batch, dossier: Dossier, now: datetime) -> None:
+    """`add_dossier` within a group commit: the row and its events are inserted with the
+    batch's other rows, in its transaction."""
+    values = {**_row(dossier, now), **_clock_columns(dossier)}
+    batch.insert(t.dossiers, {**values, "version": 1})
+    batch.insert(t.outbox, *_event_rows(dossier, now))
+    dossier.events.clear()
 
 
 async def save_dossier(
@@ -285,6 +305,13 @@ def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
 
 
 async def _publish_events(conn: AsyncConnection, dossier: Dossier, now: datetime) -> None:
+    rows = _event_rows(dossier, now)
+    if rows:
+        await add_to_outbox(conn, t.outbox, rows)
+    dossier.events.clear()
+
+
+def _event_rows(dossier: Dossier, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for event in dossier.events:
         envelope = Envelope(
@@ -305,9 +332,7 @@ async def _publish_events(conn: AsyncConnection, dossier: Dossier, now: datetime
                 created_at=now,
             )
         )
-    if rows:
-        await add_to_outbox(conn, t.outbox, rows)
-    dossier.events.clear()
+    return rows
 
 
 # --- listing ---------------------------------------------------------------------------

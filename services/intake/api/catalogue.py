@@ -76,6 +76,8 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
             )
     except IntegrityError:
         raise ApiError(409, "already_exists", "a procedure with this code exists", "code") from None
+    finally:
+        ctx.catalogue.invalidate()
     return m.ProcedureOut(**body.model_dump())
 
 
@@ -128,6 +130,7 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
             )
     except IntegrityError:
         raise _agency_created_meanwhile() from None
+    ctx.catalogue.invalidate()  # receipts from now on use the new office hours
     return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
 
 

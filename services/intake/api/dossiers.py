@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.domain.lifecycle import Action
+from services.core.runtime.group_commit import Batch
 from services.intake import commands
 from services.intake.adapters import repository as repo
 from services.intake.adapters.tokens import Principal
@@ -81,37 +84,47 @@ def may_see(caller: Principal) -> Any:
     dependencies=[require("clerk", "admin")],
 )
 async def receive_dossier(
-    body: m.DossierIn, ctx: Ctx, caller: Caller, response: Response, key: IdempotencyKey = None
+    body: m.DossierIn, ctx: Ctx, caller: Caller, key: IdempotencyKey = None
 ) -> Any:
     """Tiếp nhận hồ sơ: record a complete dossier and return its receipt and appointment."""
     now = ctx.clock()
-    fingerprint = commands.request_fingerprint(body)
     allowed = None if caller.role == "admin" else caller.agency_code
+    entry = await ctx.catalogue.get(ctx.engine, body.procedure_code)
+    entry, received_at = commands.check_receipt(body, entry, now, allowed)
+    fingerprint = commands.request_fingerprint(body) if key else ""
+
+    async def record(conn: AsyncConnection, batch: Batch) -> commands.StoredResponse:
+        # One unit of the batch's transaction (core.runtime.group_commit): it sees the keys
+        # and codes of the units before it, and may be run again if a neighbour fails.
+        if key:
+            stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
+            if stored:
+                return stored
+        dossier = await commands.receive_dossier(
+            conn, batch, body, entry, received_at, ctx.calendars, now
+        )
+        out = commands.StoredResponse(201, dossier_out(dossier).model_dump(mode="json"))
+        if key:
+            await commands.remember_idempotent(conn, caller.id, key, fingerprint, out, now)
+        return out
+
     try:
-        async with ctx.engine.begin() as conn:
-            if key:
-                stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
-                if stored:
-                    response.status_code = stored.status_code
-                    return stored.body
-            dossier = await commands.receive_dossier(conn, body, ctx.calendars, now, allowed)
-            out = dossier_out(dossier).model_dump(mode="json")
-            if key:
-                await commands.remember_idempotent(
-                    conn, caller.id, key, fingerprint, commands.StoredResponse(201, out), now
-                )
+        # Ordered by the code counter each unit locks: batches lock counters in one order.
+        counter = f"{entry.procedure.agency_code}-{received_at:%Y%m%d}"
+        result = await ctx.dossier_writes.run(record, order=counter)
     except IntegrityError:
         if not key:
             raise
-        # A concurrent retry with the same key won the race: answer with its result.
+        # A concurrent retry with the same key, on another replica, won the race: answer
+        # with its result.
         async with ctx.engine.connect() as conn:
             stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
         if stored is None:
             raise
-        response.status_code = stored.status_code
-        return stored.body
-    ctx.wake_relay()
-    return out
+        result = stored
+    # The body is DossierOut already dumped (or the stored answer to a key): sent as it is,
+    # not validated against the response model a second time.
+    return JSONResponse(result.body, status_code=result.status_code)
 
 
 @router.get("/dossiers/{code}", response_model=m.DossierOut, responses=ERRORS)

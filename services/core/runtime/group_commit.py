@@ -1,0 +1,270 @@
+"""Group commit: the writes of many concurrent requests in one transaction.
+
+Why. A request that writes a few rows in a transaction of its own pays, besides its rows, a
+connection checkout, BEGIN and COMMIT (on SQLite the write lock and the WAL append, on
+PostgreSQL a WAL flush) and, per statement, the driver's and SQLAlchemy's CPU; on SQLite
+every statement also crosses from the event loop to aiosqlite's thread and back. That
+fixed cost, not the database, limited `POST /dossiers` to 31-143 a second on two cores
+(bench/README.md, "Intake throughput"). Here the requests that arrive while a transaction
+is being written wait for the next one, and all of them share it: BEGIN and COMMIT are paid
+once per batch, and the rows the units defer (`Batch.insert`) are inserted with one
+statement per table.
+
+How. A caller hands a *unit of work* to `GroupCommit.run` and awaits its own result. One
+worker task takes whatever has queued (up to `max_batch`), opens one transaction and runs
+the units one after another on its connection, then inserts the deferred rows and commits.
+
+- Each caller gets its own result or its own error. When a unit raises, the whole
+  transaction is rolled back and the batch runs again with each unit inside its own
+  SAVEPOINT: the failing unit gets its error (and nothing of it is written), the others are
+  committed. A unit must therefore be safe to run twice: it reads and writes only through
+  the connection and `Batch`, and keeps nothing of a try that was rolled back. In that
+  second round each unit has a `Batch` of its own, flushed within its savepoint.
+- When the COMMIT fails, or the database fails under a unit (a transient error,
+  `is_transient_database_error`), every caller of the batch gets that error and nothing of
+  the batch is written.
+- Units run one after another on one connection, in the order of their `order` key, then of
+  arrival: a unit sees what the units before it in the batch wrote (e.g. an idempotency key,
+  a counter). Give as `order` the row a unit locks (e.g. the counter it increments): every
+  batch, of every process, then takes its locks in the same order, and two batches cannot
+  deadlock on them (on PostgreSQL a deadlock aborts one batch with a transient error: 503
+  for all its callers).
+- `on_commit` is called once per committed batch (e.g. to wake an outbox relay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.core.runtime.database import is_transient_database_error
+
+R = TypeVar("R")
+log = structlog.get_logger(__name__)
+
+
+CounterRead = Callable[[AsyncConnection, str], Awaitable[int]]
+CounterWrite = Callable[[AsyncConnection, str, int], Awaitable[None]]
+
+
+@dataclass
+class _Counter:
+    value: int
+    write: CounterWrite
+    dirty: bool = False
+
+
+class Batch:
+    """What a unit wants written at the end of its batch (or of its savepoint): rows, grouped
+    by table so that a batch inserts each table's rows with one executemany, and counters,
+    read once and written once per batch."""
+
+    def __init__(self) -> None:
+        self._rows: dict[sa.Table, list[dict[str, Any]]] = {}
+        self._counters: dict[str, _Counter] = {}
+
+    def insert(self, table: sa.Table, *rows: dict[str, Any]) -> None:
+        self._rows.setdefault(table, []).extend(rows)
+
+    async def next_value(
+        self, conn: AsyncConnection, key: str, read: CounterRead, write: CounterWrite
+    ) -> int:
+        """The counter `key` plus one. The batch's first use reads it with `read` (which must
+        lock its row until commit); the last value is stored with `write` when the batch (or
+        the unit's savepoint) is flushed. Nothing of a failed batch or unit is kept, so the
+        values handed out stay gapless."""
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = _Counter(await read(conn, key), write)
+        counter.value += 1
+        counter.dirty = True
+        return counter.value
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        rows, self._rows = self._rows, {}
+        for table, values in rows.items():
+            if values:
+                await conn.execute(table.insert(), values)
+        for key, counter in self._counters.items():
+            if counter.dirty:
+                await counter.write(conn, key, counter.value)
+                counter.dirty = False
+
+
+Unit = Callable[[AsyncConnection, Batch], Awaitable[R]]
+
+
+@dataclass
+class _Pending(Generic[R]):
+    unit: Unit[R]
+    future: asyncio.Future[R]
+    order: str = ""
+
+
+@dataclass
+class BatchStats:
+    """What the batches were, for tests and metrics."""
+
+    batches: int = 0
+    sizes: list[int] = field(default_factory=list)
+    isolated: int = 0  # batches run again, a SAVEPOINT per unit, because a unit failed
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        if len(self.sizes) < 10_000:
+            self.sizes.append(size)
+
+
+class _UnitFailed(Exception):
+    """A unit raised in the fast path: run the batch again with a savepoint per unit."""
+
+
+class GroupCommit:
+    """Coalesces units of work from concurrent callers into one transaction per batch."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.on_commit = on_commit or (lambda: None)
+        self.stats = BatchStats()
+        self._queue: list[_Pending[Any]] = []
+        self._wakeup = asyncio.Event()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def run(self, unit: Unit[R], order: str = "") -> R:
+        """Run `unit` in the next batch's transaction; its result once that has committed.
+        Within a batch, units run sorted by `order` (then in arrival order)."""
+        if self._closed:
+            raise RuntimeError("group commit is closed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(unit, future, order))
+        self._wakeup.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="group-commit")
+        return await future
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Tests: no batch starts while held, so what is queued meanwhile is one batch."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
+
+    async def close(self) -> None:
+        """Stop the worker; callers still queued get an error."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("group commit closed"))
+        self._queue.clear()
+
+    async def _work(self) -> None:
+        while True:
+            await self._open.wait()
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            batch = [p for p in batch if not p.future.done()]  # callers that gave up
+            batch.sort(key=lambda p: p.order)  # stable: arrival order within one key
+            if batch:
+                await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Pending[Any]]) -> None:
+        self.stats.record(len(batch))
+        try:
+            try:
+                results = await self._fast(batch)
+            except _UnitFailed:
+                self.stats.isolated += 1
+                results = await self._isolated(batch)
+        except asyncio.CancelledError:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(RuntimeError("group commit closed"))
+            raise
+        except Exception as exc:  # COMMIT or the database failed: the whole batch did
+            # The error's class only: a statement's values are citizens' personal data.
+            log.warning("group_commit_failed", size=len(batch), error_class=type(exc).__name__)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        for p, (ok, value) in zip(batch, results, strict=True):
+            if p.future.done():
+                continue
+            if ok:
+                p.future.set_result(value)
+            else:
+                p.future.set_exception(value)
+        if any(ok for ok, _ in results):
+            self.on_commit()
+
+    async def _fast(self, batch: list[_Pending[Any]]) -> list[tuple[bool, Any]]:
+        """Every unit in one transaction, no savepoints: the usual case."""
+        deferred = Batch()
+        results: list[tuple[bool, Any]] = []
+        async with self.engine.begin() as conn:
+            for p in batch:
+                try:
+                    results.append((True, await p.unit(conn, deferred)))
+                except Exception as exc:
+                    if is_transient_database_error(exc):
+                        raise
+                    raise _UnitFailed from exc  # rolls the transaction back
+            try:
+                await deferred.flush(conn)
+            except Exception as exc:
+                if is_transient_database_error(exc):
+                    raise
+                raise _UnitFailed from exc  # one unit's rows were bad: find out whose
+        return results
+
+    async def _isolated(self, batch: list[_Pending[Any]]) -> list[tuple[bool, Any]]:
+        """Every unit in its own SAVEPOINT within the batch's transaction: a unit that
+        raises is rolled back alone and gets its error."""
+        results: list[tuple[bool, Any]] = []
+        async with self.engine.begin() as conn:
+            for p in batch:
+                deferred = Batch()
+                savepoint = await conn.begin_nested()
+                try:
+                    value = await p.unit(conn, deferred)
+                    await deferred.flush(conn)
+                except Exception as exc:
+                    if is_transient_database_error(exc):
+                        raise
+                    await savepoint.rollback()
+                    results.append((False, exc))
+                    continue
+                await savepoint.commit()
+                results.append((True, value))
+        return results

@@ -1,0 +1,274 @@
+"""POST /dossiers through the group commit (core.runtime.group_commit), on SQLite and
+PostgreSQL: one transaction per batch, each request answered with its own result or error.
+
+A batch is made deterministic by holding the batcher (`GroupCommit.held`) until the
+requests are queued: no timing decides who shares a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core.domain.calendar import VN_TZ
+from services.core.runtime.database import create_engine
+from services.core.runtime.group_commit import Batch, GroupCommit
+from services.intake.adapters import repository as repo
+from services.intake.adapters import tables as t
+from tests.fixtures.intake import IntakeHarness, dossier_body
+
+
+def writes(intake: IntakeHarness) -> GroupCommit:
+    return intake.service.context.dossier_writes
+
+
+async def queued(group: GroupCommit, n: int) -> None:
+    """Until n units wait in the held batcher (each request gets to it in a few loop turns)."""
+    for _ in range(10_000):
+        if group.queued >= n:
+            return
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+    raise AssertionError(f"only {group.queued} of {n} requests reached the batcher")
+
+
+async def in_one_batch(
+    intake: IntakeHarness, posts: list[Callable[[], Awaitable[httpx.Response]]], batched: int
+) -> list[httpx.Response]:
+    """Send the posts together while the batcher is held; `batched` of them reach it."""
+    group = writes(intake)
+    before = group.stats.batches
+    async with group.held():
+        tasks = [asyncio.create_task(post()) for post in posts]
+        await queued(group, batched)
+    responses = await asyncio.gather(*tasks)
+    assert group.stats.batches == before + 1
+    assert group.stats.sizes[-1] == batched
+    return list(responses)
+
+
+def post(
+    intake: IntakeHarness, key: str | None = None, **body: Any
+) -> Callable[[], Awaitable[httpx.Response]]:
+    headers = {**intake.clerk, **({"Idempotency-Key": key} if key else {})}
+    return lambda: intake.client.post("/dossiers", json=dossier_body(**body), headers=headers)
+
+
+async def count(intake: IntakeHarness, table: sa.Table) -> int:
+    async with intake.service.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+def phone(n: int) -> dict[str, Any]:
+    return {
+        "applicant": {
+            "full_name": "Nguyễn Văn An",
+            "phone": f"09123456{n:02d}",
+            "id_number": "001203004567",
+        }
+    }
+
+
+async def test_a_bad_request_in_a_batch_fails_alone(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    first = await intake.client.post(
+        "/dossiers", json=dossier_body(), headers={**intake.clerk, "Idempotency-Key": "k-used"}
+    )
+    assert first.status_code == 201
+    responses = await in_one_batch(
+        intake,
+        [
+            post(intake, **phone(1)),
+            post(intake, key="k-used", **phone(2)),  # the key's body was another: 422
+            post(intake, **phone(3)),
+            post(intake, procedure_code="NO-SUCH"),  # refused before the batch: 422
+            post(intake, **phone(4)),
+        ],
+        batched=4,
+    )
+    assert [r.status_code for r in responses] == [201, 422, 201, 422, 201]
+    assert responses[1].json()["error"]["field"] == "Idempotency-Key"
+    assert responses[3].json()["error"]["field"] == "procedure_code"
+    assert writes(intake).stats.isolated == 1  # run again with a savepoint per request
+    codes = [first.json()["code"]] + [responses[i].json()["code"] for i in (0, 2, 4)]
+    assert [c[-4:] for c in codes] == ["0001", "0002", "0003", "0004"]  # no gap for the 422
+    assert await count(intake, t.dossiers) == 4
+    assert await count(intake, t.outbox) == 4  # one dossier.received each, none for the 422
+
+
+async def test_the_same_key_twice_in_one_batch_is_one_dossier(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    responses = await in_one_batch(
+        intake,
+        [post(intake, key="quay-1-7"), post(intake, **phone(5)), post(intake, key="quay-1-7")],
+        batched=3,
+    )
+    assert [r.status_code for r in responses] == [201, 201, 201]
+    assert responses[0].json() == responses[2].json()
+    assert responses[0].json()["id"] != responses[1].json()["id"]
+    assert writes(intake).stats.isolated == 0
+    assert await count(intake, t.dossiers) == 2
+    assert await count(intake, t.outbox) == 2
+
+
+async def test_codes_stay_gapless_under_concurrency(intake: IntakeHarness) -> None:
+    await intake.procedure()
+    await intake.procedure(code="P2", agency="UBND-Q1")
+    used = await intake.client.post(
+        "/dossiers", json=dossier_body(), headers={**intake.clerk, "Idempotency-Key": "taken"}
+    )
+    assert used.status_code == 201
+    posts = []
+    for n in range(60):
+        if n % 10 == 3:  # a key reused with another body, here and there: 422
+            posts.append(post(intake, key="taken", **phone(n)))
+        else:
+            posts.append(post(intake, procedure_code="P1" if n % 2 else "P2", **phone(n)))
+    responses = await asyncio.gather(*(p() for p in posts))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(422) == 6 and statuses.count(201) == 54
+    codes = sorted([used.json()["code"]] + [r.json()["code"] for r in responses if r.is_success])
+    assert codes == [f"UBND-Q1-20261116-{n:04d}" for n in range(1, 56)]
+    assert await count(intake, t.dossiers) == 55
+    assert await count(intake, t.outbox) == 55
+    assert max(writes(intake).stats.sizes) > 1  # they did share transactions
+
+
+@contextmanager
+def commit_fails_once(intake: IntakeHarness) -> Iterator[None]:
+    """The next COMMIT fails as a database in trouble fails it (a transient error)."""
+    failed = []
+
+    def fail(_conn: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    engine = intake.service.engine.sync_engine
+    event.listen(engine, "commit", fail)
+    try:
+        yield
+    finally:
+        event.remove(engine, "commit", fail)
+    assert failed
+
+
+async def test_a_failed_commit_fails_every_request_and_writes_nothing(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    with commit_fails_once(intake):
+        responses = await in_one_batch(
+            intake, [post(intake, **phone(1)), post(intake, key="k-9"), post(intake)], batched=3
+        )
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert await count(intake, t.dossiers) == 0
+    assert await count(intake, t.outbox) == 0
+    assert await count(intake, t.idempotency_keys) == 0
+    again = await intake.client.post(
+        "/dossiers", json=dossier_body(), headers={**intake.clerk, "Idempotency-Key": "k-9"}
+    )
+    assert again.status_code == 201
+    assert again.json()["code"].endswith("-0001")  # the failed batch took no number
+
+
+async def test_a_unit_whose_rows_fail_is_rolled_back_alone(intake: IntakeHarness) -> None:
+    """Driven directly: the deferred rows of one unit break a constraint when the batch
+    inserts them; that unit gets the IntegrityError, its neighbours are committed."""
+    await intake.procedure(agency="UBND-Q1")  # the agency UBND-Q1 exists
+    group = GroupCommit(intake.service.engine)
+    woken = []
+    group.on_commit = lambda: woken.append(True)
+    now = intake.clock()
+
+    def agency(code: str) -> Callable[[AsyncConnection, Batch], Awaitable[str]]:
+        async def unit(_conn: AsyncConnection, batch: Batch) -> str:
+            row = {"code": code, "name": code, "office_schedule": {}, "created_at": now}
+            batch.insert(t.agencies, row)
+            return code
+
+        return unit
+
+    async with group.held():
+        tasks = [
+            asyncio.create_task(group.run(agency(c))) for c in ("UBND-Q2", "UBND-Q1", "UBND-Q3")
+        ]
+        await queued(group, 3)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await group.close()
+    assert results[0] == "UBND-Q2" and results[2] == "UBND-Q3"
+    assert isinstance(results[1], IntegrityError)
+    assert group.stats.sizes == [3] and group.stats.isolated == 1
+    assert woken == [True]  # the relay is woken once for the batch
+    async with intake.service.engine.connect() as conn:
+        codes = (await conn.execute(sa.select(t.agencies.c.code))).scalars().all()
+    assert sorted(codes) == ["UBND-Q1", "UBND-Q2", "UBND-Q3"]
+
+
+async def test_new_office_hours_apply_to_the_next_receipt(intake: IntakeHarness) -> None:
+    """The catalogue is cached in the process; this intake's own change is seen at once."""
+    await intake.procedure(time_limit={"value": 8, "unit": "working_hours"})
+    intake.clock.now = datetime(2026, 11, 20, 15, 0, tzinfo=VN_TZ)  # Friday 15:00
+    before = await intake.dossier()  # the procedure and its agency are cached now
+    assert before["due_at"] == "2026-11-23T15:00:00+07:00"  # Fri 15–17, Mon 08–15
+    weekday = [["08:00", "12:00"], ["13:00", "17:00"]]
+    schedule = {"week": {**{str(d): weekday for d in range(5)}, "5": [["08:00", "12:00"]]}}
+    r = await intake.client.put(
+        "/agencies/UBND-Q1",
+        json={"name": "UBND Quận 1", "office_schedule": schedule},
+        headers=intake.admin,
+    )
+    assert r.status_code == 200, r.text
+    after = await intake.dossier()
+    # Fri 15–17 (2h), Sat 08–12 (4h), Mon 08–10 (2h).
+    assert after["due_at"] == "2026-11-23T10:00:00+07:00"
+
+
+async def test_units_run_in_the_order_of_the_rows_they_lock(intake: IntakeHarness) -> None:
+    """Every batch takes its counter locks in one order, so two batches (of two replicas on
+    PostgreSQL) cannot deadlock on them; within one counter, arrival order is kept."""
+    group = GroupCommit(intake.service.engine)
+    ran: list[str] = []
+
+    def unit(name: str) -> Callable[[AsyncConnection, Batch], Awaitable[str]]:
+        async def record(_conn: AsyncConnection, _batch: Batch) -> str:
+            ran.append(name)
+            return name
+
+        return record
+
+    work = [("q3-a", "UBND-Q3"), ("q1-a", "UBND-Q1"), ("q3-b", "UBND-Q3"), ("q1-b", "UBND-Q1")]
+    async with group.held():
+        tasks = [asyncio.create_task(group.run(unit(n), order=o)) for n, o in work]
+        await queued(group, 4)
+    assert await asyncio.gather(*tasks) == ["q3-a", "q1-a", "q3-b", "q1-b"]
+    await group.close()
+    assert ran == ["q1-a", "q1-b", "q3-a", "q3-b"]
+
+
+async def test_two_replicas_never_hand_out_the_same_code(intake: IntakeHarness) -> None:
+    """Two processes' batchers on one database (two engines): the counter row read by a
+    batch stays locked until it commits, so the codes of both are distinct and gapless."""
+    url = intake.service.engine.url.render_as_string(hide_password=False)
+    other = create_engine(url)
+    groups = [intake.service.context.dossier_writes, GroupCommit(other)]
+    day = intake.clock().date()
+
+    async def take(conn: AsyncConnection, batch: Batch) -> str:
+        return await repo.next_code(batch, conn, "UBND-Q1", day)
+
+    try:
+        codes = await asyncio.gather(*(groups[n % 2].run(take) for n in range(40)))
+    finally:
+        await groups[1].close()
+        await other.dispose()
+    assert sorted(codes) == [f"UBND-Q1-20261116-{n:04d}" for n in range(1, 41)]
+    assert [g.stats.sizes[-1] for g in groups] == [20, 20]  # one batch each, side by side
