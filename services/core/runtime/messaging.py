@@ -152,8 +152,12 @@ class Messaging:
             self._engine, self._outbox, keep, now=now, consumed_through=through
         )
 
-    async def stop(self) -> None:
+    async def stop(self, join_wait: float = 10.0) -> None:
         if self._task is not None and not self._task.done():
+            # A join cut off halfway leaves a member the broker waits for: the next member
+            # of the group then hangs in its own join for tens of seconds (seen on Tansu).
+            # So a join under way may finish first (a few seconds), and then leave cleanly.
+            await asyncio.wait({self._task}, timeout=join_wait)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
