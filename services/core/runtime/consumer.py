@@ -1,10 +1,14 @@
 """Consuming a topic safely: at-least-once, transient errors retried, poison to the `.dlq`.
 
-A record's offset is committed only after its handler returned (faststream's
-`AckPolicy.NACK_ON_ERROR`), so a crash redelivers it; handlers deduplicate on `event_id`.
+Records come in batches (whatever the consumer has fetched, up to `BATCH_MAX_RECORDS`),
+handled one after the other in the order of their partition by the topic's per-record
+handler. The batch's offsets are committed once, after it: a crash redelivers the records of
+a batch whose offsets were not committed yet, and handlers deduplicate on `event_id`.
 
-- A transient failure (database or broker unreachable, a lost race on a unique key) rewinds
-  to the record and retries it after a growing pause: the partition waits, nothing is lost.
+- A transient failure (database or broker unreachable, a lost race on a unique key) ends the
+  batch at that record: the records before it are committed, every partition of the batch is
+  rewound to its first record not applied, and they are read again after a growing pause:
+  the partition waits, nothing is lost and nothing applied is applied again.
 - Anything else (an undecodable value, an invalid envelope, a bug) sends the record to the
   topic's dead-letter twin with headers saying why, and the partition moves on.
 
@@ -13,7 +17,8 @@ Dead-letter headers: `error_class`, `error_message`, `original_topic`, `original
 
 Metrics: every attempt at a record is counted by topic and outcome (`handled`, `duplicate`
 when the handler says it had the event before, `retried`, `dead_lettered`), and each scrape
-reads how far this member's partitions are behind their high watermark.
+reads how far this member's partitions are behind their high watermark (from the position,
+which is past the batch being handled: its records are not counted).
 """
 
 from __future__ import annotations
