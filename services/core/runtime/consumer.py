@@ -1,10 +1,14 @@
 """Consuming a topic safely: at-least-once, transient errors retried, poison to the `.dlq`.
 
-A record's offset is committed only after its handler returned (faststream's
-`AckPolicy.NACK_ON_ERROR`), so a crash redelivers it; handlers deduplicate on `event_id`.
+Records come in batches (whatever the consumer has fetched, up to `BATCH_MAX_RECORDS`),
+handled one after the other in the order of their partition by the topic's per-record
+handler. The batch's offsets are committed once, after it: a crash redelivers the records of
+a batch whose offsets were not committed yet, and handlers deduplicate on `event_id`.
 
-- A transient failure (database or broker unreachable, a lost race on a unique key) rewinds
-  to the record and retries it after a growing pause: the partition waits, nothing is lost.
+- A transient failure (database or broker unreachable, a lost race on a unique key) ends the
+  batch at that record: the records before it are committed, every partition of the batch is
+  rewound to its first record not applied, and they are read again after a growing pause:
+  the partition waits, nothing is lost and nothing applied is applied again.
 - Anything else (an undecodable value, an invalid envelope, a bug) sends the record to the
   topic's dead-letter twin with headers saying why, and the partition moves on.
 
@@ -13,18 +17,19 @@ Dead-letter headers: `error_class`, `error_message`, `original_topic`, `original
 
 Metrics: every attempt at a record is counted by topic and outcome (`handled`, `duplicate`
 when the handler says it had the event before, `retried`, `dead_lettered`), and each scrape
-reads how far this member's partitions are behind their high watermark.
+reads how far this member's partitions are behind their high watermark (from the position,
+which is past the batch being handled: its records are not counted).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -43,6 +48,9 @@ DUPLICATE = "duplicate"  # what a handler returns for an event it had applied be
 Handler = Callable[[bytes], Awaitable[str | None]]
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+BATCH_MAX_RECORDS = 500  # records handled between two commits, at most
+BATCH_TIMEOUT_MS = 100  # how long a poll waits for a first record (an idle consumer's pace)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     IntegrityError,
@@ -120,10 +128,16 @@ def subscribe(
     *,
     metrics: ServiceMetrics,
     max_backoff: float = 10.0,
+    max_records: int = BATCH_MAX_RECORDS,
+    batch_timeout_ms: int = BATCH_TIMEOUT_MS,
 ) -> None:
     """Register `handlers[topic](value)` for every record of those topics, in one consumer
     group: one group join at start (a few seconds each on a small broker), one member per
-    replica, partitions of every topic shared among the replicas."""
+    replica, partitions of every topic shared among the replicas.
+
+    Records come in batches of up to `max_records` (whatever has been fetched, waiting at most
+    `batch_timeout_ms` for a first one); they are handled one after the other in the order
+    of their partition, and the batch's offsets are committed once, after it."""
     attempts: dict[tuple[str, int, int], int] = {}
     consumed = metrics.counter(
         "motcua_events_consumed_total",
@@ -138,7 +152,10 @@ def subscribe(
         *handlers,
         group_id=group_id,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        ack_policy=AckPolicy.MANUAL,  # offsets are committed and rewound below, per record
         decoder=decoder,
     )
     metrics.gauge_at_scrape(
@@ -149,31 +166,77 @@ def subscribe(
         lambda: consumer_lag(subscriber.consumer),
     )
 
-    @subscriber
-    async def on_record(body: bytes, message: KafkaMessage) -> None:
-        record = message.raw_message
+    async def apply(record: ConsumerRecord[Any, Any]) -> None:
+        """Handle a record, or dead-letter it; raise only when it must be tried again."""
         where = (record.topic, record.partition, record.offset)
         try:
-            outcome = await handlers[record.topic](body)
+            outcome = await handlers[record.topic](record.value or b"")
         except Exception as exc:
-            if not is_transient(exc):  # a poison record must not stop its partition
-                await dead_letter(broker, record, exc, group_id, attempts.pop(where, 0) + 1)
-                consumed.labels(record.topic, "dead_lettered").inc()
-                return
-            consumed.labels(record.topic, "retried").inc()
-            attempt = attempts[where] = attempts.get(where, 0) + 1
-            log.warning(
-                "event_retry",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                attempt=attempt,
-                error=describe(exc),
-            )
-            await asyncio.sleep(min(max_backoff, 0.1 * 2**attempt))
-            raise
+            if is_transient(exc):
+                raise
+            # a poison record must not stop its partition (if the dead-letter topic cannot
+            # be written, that raises, and the record is tried again)
+            await dead_letter(broker, record, exc, group_id, attempts.get(where, 0) + 1)
+            attempts.pop(where, None)
+            consumed.labels(record.topic, "dead_lettered").inc()
+            return
         attempts.pop(where, None)
         consumed.labels(record.topic, DUPLICATE if outcome == DUPLICATE else "handled").inc()
+
+    @subscriber
+    async def on_batch(bodies: Any, message: KafkaMessage) -> None:
+        records: Sequence[ConsumerRecord[Any, Any]] = message.raw_message
+        consumer = subscriber.consumer
+        applied: dict[TopicPartition, int] = {}  # the offset to commit: last applied + 1
+        for index, record in enumerate(records):
+            try:
+                await apply(record)
+            except Exception as exc:
+                # The record and every one after it in the batch are read again: rewind
+                # each of their partitions to its first record not applied.
+                if consumer is not None:
+                    rewind(consumer, records[index:])
+                    await commit(consumer, applied)
+                await pause(record, exc)
+                return
+            applied[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if consumer is not None:
+            await commit(consumer, applied)
+
+    async def pause(record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
+        where = (record.topic, record.partition, record.offset)
+        consumed.labels(record.topic, "retried").inc()
+        attempt = attempts[where] = attempts.get(where, 0) + 1
+        log.warning(
+            "event_retry",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempt=attempt,
+            error=describe(exc),
+        )
+        await asyncio.sleep(min(max_backoff, 0.1 * 2**attempt))
+
+    async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:  # a rebalance took a partition: its new owner re-reads
+            log.warning("offset_commit_failed", group=group_id, error=describe(exc))
+
+
+def rewind(consumer: AIOKafkaConsumer, unapplied: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    """Seek each partition of `unapplied` back to its first record there, so that none of
+    them is skipped (records of a partition come in offset order)."""
+    first: dict[TopicPartition, int] = {}
+    for record in unapplied:
+        first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+    for tp, offset in first.items():
+        try:
+            consumer.seek(tp, offset)
+        except IllegalStateError:  # no longer ours: its new owner reads from the commit
+            continue
 
 
 async def consumer_lag(consumer: AIOKafkaConsumer | None) -> Values:
