@@ -878,7 +878,7 @@ def _saturation_paragraph(r: RateResult) -> str:
             "database connections (SQLAlchemy's `QueuePool limit … timed out`). The intake "
             "answers 503 with `Retry-After` when the database is away "
             "(`is_transient_database_error`), but a pool timeout is not one of those errors, "
-            "so an overloaded intake answers 500, which CONTRACT.md calls a bug: left as it "
+            "so an overloaded intake answers 500, which the project counts as a bug: left as it "
             "is, reported."
         )
     return text

@@ -1,4 +1,4 @@
-"""The `motcua` command (CONTRACT.md, "Commands")."""
+"""The `motcua` command (README.md, "Commands")."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-# The 2018 conversion (DOMAIN.md, "SMS practice"): old prefix → new prefix, last 7 digits kept.
+# The 2018 conversion (docs/domain.md, "SMS practice"): old prefix → new prefix, last 7 digits kept.
 LEGACY_PREFIXES: dict[str, str] = {
     "0120": "070", "0121": "079", "0122": "077", "0126": "076", "0128": "078",
     "0123": "083", "0124": "084", "0125": "085", "0127": "081", "0129": "082",

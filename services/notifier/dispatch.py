@@ -3,7 +3,8 @@
 A notice is claimed for one attempt with a lease (status `sending`), sent, and its outcome
 committed. A sender killed between the gateway's answer and its commit leaves the notice
 `sending`; when the lease runs out it is sent again with the same `request_id`, and the
-gateway answers with the first message instead of sending a second one (CONTRACT.md).
+gateway answers with the first message instead of sending a second one (docs/domain.md,
+"SMS practice").
 
 Failover: after an answer that says the gateway did not take the message (429, 5xx, a
 refused connection) the next attempt goes to the other gateway. After a timeout it stays on

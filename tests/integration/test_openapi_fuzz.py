@@ -202,7 +202,8 @@ def _error_body(response: Any) -> dict[str, Any]:
 
 
 def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
-    """Every 4xx is {"error": {"code": str, "message": str, ...}} (CONTRACT.md, "HTTP API")."""
+    """Every 4xx is {"error": {"code": str, "message": str, ...}} (README.md, "The API by
+    example")."""
     if not 400 <= response.status_code < 500:
         return
     error = _error_body(response)

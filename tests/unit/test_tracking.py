@@ -737,7 +737,8 @@ def _floor(t: datetime) -> datetime:
 
 
 def _due(t: TrackedDossier, now: datetime, calendar: Calendar, threshold: int) -> list[str]:
-    """Flags whose DESIGN.md condition holds at ``now`` and are not raised yet (the oracle)."""
+    """Flags whose condition (docs/domain.md, "Flags") holds at ``now`` and are not raised yet
+    (the oracle)."""
     if not t.is_pending or not t.clock.is_running:
         return []
     flags: list[str] = []

@@ -12,7 +12,7 @@ from enum import StrEnum
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
 
 MINUTES_PER_WORKING_DAY = 8 * 60
-"""1 working day = 8 working hours, whatever the agency's office hours (DESIGN.md)."""
+"""1 working day = 8 working hours, whatever the agency's office hours (docs/domain.md)."""
 
 
 class TimeUnit(StrEnum):
@@ -246,7 +246,7 @@ class Outcome(StrEnum):
 
 
 def outcome(calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> Outcome:
-    """Mark a result against its deadline (DESIGN.md "Outcome").
+    """Mark a result against its deadline (docs/domain.md, "Outcome of a result").
 
     Early (trước hạn): finished on a date before the deadline's date; on time (đúng hạn): on
     that date and not after the deadline; late (quá hạn): after it. Instants are compared at

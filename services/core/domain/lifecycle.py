@@ -1,7 +1,7 @@
 """The dossier lifecycle (vòng đời hồ sơ): which action may happen in which status.
 
 One table, read by the intake to refuse forbidden actions and by anyone who needs to know
-whether a status is final. Statuses are those of DOMAIN.md, "Lifecycle of a dossier".
+whether a status is final. Statuses are those of docs/domain.md, "Lifecycle of a dossier".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings from the environment (prefix MOTCUA_), as CONTRACT.md lists them."""
+"""Settings from the environment (prefix MOTCUA_), as README.md, "Configuration", lists them."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     due_soon_working_hours: int = Field(default=8, ge=0, le=800)
     quiet_hours: str = "21:00-07:00"
     sms_unicode: bool = False
-    # -- notifier (not in CONTRACT.md's table: the implementer's choice, see the README)
+    # -- notifier
     sms_gateway_fallback_url: str | None = None
     sms_sender: str = Field(default="MOTCUA", min_length=1, max_length=11)
     sms_rate_per_second: float = Field(default=20, ge=0)

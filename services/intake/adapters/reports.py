@@ -17,7 +17,7 @@ from services.intake.adapters import tables as t
 
 d = t.dossiers
 OUTCOMES = ("early", "on_time", "late")
-#: From the second supplement request on, the law was broken: all items at once (DESIGN.md).
+#: From the second supplement request on, the law was broken: all items at once (docs/domain.md).
 VIOLATION_FROM = 2
 
 

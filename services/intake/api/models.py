@@ -1,4 +1,4 @@
-"""Request and response bodies of the intake HTTP API (CONTRACT.md, "HTTP API")."""
+"""Request and response bodies of the intake HTTP API (README.md, "The API by example")."""
 
 from __future__ import annotations
 
