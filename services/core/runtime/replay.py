@@ -153,26 +153,22 @@ class ConsumptionLedger:
         return first_unpublished, int(last_id or 0)
 
     async def _consumed_ids(self, landed: Mapping[int, _Landed]) -> set[int]:
-        partitions = {TopicPartition(r.topic, r.partition) for r in landed.values()}
-        # A partition's floor: the lowest committed offset among the groups that read it.
-        floor: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            groups = self.readers.get(tp.topic, ())
-            floor[tp] = -1 if not groups else 1 << 62
         by_group: dict[str, list[TopicPartition]] = {}
-        for tp in partitions:
+        for tp in {TopicPartition(r.topic, r.partition) for r in landed.values()}:
             for group in self.readers.get(tp.topic, ()):
                 by_group.setdefault(group, []).append(tp)
+        # A partition's floor: the lowest offset committed by the groups that read it. A
+        # partition nobody reads has none: its rows count as consumed once acknowledged.
+        floor: dict[TopicPartition, int] = {}
         for group, tps in by_group.items():
             offsets = await self.committed(group, tps)
             for tp in tps:
-                floor[tp] = min(floor[tp], offsets.get(tp, 0))
-        consumed = set()
-        for row_id, r in landed.items():
-            limit = floor[TopicPartition(r.topic, r.partition)]
-            if limit < 0 or r.offset < limit:  # -1: a topic nobody reads is consumed as sent
-                consumed.add(row_id)
-        return consumed
+                floor[tp] = min(floor.get(tp, offsets.get(tp, 0)), offsets.get(tp, 0))
+        return {
+            row_id
+            for row_id, r in landed.items()
+            if r.offset < floor.get(TopicPartition(r.topic, r.partition), r.offset + 1)
+        }
 
     async def _write(self, through: int) -> None:
         c = self.checkpoints
