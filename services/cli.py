@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from services.core.runtime.clock import system_clock
-from services.core.runtime.database import create_engine
+from services.core.runtime.database import create_engine, sqlite_file
 from services.core.runtime.logging import configure_logging
 from services.core.runtime.migrations import migrated_services, upgrade
 from services.core.runtime.settings import SERVICES, Settings
@@ -110,8 +110,8 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
         print("motcua: a clerk or supervisor token needs --agency CODE", file=sys.stderr)
         return 2
     url = settings.database_url_for("intake")
-    sqlite_file = _sqlite_file(url)
-    new_file = sqlite_file is not None and not sqlite_file.exists()
+    path = sqlite_file(url)
+    new_file = path is not None and not path.exists()
     upgrade("intake", url)
 
     async def create() -> tuple[str, bool]:
@@ -191,16 +191,9 @@ def _token_columns(info: Any) -> list[str]:
             when(info.revoked_at)]  # fmt: skip
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    return None if parsed.database == ":memory:" else Path(parsed.database)
-
-
 def _where(url: str) -> str:
     """The database, as a person finds it: the SQLite file, or the URL without its password."""
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     return str(path.resolve()) if path else make_url(url).render_as_string(hide_password=True)
 
 
@@ -208,7 +201,7 @@ def _existing_intake_database(settings: Settings) -> str | None:
     """The intake database's URL; None (and why, on stderr) for a SQLite file that is not
     there: reading or revoking must not make an empty database beside the real one."""
     url = settings.database_url_for("intake")
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is not None and not path.exists():
         print(f"motcua: no intake database at {path.resolve()}: pass the --data-dir the "
               "service runs with (or set MOTCUA_DATA_DIR)", file=sys.stderr)  # fmt: skip

@@ -84,19 +84,26 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or SQLite in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An engine whose errors never quote a statement's parameters: they are citizens'
     names, phones and addresses, and an error may end up in a log."""
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         # One connection: SQLite has one writer, and every transaction here takes the write
         # lock up front (BEGIN IMMEDIATE). Requests queue for the connection in order instead
         # of polling the lock in SQLite's busy handler, whose growing sleeps made the p99 of
         # four clerks a second (bench/README.md, "Intake throughput").
-        on_file = bool(database) and database != ":memory:"
-        pool = {"pool_size": 1, "max_overflow": 0} if on_file else {}
+        pool = {"pool_size": 1, "max_overflow": 0} if path is not None else {}
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, hide_parameters=True, **pool
         )
