@@ -1,19 +1,26 @@
 """The consumer loop over a real Kafka-protocol broker, in batches: every record of a batch is
 handled in order, the batch's offsets are committed once after it, a poison record in the
 middle goes to the `.dlq` while the rest of the batch is applied, and a transient failure in
-the middle rewinds to that record, so nothing is lost and nothing is applied twice."""
+the middle rewinds to that record, so nothing is lost and nothing is applied twice. A topic
+with a `many` handler has its batch applied in one call; a poison record there is isolated
+by applying the batch again one record at a time."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.core.runtime.consumer import Handler, PoisonEvent, subscribe
+from services.core.runtime.consumer import (
+    Handler,
+    PoisonEvent,
+    TopicHandler,
+    subscribe,
+)
 from services.core.runtime.kafka import dlq, ensure_topics, make_broker
 from services.core.runtime.metrics import ServiceMetrics
 from tests.fixtures.broker import KafkaEndpoint, caught_up, consume, wait_for
@@ -58,7 +65,9 @@ async def run(
 
     monkeypatch.setattr(AIOKafkaConsumer, "commit", counted_commit)
 
-    async def start(handler: Handler, *, partitions: int, values: list[bytes]) -> Run:
+    async def start(
+        handler: Handler | TopicHandler, *, partitions: int, values: list[bytes]
+    ) -> Run:
         bootstrap = kafka_broker.bootstrap
         topic = f"test.batch.{uuid.uuid4().hex[:8]}"
         await ensure_topics(bootstrap, [topic], partitions=partitions)
@@ -164,3 +173,78 @@ async def test_a_transient_failure_rewinds_every_partition_of_the_batch(
     for key in range(7):  # the order of each key, hence of each partition, is kept
         of_key = [v for v in values if int(v.split(b"-")[1]) % 7 == key]
         assert [a for a in applied if a in of_key] == of_key
+
+
+class Together:
+    """A `many` handler that applies all or nothing, as a transaction does: it stores a
+    batch only when every record in it is good."""
+
+    def __init__(self, transient_failures: int = 0) -> None:
+        self.applied: list[bytes] = []
+        self.calls: list[int] = []  # the size of each batch it was given
+        self.transient_failures = transient_failures
+
+    async def many(self, bodies: Sequence[bytes]) -> list[str | None]:
+        self.calls.append(len(bodies))
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise ConnectionError("the database went away")
+        if b"poison" in bodies:
+            raise PoisonEvent("not a record of this test")
+        self.applied.extend(bodies)
+        return [None] * len(bodies)
+
+    async def one(self, body: bytes) -> None:
+        if body == b"poison":
+            raise PoisonEvent("not a record of this test")
+        self.applied.append(body)
+
+
+async def test_a_many_handler_applies_the_batch_in_one_call(
+    run: Callable[..., Awaitable[Run]],
+) -> None:
+    together = Together()
+    r = await run(TopicHandler(together.one, together.many), partitions=1, values=numbered(RECORDS))
+    await wait_for(r.caught_up, timeout=60, message="the group committed the whole topic")
+
+    assert together.applied == numbered(RECORDS)
+    assert together.calls == [RECORDS]  # every record was waiting: one batch, one call
+    assert r.consumed("handled") == RECORDS
+    assert r.commits == [{TopicPartition(r.topic, 0): RECORDS}]
+
+
+async def test_a_poison_record_in_a_many_batch_is_isolated_and_the_rest_applied_once(
+    run: Callable[..., Awaitable[Run]],
+) -> None:
+    together = Together()
+    values = numbered(RECORDS, poison_at=MIDDLE)
+    r = await run(TopicHandler(together.one, together.many), partitions=1, values=values)
+    await wait_for(r.caught_up, timeout=60, message="the group committed the whole topic")
+
+    # The batch's transaction applied nothing; applied again one by one, every good record
+    # is applied once, in order, and only the poison one is dead-lettered.
+    assert together.applied == [v for v in values if v != b"poison"]
+    dead = await consume(r.bootstrap, dlq(r.topic), until=lambda rs: len(rs) >= 1)
+    assert [d.value for d in dead] == [b"poison"]
+    assert {k: v.decode() for k, v in dead[0].headers}["original_offset"] == str(MIDDLE)
+    assert r.consumed("handled") == RECORDS - 1
+    assert r.consumed("dead_lettered") == 1
+    assert r.commits == [{TopicPartition(r.topic, 0): RECORDS}]
+
+
+async def test_a_transient_failure_of_a_many_batch_reads_the_batch_again(
+    run: Callable[..., Awaitable[Run]],
+) -> None:
+    together = Together(transient_failures=1)
+    r = await run(
+        TopicHandler(together.one, together.many), partitions=3, values=numbered(RECORDS * 3)
+    )
+    await wait_for(r.caught_up, timeout=60, message="the group committed the whole topic")
+
+    values = numbered(RECORDS * 3)
+    assert sorted(together.applied) == sorted(values)  # each once, after the failure
+    assert r.consumed("retried") == 1
+    assert r.consumed("handled") == RECORDS * 3
+    for key in range(7):  # each key's order kept across the rewind
+        of_key = [v for v in values if int(v.split(b"-")[1]) % 7 == key]
+        assert [a for a in together.applied if a in of_key] == of_key

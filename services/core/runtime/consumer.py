@@ -1,16 +1,22 @@
 """Consuming a topic safely: at-least-once, transient errors retried, poison to the `.dlq`.
 
 Records come in batches (whatever the consumer has fetched, up to `BATCH_MAX_RECORDS`),
-handled one after the other in the order of their partition by the topic's per-record
-handler. The batch's offsets are committed once, after it: a crash redelivers the records of
-a batch whose offsets were not committed yet, and handlers deduplicate on `event_id`.
+taken topic by topic, each topic's records in the order of their partitions. A topic whose
+service gives a `many` handler has its records applied together, in one transaction with one
+de-duplication query; otherwise, or when that fails on a poison record, one by one with its
+`one` handler. The batch's offsets are committed once, after it: a crash redelivers the
+records of a batch whose offsets were not committed yet, and handlers deduplicate on
+`event_id`.
 
 - A transient failure (database or broker unreachable, a lost race on a unique key) ends the
-  batch at that record: the records before it are committed, every partition of the batch is
+  batch at that record (for `many`, at the first record of its run, none of which was
+  applied): the records before it are committed, every partition of the batch is
   rewound to its first record not applied, and they are read again after a growing pause:
   the partition waits, nothing is lost and nothing applied is applied again.
 - Anything else (an undecodable value, an invalid envelope, a bug) sends the record to the
-  topic's dead-letter twin with headers saying why, and the partition moves on.
+  topic's dead-letter twin with headers saying why, and the partition moves on. When `many`
+  fails that way its transaction applied nothing, and the run is applied again one record at
+  a time, so that only the poison record is dead-lettered and the others are applied once.
 
 Dead-letter headers: `error_class`, `error_message`, `original_topic`, `original_partition`,
 `original_offset`, `consumer_group`, `failed_at`, `attempts`.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,6 +53,29 @@ log = structlog.get_logger(__name__)
 
 DUPLICATE = "duplicate"  # what a handler returns for an event it had applied before
 Handler = Callable[[bytes], Awaitable[str | None]]
+# Records of one topic, in partition order → one outcome per record (DUPLICATE or None).
+BatchHandler = Callable[[Sequence[bytes]], Awaitable[Sequence[str | None]]]
+
+
+@dataclass(frozen=True)
+class TopicHandler:
+    """How a service applies a topic's records.
+
+    `one` applies a record in its own transaction. `many`, when given, applies a run of the
+    topic's records (partition order kept) in one transaction and returns each one's outcome;
+    it applies all or nothing, so that on a failure the runtime can read the run again or
+    isolate a poison record with `one`."""
+
+    one: Handler
+    many: BatchHandler | None = None
+
+
+Handlers = Mapping[str, Handler | TopicHandler]
+
+
+def as_topic_handler(handler: Handler | TopicHandler) -> TopicHandler:
+    return handler if isinstance(handler, TopicHandler) else TopicHandler(handler)
+
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -124,7 +154,7 @@ def describe(exc: BaseException) -> str:
 def subscribe(
     broker: KafkaBroker,
     group_id: str,
-    handlers: Mapping[str, Handler],
+    handlers: Handlers,
     *,
     metrics: ServiceMetrics,
     max_backoff: float = 10.0,
@@ -136,9 +166,11 @@ def subscribe(
     replica, partitions of every topic shared among the replicas.
 
     Records come in batches of up to `max_records` (whatever has been fetched, waiting at most
-    `batch_timeout_ms` for a first one); they are handled one after the other in the order
-    of their partition, and the batch's offsets are committed once, after it."""
+    `batch_timeout_ms` for a first one); they are applied topic by topic in the order of
+    their partitions (together when the topic has a `many` handler), and the batch's offsets
+    are committed once, after it."""
     attempts: dict[tuple[str, int, int], int] = {}
+    by_topic = {topic: as_topic_handler(h) for topic, h in handlers.items()}
     consumed = metrics.counter(
         "motcua_events_consumed_total",
         "Attempts at a record by the service's consumer group, by topic and outcome",
@@ -170,7 +202,7 @@ def subscribe(
         """Handle a record, or dead-letter it; raise only when it must be tried again."""
         where = (record.topic, record.partition, record.offset)
         try:
-            outcome = await handlers[record.topic](record.value or b"")
+            outcome = await by_topic[record.topic].one(record.value or b"")
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -183,23 +215,53 @@ def subscribe(
         attempts.pop(where, None)
         consumed.labels(record.topic, DUPLICATE if outcome == DUPLICATE else "handled").inc()
 
+    async def apply_together(
+        many: BatchHandler, run: Sequence[ConsumerRecord[Any, Any]]
+    ) -> bool:
+        """Apply a topic's run in one transaction: True when done, False when it must be
+        applied one by one (a poison record in it); raise when it must be read again."""
+        try:
+            outcomes = await many([record.value or b"" for record in run])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning(
+                "batch_isolating_records",
+                topic=run[0].topic,
+                records=len(run),
+                error_class=type(exc).__name__,
+            )
+            return False
+        for record, outcome in zip(run, outcomes, strict=True):
+            attempts.pop((record.topic, record.partition, record.offset), None)
+            consumed.labels(record.topic, DUPLICATE if outcome == DUPLICATE else "handled").inc()
+        return True
+
     @subscriber
     async def on_batch(bodies: Any, message: KafkaMessage) -> None:
         records: Sequence[ConsumerRecord[Any, Any]] = message.raw_message
         consumer = subscriber.consumer
         applied: dict[TopicPartition, int] = {}  # the offset to commit: last applied + 1
-        for index, record in enumerate(records):
+        runs = runs_by_topic(records)
+        for number, run in enumerate(runs):
+            pending = list(run)  # the run's records not applied yet, in order
+            many = by_topic[run[0].topic].many
             try:
-                await apply(record)
+                if many is not None and len(run) > 1 and await apply_together(many, run):
+                    pending = []
+                for record in list(pending):
+                    await apply(record)
+                    pending.remove(record)
             except Exception as exc:
-                # The record and every one after it in the batch are read again: rewind
-                # each of their partitions to its first record not applied.
+                # The records not applied are read again: rewind each of their partitions
+                # to its first record not applied (later runs are other topics', untouched).
                 if consumer is not None:
-                    rewind(consumer, records[index:])
-                    await commit(consumer, applied)
-                await pause(record, exc)
+                    later = [record for other in runs[number + 1 :] for record in other]
+                    rewind(consumer, pending + later)
+                    await commit(consumer, applied | last_offsets(run[: len(run) - len(pending)]))
+                await pause(pending[0], exc)
                 return
-            applied[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            applied |= last_offsets(run)
         if consumer is not None:
             await commit(consumer, applied)
 
@@ -224,6 +286,22 @@ def subscribe(
             await consumer.commit(offsets)
         except KafkaError as exc:  # a rebalance took a partition: its new owner re-reads
             log.warning("offset_commit_failed", group=group_id, error=describe(exc))
+
+
+def last_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    """The offset to commit for each partition of `records`: its last record's, plus one."""
+    return {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+
+
+def runs_by_topic(
+    records: Sequence[ConsumerRecord[Any, Any]],
+) -> list[list[ConsumerRecord[Any, Any]]]:
+    """The batch's records grouped by topic, in order of first appearance, each topic's in
+    the order they came (which keeps each partition's order)."""
+    runs: dict[str, list[ConsumerRecord[Any, Any]]] = {}
+    for record in records:
+        runs.setdefault(record.topic, []).append(record)
+    return list(runs.values())
 
 
 def rewind(consumer: AIOKafkaConsumer, unapplied: Sequence[ConsumerRecord[Any, Any]]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -21,7 +20,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.runtime.consumer import Handler, subscribe
+from services.core.runtime.consumer import Handlers, subscribe
 from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import make_broker
 from services.core.runtime.metrics import ServiceMetrics
@@ -47,7 +46,7 @@ class MessagingService(Protocol):
     replay: Replay | None
     housekeeping: Housekeeping
 
-    def handlers(self) -> dict[str, Handler]: ...
+    def handlers(self) -> Handlers: ...
 
 
 class Messaging:
@@ -80,7 +79,7 @@ class Messaging:
         *,
         bootstrap: str,
         group: str,
-        handlers: Mapping[str, Handler],
+        handlers: Handlers,
         outbox: sa.Table,
         checkpoints: sa.Table,
         metrics: ServiceMetrics,
