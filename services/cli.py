@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -63,9 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         return group.add_parser(name, help=help, description=help, parents=[common])
 
-    up = command(sub, "up", "all three services in one process (embedded default)")
+    up = command(sub, "up", "all three services, one command and one folder (embedded default)")
     _serve_options(up, default_port=8000)
     up.set_defaults(run=_up)
+
+    # The second process of `motcua up` (core.runtime.worker_process): not listed, started
+    # by `up` with the broker's address and the callback token in its environment.
+    workers = sub.add_parser("workers", parents=[common])
+    _serve_options(workers, default_port=0)
+    workers.add_argument("services", nargs="+", choices=SERVICES)
+    workers.set_defaults(run=_workers)
 
     for service in SERVICES:
         one = command(sub, service, f"the {service} service alone (for containers)")
@@ -234,9 +242,26 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _workers(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.kafka_bootstrap:
+        print("motcua: the workers of `motcua up` need MOTCUA_KAFKA_BOOTSTRAP", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(_run_workers(args, settings, settings.kafka_bootstrap))
+    return 0
+
+
+def up_processes(settings: Settings, cores: int | None = None) -> int:
+    """One process on a one-core machine (a second would only take turns with the first);
+    two otherwise, unless MOTCUA_UP_PROCESSES says."""
+    if settings.up_processes:
+        return settings.up_processes
+    return 2 if (cores if cores is not None else os.cpu_count() or 1) > 1 else 1
+
+
 def _event_loop_factory() -> Any:
-    """uvloop where installed (it comes with uvicorn[standard]): the three services share one
-    loop in `motcua up`, and uvloop's costs less CPU per request and per socket event."""
+    """uvloop where installed (it comes with uvicorn[standard]): it costs less CPU per
+    request and per socket event than asyncio's own loop."""
     try:
         import uvloop
     except ImportError:
@@ -295,14 +320,36 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
         settings = settings.model_copy(update={"callback_base_url": public})
     try:
         await ensure_topics(bootstrap, ALL_TOPICS, settings.kafka_partitions)
-        app = build_app(_services(settings, list(SERVICES), bootstrap, replay))
-        server = _Server(_uvicorn_config(app, args.host, args.port))
+        hosted: list[Any]
+        if up_processes(settings) == 2:
+            from services.core.runtime.worker_process import WorkerProcess
+            from services.notifier.api.callbacks import router as callbacks
+
+            hosted = _services(settings, ["intake"], bootstrap, replay)
+            hosted.append(WorkerProcess(settings, ["tracker", "notifier"], bootstrap, [callbacks]))
+        else:
+            hosted = _services(settings, list(SERVICES), bootstrap, replay)
+        server = _Server(_uvicorn_config(build_app(hosted), args.host, args.port))
         await server.serve()
     finally:
         if replay:
             await replay.offsets.close()
         if broker:
             await broker.stop()
+
+
+async def _run_workers(args: argparse.Namespace, settings: Settings, bootstrap: str) -> None:
+    """The second process of `motcua up`: its services replay, like the first's, what the
+    embedded broker may have lost, and serve their routes on a loopback port of their own."""
+    from services.core.runtime.host import build_app
+    from services.core.runtime.replay import GroupOffsets, Replay
+
+    replay = Replay(_readers(), GroupOffsets(bootstrap))
+    try:
+        app = build_app(_services(settings, args.services, bootstrap, replay))
+        await _Server(_uvicorn_config(app, args.host, args.port)).serve()
+    finally:
+        await replay.offsets.close()
 
 
 def _service_classes() -> dict[str, Any]:
@@ -324,7 +371,7 @@ def _readers() -> dict[str, set[str]]:
 
 def _services(
     settings: Settings, names: Sequence[str], bootstrap: str, replay: Any = None
-) -> list[object]:
+) -> list[Any]:
     classes = _service_classes()
     return [
         classes[name](settings, kafka_bootstrap=bootstrap, replay=replay)

@@ -1,4 +1,4 @@
-"""`motcua up` as a user runs it: one process, its own broker, SQLite files, clean stop."""
+"""`motcua up` as a user runs it: one command, its own broker, SQLite files, clean stop."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     assert records[0].key.decode() == dossier["id"]
     assert envelope["type"] == "dossier.received"
     assert envelope["dossier_code"] == dossier["code"]
-    # The tracker runs in the same process: it took the receipt and published its deadline.
+    # The tracker runs beside it (a second process): it took the receipt, published its deadline.
     deadlines = await consume(
         bootstrap, "motcua.deadline.v1", until=lambda rs: len(rs) >= 1, timeout=60
     )
@@ -142,8 +142,11 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
 
 
 @contextlib.contextmanager
-def _motcua_up(data_dir: Path, log_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """`motcua up` on a free port until the block ends (SIGTERM)."""
+def _motcua_up(
+    data_dir: Path, log_path: Path, *, killed_in_block: bool = False
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`motcua up` on a free port until the block ends (SIGTERM, and a clean exit), or until
+    the block kills it (`killed_in_block`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
     with log_path.open("ab") as log_file:
@@ -155,8 +158,11 @@ def _motcua_up(data_dir: Path, log_path: Path) -> Iterator[tuple[int, subprocess
             _wait_until(lambda: _ready(port) or proc.poll() is not None, 60, "readiness")
             assert proc.poll() is None, log_path.read_text()
             yield port, proc
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            if killed_in_block:
+                assert proc.poll() == -signal.SIGKILL
+            else:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -186,3 +192,67 @@ def test_up_makes_a_callback_token_keeps_it_and_refuses_callbacks_without_it(
             f"http://127.0.0.1:{port}/sms/receipts?token={token}", json=receipt, timeout=10
         )
         assert r.status_code == 202 and r.json() == {"status": "kept"}
+
+
+def _workers_of(parent: int) -> list[int]:
+    """The pids of `motcua up`'s second process (the tracker and the notifier)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    found = []
+    for pid in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(OSError):
+            if b"workers" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                found.append(int(pid))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
+    tmp_path: Path,
+) -> None:
+    """On two cores the tracker and the notifier run in a process of their own; killed, it is
+    started again and the dossiers go on being tracked and texted; and it dies with `up`."""
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
+    with _motcua_up(data_dir, log_path, killed_in_block=True) as (port, proc):
+        (first,) = _workers_of(proc.pid)
+        os.kill(first, signal.SIGKILL)
+        _wait_until(lambda: first not in _workers_of(proc.pid), 30, "the worker reaped")
+        _wait_until(lambda: len(_workers_of(proc.pid)) == 1, 60, "a new worker process")
+        _wait_until(lambda: _ready(port), 120, "readiness after the restart")
+        token = subprocess.run(
+            [*MOTCUA, "token", "create", "--role", "admin"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            r = client.post(
+                "/procedures",
+                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
+                      "time_limit": {"value": 1, "unit": "working_days"}},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            r = client.post(
+                "/dossiers",
+                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
+                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            code = r.json()["code"]
+        sms_file = data_dir / "outbox" / "sms.jsonl"
+        _wait_until(
+            lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
+            60,
+            "the receipt SMS sent by the restarted notifier",
+        )
+        (second,) = _workers_of(proc.pid)
+        proc.kill()  # SIGKILL: no chance to stop its children itself
+        proc.wait()
+        _wait_until(lambda: not _alive(second), 30, "the worker dying with motcua up")

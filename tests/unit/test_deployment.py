@@ -120,3 +120,12 @@ def test_the_readme_configuration_names_only_real_settings() -> None:
     fields = {f"MOTCUA_{name.upper()}" for name in Settings.model_fields}
     test_only = {"MOTCUA_TEST_POSTGRES_URL", "MOTCUA_TEST_KAFKA_BOOTSTRAP"}
     assert named - fields - test_only == set()
+
+
+def test_up_runs_two_processes_on_two_cores_unless_told() -> None:
+    from services.cli import up_processes
+
+    assert up_processes(Settings(), cores=1) == 1
+    assert up_processes(Settings(), cores=2) == 2
+    assert up_processes(Settings(up_processes=1), cores=8) == 1
+    assert up_processes(Settings(up_processes=2), cores=1) == 2

@@ -223,7 +223,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # a Ctrl-C meant for us must not kill it first
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             raise BrokerStartError(f"cannot run the broker binary: {exc}") from exc
@@ -314,7 +314,7 @@ async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
     return True
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """On Linux, have the kernel kill the broker when our process dies, even by SIGKILL.
 
     atexit covers normal exits only; without this a killed `motcua up` or test run leaves a

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     notifier_database_url: str | None = None
     kafka_bootstrap: str | None = None
     kafka_partitions: int = Field(default=3, ge=1)
+    # `motcua up` in one process, or two (the tracker and the notifier in the second, on
+    # another core: core.runtime.worker_process); 0: two when the machine has two cores.
+    up_processes: int = Field(default=0, ge=0, le=2)
     sms_gateway_url: str | None = None
     postal_api_url: str | None = None
     scan_interval_seconds: float = Field(default=60, gt=0)
