@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.runtime.clock import Clock
 from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.waiting import wait_event
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
@@ -107,8 +108,7 @@ class Dispatcher:
                 raise
             except Exception as exc:  # the database may be away: the next pass retries
                 log.error("dispatch_failed", error_class=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            await wait_event(self._wake, poll_seconds)
             self._wake.clear()
 
     async def run_once(self) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from services.core.runtime.clock import Clock
+from services.core.runtime.waiting import wait_event
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +59,7 @@ class Housekeeping:
     async def _loop(self) -> None:
         # The first round after one interval, not at start: a start must stay quick.
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._every)
+            await wait_event(self._stopping, self._every)
             if self._stopping.is_set():
                 return
             await self.run_once()

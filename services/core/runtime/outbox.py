@@ -15,7 +15,6 @@ relays never publish the same table at once. On SQLite (one process) it is not n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from services.core.runtime.kafka import producer_connected, reconnect_producer
 from services.core.runtime.metrics import ServiceMetrics, Values
 from services.core.runtime.replay import ConsumptionLedger
+from services.core.runtime.waiting import wait_event
 
 Clock = Callable[[], datetime]
 
@@ -439,12 +439,10 @@ class OutboxRelay:
 
     async def _sleep(self, seconds: float) -> None:
         # Backoff ignores wake(): new rows must not turn a broker outage into a busy loop.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await wait_event(self._stopping, seconds)
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        await wait_event(self._wake, self._poll_interval)
 
 
 def _settle(rows: list[_Row], futures: list[asyncio.Future[Any]]) -> _Outcome:
