@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from services.core.runtime.sqlite_inline import BUSY_TIMEOUT_MS, inline_creator
+
 # SQLSTATE classes where the database failed, not the statement: connection exceptions (08),
 # serialization failure and deadlock (40001, 40P01), insufficient resources (53), and the
 # server shutting down or not yet accepting connections (57P01-57P03).
@@ -103,10 +105,17 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # lock up front (BEGIN IMMEDIATE). Requests queue for the connection in order instead
         # of polling the lock in SQLite's busy handler, whose growing sleeps made the p99 of
         # four clerks a second (bench/README.md, "Intake throughput").
-        pool = {"pool_size": 1, "max_overflow": 0} if path is not None else {}
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
-        )
+        if path is not None:
+            # Statements run in place, without aiosqlite's thread hop (core.runtime.sqlite_inline).
+            engine = create_async_engine(
+                url,
+                async_creator=inline_creator(path),
+                pool_size=1,
+                max_overflow=0,
+                hide_parameters=True,
+            )
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -127,7 +136,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # A lock another process holds (the CLI, another replica) is waited for this long at most:
+    # the statement holds the event loop meanwhile (core.runtime.sqlite_inline).
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
