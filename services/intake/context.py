@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,11 +76,22 @@ class CatalogueCache:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, CatalogueEntry]] = {}
+        # One read at a time: when an entry expires under load, the requests that find it
+        # expired wait for one read instead of each queueing its own for the connection.
+        self._reading = asyncio.Lock()
+
+    def _fresh(self, code: str) -> CatalogueEntry | None:
+        entry = self._entries.get(code)
+        return entry[1] if entry is not None and entry[0] >= time.monotonic() else None
 
     async def get(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
-        entry = self._entries.get(code)
-        if entry is not None and entry[0] >= time.monotonic():
-            return entry[1]
+        found = self._fresh(code)
+        if found is not None:
+            return found
+        async with self._reading:
+            return self._fresh(code) or await self._read(engine, code)
+
+    async def _read(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
         async with engine.connect() as conn:
             procedure = await repo.get_procedure(conn, code)
             if procedure is None:

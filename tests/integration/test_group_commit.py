@@ -272,3 +272,27 @@ async def test_two_replicas_never_hand_out_the_same_code(intake: IntakeHarness) 
         await other.dispose()
     assert sorted(codes) == [f"UBND-Q1-20261116-{n:04d}" for n in range(1, 41)]
     assert [g.stats.sizes[-1] for g in groups] == [20, 20]  # one batch each, side by side
+
+
+async def test_an_expired_catalogue_entry_is_read_once_by_concurrent_requests(
+    intake: IntakeHarness,
+) -> None:
+    await intake.procedure()
+    context = intake.service.context
+    context.catalogue.invalidate()
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM intake_procedures" in statement:
+            reads.append(statement)
+
+    engine = context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(
+            *(context.catalogue.get(context.engine, "P1") for _ in range(20))
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert {entry.procedure.code for entry in found if entry} == {"P1"}
+    assert len(reads) == 1  # one read for the twenty, not one each
