@@ -89,7 +89,9 @@ class IntakeService:
     def handlers(self) -> Handlers:
         return {
             DEADLINE_TOPIC: TopicHandler(self.on_deadline_event, self.on_deadline_events),
-            NOTIFICATION_TOPIC: self.on_notification_event,
+            NOTIFICATION_TOPIC: TopicHandler(
+                self.on_notification_event, self.on_notification_events
+            ),
         }
 
     async def on_deadline_event(self, body: bytes) -> None:
@@ -101,11 +103,19 @@ class IntakeService:
         return [None] * len(bodies)  # keyed on the deadline version, it keeps no event ids
 
     async def on_notification_event(self, body: bytes) -> None:
-        changed = await notifications.apply_notification_event(
-            self.engine, notifications.decode(body), self.context.calendars, self.context.clock()
+        await self.on_notification_events([body])
+
+    async def on_notification_events(self, bodies: Sequence[bytes]) -> list[str | None]:
+        """A run of the topic's records in one transaction (core.runtime.consumer)."""
+        changed = await notifications.apply_notification_events(
+            self.engine,
+            [notifications.decode(body) for body in bodies],
+            self.context.calendars,
+            self.context.clock(),
         )
-        if changed:  # a delivery may have returned the dossier: dossier.returned is queued
+        if any(changed):  # a delivery may have returned a dossier: dossier.returned is queued
             self.context.wake_relay()
+        return [None] * len(bodies)
 
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:
