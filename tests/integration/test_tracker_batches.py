@@ -40,7 +40,9 @@ async def dossier_events(tracker: TrackerHarness) -> list[Envelope]:
     return [Envelope.model_validate_json(row["value"]) for _, row in rows]
 
 
-async def two_dossiers_with_history(tracker: TrackerHarness) -> tuple[list[Envelope], dict]:
+async def two_dossiers_with_history(
+    tracker: TrackerHarness,
+) -> tuple[list[Envelope], dict[str, dict[str, Any]]]:
     """Dossiers A and B received, then A paused, B paused, A resumed (events in that order).
     Returns the events and the dossiers."""
     h, clock = tracker.intake, tracker.clock
