@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import Handler
+from services.core.runtime.consumer import Handlers, TopicHandler
 from services.core.runtime.database import create_engine
 from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC
@@ -30,7 +30,7 @@ from services.intake.api import catalogue, dossiers, public, reports
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.public import SlidingWindowLimiter
 from services.intake.context import IntakeContext
-from services.intake.deadlines import apply_deadline_event, decode
+from services.intake.deadlines import apply_deadline_events, decode
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -86,21 +86,36 @@ class IntakeService:
         self.housekeeping.start()
         log.info("intake_started", kafka=bool(self.kafka_bootstrap))
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> Handlers:
         return {
-            DEADLINE_TOPIC: self.on_deadline_event,
-            NOTIFICATION_TOPIC: self.on_notification_event,
+            DEADLINE_TOPIC: TopicHandler(self.on_deadline_event, self.on_deadline_events),
+            NOTIFICATION_TOPIC: TopicHandler(
+                self.on_notification_event, self.on_notification_events
+            ),
         }
 
     async def on_deadline_event(self, body: bytes) -> None:
-        await apply_deadline_event(self.engine, decode(body))
+        await self.on_deadline_events([body])
+
+    async def on_deadline_events(self, bodies: Sequence[bytes]) -> list[str | None]:
+        """A run of the topic's records in one transaction (core.runtime.consumer)."""
+        await apply_deadline_events(self.engine, [decode(body) for body in bodies])
+        return [None] * len(bodies)  # keyed on the deadline version, it keeps no event ids
 
     async def on_notification_event(self, body: bytes) -> None:
-        changed = await notifications.apply_notification_event(
-            self.engine, notifications.decode(body), self.context.calendars, self.context.clock()
+        await self.on_notification_events([body])
+
+    async def on_notification_events(self, bodies: Sequence[bytes]) -> list[str | None]:
+        """A run of the topic's records in one transaction (core.runtime.consumer)."""
+        changed = await notifications.apply_notification_events(
+            self.engine,
+            [notifications.decode(body) for body in bodies],
+            self.context.calendars,
+            self.context.clock(),
         )
-        if changed:  # a delivery may have returned the dossier: dossier.returned is queued
+        if any(changed):  # a delivery may have returned a dossier: dossier.returned is queued
             self.context.wake_relay()
+        return [None] * len(bodies)
 
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:

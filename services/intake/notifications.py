@@ -13,6 +13,8 @@ returned) is its last word; see `domain.postal` for why none of that changes any
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -34,6 +36,7 @@ from services.intake.adapters import repository as repo
 from services.intake.api import models as m
 from services.intake.domain import postal
 from services.intake.domain.model import Dossier
+from services.intake.domain.postal import Postal
 
 log = structlog.get_logger("motcua.intake")
 
@@ -62,36 +65,72 @@ async def apply_notification_event(
     engine: AsyncEngine, envelope: Envelope, calendars: CalendarBook, now: datetime
 ) -> bool:
     """Apply one postal event; True when the dossier changed (its postal return or status)."""
-    event = payload_of(envelope)
+    [changed] = await apply_notification_events(engine, [envelope], calendars, now)
+    return changed
+
+
+async def apply_notification_events(
+    engine: AsyncEngine, envelopes: Sequence[Envelope], calendars: CalendarBook, now: datetime
+) -> list[bool]:
+    """Apply a run of postal events (each dossier's in order) in one transaction: one query
+    reads and locks the dossiers concerned, the events follow one another in memory (an
+    event sees the postal return and the status the one before left), one executemany
+    writes the postal returns that changed. True for each event that changed its dossier."""
+    events = [payload_of(envelope) for envelope in envelopes]
+    outcomes: list[Followed | None] = []  # None: an unknown dossier
     async with engine.begin() as conn:
-        found = await repo.lock_dossier(conn, envelope.dossier_id)
-        if found is None:
-            # Not ours (or not yet: the notifier only hears of dossiers the intake published).
-            log.warning(
-                "notification_for_unknown_dossier",
-                event_id=envelope.event_id,
-                type=envelope.type,
-                dossier_id=envelope.dossier_id,
-            )
-            return False
-        dossier, row = found
-        before = repo.postal_of(row)
-        after = postal.follow(before, event)
-        if after != before:
-            await repo.save_postal(conn, dossier.id, after)
-        returned = postal.hands_over_result(before, event, dossier.status)
-        if returned:
-            await _return_result(conn, dossier, event.at, calendars, now)
+        found = await repo.lock_dossiers(conn, {e.dossier_id for e in envelopes})
+        dossiers = {dossier_id: dossier for dossier_id, (dossier, _) in found.items()}
+        stored = {dossier_id: repo.postal_of(row) for dossier_id, (_, row) in found.items()}
+        postals = dict(stored)
+        for envelope, event in zip(envelopes, events, strict=True):
+            dossier = dossiers.get(envelope.dossier_id)
+            if dossier is None:
+                outcomes.append(None)
+                continue
+            before = postals[dossier.id]
+            after = postals[dossier.id] = postal.follow(before, event)
+            returned = postal.hands_over_result(before, event, dossier.status)
+            if returned:
+                dossier = dossiers[dossier.id] = await _return_result(
+                    conn, dossier, event.at, calendars, now
+                )
+            outcomes.append(Followed(dossier, after, after != before or returned, returned))
+        await repo.save_postals(conn, {i: p for i, p in postals.items() if p != stored[i]})
+    for envelope, outcome in zip(envelopes, outcomes, strict=True):
+        _log_outcome(envelope, outcome)
+    return [outcome is not None and outcome.changed for outcome in outcomes]
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What one postal event did to its dossier."""
+
+    dossier: Dossier  # as the event left it
+    postal: Postal | None
+    changed: bool  # its postal return, or its status
+    returned: bool  # the event returned the dossier
+
+
+def _log_outcome(envelope: Envelope, outcome: Followed | None) -> None:
+    if outcome is None:
+        # Not ours (or not yet: the notifier only hears of dossiers the intake published).
+        log.warning(
+            "notification_for_unknown_dossier",
+            event_id=envelope.event_id,
+            type=envelope.type,
+            dossier_id=envelope.dossier_id,
+        )
+        return
     log.info(
-        "notification_applied" if after != before or returned else "notification_not_newer",
+        "notification_applied" if outcome.changed else "notification_not_newer",
         event_id=envelope.event_id,
         type=envelope.type,
         dossier_id=envelope.dossier_id,
-        dossier_code=dossier.code,
-        postal_status=after.status if after else None,
-        returned=returned,
+        dossier_code=outcome.dossier.code,
+        postal_status=outcome.postal.status if outcome.postal else None,
+        returned=outcome.returned,
     )
-    return after != before or returned
 
 
 async def _return_result(
@@ -100,8 +139,9 @@ async def _return_result(
     delivered_at: datetime,
     calendars: CalendarBook,
     now: datetime,
-) -> None:
-    """Đã trả kết quả qua bưu chính: the intake's own `return`, at the delivery time."""
+) -> Dossier:
+    """Đã trả kết quả qua bưu chính: the intake's own `return`, at the delivery time. Returns
+    the dossier as returned."""
     at = postal.return_time(delivered_at, dossier.last_action_at, now)
     if at != delivered_at:
         log.info(
@@ -110,7 +150,10 @@ async def _return_result(
             delivered_at=delivered_at.isoformat(),
             recorded_at=at.isoformat(),
         )
-    await commands.act_on_dossier(conn, dossier.code, RETURN, at, calendars, now, _anyone)
+    acted = await commands.act_on_dossier(conn, dossier.code, RETURN, at, calendars, now, _anyone)
+    if acted is None:  # a bug: the dossier is locked by this very transaction
+        raise LookupError(f"dossier {dossier.id} vanished while locked")
+    return acted[0]
 
 
 def _anyone(_dossier: Dossier) -> bool:

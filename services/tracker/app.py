@@ -14,7 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
-from services.core.runtime.consumer import DUPLICATE, Handler, decode_calendar_envelope
+from services.core.runtime.consumer import (
+    DUPLICATE,
+    Handlers,
+    TopicHandler,
+    decode_calendar_envelope,
+)
 from services.core.runtime.database import create_engine
 from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import CALENDAR_TOPIC, DOSSIER_TOPIC
@@ -115,19 +120,25 @@ class TrackerService:
 
     # -- entry points ------------------------------------------------------------------------
 
-    def handlers(self) -> dict[str, Handler]:
-        return {DOSSIER_TOPIC: self.on_dossier_event, CALENDAR_TOPIC: self.on_calendar_event}
+    def handlers(self) -> Handlers:
+        return {
+            DOSSIER_TOPIC: TopicHandler(self.on_dossier_event, self.on_dossier_events),
+            CALENDAR_TOPIC: self.on_calendar_event,
+        }
 
     async def on_dossier_event(self, body: bytes) -> str | None:
-        envelope = handlers.decode_dossier_event(body)
-        decision = await handlers.handle_dossier_event(
-            self.engine, envelope, self.calendars, self.threshold_minutes, self.clock()
+        [outcome] = await self.on_dossier_events([body])
+        return outcome
+
+    async def on_dossier_events(self, bodies: Sequence[bytes]) -> list[str | None]:
+        """A run of the topic's records in one transaction (core.runtime.consumer)."""
+        envelopes = [handlers.decode_dossier_event(body) for body in bodies]
+        decisions = await handlers.handle_dossier_events(
+            self.engine, envelopes, self.calendars, self.threshold_minutes, self.clock()
         )
-        if decision is None:
-            return DUPLICATE
-        if decision.events:
-            self._wake_relay()
-        return None
+        if any(decision is not None and decision.events for decision in decisions):
+            self._wake_relay()  # once for the run: the relay sends every flag it finds
+        return [DUPLICATE if decision is None else None for decision in decisions]
 
     async def on_calendar_event(self, body: bytes) -> None:
         envelope = decode_calendar_envelope(body)

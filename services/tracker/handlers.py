@@ -7,7 +7,7 @@ does its work in transactions that write the state and the outgoing flags togeth
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +21,7 @@ from services.core.runtime.consumer import decode_envelope, typed_payload
 from services.core.runtime.kafka import DOSSIER_TOPIC
 from services.tracker.adapters import repository as repo
 from services.tracker.domain import (
+    DeadlineEvent,
     Decision,
     DossierRef,
     TrackedDossier,
@@ -56,31 +57,66 @@ async def handle_dossier_event(
     now: datetime,
 ) -> Decision | None:
     """Apply one dossier event once: None when its `event_id` was applied before."""
-    payload = typed_payload(envelope, parse_payload)
-    async with engine.begin() as conn:
-        if not await repo.claim_event(conn, envelope.event_id, now):
-            log.info("event_duplicate", event_id=envelope.event_id, dossier_id=envelope.dossier_id)
-            return None
-        tracked = await repo.load(conn, envelope.dossier_id)
-        calendar = calendars.for_schedule_dict(schedule_of(tracked, payload))
-        decision = apply(
-            tracked,
-            envelope.type,
-            payload,
-            calendar,
-            threshold_minutes,
-            ref=DossierRef.of(envelope),
-            event_id=envelope.event_id,
-        )
-        if decision.changed and decision.tracked is not None:
-            if tracked is None:
-                await repo.insert(conn, decision.tracked, now)
-            else:
-                await repo.update_many(conn, [decision.tracked], now)
-        if decision.tracked is not None:
-            await repo.write_events(conn, ((decision.tracked, e) for e in decision.events), now)
-    _log_decision(envelope, decision)
+    [decision] = await handle_dossier_events(engine, [envelope], calendars, threshold_minutes, now)
     return decision
+
+
+async def handle_dossier_events(
+    engine: AsyncEngine,
+    envelopes: Sequence[Envelope],
+    calendars: CalendarBook,
+    threshold_minutes: int,
+    now: datetime,
+) -> list[Decision | None]:
+    """Apply a run of dossier events in one transaction, each once, in the order given (each
+    partition's, hence each dossier's): one decision per event, None for an event whose
+    `event_id` was applied before, or earlier in the run.
+
+    One statement claims the run's event ids, one loads the dossiers concerned; the events
+    are applied in memory, so several of one dossier chain (each sees the state the one
+    before left), and the final states and the flags are written in bulk. The decisions are
+    those of applying the events one by one. All or nothing: an invalid payload raises
+    PoisonEvent before the transaction, any failure in it writes nothing."""
+    payloads = [typed_payload(envelope, parse_payload) for envelope in envelopes]
+    decisions: list[Decision | None] = []
+    async with engine.begin() as conn:
+        fresh = await repo.claim_events(conn, [e.event_id for e in envelopes], now)
+        stored = await repo.load_many(
+            conn, {e.dossier_id for e in envelopes if e.event_id in fresh}
+        )
+        current: dict[str, TrackedDossier] = dict(stored)
+        flags: list[tuple[TrackedDossier, DeadlineEvent]] = []
+        for envelope, payload in zip(envelopes, payloads, strict=True):
+            if envelope.event_id not in fresh:
+                decisions.append(None)
+                continue
+            fresh.discard(envelope.event_id)  # the same id again later in the run: a duplicate
+            tracked = current.get(envelope.dossier_id)
+            calendar = calendars.for_schedule_dict(schedule_of(tracked, payload))
+            decision = apply(
+                tracked,
+                envelope.type,
+                payload,
+                calendar,
+                threshold_minutes,
+                ref=DossierRef.of(envelope),
+                event_id=envelope.event_id,
+            )
+            if decision.tracked is not None:
+                if decision.changed:
+                    current[envelope.dossier_id] = decision.tracked
+                flags.extend((decision.tracked, e) for e in decision.events)
+            decisions.append(decision)
+        changed = [d for i, d in current.items() if d is not stored.get(i)]
+        await repo.insert_many(conn, [d for d in changed if d.dossier_id not in stored], now)
+        await repo.update_many(conn, [d for d in changed if d.dossier_id in stored], now)
+        await repo.write_events(conn, flags, now)
+    for envelope, done in zip(envelopes, decisions, strict=True):
+        if done is None:
+            log.info("event_duplicate", event_id=envelope.event_id, dossier_id=envelope.dossier_id)
+        else:
+            _log_decision(envelope, done)
+    return decisions
 
 
 def _log_decision(envelope: Envelope, decision: Decision) -> None:

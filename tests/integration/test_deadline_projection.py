@@ -1,8 +1,9 @@
 """What each deadline event says of a dossier, and the forward-only order a read model keeps
-(checked on the SQL the read models run)."""
+(checked on the SQL the read models run, and against the domain's for rows in memory)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from services.core.domain.deadline_projection import (
     DeadlineMark,
     mark_of,
 )
+from services.core.domain.deadline_projection import moves_forward as domain_moves_forward
 from services.core.runtime.database import moves_forward
 
 DUE = datetime(2026, 11, 23, 9, tzinfo=VN_TZ)
@@ -81,3 +83,17 @@ def test_only_forward_in_version_then_rank() -> None:
     assert not is_newer(late_v1, 1, RANK_STOPPED)  # no flag of a version after its stop
     assert not is_newer(late_v1, 2, RANK_CHANGED)  # a late flag of a replaced deadline
     assert is_newer(late_v1, 0, RANK_CLOSED)
+
+
+def test_rows_read_into_memory_follow_the_same_order() -> None:
+    """A run of events is applied to rows read into memory (the intake's batches): the
+    domain's order there is the one the SQL applies to a row."""
+    for version, rank, mark_version, mark_rank in itertools.product(
+        range(3), range(5), range(1, 3), range(5)
+    ):
+        mark = DeadlineMark(mark_version, mark_rank, DUE, None)
+        assert domain_moves_forward(version, rank, mark) == is_newer(mark, version, rank), (
+            version,
+            rank,
+            mark,
+        )

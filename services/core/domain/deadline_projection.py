@@ -3,8 +3,10 @@ says of a dossier, and whether it is newer than what a reader already holds.
 
 Events of one dossier arrive in order, but may arrive twice or late. An update only moves
 forward in (deadline version, rank), rank being changed < due_soon < overdue < stopped <
-closed: a clock stop keeps its version, and no flag of that version may land after it.
-Read models apply that order in their UPDATE: ``core.runtime.database.moves_forward``.
+closed: a clock stop keeps its version, and no flag of that version may land after it
+(``moves_forward``). A read model that updates a row at a time says the same in its UPDATE
+(``core.runtime.database.moves_forward``, checked against this one by the tests); one that
+applies a run of events to the rows it read asks ``moves_forward``.
 """
 
 from __future__ import annotations
@@ -54,3 +56,9 @@ def mark_of(payload: Contract) -> DeadlineMark | None:
                 payload.version, RANK_CLOSED, payload.due_at, None, True, payload.outcome
             )
     return None
+
+
+def moves_forward(version: int, rank: int, mark: DeadlineMark) -> bool:
+    """Whether a reader holding (``version``, ``rank``) takes ``mark``: not when it is older;
+    the same again (a redelivery) is taken, harmlessly."""
+    return (version, rank) <= (mark.version, mark.rank)

@@ -154,5 +154,6 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 def moves_forward(version: sa.ColumnElement[Any], rank: sa.ColumnElement[Any], mark: Any) -> Any:
     """SQL for "the stored (version, rank) is not newer than ``mark``'s": a read model of the
-    tracker's deadline events only moves forward (core.domain.deadline_projection)."""
+    tracker's deadline events only moves forward (core.domain.deadline_projection's
+    ``moves_forward``, the same order for rows read into memory)."""
     return sa.or_(version < mark.version, sa.and_(version == mark.version, rank <= mark.rank))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -65,6 +66,68 @@ class DeadlineView:
         """The aggregate's own deadline: a moved or ended clock has no flag until the
         tracker raises one for the new deadline."""
         return cls(dossier.due_at, None, dossier.outcome)
+
+
+@dataclass(frozen=True)
+class HeldDeadline:
+    """What the read model holds of the tracker's word on one dossier: its deadline columns,
+    the (deadline version, rank) they came from, and the dossier's status."""
+
+    status: str
+    version: int
+    rank: int
+    due_at: datetime | None
+    flag: str | None
+    outcome: str | None
+
+
+async def lock_deadlines(
+    conn: AsyncConnection, dossier_ids: Collection[str]
+) -> dict[str, HeldDeadline]:
+    """The deadlines held for the dossiers among `dossier_ids`, in one query, their rows
+    locked until commit (PostgreSQL, in id order; SQLite's BEGIN IMMEDIATE already holds the
+    database): a clerk's action on one of them waits instead of changing its status under us."""
+    if not dossier_ids:
+        return {}
+    c = t.dossiers.c
+    query = (
+        sa.select(c.id, c.status, c.deadline_version, c.deadline_rank, c.due_at, c.flag, c.outcome)
+        .where(c.id.in_(sorted(dossier_ids)))
+        .order_by(c.id)
+        .with_for_update()
+    )
+    return {
+        r.id: HeldDeadline(
+            r.status, r.deadline_version, r.deadline_rank, r.due_at, r.flag, r.outcome
+        )
+        for r in await conn.execute(query)
+    }
+
+
+async def save_deadlines(conn: AsyncConnection, held: Mapping[str, HeldDeadline]) -> None:
+    """Write the deadline columns of these dossiers, in one executemany (the status is the
+    aggregate's, and is left alone)."""
+    if not held:
+        return
+    c = t.dossiers.c
+    names = ("due_at", "flag", "outcome", "deadline_version", "deadline_rank")
+    query = (
+        t.dossiers.update()
+        .where(c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(name) for name in names})
+    )
+    rows = [
+        {
+            "b_id": dossier_id,
+            "due_at": h.due_at,
+            "flag": h.flag,
+            "outcome": h.outcome,
+            "deadline_version": h.version,
+            "deadline_rank": h.rank,
+        }
+        for dossier_id, h in held.items()
+    ]
+    await conn.execute(query, rows)
 
 
 # --- catalogue -------------------------------------------------------------------------
@@ -258,12 +321,18 @@ async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] |
     return (dossier_from_state(row.state), row) if row else None
 
 
-async def lock_dossier(conn: AsyncConnection, dossier_id: str) -> tuple[Dossier, Any] | None:
-    """The dossier by id, its row locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
-    already holds the database): a clerk's concurrent action waits instead of racing us."""
-    query = sa.select(t.dossiers).where(t.dossiers.c.id == dossier_id).with_for_update()
-    row = (await conn.execute(query)).first()
-    return (dossier_from_state(row.state), row) if row else None
+async def lock_dossiers(
+    conn: AsyncConnection, dossier_ids: Collection[str]
+) -> dict[str, tuple[Dossier, Any]]:
+    """The dossiers among `dossier_ids` by id, in one query, their rows locked until commit
+    (PostgreSQL, in id order; SQLite's BEGIN IMMEDIATE already holds the database): a clerk's
+    concurrent action waits instead of racing us."""
+    if not dossier_ids:
+        return {}
+    c = t.dossiers.c
+    query = sa.select(t.dossiers).where(c.id.in_(sorted(dossier_ids))).order_by(c.id)
+    rows = await conn.execute(query.with_for_update())
+    return {row.id: (dossier_from_state(row.state), row) for row in rows}
 
 
 def postal_of(row: Any) -> Postal | None:
@@ -273,18 +342,28 @@ def postal_of(row: Any) -> Postal | None:
     return Postal(row.postal_tracking_code, row.postal_status, row.postal_status_at)
 
 
-async def save_postal(conn: AsyncConnection, dossier_id: str, postal: Postal | None) -> None:
-    """Write the bưu gửi columns. Like the deadline columns they are the read model: the
-    aggregate's version is left alone, so a clerk's action in flight is not refused for it."""
-    await conn.execute(
+async def save_postals(conn: AsyncConnection, postals: Mapping[str, Postal | None]) -> None:
+    """Write the bưu gửi columns of these dossiers, in one executemany. Like the deadline
+    columns they are the read model: the aggregate's version is left alone, so a clerk's
+    action in flight is not refused for it."""
+    if not postals:
+        return
+    names = ("postal_tracking_code", "postal_status", "postal_status_at")
+    query = (
         t.dossiers.update()
-        .where(t.dossiers.c.id == dossier_id)
-        .values(
-            postal_tracking_code=postal.tracking_code if postal else None,
-            postal_status=postal.status if postal else None,
-            postal_status_at=postal.status_at if postal else None,
-        )
+        .where(t.dossiers.c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(name) for name in names})
     )
+    rows = [
+        {
+            "b_id": dossier_id,
+            "postal_tracking_code": postal.tracking_code if postal else None,
+            "postal_status": postal.status if postal else None,
+            "postal_status_at": postal.status_at if postal else None,
+        }
+        for dossier_id, postal in postals.items()
+    ]
+    await conn.execute(query, rows)
 
 
 def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
