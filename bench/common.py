@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
@@ -734,6 +736,138 @@ def check_phones() -> None:
     for index in range(len(MOBILE_PREFIXES)):
         serial = index * 10_000_000 + 1234
         assert normalise_phone(phone_of(serial)) == e164_of(serial), phone_of(serial)
+
+
+# -- the intake's load: clerks posting dossiers, closed loop ----------------------------------
+
+REQUEST_TIMEOUT = 30.0  # seconds: a request that takes longer counts as an error
+TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
+BODIES_PER_AGENCY = 1000
+BODY_SEED = 20261123  # the applicants of the intake benchmark and of the ceiling
+
+
+@dataclass
+class Clerk:
+    """One clerk at one counter: one keep-alive connection, their agency's token and bodies."""
+
+    conn: HttpConnection
+    auth: bytes
+    bodies: Sequence[bytes]
+    _next: int = 0
+
+    def body(self) -> bytes:
+        self._next = (self._next + 1) % len(self.bodies)
+        return self.bodies[self._next]
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    seconds: float
+    latencies: list[float]  # of the 201s
+    statuses: Counter[int]
+    failures: Counter[str]
+    per_second: list[int]  # 201s completed in each whole second
+    cpu: CpuShares | None = None
+    backlog: int = 0  # outbox rows not yet published when the level ended
+
+    @property
+    def created(self) -> int:
+        return self.statuses[201]
+
+    @property
+    def errors(self) -> int:
+        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
+
+    @property
+    def rate(self) -> float:
+        return self.created / self.seconds
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction)
+
+    def cpu_ms(self, *groups: str) -> float:
+        """Milliseconds of CPU per dossier created, over these groups."""
+        if self.cpu is None or not self.created:
+            return float("nan")
+        return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
+
+    def error_text(self) -> str:
+        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
+        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
+        return ", ".join(parts) or "0"
+
+
+async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
+    """Every clerk posts dossiers back to back until `seconds` are over."""
+    latencies: list[float] = []
+    finished: list[float] = []
+    statuses: Counter[int] = Counter()
+    failures: Counter[str] = Counter()
+    clock = time.perf_counter
+    start = clock()
+    deadline = start + seconds
+
+    async def one_clerk(clerk: Clerk) -> None:
+        while clock() < deadline:
+            body = clerk.body()
+            sent = clock()
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status, _ = await clerk.conn.request("POST", "/dossiers", body, clerk.auth)
+            except TRANSPORT_ERRORS as exc:
+                failures[type(exc).__name__] += 1
+                continue
+            done = clock()
+            statuses[status] += 1
+            if status == 201:
+                latencies.append(done - sent)
+                finished.append(done - start)
+
+    await asyncio.gather(*(one_clerk(c) for c in clerks))
+    wall = clock() - start
+    per_second = Counter(int(at) for at in finished if at < int(seconds))
+    return LevelResult(
+        concurrency=len(clerks),
+        seconds=wall,
+        latencies=latencies,
+        statuses=statuses,
+        failures=failures,
+        per_second=[per_second[s] for s in range(int(seconds))],
+    )
+
+
+def bodies_by_agency(
+    seed: int = BODY_SEED, per_agency: int = BODIES_PER_AGENCY
+) -> dict[str, list[bytes]]:
+    """POST /dossiers bodies, `per_agency` for each agency's procedures, encoded once."""
+    applicants = Applicants(seed)
+    serial = itertools.count(1)
+    bodies: dict[str, list[bytes]] = {}
+    for agency in AGENCIES:
+        procedures = [p for p in PROCEDURES if p.agency == agency]
+        bodies[agency] = [
+            applicants.encoded(next(serial), procedures[i % len(procedures)])
+            for i in range(per_agency)
+        ]
+    return bodies
+
+
+class CeilingProcess(ServiceProcess):
+    """`python -m bench.ceiling_app --port P`: a bare FastAPI endpoint validating the dossier
+    body (the ceiling of what one uvicorn worker of this interpreter carries here)."""
+
+    def spawn(self) -> None:
+        self._terminated = False
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
 
 
 # -- README sections --------------------------------------------------------------------------

@@ -22,15 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import itertools
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,14 +39,17 @@ import sqlalchemy as sa
 from bench import common
 from bench.common import (
     AGENCIES,
+    BODIES_PER_AGENCY,
     PROCEDURES,
-    Applicants,
-    CpuShares,
+    CeilingProcess,
+    Clerk,
     CpuSnapshot,
     HttpConnection,
+    LevelResult,
     ServiceProcess,
+    bodies_by_agency,
+    drive,
     ms,
-    percentile,
 )
 from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, profile_tables, py_spy
 from services.core.runtime.database import create_engine
@@ -68,11 +68,7 @@ TARGET_P99 = 0.050  # seconds
 DEFAULT_LEVELS = (1, 4, 16, 64)
 DEFAULT_DURATION = 6.0  # seconds per level
 WARM_UP = 2.0  # seconds at the highest level before the first measured one
-REQUEST_TIMEOUT = 30.0  # seconds: a request that takes longer counts as an error
-BODIES_PER_AGENCY = 1000
-SEED = 20261123
 OURS = ("intake", "generator", "postgres", "broker")  # the CPU groups this run brings
-TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
 
 
 @dataclass(frozen=True)
@@ -97,100 +93,6 @@ SETUPS = {
               "(`bench/ceiling_app.py`: no token, no database)", "none"),
     )
 }  # fmt: skip
-
-
-# -- the load -----------------------------------------------------------------------------
-
-
-@dataclass
-class Clerk:
-    """One clerk at one counter: one keep-alive connection, their agency's token and bodies."""
-
-    conn: HttpConnection
-    auth: bytes
-    bodies: Sequence[bytes]
-    _next: int = 0
-
-    def body(self) -> bytes:
-        self._next = (self._next + 1) % len(self.bodies)
-        return self.bodies[self._next]
-
-
-@dataclass
-class LevelResult:
-    concurrency: int
-    seconds: float
-    latencies: list[float]  # of the 201s
-    statuses: Counter[int]
-    failures: Counter[str]
-    per_second: list[int]  # 201s completed in each whole second
-    cpu: CpuShares | None = None
-    backlog: int = 0  # outbox rows not yet published when the level ended
-
-    @property
-    def created(self) -> int:
-        return self.statuses[201]
-
-    @property
-    def errors(self) -> int:
-        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
-
-    @property
-    def rate(self) -> float:
-        return self.created / self.seconds
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction)
-
-    def cpu_ms(self, *groups: str) -> float:
-        """Milliseconds of CPU per dossier created, over these groups."""
-        if self.cpu is None or not self.created:
-            return float("nan")
-        return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
-
-    def error_text(self) -> str:
-        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
-        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
-        return ", ".join(parts) or "0"
-
-
-async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
-    """Every clerk posts dossiers back to back until `seconds` are over."""
-    latencies: list[float] = []
-    finished: list[float] = []
-    statuses: Counter[int] = Counter()
-    failures: Counter[str] = Counter()
-    clock = time.perf_counter
-    start = clock()
-    deadline = start + seconds
-
-    async def one_clerk(clerk: Clerk) -> None:
-        while clock() < deadline:
-            body = clerk.body()
-            sent = clock()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    status, _ = await clerk.conn.request("POST", "/dossiers", body, clerk.auth)
-            except TRANSPORT_ERRORS as exc:
-                failures[type(exc).__name__] += 1
-                continue
-            done = clock()
-            statuses[status] += 1
-            if status == 201:
-                latencies.append(done - sent)
-                finished.append(done - start)
-
-    await asyncio.gather(*(one_clerk(c) for c in clerks))
-    wall = clock() - start
-    per_second = Counter(int(at) for at in finished if at < int(seconds))
-    return LevelResult(
-        concurrency=len(clerks),
-        seconds=wall,
-        latencies=latencies,
-        statuses=statuses,
-        failures=failures,
-        per_second=[per_second[s] for s in range(int(seconds))],
-    )
 
 
 # -- one setup ----------------------------------------------------------------------------
@@ -286,22 +188,6 @@ class Running:
         return common.stop_services(self.processes)
 
 
-class CeilingProcess(ServiceProcess):
-    """`python -m bench.ceiling_app --port P`: the ceiling setup's server."""
-
-    def spawn(self) -> None:
-        self._terminated = False
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-
-
 async def clerks_for(
     running: Running, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
 ) -> list[Clerk]:
@@ -312,19 +198,6 @@ async def clerks_for(
         auth = common.bearer(tokens[agency])
         clerks.append(Clerk(HttpConnection(ports[i % len(ports)]), auth, bodies[agency]))
     return clerks
-
-
-def bodies_by_agency() -> dict[str, list[bytes]]:
-    applicants = Applicants(SEED)
-    serial = itertools.count(1)
-    bodies: dict[str, list[bytes]] = {}
-    for agency in AGENCIES:
-        procedures = [p for p in PROCEDURES if p.agency == agency]
-        bodies[agency] = [
-            applicants.encoded(next(serial), procedures[i % len(procedures)])
-            for i in range(BODIES_PER_AGENCY)
-        ]
-    return bodies
 
 
 async def measure_level(running: Running, clerks: Sequence[Clerk], seconds: float) -> LevelResult:
