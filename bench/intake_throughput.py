@@ -7,7 +7,9 @@ connections, each clerk waiting for its answer before the next (closed loop), fo
 at each concurrency. Setups: `up` (`motcua up`: the embedded default, all three services in one
 process on SQLite, its own broker), `sqlite` (`motcua intake` alone on SQLite), `postgres`
 (`motcua intake` on PostgreSQL) and `postgres-x2` (two `motcua intake` processes on one
-PostgreSQL, the clerks spread over both). Writes the figures to bench/README.md::
+PostgreSQL, the clerks spread over both); `ceiling` runs bench/ceiling_app.py through the
+same levels. Every run starts with the ceiling at one concurrency (`common.measure_ceiling`),
+each setup's rate shown as a share of it. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.intake_throughput [--profile] [--levels 1,4,16,64]
         [--duration 6] [--setups up,sqlite,postgres,postgres-x2]
@@ -41,6 +43,7 @@ from bench.common import (
     AGENCIES,
     BODIES_PER_AGENCY,
     PROCEDURES,
+    Ceiling,
     CeilingProcess,
     Clerk,
     CpuSnapshot,
@@ -122,6 +125,8 @@ class Options:
     warm_up: float = WARM_UP
     drain_timeout: float = 60.0
     cost_repeats: int = 1000  # statements timed for RoundTripCosts
+    ceiling_seconds: float = common.CEILING_SECONDS
+    ceiling_warm_up: float = common.CEILING_WARM_UP
 
 
 class Running:
@@ -288,6 +293,7 @@ class Run:
     options: Options
     load_average: tuple[float, float]
     costs: RoundTripCosts | None = None
+    ceiling: Ceiling | None = None  # measured at the start of the run
 
 
 async def run(
@@ -295,6 +301,8 @@ async def run(
 ) -> Run:
     load_at_start = common.load_average()
     common.check_phones()
+    ceiling = await common.measure_ceiling(options.ceiling_seconds, warm_up=options.ceiling_warm_up)
+    say(ceiling.line())
     if any(s.database == "postgres" for s in setups):
         await common.ensure_database(options.database_url)
     broker: EmbeddedBroker | None = None
@@ -310,7 +318,7 @@ async def run(
     costs = None
     if any(s.database == "postgres" for s in setups):
         costs = await round_trip_costs(options.database_url, options.cost_repeats)
-    return Run(results, options, (load_at_start, common.load_average()), costs)
+    return Run(results, options, (load_at_start, common.load_average()), costs, ceiling)
 
 
 # -- what one round trip to PostgreSQL costs in Python ----------------------------------------
@@ -372,7 +380,7 @@ async def _cpu_us(step: Callable[[], Awaitable[None]], repeats: int) -> float:
 
 def problems(result: Run) -> list[str]:
     """What makes the figures unusable: failed requests, lost dossiers, a dirty stop."""
-    found = []
+    found = result.ceiling.problems() if result.ceiling else []
     for s in result.setups:
         name = s.setup.name
         for level in s.levels:
@@ -428,8 +436,8 @@ def levels_table(s: SetupResult) -> str:
 def summary_table(result: Run) -> str:
     lines = [
         "| Setup | Best dossiers/s with p99 < 50 ms | at clerks | p99 there | Most dossiers/s "
-        "| at clerks | p99 there |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| at clerks | p99 there | Most as a share of the ceiling |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in result.setups:
         best = best_within_target(s)
@@ -439,10 +447,14 @@ def summary_table(result: Run) -> str:
             if best
             else "none | – | –"
         )
+        share = f"{result.ceiling.share(top.rate):.0%}" if result.ceiling else "–"
         lines.append(
             f"| {s.setup.title} | {within} | {top.rate:,.0f} | {top.concurrency} "
-            f"| {ms(top.p(0.99))} |"
+            f"| {ms(top.p(0.99))} | {share} |"
         )
+    if result.ceiling:
+        line = result.ceiling.line()
+        lines += ["", f"{line[0].upper()}{line[1:]}."]
     return "\n".join(lines)
 
 
@@ -536,11 +548,19 @@ def section(
         "the machine's busy time (other users of this shared machine included). *Outbox "
         "backlog*: `dossier.received` rows not yet published to "
         "Kafka when the level ended (the relay runs in the intake process and competes for it).",
-        "- **Ceiling** (setup `ceiling`, when run): `python -m bench.ceiling_app --port P`, "
-        "the same interpreter, FastAPI and uvicorn configuration as the intake, one endpoint "
-        "that validates the same bodies with the intake's own model (`DossierIn`) and answers "
-        "201 at once: no token, no database, no log line. Driven by the same generator, it is "
-        "what HTTP and validation alone cost on this machine in the same run.",
+    ]
+    if result.ceiling:
+        parts.append(
+            common.ceiling_method(result.ceiling, "each setup's most dossiers/s")
+            + " It is what HTTP and validation alone cost."
+        )
+    if any(s.setup.database == "none" for s in result.setups):
+        parts.append(
+            "- **Setup `ceiling`** runs the same endpoint through the levels like the "
+            "setups (same warm-up, same table), to show how its rate and latency follow the "
+            "concurrency."
+        )
+    parts += [
         "- **Checked:** no errors at any level; every 201 is a stored dossier (count at the "
         "end, warm-up and profiled run included); the outbox drains (every event reached the "
         "broker); every process stops with status 0.",
@@ -611,15 +631,15 @@ def analysis(result: Run) -> str:
     """What limits the intake, from this run's figures (CPU per dossier, profiles)."""
     if not result.setups or not all(s.levels for s in result.setups):
         return ""
-    ceiling = next((s for s in result.setups if s.setup.database == "none"), None)
+    swept = next((s for s in result.setups if s.setup.database == "none"), None)
     result = dataclasses.replace(
         result, setups=[s for s in result.setups if s.setup.database != "none"]
     )
     if not result.setups:
         return ""
     parts = [_shared_paragraph(result), _cpu_paragraph(result)]
-    if ceiling is not None:
-        parts.append(_ceiling_paragraph(result, ceiling))
+    if result.ceiling is not None:
+        parts.append(_ceiling_paragraph(result, result.ceiling, swept))
     profiled = [s for s in result.setups if s.profile]
     for s in profiled:
         parts.append(_profile_paragraph(s))
@@ -691,33 +711,42 @@ def _shared_paragraph(result: Run) -> str:
             "**A shared machine.** This machine is shared with other engineers' test and "
             f"benchmark runs; during this run's levels they used {span}, little this time "
             "(it varies from run to run: see *CPU other*). Compare setups within this run, "
-            "and with the ceiling measured in it, not with runs of other days."
+            "and runs of other days by their shares of the ceiling measured in each, not by "
+            "their rates."
         )
     return (
         "**A shared machine.** Other work on this machine (other engineers' test and "
         f"benchmark runs) used {span} of the 2 during the levels: each setup had what was "
         "left, and every rate here is lower than the same code gives on an idle machine. "
-        "Compare setups within this run, and with the ceiling measured in it, not with runs "
-        "of other days."
+        "Compare setups within this run, and runs of other days by their shares of the "
+        "ceiling measured in each, not by their rates."
     )
 
 
-def _ceiling_paragraph(result: Run, ceiling: SetupResult) -> str:
-    top = max(ceiling.levels, key=lambda lv: lv.rate)
-    best = best_within_target(ceiling)
+def _ceiling_paragraph(result: Run, ceiling: Ceiling, swept: SetupResult | None) -> str:
     rows = []
     for s in result.setups:
         most = max(s.levels, key=lambda lv: lv.rate)
-        rows.append(f"{s.setup.name} {most.rate:,.0f}/s ({most.rate / top.rate:.0%})")
-    within = f"; with p99 < 50 ms, {best.rate:,.0f}/s at {best.concurrency} clerks" if best else ""
+        rows.append(f"{s.setup.name} {most.rate:,.0f}/s ({ceiling.share(most.rate):.0%})")
+    sweep = ""
+    if swept is not None:
+        top = max(swept.levels, key=lambda lv: lv.rate)
+        best = best_within_target(swept)
+        within = (
+            f"; with p99 < 50 ms, {best.rate:,.0f}/s at {best.concurrency} clerks" if best else ""
+        )
+        sweep = (
+            f" Through the levels (setup `ceiling`) it answered at most {top.rate:,.0f}/s, at "
+            f"{top.concurrency} clerks (p99 {ms(top.p(0.99))}){within}."
+        )
     return (
         "**The ceiling.** A bare FastAPI endpoint validating the same bodies "
-        f"(`bench/ceiling_app.py`) answered at most {top.rate:,.0f}/s in this run, at "
-        f"{top.concurrency} clerks (p99 {ms(top.p(0.99))}){within}. The intake's most "
-        "dossiers/s as a share of it: " + ", ".join(rows) + ". The difference is what the "
-        "token, the database, the outbox and the request log cost; the ceiling is the most "
-        "one uvicorn worker of this interpreter can carry on this machine, whatever the "
-        "intake does."
+        f"(`bench/ceiling_app.py`) answered {ceiling.rate:,.0f}/s at the start of this run, "
+        f"at {ceiling.level.concurrency} clerks (p99 {ms(ceiling.p99)}).{sweep} The "
+        "intake's most dossiers/s as a share of it: " + ", ".join(rows) + ". The difference "
+        "is what the token, the database, the outbox and the request log cost; the ceiling "
+        "is the most one uvicorn worker of this interpreter can carry on this machine, "
+        "whatever the intake does."
     )
 
 
@@ -828,7 +857,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument("--profile", action="store_true", help="py-spy one more run per setup")
     parser.add_argument(
-        "--quick", action="store_true", help="levels 1,4 for 2 s each, no warm-up (a smoke run)"
+        "--quick",
+        action="store_true",
+        help="levels 1,4 for 2 s each, no warm-up, the ceiling for 2 s (a smoke run)",
     )
     parser.add_argument("--readme", type=Path, default=common.README)
     parser.add_argument("--no-readme", action="store_true", help="print only")
@@ -850,6 +881,8 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         profile=args.profile,
         folder=folder,
         warm_up=0.0 if args.quick else WARM_UP,
+        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
+        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
     )
     try:
         result = await run(setups, options, say=lambda line: print(line, flush=True))

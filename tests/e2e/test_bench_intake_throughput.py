@@ -26,12 +26,14 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     async with bench_database("intake") as url:
         options = bench.Options(
             levels=[1, 3], duration=0.5, database_url=url, profile=False, folder=tmp_path,
-            warm_up=0, cost_repeats=20,
+            warm_up=0, cost_repeats=20, ceiling_seconds=1.0, ceiling_warm_up=0,
         )  # fmt: skip
         result = await bench.run(setups, options)
         pg = await common.postgres_info(url)
 
     assert bench.problems(result) == []
+    assert result.ceiling is not None and result.ceiling.level.created > 0
+    assert result.ceiling.level.errors == 0 and result.ceiling.exit_code == 0
     assert result.costs is not None and result.costs.transaction > result.costs.asyncpg > 0
     for setup in result.setups:
         assert [level.concurrency for level in setup.levels] == [1, 3]
@@ -46,5 +48,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
                          common.machine(), pg)  # fmt: skip
     for each in setups:
         assert f"#### {each.title}" in text
+    assert f"Ceiling {result.ceiling.rate:,.0f} req/s in this run" in text
+    assert "- **Ceiling.**" in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme
