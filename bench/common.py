@@ -917,6 +917,11 @@ class Ceiling:
             f"{ms(self.p99)}, errors {self.level.error_text()}{other})"
         )
 
+    def sentence(self) -> str:
+        """`line()` as a sentence of its own, for under a section's result table."""
+        line = self.line()
+        return f"{line[0].upper()}{line[1:]}."
+
     def problems(self) -> list[str]:
         found = []
         if self.level.errors:

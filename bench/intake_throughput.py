@@ -453,8 +453,7 @@ def summary_table(result: Run) -> str:
             f"| {ms(top.p(0.99))} | {share} |"
         )
     if result.ceiling:
-        line = result.ceiling.line()
-        lines += ["", f"{line[0].upper()}{line[1:]}."]
+        lines += ["", result.ceiling.sentence()]
     return "\n".join(lines)
 
 
