@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -30,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,9 +45,12 @@ from bench.common import (
     AGENCIES,
     BODIES_PER_AGENCY,
     PROCEDURES,
+    REQUEST_TIMEOUT,
+    TRANSPORT_ERRORS,
     Ceiling,
     CeilingProcess,
     Clerk,
+    CpuShares,
     CpuSnapshot,
     HttpConnection,
     LevelResult,
@@ -53,6 +58,7 @@ from bench.common import (
     bodies_by_agency,
     drive,
     ms,
+    percentile,
 )
 from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, profile_tables, py_spy
 from services.core.runtime.database import create_engine
@@ -68,6 +74,11 @@ ROW = (
 )
 TARGET_RATE = 1000  # dossiers per second
 TARGET_P99 = 0.050  # seconds
+SUSTAIN_SECONDS = 60.0  # --sustain without a value
+SUSTAIN_IN_FLIGHT = 256  # requests open at once at most; one due while all are open is not sent
+RSS_EVERY = 1.0  # seconds between two samples of a process's VmRSS
+SETTLE = 10.0  # seconds: the start of the sustained run, left out of the slope
+FLAT_MIB = 2.0  # "flat": fitted growth after SETTLE at most this, in MiB
 DEFAULT_LEVELS = (1, 4, 16, 64)
 DEFAULT_DURATION = 6.0  # seconds per level
 WARM_UP = 2.0  # seconds at the highest level before the first measured one
@@ -113,6 +124,7 @@ class SetupResult:
     backlog_after: int = 0  # outbox rows still unpublished after the drain wait
     exit_codes: list[int | None] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    sustain: SustainResult | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,8 @@ class Options:
     cost_repeats: int = 1000  # statements timed for RoundTripCosts
     ceiling_seconds: float = common.CEILING_SECONDS
     ceiling_warm_up: float = common.CEILING_WARM_UP
+    sustain: float = 0.0  # seconds of open-loop load after the levels, RSS sampled; 0: none
+    sustain_rate: float = TARGET_RATE  # dossiers/s offered then
 
 
 class Running:
@@ -250,15 +264,246 @@ async def run_setup(
             _close(clerks)
             result.profile = await recorder.result()
             say(f"{setup.name}: profiled {_level_line(result.profile_level)}")
+        if options.sustain > 0:
+            result.sustain = await sustain(
+                running, tokens, bodies, options.sustain_rate, options.sustain
+            )
+            say(f"{setup.name}: {_sustain_line(result.sustain)}")
         result.backlog_after = await _drained(running, options.drain_timeout)
         runs = [result.warm_up, *result.levels, result.profile_level]
         result.posted = sum(r.created for r in runs if r is not None)
+        result.posted += result.sustain.created if result.sustain else 0
         result.dossiers = (
             result.posted if ceiling else await common.count_rows(running.intake_url, t.dossiers)
         )
     finally:
         result.exit_codes = running.stop()
     return result
+
+
+# -- memory under sustained load ----------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of a process, in KiB (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class RssTrend:
+    """One process's resident memory over a sustained run, from samples a second apart."""
+
+    samples: list[tuple[float, int]]  # (seconds since the load began, KiB)
+
+    def at(self, seconds: float) -> int:
+        """The first sample at or after `seconds` (the last one if none)."""
+        return next((kib for t, kib in self.samples if t >= seconds), self.samples[-1][1])
+
+    @property
+    def start(self) -> int:
+        return self.samples[0][1]
+
+    @property
+    def end(self) -> int:
+        return self.samples[-1][1]
+
+    @property
+    def most(self) -> int:
+        return max(kib for _, kib in self.samples)
+
+    def window(self) -> list[tuple[float, int]]:
+        """The samples after the first SETTLE seconds (the last 50 s of a 60 s run)."""
+        return [(t, kib) for t, kib in self.samples if t >= SETTLE]
+
+    def window_seconds(self) -> float:
+        window = self.window()
+        return window[-1][0] - window[0][0] if len(window) > 1 else 0.0
+
+    def slope(self) -> float:
+        """Least-squares slope over the window, in MiB a minute (NaN: too few samples)."""
+        window = self.window()
+        if len(window) < 3:
+            return float("nan")
+        mean_t = sum(t for t, _ in window) / len(window)
+        mean_kib = sum(kib for _, kib in window) / len(window)
+        spread = sum((t - mean_t) ** 2 for t, _ in window)
+        kib_per_s = sum((t - mean_t) * (kib - mean_kib) for t, kib in window) / spread
+        return kib_per_s * 60 / 1024
+
+    def growth(self) -> float:
+        """MiB gained over the window, along the fitted line."""
+        return self.slope() * self.window_seconds() / 60
+
+    def flat(self) -> bool:
+        return self.growth() <= FLAT_MIB
+
+
+@dataclass
+class SustainResult:
+    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled."""
+
+    rate: float  # dossiers/s offered
+    seconds: float  # the offered period: from the first request due to the end of the last
+    in_period: int  # 201s answered within it (the open requests answered after it are not)
+    due: int  # requests due over the run
+    not_sent: int  # due while SUSTAIN_IN_FLIGHT requests were open: not sent at all
+    latencies: list[float]  # of the 201s, from when each was due
+    statuses: Counter[int]
+    failures: Counter[str]
+    rss: dict[str, RssTrend]  # by process ("intake", "intake-1", "motcua up", …)
+    cpu: CpuShares | None = None
+
+    @property
+    def created(self) -> int:
+        return self.statuses[201]
+
+    @property
+    def errors(self) -> int:
+        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
+
+    @property
+    def carried(self) -> float:
+        """201s a second within the offered period."""
+        return self.in_period / self.seconds if self.seconds else 0.0
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction)
+
+    def error_text(self) -> str:
+        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
+        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
+        return ", ".join(parts) or "0"
+
+    def flat(self) -> bool:
+        return all(trend.flat() for trend in self.rss.values())
+
+
+async def sustain(
+    running: Running,
+    tokens: dict[str, str],
+    bodies: dict[str, list[bytes]],
+    rate: float,
+    seconds: float,
+) -> SustainResult:
+    """Post dossiers at `rate` a second for `seconds` (request *n* due at start + n / rate,
+    whatever happened to the others; at most SUSTAIN_IN_FLIGHT open, a request due beyond that
+    is counted as not sent), sampling each service process's VmRSS every RSS_EVERY s until
+    the period is over; then the open requests are answered, out of the figures' period."""
+    processes = running.processes
+    labels = [
+        ("motcua up" if p.command == "up" else p.command) + (f"-{i}" if len(processes) > 1 else "")
+        for i, p in enumerate(processes)
+    ]
+    auth = {agency: common.bearer(token) for agency, token in tokens.items()}
+    idle: dict[int, list[HttpConnection]] = {p.port: [] for p in processes}
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    failures: Counter[str] = Counter()
+    samples: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
+    clock = time.perf_counter
+    open_requests = 0
+    total = int(rate * seconds)
+    done = asyncio.Event()
+    answered: list[float] = []  # when each 201 came, since the start
+
+    async def post(port: int, agency: str, body: bytes, due: float) -> None:
+        nonlocal open_requests
+        conn = idle[port].pop() if idle[port] else HttpConnection(port)
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status, _ = await conn.request("POST", "/dossiers", body, auth[agency])
+        except TRANSPORT_ERRORS as exc:
+            failures[type(exc).__name__] += 1
+        else:
+            statuses[status] += 1
+            if status == 201:
+                latencies.append(clock() - due)
+                answered.append(clock() - start)
+            idle[port].append(conn)
+        finally:
+            open_requests -= 1
+
+    def sample(at: float) -> None:
+        for label, process in zip(labels, processes, strict=True):
+            kib = rss_kib(process.pid)
+            if kib is not None:
+                samples[label].append((at, kib))
+
+    start = clock()
+
+    async def sampler() -> None:
+        tick = 0
+        while not done.is_set():
+            sample(clock() - start)
+            tick += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(start + tick * RSS_EVERY - clock(), 0))
+        sample(clock() - start)
+
+    before = CpuSnapshot.take()
+    sampling = asyncio.create_task(sampler())
+    tasks: set[asyncio.Task[None]] = set()
+    sent = not_sent = 0
+    while sent + not_sent < total:
+        due_now = min(total, int((clock() - start) * rate) + 1)
+        for n in range(sent + not_sent, due_now):
+            if open_requests >= SUSTAIN_IN_FLIGHT:
+                not_sent += 1
+                continue
+            agency = AGENCIES[n % len(AGENCIES)]
+            port = processes[n % len(processes)].port
+            body = bodies[agency][(n // len(AGENCIES)) % len(bodies[agency])]
+            open_requests += 1
+            task = asyncio.create_task(post(port, agency, body, start + n / rate))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            sent += 1
+        await asyncio.sleep(max(start + (sent + not_sent) / rate - clock(), 0))
+    await asyncio.sleep(max(start + seconds - clock(), 0))  # the last one's share of the period
+    period = clock() - start
+    done.set()
+    await sampling
+    cpu = common.cpu_between(before, CpuSnapshot.take(), running.cpu_groups())
+    await asyncio.gather(*tasks)  # the requests still open: answered, stored, counted
+    for conns in idle.values():
+        for conn in conns:
+            conn.close()
+    return SustainResult(
+        rate=rate,
+        seconds=period,
+        in_period=sum(1 for at in answered if at <= period),
+        due=total,
+        not_sent=not_sent,
+        latencies=latencies,
+        statuses=statuses,
+        failures=failures,
+        rss={label: RssTrend(found) for label, found in samples.items() if found},
+        cpu=cpu,
+    )
+
+
+def _sustain_line(r: SustainResult) -> str:
+    trends = "; ".join(
+        f"{label} RSS {_mib(trend.start)} → {_mib(trend.at(SETTLE))} at {SETTLE:g} s → "
+        f"{_mib(trend.end)} (max {_mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
+        f"{trend.window_seconds():.0f} s: {'flat' if trend.flat() else 'growing'}"
+        for label, trend in r.rss.items()
+    )
+    return (
+        f"sustained {r.rate:,.0f}/s offered for {r.seconds:.0f} s: {r.carried:,.1f}/s carried, "
+        f"{r.not_sent:,} not sent, errors {r.error_text()}, p99 {ms(r.p(0.99))}; {trends}"
+    )
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:,.1f} MiB"
 
 
 def _close(clerks: Sequence[Clerk]) -> None:
@@ -392,6 +637,10 @@ def problems(result: Run) -> list[str]:
             found.append(f"{name}: {s.posted} answered 201 but {s.dossiers} dossiers stored")
         if s.backlog_after:
             found.append(f"{name}: {s.backlog_after} outbox rows never published")
+        if s.sustain is not None and s.sustain.errors:
+            found.append(f"{name}, sustained load: errors {s.sustain.error_text()}")
+        if s.sustain is not None and not s.sustain.rss:
+            found.append(f"{name}, sustained load: no RSS sample")
         if any(code != 0 for code in s.exit_codes):
             found.append(f"{name}: exit codes {s.exit_codes}")
     return found
@@ -457,6 +706,62 @@ def summary_table(result: Run) -> str:
     return "\n".join(lines)
 
 
+def sustain_table(result: Run) -> str:
+    lines = [
+        "| Setup | Process | Offered | Carried | Not sent | Errors | p50 | p99 "
+        "| CPU service process(es) "
+        "| CPU other | RSS at start | at 10 s | at the end | max | Slope after 10 s "
+        "| Growth after 10 s | Memory |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in result.setups:
+        r = s.sustain
+        if r is None:
+            continue
+        cpu = r.cpu
+        for label, trend in r.rss.items():
+            lines.append(
+                f"| {s.setup.name} | {label} | {r.rate:,.0f}/s | **{r.carried:,.1f}/s** "
+                f"| {r.not_sent:,} | {r.error_text()} | {ms(r.p(0.5))} | {ms(r.p(0.99))} "
+                f"| {cpu.cores('intake') if cpu else float('nan'):.2f} "
+                f"| {cpu.cores('other') if cpu else float('nan'):.2f} "
+                f"| {_mib(trend.start)} | {_mib(trend.at(SETTLE))} | {_mib(trend.end)} "
+                f"| {_mib(trend.most)} "
+                f"| {trend.slope():+.2f} MiB/min "
+                f"| {trend.growth():+.1f} MiB over {trend.window_seconds():.0f} s "
+                f"| **{'flat' if trend.flat() else 'growing'}** |"
+            )
+    return "\n".join(lines)
+
+
+def _memory_verdict(result: Run) -> str:
+    sustained = [s for s in result.setups if s.sustain is not None]
+    if not sustained:
+        return ""
+    flat = all(s.sustain.flat() for s in sustained if s.sustain)
+    each = []
+    for s in sustained:
+        assert s.sustain is not None
+        named = len(s.sustain.rss) > 1
+        growth = ", ".join(
+            f"{label + ' ' if named else ''}{trend.growth():+.1f} MiB over the last "
+            f"{trend.window_seconds():.0f} s"
+            for label, trend in s.sustain.rss.items()
+        )
+        each.append(
+            f"`{s.setup.name}` {s.sustain.rate:,.0f}/s offered for {s.sustain.seconds:.0f} s, "
+            f"{s.sustain.carried:,.0f}/s carried: RSS {growth}"
+        )
+    verdict = "flat" if flat else "growing"
+    return (
+        f"**Memory under sustained load: {verdict}** (flat: at most {FLAT_MIB:g} MiB of "
+        f"growth along the line fitted to the samples after the first {SETTLE:g} s): "
+        + "; ".join(each)
+        + "."
+    )
+
+
 def section(
     result: Run,
     command: str,
@@ -486,6 +791,10 @@ def section(
         "",
         summary_table(result),
         "",
+    ]
+    if memory := _memory_verdict(result):
+        parts += [memory, ""]
+    parts += [
         f"- Date: {today.isoformat()}",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
         f"Python's speed at the end: {host['speed']}; "
@@ -551,7 +860,7 @@ def section(
     if result.ceiling:
         parts.append(
             common.ceiling_method(result.ceiling, "each setup's most dossiers/s")
-            + " It is what HTTP and validation alone cost."
+            + " What it pays for a request is HTTP and validation alone."
         )
     if any(s.setup.database == "none" for s in result.setups):
         parts.append(
@@ -559,10 +868,29 @@ def section(
             "setups (same warm-up, same table), to show how its rate and latency follow the "
             "concurrency."
         )
+    sustained = next((s.sustain for s in result.setups if s.sustain), None)
+    if sustained is not None:
+        parts.append(
+            f"- **Sustained load** (`--sustain`): after the levels, {sustained.seconds:.0f} s "
+            f"of dossiers offered at {sustained.rate:,.0f}/s, open loop: request *n* is due at "
+            "start + *n* / rate whatever happened to the others, posted on a free keep-alive "
+            f"connection; at most {SUSTAIN_IN_FLIGHT} are open at once, and one due while "
+            f"{SUSTAIN_IN_FLIGHT} are open is not sent (*Not sent*), so the offered rate stays "
+            "fixed and no backlog builds up in the generator. *Carried*: the 201s answered "
+            "within the offered period, a second (the requests still open at its end are "
+            "answered afterwards and counted as stored, outside the rate and the memory "
+            "figures); latency is counted from when the request was due, so time queued in "
+            "the service counts. Every second of the period the benchmark reads `VmRSS` from "
+            "`/proc/<pid>/status` of each service process (for `up` the one process of the "
+            "three services; the broker, its child, is not counted). *Slope*: the "
+            f"least-squares line through the samples after the first {SETTLE:g} s (the last "
+            f"{sustained.seconds - SETTLE:.0f} s), in MiB a minute; *growth*: that line's "
+            f"rise over the same samples; *flat* when it is at most {FLAT_MIB:g} MiB."
+        )
     parts += [
         "- **Checked:** no errors at any level; every 201 is a stored dossier (count at the "
-        "end, warm-up and profiled run included); the outbox drains (every event reached the "
-        "broker); every process stops with status 0.",
+        "end, warm-up, profiled run and sustained load included); the outbox drains (every "
+        "event reached the broker); every process stops with status 0.",
     ]
     if any(s.profile for s in result.setups):
         parts.append(
@@ -584,6 +912,8 @@ def section(
             f"{', '.join(str(c) for c in s.exit_codes)}."
         )
         parts.append("")
+    if sustained is not None:
+        parts += ["### Memory under sustained load", "", sustain_table(result), ""]
     if analysis:
         parts += ["### What limits it", "", analysis.strip(), ""]
     profiled = [s for s in result.setups if s.profile and s.profile_level]
@@ -860,6 +1190,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="levels 1,4 for 2 s each, no warm-up, the ceiling for 2 s (a smoke run)",
     )
+    parser.add_argument(
+        "--sustain",
+        type=float,
+        nargs="?",
+        const=SUSTAIN_SECONDS,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"after the levels, offer --sustain-rate for SECONDS (default {SUSTAIN_SECONDS:g}) "
+        "open loop and sample the service process's RSS every second",
+    )
+    parser.add_argument(
+        "--sustain-rate", type=float, default=TARGET_RATE, help="dossiers/s offered (--sustain)"
+    )
     parser.add_argument("--readme", type=Path, default=common.README)
     parser.add_argument("--no-readme", action="store_true", help="print only")
     parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
@@ -882,6 +1225,8 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         warm_up=0.0 if args.quick else WARM_UP,
         ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
         ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
+        sustain=args.sustain,
+        sustain_rate=args.sustain_rate,
     )
     try:
         result = await run(setups, options, say=lambda line: print(line, flush=True))
@@ -895,6 +1240,11 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print()
     print(summary_table(result))
+    if any(s.sustain for s in result.setups):
+        print()
+        print(_memory_verdict(result))
+        print()
+        print(sustain_table(result))
     found = problems(result)
     for problem in found:
         print("PROBLEM:", problem)
