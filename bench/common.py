@@ -968,8 +968,8 @@ def ceiling_method(ceiling: Ceiling, headline: str) -> str:
     """The Method bullet every section gives its ceiling; `headline`: what is compared."""
     return (
         "- **Ceiling.** At the start of the run, before anything of the benchmark's own is "
-        "started: `python -m bench.ceiling_app`, the same interpreter, FastAPI and uvicorn "
-        "configuration as the services (one worker, uvloop, httptools), one endpoint that "
+        "started: `python -m bench.ceiling_app`, the same interpreter, served as `motcua "
+        "intake` is served (`services.cli._serve`: one uvicorn worker), one endpoint that "
         "validates a dossier body with the intake's own model (`DossierIn`) and answers 201 "
         "at once: no token, no database, no log line. It is driven by the intake "
         "benchmark's generator (`bench/common.py`: `HttpConnection`, `drive`, the same "

@@ -9,10 +9,14 @@ process on SQLite, its own broker), `sqlite` (`motcua intake` alone on SQLite), 
 (`motcua intake` on PostgreSQL) and `postgres-x2` (two `motcua intake` processes on one
 PostgreSQL, the clerks spread over both); `ceiling` runs bench/ceiling_app.py through the
 same levels. Every run starts with the ceiling at one concurrency (`common.measure_ceiling`),
-each setup's rate shown as a share of it. Writes the figures to bench/README.md::
+each setup's rate shown as a share of it. With `--sustain [SECONDS]` the setups of
+`--sustain-setups` (`up` unless told) then get SECONDS (60) of dossiers offered at
+`--sustain-rate` (the 1,000/s target) open loop, the service process's RSS sampled every
+second: memory under sustained load. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.intake_throughput [--profile] [--levels 1,4,16,64]
-        [--duration 6] [--setups up,sqlite,postgres,postgres-x2]
+        [--duration 6] [--setups up,sqlite,postgres,postgres-x2,ceiling]
+        [--sustain [60]] [--sustain-rate 1000] [--sustain-setups up]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
 
 The intake tables of the PostgreSQL database are emptied first: give the benchmark a database
@@ -146,6 +150,7 @@ class Options:
     ceiling_warm_up: float = common.CEILING_WARM_UP
     sustain: float = 0.0  # seconds of open-loop load after the levels, RSS sampled; 0: none
     sustain_rate: float = TARGET_RATE  # dossiers/s offered then
+    sustain_setups: Sequence[str] = ("up",)  # the setups that get it
 
 
 class Running:
@@ -269,7 +274,7 @@ async def run_setup(
             _close(clerks)
             result.profile = await recorder.result()
             say(f"{setup.name}: profiled {_level_line(result.profile_level)}")
-        if options.sustain > 0:
+        if options.sustain > 0 and setup.name in options.sustain_setups:
             result.sustain = await sustain(
                 running, tokens, bodies, options.sustain_rate, options.sustain
             )
@@ -741,6 +746,10 @@ def sustain_table(result: Run) -> str:
     return "\n".join(lines)
 
 
+def _names(result: Run) -> str:
+    return ", ".join(f"`{s.setup.name}`" for s in result.setups if s.sustain is not None)
+
+
 def _memory_verdict(result: Run) -> str:
     sustained = [s for s in result.setups if s.sustain is not None]
     if not sustained:
@@ -877,8 +886,9 @@ def section(
     sustained = next((s.sustain for s in result.setups if s.sustain), None)
     if sustained is not None:
         parts.append(
-            f"- **Sustained load** (`--sustain`): after the levels, {sustained.seconds:.0f} s "
-            f"of dossiers offered at {sustained.rate:,.0f}/s, open loop: request *n* is due at "
+            f"- **Sustained load** (`--sustain`, for {_names(result)}): after the levels, "
+            f"{sustained.seconds:.0f} s of dossiers offered at {sustained.rate:,.0f}/s, open "
+            "loop: request *n* is due at "
             "start + *n* / rate whatever happened to the others, posted on a free keep-alive "
             f"connection; at most {SUSTAIN_IN_FLIGHT} are open at once, and one due while "
             f"{SUSTAIN_IN_FLIGHT} are open is not sent (*Not sent*), so the offered rate stays "
@@ -1217,6 +1227,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sustain-rate", type=float, default=TARGET_RATE, help="dossiers/s offered (--sustain)"
     )
+    parser.add_argument(
+        "--sustain-setups", default="up", help="the setups --sustain applies to (default: up)"
+    )
     parser.add_argument("--readme", type=Path, default=common.README)
     parser.add_argument("--no-readme", action="store_true", help="print only")
     parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
@@ -1225,6 +1238,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace, command: str) -> int:
     setups = [SETUPS[name] for name in args.setups.split(",") if name]
+    sustained = [name for name in args.sustain_setups.split(",") if name]
+    if args.sustain and not {s.name for s in setups} & set(sustained):
+        print(f"--sustain: none of {sustained} is among --setups", file=sys.stderr)
+        return 2
     levels = [1, 4] if args.quick else [int(v) for v in args.levels.split(",") if v]
     if args.profile and py_spy() is None:
         print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
@@ -1241,6 +1258,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
         sustain=args.sustain,
         sustain_rate=args.sustain_rate,
+        sustain_setups=sustained,
     )
     try:
         result = await run(setups, options, say=lambda line: print(line, flush=True))

@@ -12,7 +12,9 @@ starts `motcua notifier` as a process and counts the SMS arriving at the fake ga
 - ``events``: N ``dossier.received`` events wait on ``motcua.dossier.v1``: the whole notifier
   is measured — consume, decide, store, wake the dispatcher, send.
 
-Writes the figures to bench/README.md::
+The run starts with the ceiling (`common.measure_ceiling`: a bare FastAPI endpoint validating
+the dossier body, the intake benchmark's generator), and each case's SMS/s is shown as a share
+of it. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.notifier_send_rate [--profile] [--notices 2000] [--events 600]
         [--default-rate-notices 300]

@@ -5,7 +5,9 @@ Starts the bundled Kafka-protocol broker, a fake SMS gateway (bench/fake_gateway
 process), and `motcua intake`, `motcua tracker` and `motcua notifier` on PostgreSQL. Clerks post
 dossiers open-loop: request *n* is due at start + n / rate whatever happened to the earlier
 ones. Each applicant has a phone of their own, so the gateway's arrival time of the SMS to that
-phone closes the dossier's latency. Writes the figures to bench/README.md::
+phone closes the dossier's latency. The run starts with the ceiling (`common.measure_ceiling`:
+a bare FastAPI endpoint validating the dossier body, same generator), and the dossiers/s
+carried are shown as a share of it. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.receipt_to_sms [--rates 20,200] [--duration 25] [--profile]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]

@@ -27,7 +27,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
         options = bench.Options(
             levels=[1, 3], duration=0.5, database_url=url, profile=False, folder=tmp_path,
             warm_up=0, cost_repeats=20, ceiling_seconds=1.0, ceiling_warm_up=0,
-            sustain=3.0, sustain_rate=30,
+            sustain=3.0, sustain_rate=30, sustain_setups=("sqlite", "postgres"),
         )  # fmt: skip
         result = await bench.run(setups, options)
         pg = await common.postgres_info(url)
