@@ -74,7 +74,7 @@ TITLE = "Intake throughput"
 ROW = (
     f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | dossiers/s and p50/p99 latency of "
     "POST /dossiers at rising concurrency, embedded default and PostgreSQL (target ≥ 1,000/s at "
-    "p99 < 50 ms) |"
+    "p99 < 50 ms); with `--sustain`, RSS over a minute at the target rate |"
 )
 TARGET_RATE = 1000  # dossiers per second
 TARGET_P99 = 0.050  # seconds
