@@ -769,6 +769,14 @@ def _memory_verdict(result: Run) -> str:
             f"{s.sustain.carried:,.0f}/s carried: RSS {growth}"
         )
     verdict = "flat" if flat else "growing"
+    shortest = min(
+        trend.window_seconds() for s in sustained if s.sustain for trend in s.sustain.rss.values()
+    )
+    if shortest < TREND_WINDOW - RSS_EVERY:
+        verdict += (
+            f" over a window of only {shortest:.0f} s, too short to call: `--sustain "
+            f"{SETTLE + TREND_WINDOW:g}` or longer"
+        )
     return (
         f"**Memory under sustained load: {verdict}** (flat: at most {FLAT_MIB:g} MiB of "
         f"growth along the line fitted to the samples of the last {TREND_WINDOW:g} s): "
