@@ -1,8 +1,9 @@
 """The ceiling for POST /dossiers on this machine: FastAPI and uvicorn as `motcua intake`
 runs them (same interpreter, same uvicorn configuration), one endpoint that validates the
 dossier body with the intake's own model and answers 201; no token, no database, no log
-line. The intake throughput benchmark drives it with the same load generator and bodies, so
-the ratio of the intake's rate to this one is what the intake's own work costs.
+line. Every benchmark measures it at the start of its run (`bench.common.measure_ceiling`: the
+intake benchmark's load generator and bodies) and reports its headline figure as a share of
+this endpoint's requests/s: on a shared machine, the share is what compares across runs.
 
     .venv/bin/python -m bench.ceiling_app --port 8000
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -19,7 +20,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
@@ -734,6 +737,250 @@ def check_phones() -> None:
     for index in range(len(MOBILE_PREFIXES)):
         serial = index * 10_000_000 + 1234
         assert normalise_phone(phone_of(serial)) == e164_of(serial), phone_of(serial)
+
+
+# -- the intake's load: clerks posting dossiers, closed loop ----------------------------------
+
+REQUEST_TIMEOUT = 30.0  # seconds: a request that takes longer counts as an error
+TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
+BODIES_PER_AGENCY = 1000
+BODY_SEED = 20261123  # the applicants of the intake benchmark and of the ceiling
+
+
+@dataclass
+class Clerk:
+    """One clerk at one counter: one keep-alive connection, their agency's token and bodies."""
+
+    conn: HttpConnection
+    auth: bytes
+    bodies: Sequence[bytes]
+    _next: int = 0
+
+    def body(self) -> bytes:
+        self._next = (self._next + 1) % len(self.bodies)
+        return self.bodies[self._next]
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    seconds: float
+    latencies: list[float]  # of the 201s
+    statuses: Counter[int]
+    failures: Counter[str]
+    per_second: list[int]  # 201s completed in each whole second
+    cpu: CpuShares | None = None
+    backlog: int = 0  # outbox rows not yet published when the level ended
+
+    @property
+    def created(self) -> int:
+        return self.statuses[201]
+
+    @property
+    def errors(self) -> int:
+        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
+
+    @property
+    def rate(self) -> float:
+        return self.created / self.seconds
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction)
+
+    def cpu_ms(self, *groups: str) -> float:
+        """Milliseconds of CPU per dossier created, over these groups."""
+        if self.cpu is None or not self.created:
+            return float("nan")
+        return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
+
+    def error_text(self) -> str:
+        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
+        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
+        return ", ".join(parts) or "0"
+
+
+async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
+    """Every clerk posts dossiers back to back until `seconds` are over."""
+    latencies: list[float] = []
+    finished: list[float] = []
+    statuses: Counter[int] = Counter()
+    failures: Counter[str] = Counter()
+    clock = time.perf_counter
+    start = clock()
+    deadline = start + seconds
+
+    async def one_clerk(clerk: Clerk) -> None:
+        while clock() < deadline:
+            body = clerk.body()
+            sent = clock()
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status, _ = await clerk.conn.request("POST", "/dossiers", body, clerk.auth)
+            except TRANSPORT_ERRORS as exc:
+                failures[type(exc).__name__] += 1
+                continue
+            done = clock()
+            statuses[status] += 1
+            if status == 201:
+                latencies.append(done - sent)
+                finished.append(done - start)
+
+    await asyncio.gather(*(one_clerk(c) for c in clerks))
+    wall = clock() - start
+    per_second = Counter(int(at) for at in finished if at < int(seconds))
+    return LevelResult(
+        concurrency=len(clerks),
+        seconds=wall,
+        latencies=latencies,
+        statuses=statuses,
+        failures=failures,
+        per_second=[per_second[s] for s in range(int(seconds))],
+    )
+
+
+def bodies_by_agency(
+    seed: int = BODY_SEED, per_agency: int = BODIES_PER_AGENCY
+) -> dict[str, list[bytes]]:
+    """POST /dossiers bodies, `per_agency` for each agency's procedures, encoded once."""
+    applicants = Applicants(seed)
+    serial = itertools.count(1)
+    bodies: dict[str, list[bytes]] = {}
+    for agency in AGENCIES:
+        procedures = [p for p in PROCEDURES if p.agency == agency]
+        bodies[agency] = [
+            applicants.encoded(next(serial), procedures[i % len(procedures)])
+            for i in range(per_agency)
+        ]
+    return bodies
+
+
+class CeilingProcess(ServiceProcess):
+    """`python -m bench.ceiling_app --port P`: a bare FastAPI endpoint validating the dossier
+    body (the ceiling of what one uvicorn worker of this interpreter carries here)."""
+
+    def spawn(self) -> None:
+        self._terminated = False
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+
+# -- the ceiling: what one uvicorn worker of this interpreter carries here, now --------------
+
+CEILING_CLERKS = 16  # where the ceiling's rate levels off with p99 still well under 50 ms
+CEILING_SECONDS = 5.0
+CEILING_WARM_UP = 1.0
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The requests/s of `bench/ceiling_app.py` (a bare FastAPI endpoint validating the
+    dossier body) in this run, driven by the intake benchmark's generator: the yardstick that
+    makes figures taken on a shared machine at different times comparable."""
+
+    level: LevelResult  # its CPU: the app, the generator, the rest of the machine
+    warm_up: float
+    exit_code: int | None
+
+    @property
+    def rate(self) -> float:
+        return self.level.rate
+
+    @property
+    def p99(self) -> float:
+        return self.level.p(0.99)
+
+    def share(self, figure: float) -> float:
+        """`figure` (anything a second) as a fraction of the ceiling's requests/s."""
+        return figure / self.rate if self.rate else float("nan")
+
+    def ratio(self, figure: float, unit: str, digits: int = 0) -> str:
+        """E.g. "251 SMS/s; ceiling 2,400 req/s in this run: 10%"."""
+        return (
+            f"{figure:,.{digits}f} {unit}; ceiling {self.rate:,.0f} req/s in this run: "
+            f"{self.share(figure):.0%}"
+        )
+
+    def line(self) -> str:
+        """The ceiling's own figures, for a result line or a console."""
+        cpu = self.level.cpu
+        other = f"; other work on the machine {cpu.cores('other'):.2f} cores" if cpu else ""
+        return (
+            f"ceiling {self.rate:,.0f} req/s in this run (bench/ceiling_app.py, "
+            f"{self.level.concurrency} clerks for {self.level.seconds:.0f} s, p99 "
+            f"{ms(self.p99)}, errors {self.level.error_text()}{other})"
+        )
+
+    def sentence(self) -> str:
+        """`line()` as a sentence of its own, for under a section's result table."""
+        line = self.line()
+        return f"{line[0].upper()}{line[1:]}."
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.level.errors:
+            found.append(f"ceiling: errors {self.level.error_text()}")
+        if not self.level.created:
+            found.append("ceiling: no request answered 201")
+        if self.exit_code != 0:
+            found.append(f"ceiling: exit status {self.exit_code}")
+        return found
+
+
+async def measure_ceiling(
+    seconds: float = CEILING_SECONDS,
+    clerks: int = CEILING_CLERKS,
+    warm_up: float = CEILING_WARM_UP,
+) -> Ceiling:
+    """Start `python -m bench.ceiling_app`, post the intake benchmark's bodies to it from
+    `clerks` keep-alive connections back to back (`drive`, as the intake's levels) for
+    `warm_up` then `seconds` seconds, stop it; its requests/s and latency."""
+    with tempfile.TemporaryDirectory(prefix="motcua-bench-ceiling-") as folder:
+        process = CeilingProcess("ceiling", dict(os.environ), Path(folder) / "ceiling.log")
+        await start_services([process])
+        try:
+            bodies = bodies_by_agency()
+            auth = bearer("mc_ceiling")  # nothing checks it
+            load = [
+                Clerk(HttpConnection(process.port), auth, bodies[AGENCIES[i % len(AGENCIES)]])
+                for i in range(clerks)
+            ]
+            if warm_up > 0:
+                await drive(load, warm_up)
+            before = CpuSnapshot.take()
+            level = await drive(load, seconds)
+            groups = {"ceiling": [process.pid], "generator": [os.getpid()]}
+            level.cpu = cpu_between(before, CpuSnapshot.take(), groups)
+            for clerk in load:
+                clerk.conn.close()
+        finally:
+            (code,) = stop_services([process])
+    return Ceiling(level, warm_up, code)
+
+
+def ceiling_method(ceiling: Ceiling, headline: str) -> str:
+    """The Method bullet every section gives its ceiling; `headline`: what is compared."""
+    return (
+        "- **Ceiling.** At the start of the run, before anything of the benchmark's own is "
+        "started: `python -m bench.ceiling_app`, the same interpreter, served as `motcua "
+        "intake` is served (`services.cli._serve`: one uvicorn worker), one endpoint that "
+        "validates a dossier body with the intake's own model (`DossierIn`) and answers 201 "
+        "at once: no token, no database, no log line. It is driven by the intake "
+        "benchmark's generator (`bench/common.py`: `HttpConnection`, `drive`, the same "
+        f"bodies), {ceiling.level.concurrency} clerks posting back to back on keep-alive "
+        f"connections for {ceiling.level.seconds:.0f} s after a {ceiling.warm_up:g} s warm-up. "
+        "Its requests/s is what one uvicorn worker carries on this machine at that moment; "
+        f"{headline} is shown as a share of it. On a shared machine a figure moves with what "
+        "else runs, and so does the ceiling measured beside it: compare runs of different "
+        "days by their shares of the ceiling rather than by their raw figures (which "
+        "assumes both suffer alike from the other work)."
+    )
 
 
 # -- README sections --------------------------------------------------------------------------

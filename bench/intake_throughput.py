@@ -7,10 +7,16 @@ connections, each clerk waiting for its answer before the next (closed loop), fo
 at each concurrency. Setups: `up` (`motcua up`: the embedded default, all three services in one
 process on SQLite, its own broker), `sqlite` (`motcua intake` alone on SQLite), `postgres`
 (`motcua intake` on PostgreSQL) and `postgres-x2` (two `motcua intake` processes on one
-PostgreSQL, the clerks spread over both). Writes the figures to bench/README.md::
+PostgreSQL, the clerks spread over both); `ceiling` runs bench/ceiling_app.py through the
+same levels. Every run starts with the ceiling at one concurrency (`common.measure_ceiling`),
+each setup's rate shown as a share of it. With `--sustain [SECONDS]` the setups of
+`--sustain-setups` (`up` unless told) then get SECONDS (60) of dossiers offered at
+`--sustain-rate` (the 1,000/s target) open loop, the service process's RSS sampled every
+second: memory under sustained load. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.intake_throughput [--profile] [--levels 1,4,16,64]
-        [--duration 6] [--setups up,sqlite,postgres,postgres-x2]
+        [--duration 6] [--setups up,sqlite,postgres,postgres-x2,ceiling]
+        [--sustain [60]] [--sustain-rate 1000] [--sustain-setups up]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
 
 The intake tables of the PostgreSQL database are emptied first: give the benchmark a database
@@ -21,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
-import itertools
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,12 +47,20 @@ import sqlalchemy as sa
 from bench import common
 from bench.common import (
     AGENCIES,
+    BODIES_PER_AGENCY,
     PROCEDURES,
-    Applicants,
+    REQUEST_TIMEOUT,
+    TRANSPORT_ERRORS,
+    Ceiling,
+    CeilingProcess,
+    Clerk,
     CpuShares,
     CpuSnapshot,
     HttpConnection,
+    LevelResult,
     ServiceProcess,
+    bodies_by_agency,
+    drive,
     ms,
     percentile,
 )
@@ -61,18 +74,24 @@ TITLE = "Intake throughput"
 ROW = (
     f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | dossiers/s and p50/p99 latency of "
     "POST /dossiers at rising concurrency, embedded default and PostgreSQL (target ≥ 1,000/s at "
-    "p99 < 50 ms) |"
+    "p99 < 50 ms); with `--sustain`, RSS over a minute at the target rate |"
 )
 TARGET_RATE = 1000  # dossiers per second
 TARGET_P99 = 0.050  # seconds
+SUSTAIN_SECONDS = 60.0  # --sustain without a value
+SUSTAIN_IN_FLIGHT = 256  # requests open at once at most; one due while all are open is not sent
+RSS_EVERY = 1.0  # seconds between two samples of a process's VmRSS
+SETTLE = 10.0  # seconds: the start of the sustained run, never in the slope
+TREND_WINDOW = 50.0  # seconds: the slope is fitted over the last this many (after SETTLE)
+# "flat": growth along the fitted line over the window at most this, in MiB. Above the fill of
+# a bounded cache (one SQLite connection keeps up to 2 MiB of pages by default; the bare
+# ceiling app gained 3.9 MiB in its first 30 s at 256 open requests, then none), well
+# below what a leak of 1 KiB a dossier gives at the target rate (about 49 MiB in 50 s).
+FLAT_MIB = 4.0
 DEFAULT_LEVELS = (1, 4, 16, 64)
 DEFAULT_DURATION = 6.0  # seconds per level
 WARM_UP = 2.0  # seconds at the highest level before the first measured one
-REQUEST_TIMEOUT = 30.0  # seconds: a request that takes longer counts as an error
-BODIES_PER_AGENCY = 1000
-SEED = 20261123
 OURS = ("intake", "generator", "postgres", "broker")  # the CPU groups this run brings
-TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
 
 
 @dataclass(frozen=True)
@@ -99,100 +118,6 @@ SETUPS = {
 }  # fmt: skip
 
 
-# -- the load -----------------------------------------------------------------------------
-
-
-@dataclass
-class Clerk:
-    """One clerk at one counter: one keep-alive connection, their agency's token and bodies."""
-
-    conn: HttpConnection
-    auth: bytes
-    bodies: Sequence[bytes]
-    _next: int = 0
-
-    def body(self) -> bytes:
-        self._next = (self._next + 1) % len(self.bodies)
-        return self.bodies[self._next]
-
-
-@dataclass
-class LevelResult:
-    concurrency: int
-    seconds: float
-    latencies: list[float]  # of the 201s
-    statuses: Counter[int]
-    failures: Counter[str]
-    per_second: list[int]  # 201s completed in each whole second
-    cpu: CpuShares | None = None
-    backlog: int = 0  # outbox rows not yet published when the level ended
-
-    @property
-    def created(self) -> int:
-        return self.statuses[201]
-
-    @property
-    def errors(self) -> int:
-        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
-
-    @property
-    def rate(self) -> float:
-        return self.created / self.seconds
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction)
-
-    def cpu_ms(self, *groups: str) -> float:
-        """Milliseconds of CPU per dossier created, over these groups."""
-        if self.cpu is None or not self.created:
-            return float("nan")
-        return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
-
-    def error_text(self) -> str:
-        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
-        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
-        return ", ".join(parts) or "0"
-
-
-async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
-    """Every clerk posts dossiers back to back until `seconds` are over."""
-    latencies: list[float] = []
-    finished: list[float] = []
-    statuses: Counter[int] = Counter()
-    failures: Counter[str] = Counter()
-    clock = time.perf_counter
-    start = clock()
-    deadline = start + seconds
-
-    async def one_clerk(clerk: Clerk) -> None:
-        while clock() < deadline:
-            body = clerk.body()
-            sent = clock()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    status, _ = await clerk.conn.request("POST", "/dossiers", body, clerk.auth)
-            except TRANSPORT_ERRORS as exc:
-                failures[type(exc).__name__] += 1
-                continue
-            done = clock()
-            statuses[status] += 1
-            if status == 201:
-                latencies.append(done - sent)
-                finished.append(done - start)
-
-    await asyncio.gather(*(one_clerk(c) for c in clerks))
-    wall = clock() - start
-    per_second = Counter(int(at) for at in finished if at < int(seconds))
-    return LevelResult(
-        concurrency=len(clerks),
-        seconds=wall,
-        latencies=latencies,
-        statuses=statuses,
-        failures=failures,
-        per_second=[per_second[s] for s in range(int(seconds))],
-    )
-
-
 # -- one setup ----------------------------------------------------------------------------
 
 
@@ -208,6 +133,7 @@ class SetupResult:
     backlog_after: int = 0  # outbox rows still unpublished after the drain wait
     exit_codes: list[int | None] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    sustain: SustainResult | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +146,11 @@ class Options:
     warm_up: float = WARM_UP
     drain_timeout: float = 60.0
     cost_repeats: int = 1000  # statements timed for RoundTripCosts
+    ceiling_seconds: float = common.CEILING_SECONDS
+    ceiling_warm_up: float = common.CEILING_WARM_UP
+    sustain: float = 0.0  # seconds of open-loop load after the levels, RSS sampled; 0: none
+    sustain_rate: float = TARGET_RATE  # dossiers/s offered then
+    sustain_setups: Sequence[str] = ("up",)  # the setups that get it
 
 
 class Running:
@@ -286,22 +217,6 @@ class Running:
         return common.stop_services(self.processes)
 
 
-class CeilingProcess(ServiceProcess):
-    """`python -m bench.ceiling_app --port P`: the ceiling setup's server."""
-
-    def spawn(self) -> None:
-        self._terminated = False
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-
-
 async def clerks_for(
     running: Running, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
 ) -> list[Clerk]:
@@ -312,19 +227,6 @@ async def clerks_for(
         auth = common.bearer(tokens[agency])
         clerks.append(Clerk(HttpConnection(ports[i % len(ports)]), auth, bodies[agency]))
     return clerks
-
-
-def bodies_by_agency() -> dict[str, list[bytes]]:
-    applicants = Applicants(SEED)
-    serial = itertools.count(1)
-    bodies: dict[str, list[bytes]] = {}
-    for agency in AGENCIES:
-        procedures = [p for p in PROCEDURES if p.agency == agency]
-        bodies[agency] = [
-            applicants.encoded(next(serial), procedures[i % len(procedures)])
-            for i in range(BODIES_PER_AGENCY)
-        ]
-    return bodies
 
 
 async def measure_level(running: Running, clerks: Sequence[Clerk], seconds: float) -> LevelResult:
@@ -372,15 +274,247 @@ async def run_setup(
             _close(clerks)
             result.profile = await recorder.result()
             say(f"{setup.name}: profiled {_level_line(result.profile_level)}")
+        if options.sustain > 0 and setup.name in options.sustain_setups:
+            result.sustain = await sustain(
+                running, tokens, bodies, options.sustain_rate, options.sustain
+            )
+            say(f"{setup.name}: {_sustain_line(result.sustain)}")
         result.backlog_after = await _drained(running, options.drain_timeout)
         runs = [result.warm_up, *result.levels, result.profile_level]
         result.posted = sum(r.created for r in runs if r is not None)
+        result.posted += result.sustain.created if result.sustain else 0
         result.dossiers = (
             result.posted if ceiling else await common.count_rows(running.intake_url, t.dossiers)
         )
     finally:
         result.exit_codes = running.stop()
     return result
+
+
+# -- memory under sustained load ----------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of a process, in KiB (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class RssTrend:
+    """One process's resident memory over a sustained run, from samples a second apart."""
+
+    samples: list[tuple[float, int]]  # (seconds since the load began, KiB)
+
+    def at(self, seconds: float) -> int:
+        """The first sample at or after `seconds` (the last one if none)."""
+        return next((kib for t, kib in self.samples if t >= seconds), self.samples[-1][1])
+
+    @property
+    def start(self) -> int:
+        return self.samples[0][1]
+
+    @property
+    def end(self) -> int:
+        return self.samples[-1][1]
+
+    @property
+    def most(self) -> int:
+        return max(kib for _, kib in self.samples)
+
+    def window(self) -> list[tuple[float, int]]:
+        """The samples of the last TREND_WINDOW seconds, none of the first SETTLE."""
+        since = max(SETTLE, self.samples[-1][0] - TREND_WINDOW)
+        return [(t, kib) for t, kib in self.samples if t >= since]
+
+    def window_seconds(self) -> float:
+        window = self.window()
+        return window[-1][0] - window[0][0] if len(window) > 1 else 0.0
+
+    def slope(self) -> float:
+        """Least-squares slope over the window, in MiB a minute (NaN: too few samples)."""
+        window = self.window()
+        if len(window) < 3:
+            return float("nan")
+        mean_t = sum(t for t, _ in window) / len(window)
+        mean_kib = sum(kib for _, kib in window) / len(window)
+        spread = sum((t - mean_t) ** 2 for t, _ in window)
+        kib_per_s = sum((t - mean_t) * (kib - mean_kib) for t, kib in window) / spread
+        return kib_per_s * 60 / 1024
+
+    def growth(self) -> float:
+        """MiB gained over the window, along the fitted line."""
+        return self.slope() * self.window_seconds() / 60
+
+    def flat(self) -> bool:
+        return self.growth() <= FLAT_MIB
+
+
+@dataclass
+class SustainResult:
+    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled."""
+
+    rate: float  # dossiers/s offered
+    seconds: float  # the offered period: from the first request due to the end of the last
+    in_period: int  # 201s answered within it (the open requests answered after it are not)
+    due: int  # requests due over the run
+    not_sent: int  # due while SUSTAIN_IN_FLIGHT requests were open: not sent at all
+    latencies: list[float]  # of the 201s, from when each was due
+    statuses: Counter[int]
+    failures: Counter[str]
+    rss: dict[str, RssTrend]  # by process ("intake", "intake-1", "motcua up", …)
+    cpu: CpuShares | None = None
+
+    @property
+    def created(self) -> int:
+        return self.statuses[201]
+
+    @property
+    def errors(self) -> int:
+        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
+
+    @property
+    def carried(self) -> float:
+        """201s a second within the offered period."""
+        return self.in_period / self.seconds if self.seconds else 0.0
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction)
+
+    def error_text(self) -> str:
+        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
+        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
+        return ", ".join(parts) or "0"
+
+    def flat(self) -> bool:
+        return all(trend.flat() for trend in self.rss.values())
+
+
+async def sustain(
+    running: Running,
+    tokens: dict[str, str],
+    bodies: dict[str, list[bytes]],
+    rate: float,
+    seconds: float,
+) -> SustainResult:
+    """Post dossiers at `rate` a second for `seconds` (request *n* due at start + n / rate,
+    whatever happened to the others; at most SUSTAIN_IN_FLIGHT open, a request due beyond that
+    is counted as not sent), sampling each service process's VmRSS every RSS_EVERY s until
+    the period is over; then the open requests are answered, out of the figures' period."""
+    processes = running.processes
+    labels = [
+        ("motcua up" if p.command == "up" else p.command) + (f"-{i}" if len(processes) > 1 else "")
+        for i, p in enumerate(processes)
+    ]
+    auth = {agency: common.bearer(token) for agency, token in tokens.items()}
+    idle: dict[int, list[HttpConnection]] = {p.port: [] for p in processes}
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    failures: Counter[str] = Counter()
+    samples: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
+    clock = time.perf_counter
+    open_requests = 0
+    total = int(rate * seconds)
+    done = asyncio.Event()
+    answered: list[float] = []  # when each 201 came, since the start
+
+    async def post(port: int, agency: str, body: bytes, due: float) -> None:
+        nonlocal open_requests
+        conn = idle[port].pop() if idle[port] else HttpConnection(port)
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status, _ = await conn.request("POST", "/dossiers", body, auth[agency])
+        except TRANSPORT_ERRORS as exc:
+            failures[type(exc).__name__] += 1
+        else:
+            statuses[status] += 1
+            if status == 201:
+                latencies.append(clock() - due)
+                answered.append(clock() - start)
+            idle[port].append(conn)
+        finally:
+            open_requests -= 1
+
+    def sample(at: float) -> None:
+        for label, process in zip(labels, processes, strict=True):
+            kib = rss_kib(process.pid)
+            if kib is not None:
+                samples[label].append((at, kib))
+
+    start = clock()
+
+    async def sampler() -> None:
+        tick = 0
+        while not done.is_set():
+            sample(clock() - start)
+            tick += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(start + tick * RSS_EVERY - clock(), 0))
+        sample(clock() - start)
+
+    before = CpuSnapshot.take()
+    sampling = asyncio.create_task(sampler())
+    tasks: set[asyncio.Task[None]] = set()
+    sent = not_sent = 0
+    while sent + not_sent < total:
+        due_now = min(total, int((clock() - start) * rate) + 1)
+        for n in range(sent + not_sent, due_now):
+            if open_requests >= SUSTAIN_IN_FLIGHT:
+                not_sent += 1
+                continue
+            agency = AGENCIES[n % len(AGENCIES)]
+            port = processes[n % len(processes)].port
+            body = bodies[agency][(n // len(AGENCIES)) % len(bodies[agency])]
+            open_requests += 1
+            task = asyncio.create_task(post(port, agency, body, start + n / rate))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            sent += 1
+        await asyncio.sleep(max(start + (sent + not_sent) / rate - clock(), 0))
+    await asyncio.sleep(max(start + seconds - clock(), 0))  # the last one's share of the period
+    period = clock() - start
+    done.set()
+    await sampling
+    cpu = common.cpu_between(before, CpuSnapshot.take(), running.cpu_groups())
+    await asyncio.gather(*tasks)  # the requests still open: answered, stored, counted
+    for conns in idle.values():
+        for conn in conns:
+            conn.close()
+    return SustainResult(
+        rate=rate,
+        seconds=period,
+        in_period=sum(1 for at in answered if at <= period),
+        due=total,
+        not_sent=not_sent,
+        latencies=latencies,
+        statuses=statuses,
+        failures=failures,
+        rss={label: RssTrend(found) for label, found in samples.items() if found},
+        cpu=cpu,
+    )
+
+
+def _sustain_line(r: SustainResult) -> str:
+    trends = "; ".join(
+        f"{label} RSS {_mib(trend.start)} → {_mib(trend.at(SETTLE))} at {SETTLE:g} s → "
+        f"{_mib(trend.end)} (max {_mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
+        f"{trend.window_seconds():.0f} s: {'flat' if trend.flat() else 'growing'}"
+        for label, trend in r.rss.items()
+    )
+    return (
+        f"sustained {r.rate:,.0f}/s offered for {r.seconds:.0f} s: {r.carried:,.1f}/s carried, "
+        f"{r.not_sent:,} not sent, errors {r.error_text()}, p99 {ms(r.p(0.99))}; {trends}"
+    )
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:,.1f} MiB"
 
 
 def _close(clerks: Sequence[Clerk]) -> None:
@@ -415,6 +549,7 @@ class Run:
     options: Options
     load_average: tuple[float, float]
     costs: RoundTripCosts | None = None
+    ceiling: Ceiling | None = None  # measured at the start of the run
 
 
 async def run(
@@ -422,6 +557,8 @@ async def run(
 ) -> Run:
     load_at_start = common.load_average()
     common.check_phones()
+    ceiling = await common.measure_ceiling(options.ceiling_seconds, warm_up=options.ceiling_warm_up)
+    say(ceiling.line())
     if any(s.database == "postgres" for s in setups):
         await common.ensure_database(options.database_url)
     broker: EmbeddedBroker | None = None
@@ -437,7 +574,7 @@ async def run(
     costs = None
     if any(s.database == "postgres" for s in setups):
         costs = await round_trip_costs(options.database_url, options.cost_repeats)
-    return Run(results, options, (load_at_start, common.load_average()), costs)
+    return Run(results, options, (load_at_start, common.load_average()), costs, ceiling)
 
 
 # -- what one round trip to PostgreSQL costs in Python ----------------------------------------
@@ -499,7 +636,7 @@ async def _cpu_us(step: Callable[[], Awaitable[None]], repeats: int) -> float:
 
 def problems(result: Run) -> list[str]:
     """What makes the figures unusable: failed requests, lost dossiers, a dirty stop."""
-    found = []
+    found = result.ceiling.problems() if result.ceiling else []
     for s in result.setups:
         name = s.setup.name
         for level in s.levels:
@@ -511,6 +648,10 @@ def problems(result: Run) -> list[str]:
             found.append(f"{name}: {s.posted} answered 201 but {s.dossiers} dossiers stored")
         if s.backlog_after:
             found.append(f"{name}: {s.backlog_after} outbox rows never published")
+        if s.sustain is not None and s.sustain.errors:
+            found.append(f"{name}, sustained load: errors {s.sustain.error_text()}")
+        if s.sustain is not None and not s.sustain.rss:
+            found.append(f"{name}, sustained load: no RSS sample")
         if any(code != 0 for code in s.exit_codes):
             found.append(f"{name}: exit codes {s.exit_codes}")
     return found
@@ -555,8 +696,8 @@ def levels_table(s: SetupResult) -> str:
 def summary_table(result: Run) -> str:
     lines = [
         "| Setup | Best dossiers/s with p99 < 50 ms | at clerks | p99 there | Most dossiers/s "
-        "| at clerks | p99 there |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| at clerks | p99 there | Most as a share of the ceiling |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in result.setups:
         best = best_within_target(s)
@@ -566,11 +707,82 @@ def summary_table(result: Run) -> str:
             if best
             else "none | – | –"
         )
+        share = f"{result.ceiling.share(top.rate):.0%}" if result.ceiling else "–"
         lines.append(
             f"| {s.setup.title} | {within} | {top.rate:,.0f} | {top.concurrency} "
-            f"| {ms(top.p(0.99))} |"
+            f"| {ms(top.p(0.99))} | {share} |"
         )
+    if result.ceiling:
+        lines += ["", result.ceiling.sentence()]
     return "\n".join(lines)
+
+
+def sustain_table(result: Run) -> str:
+    lines = [
+        "| Setup | Process | Offered | Carried | Not sent | Errors | p50 | p99 "
+        "| CPU service process(es) "
+        "| CPU other | RSS at start | at 10 s | at the end | max | Slope over the window "
+        "| Growth over the window | Memory |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in result.setups:
+        r = s.sustain
+        if r is None:
+            continue
+        cpu = r.cpu
+        for label, trend in r.rss.items():
+            lines.append(
+                f"| {s.setup.name} | {label} | {r.rate:,.0f}/s | **{r.carried:,.1f}/s** "
+                f"| {r.not_sent:,} | {r.error_text()} | {ms(r.p(0.5))} | {ms(r.p(0.99))} "
+                f"| {cpu.cores('intake') if cpu else float('nan'):.2f} "
+                f"| {cpu.cores('other') if cpu else float('nan'):.2f} "
+                f"| {_mib(trend.start)} | {_mib(trend.at(SETTLE))} | {_mib(trend.end)} "
+                f"| {_mib(trend.most)} "
+                f"| {trend.slope():+.2f} MiB/min "
+                f"| {trend.growth():+.1f} MiB over {trend.window_seconds():.0f} s "
+                f"| **{'flat' if trend.flat() else 'growing'}** |"
+            )
+    return "\n".join(lines)
+
+
+def _names(result: Run) -> str:
+    return ", ".join(f"`{s.setup.name}`" for s in result.setups if s.sustain is not None)
+
+
+def _memory_verdict(result: Run) -> str:
+    sustained = [s for s in result.setups if s.sustain is not None]
+    if not sustained:
+        return ""
+    flat = all(s.sustain.flat() for s in sustained if s.sustain)
+    each = []
+    for s in sustained:
+        assert s.sustain is not None
+        named = len(s.sustain.rss) > 1
+        growth = ", ".join(
+            f"{label + ' ' if named else ''}{trend.growth():+.1f} MiB over the last "
+            f"{trend.window_seconds():.0f} s"
+            for label, trend in s.sustain.rss.items()
+        )
+        each.append(
+            f"`{s.setup.name}` {s.sustain.rate:,.0f}/s offered for {s.sustain.seconds:.0f} s, "
+            f"{s.sustain.carried:,.0f}/s carried: RSS {growth}"
+        )
+    verdict = "flat" if flat else "growing"
+    shortest = min(
+        trend.window_seconds() for s in sustained if s.sustain for trend in s.sustain.rss.values()
+    )
+    if shortest < TREND_WINDOW - RSS_EVERY:
+        verdict += (
+            f" over a window of only {shortest:.0f} s, too short to call: `--sustain "
+            f"{SETTLE + TREND_WINDOW:g}` or longer"
+        )
+    return (
+        f"**Memory under sustained load: {verdict}** (flat: at most {FLAT_MIB:g} MiB of "
+        f"growth along the line fitted to the samples of the last {TREND_WINDOW:g} s): "
+        + "; ".join(each)
+        + "."
+    )
 
 
 def section(
@@ -602,6 +814,10 @@ def section(
         "",
         summary_table(result),
         "",
+    ]
+    if memory := _memory_verdict(result):
+        parts += [memory, ""]
+    parts += [
         f"- Date: {today.isoformat()}",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
         f"Python's speed at the end: {host['speed']}; "
@@ -663,14 +879,50 @@ def section(
         "the machine's busy time (other users of this shared machine included). *Outbox "
         "backlog*: `dossier.received` rows not yet published to "
         "Kafka when the level ended (the relay runs in the intake process and competes for it).",
-        "- **Ceiling** (setup `ceiling`, when run): `python -m bench.ceiling_app --port P`, "
-        "the same interpreter, FastAPI and uvicorn configuration as the intake, one endpoint "
-        "that validates the same bodies with the intake's own model (`DossierIn`) and answers "
-        "201 at once: no token, no database, no log line. Driven by the same generator, it is "
-        "what HTTP and validation alone cost on this machine in the same run.",
+    ]
+    if result.ceiling:
+        parts.append(
+            common.ceiling_method(result.ceiling, "each setup's most dossiers/s")
+            + " What it pays for a request is HTTP and validation alone."
+        )
+    if any(s.setup.database == "none" for s in result.setups):
+        parts.append(
+            "- **Setup `ceiling`** runs the same endpoint through the levels like the "
+            "setups (same warm-up, same table), to show how its rate and latency follow the "
+            "concurrency."
+        )
+    sustained = next((s.sustain for s in result.setups if s.sustain), None)
+    if sustained is not None:
+        parts.append(
+            f"- **Sustained load** (`--sustain`, for {_names(result)}): after the levels, "
+            f"{sustained.seconds:.0f} s of dossiers offered at {sustained.rate:,.0f}/s, open "
+            "loop: request *n* is due at "
+            "start + *n* / rate whatever happened to the others, posted on a free keep-alive "
+            f"connection; at most {SUSTAIN_IN_FLIGHT} are open at once, and one due while "
+            f"{SUSTAIN_IN_FLIGHT} are open is not sent (*Not sent*), so the offered rate stays "
+            "fixed and no backlog builds up in the generator. *Carried*: the 201s answered "
+            "within the offered period, a second (the requests still open at its end are "
+            "answered afterwards and counted as stored, outside the rate and the memory "
+            "figures); latency is counted from when the request was due, so time queued in "
+            "the service counts. Every second of the period the benchmark reads `VmRSS` from "
+            "`/proc/<pid>/status` of each service process (for `up` the one process of the "
+            "three services; the broker, its child, is not counted). *Slope*: the "
+            f"least-squares line through the samples of the last {TREND_WINDOW:g} s (never "
+            f"the first {SETTLE:g} s), in MiB a minute; *growth*: that line's rise over the "
+            f"same samples; *flat* when it is at most {FLAT_MIB:g} MiB. The bound is above "
+            "the fill of a bounded cache (one SQLite connection keeps up to 2 MiB of pages by "
+            "default; the bare ceiling app, driven this way for 60 s on 2026-12-02, gained "
+            "3.9 MiB in its first 30 s and nothing after) and well below what a leak of "
+            "1 KiB a dossier would give "
+            f"at {TARGET_RATE:,} dossiers/s (about 49 MiB in 50 s). At a low carried rate a "
+            "cache still filling can pass it (`up` has a SQLite connection per service "
+            "database): a longer run (`--sustain 300`) tells the two apart, its window being "
+            "its last 50 s."
+        )
+    parts += [
         "- **Checked:** no errors at any level; every 201 is a stored dossier (count at the "
-        "end, warm-up and profiled run included); the outbox drains (every event reached the "
-        "broker); every process stops with status 0.",
+        "end, warm-up, profiled run and sustained load included); the outbox drains (every "
+        "event reached the broker); every process stops with status 0.",
     ]
     if any(s.profile for s in result.setups):
         parts.append(
@@ -692,6 +944,8 @@ def section(
             f"{', '.join(str(c) for c in s.exit_codes)}."
         )
         parts.append("")
+    if sustained is not None:
+        parts += ["### Memory under sustained load", "", sustain_table(result), ""]
     if analysis:
         parts += ["### What limits it", "", analysis.strip(), ""]
     profiled = [s for s in result.setups if s.profile and s.profile_level]
@@ -738,15 +992,15 @@ def analysis(result: Run) -> str:
     """What limits the intake, from this run's figures (CPU per dossier, profiles)."""
     if not result.setups or not all(s.levels for s in result.setups):
         return ""
-    ceiling = next((s for s in result.setups if s.setup.database == "none"), None)
+    swept = next((s for s in result.setups if s.setup.database == "none"), None)
     result = dataclasses.replace(
         result, setups=[s for s in result.setups if s.setup.database != "none"]
     )
     if not result.setups:
         return ""
     parts = [_shared_paragraph(result), _cpu_paragraph(result)]
-    if ceiling is not None:
-        parts.append(_ceiling_paragraph(result, ceiling))
+    if result.ceiling is not None:
+        parts.append(_ceiling_paragraph(result, result.ceiling, swept))
     profiled = [s for s in result.setups if s.profile]
     for s in profiled:
         parts.append(_profile_paragraph(s))
@@ -818,33 +1072,42 @@ def _shared_paragraph(result: Run) -> str:
             "**A shared machine.** This machine is shared with other engineers' test and "
             f"benchmark runs; during this run's levels they used {span}, little this time "
             "(it varies from run to run: see *CPU other*). Compare setups within this run, "
-            "and with the ceiling measured in it, not with runs of other days."
+            "and runs of other days by their shares of the ceiling measured in each, not by "
+            "their rates."
         )
     return (
         "**A shared machine.** Other work on this machine (other engineers' test and "
         f"benchmark runs) used {span} of the 2 during the levels: each setup had what was "
         "left, and every rate here is lower than the same code gives on an idle machine. "
-        "Compare setups within this run, and with the ceiling measured in it, not with runs "
-        "of other days."
+        "Compare setups within this run, and runs of other days by their shares of the "
+        "ceiling measured in each, not by their rates."
     )
 
 
-def _ceiling_paragraph(result: Run, ceiling: SetupResult) -> str:
-    top = max(ceiling.levels, key=lambda lv: lv.rate)
-    best = best_within_target(ceiling)
+def _ceiling_paragraph(result: Run, ceiling: Ceiling, swept: SetupResult | None) -> str:
     rows = []
     for s in result.setups:
         most = max(s.levels, key=lambda lv: lv.rate)
-        rows.append(f"{s.setup.name} {most.rate:,.0f}/s ({most.rate / top.rate:.0%})")
-    within = f"; with p99 < 50 ms, {best.rate:,.0f}/s at {best.concurrency} clerks" if best else ""
+        rows.append(f"{s.setup.name} {most.rate:,.0f}/s ({ceiling.share(most.rate):.0%})")
+    sweep = ""
+    if swept is not None:
+        top = max(swept.levels, key=lambda lv: lv.rate)
+        best = best_within_target(swept)
+        within = (
+            f"; with p99 < 50 ms, {best.rate:,.0f}/s at {best.concurrency} clerks" if best else ""
+        )
+        sweep = (
+            f" Through the levels (setup `ceiling`) it answered at most {top.rate:,.0f}/s, at "
+            f"{top.concurrency} clerks (p99 {ms(top.p(0.99))}){within}."
+        )
     return (
         "**The ceiling.** A bare FastAPI endpoint validating the same bodies "
-        f"(`bench/ceiling_app.py`) answered at most {top.rate:,.0f}/s in this run, at "
-        f"{top.concurrency} clerks (p99 {ms(top.p(0.99))}){within}. The intake's most "
-        "dossiers/s as a share of it: " + ", ".join(rows) + ". The difference is what the "
-        "token, the database, the outbox and the request log cost; the ceiling is the most "
-        "one uvicorn worker of this interpreter can carry on this machine, whatever the "
-        "intake does."
+        f"(`bench/ceiling_app.py`) answered {ceiling.rate:,.0f}/s at the start of this run, "
+        f"at {ceiling.level.concurrency} clerks (p99 {ms(ceiling.p99)}).{sweep} The "
+        "intake's most dossiers/s as a share of it: " + ", ".join(rows) + ". The difference "
+        "is what the token, the database, the outbox and the request log cost; the ceiling "
+        "is the most one uvicorn worker of this interpreter can carry on this machine, "
+        "whatever the intake does."
     )
 
 
@@ -955,7 +1218,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument("--profile", action="store_true", help="py-spy one more run per setup")
     parser.add_argument(
-        "--quick", action="store_true", help="levels 1,4 for 2 s each, no warm-up (a smoke run)"
+        "--quick",
+        action="store_true",
+        help="levels 1,4 for 2 s each, no warm-up, the ceiling for 2 s (a smoke run)",
+    )
+    parser.add_argument(
+        "--sustain",
+        type=float,
+        nargs="?",
+        const=SUSTAIN_SECONDS,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"after the levels, offer --sustain-rate for SECONDS (default {SUSTAIN_SECONDS:g}) "
+        "open loop and sample the service process's RSS every second",
+    )
+    parser.add_argument(
+        "--sustain-rate", type=float, default=TARGET_RATE, help="dossiers/s offered (--sustain)"
+    )
+    parser.add_argument(
+        "--sustain-setups", default="up", help="the setups --sustain applies to (default: up)"
     )
     parser.add_argument("--readme", type=Path, default=common.README)
     parser.add_argument("--no-readme", action="store_true", help="print only")
@@ -965,6 +1246,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace, command: str) -> int:
     setups = [SETUPS[name] for name in args.setups.split(",") if name]
+    sustained = [name for name in args.sustain_setups.split(",") if name]
+    if args.sustain and not {s.name for s in setups} & set(sustained):
+        print(f"--sustain: none of {sustained} is among --setups", file=sys.stderr)
+        return 2
     levels = [1, 4] if args.quick else [int(v) for v in args.levels.split(",") if v]
     if args.profile and py_spy() is None:
         print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
@@ -977,6 +1262,11 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         profile=args.profile,
         folder=folder,
         warm_up=0.0 if args.quick else WARM_UP,
+        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
+        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
+        sustain=args.sustain,
+        sustain_rate=args.sustain_rate,
+        sustain_setups=sustained,
     )
     try:
         result = await run(setups, options, say=lambda line: print(line, flush=True))
@@ -990,6 +1280,11 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print()
     print(summary_table(result))
+    if any(s.sustain for s in result.setups):
+        print()
+        print(_memory_verdict(result))
+        print()
+        print(sustain_table(result))
     found = problems(result)
     for problem in found:
         print("PROBLEM:", problem)

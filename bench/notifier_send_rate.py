@@ -12,7 +12,9 @@ starts `motcua notifier` as a process and counts the SMS arriving at the fake ga
 - ``events``: N ``dossier.received`` events wait on ``motcua.dossier.v1``: the whole notifier
   is measured — consume, decide, store, wake the dispatcher, send.
 
-Writes the figures to bench/README.md::
+The run starts with the ceiling (`common.measure_ceiling`: a bare FastAPI endpoint validating
+the dossier body, the intake benchmark's generator), and each case's SMS/s is shown as a share
+of it. Writes the figures to bench/README.md::
 
     .venv/bin/python -m bench.notifier_send_rate [--profile] [--notices 2000] [--events 600]
         [--default-rate-notices 300]
@@ -46,6 +48,7 @@ from bench import common
 from bench.common import (
     PROCEDURES,
     Applicants,
+    Ceiling,
     CpuShares,
     CpuSnapshot,
     ProcedureSpec,
@@ -287,9 +290,13 @@ class Options:
     database_url: str
     folder: Path
     drain_timeout: float = 300.0
+    ceiling_seconds: float = common.CEILING_SECONDS
+    ceiling_warm_up: float = common.CEILING_WARM_UP
 
 
-async def run_case(case: Case, options: Options, say: Callable[[str], None]) -> CaseResult:
+async def run_case(
+    case: Case, options: Options, say: Callable[[str], None], ceiling: Ceiling | None = None
+) -> CaseResult:
     folder = options.folder / f"{case.database}-{case.mode}-{case.sms_rate:g}"
     if case.database == "postgres":
         await common.fresh_postgres(options.database_url, ["notifier"])
@@ -345,7 +352,7 @@ async def run_case(case: Case, options: Options, say: Callable[[str], None]) -> 
         result.cpu = common.cpu_between(before, CpuSnapshot.take(), groups)
         result.arrivals = await gateway.arrivals()
         result.statuses = await settled_statuses(url, case.notices)
-        say(case_line(result))
+        say(case_line(result, ceiling))
     finally:
         if notifier is not None:
             code = notifier.stop()
@@ -382,9 +389,10 @@ async def settled_statuses(url: str, expected: int, within: float = 10.0) -> dic
         await asyncio.sleep(0.2)  # polling until the last outcomes are committed
 
 
-def case_line(r: CaseResult) -> str:
+def case_line(r: CaseResult, ceiling: Ceiling | None = None) -> str:
+    share = f" ({ceiling.share(r.rate()):.0%} of the ceiling)" if ceiling else ""
     return (
-        f"{r.case.title}: {r.sent}/{r.preloaded} SMS, {r.rate():.1f}/s overall, steady "
+        f"{r.case.title}: {r.sent}/{r.preloaded} SMS, {r.rate():.1f}/s overall{share}, steady "
         f"{r.steady_rate():.1f}/s, busiest second {r.busiest_second()}, duplicates "
         f"{r.duplicates}; CPU {r.cpu.describe() if r.cpu else '?'}"
     )
@@ -395,18 +403,21 @@ class Run:
     options: Options
     cases: list[CaseResult]
     load_average: tuple[float, float]
+    ceiling: Ceiling | None = None  # measured at the start of the run
 
 
 async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> Run:
     load_at_start = common.load_average()
+    ceiling = await common.measure_ceiling(options.ceiling_seconds, warm_up=options.ceiling_warm_up)
+    say(ceiling.line())
     if any(c.database == "postgres" for c in options.cases):
         await common.ensure_database(options.database_url)
-    results = [await run_case(case, options, say) for case in options.cases]
-    return Run(options, results, (load_at_start, common.load_average()))
+    results = [await run_case(case, options, say, ceiling) for case in options.cases]
+    return Run(options, results, (load_at_start, common.load_average()), ceiling)
 
 
 def problems(result: Run) -> list[str]:
-    found = []
+    found = result.ceiling.problems() if result.ceiling else []
     for r in result.cases:
         if r.sent != r.case.notices:
             found.append(f"{r.case.title}: {r.sent} of {r.case.notices} SMS arrived")
@@ -425,11 +436,13 @@ def problems(result: Run) -> list[str]:
 def cases_table(result: Run) -> str:
     lines = [
         "| Database | Preloaded | SMS rate setting | SMS at the gateway | Sent twice "
-        "| SMS/s, first to last | SMS/s, steady (10–90 %) | Busiest second | Longest gap "
-        "| CPU notifier | CPU PostgreSQL | CPU gateway | CPU ms an SMS: notifier | PostgreSQL |",
+        "| SMS/s, first to last | … as a share of the ceiling | SMS/s, steady (10–90 %) "
+        "| Busiest second | Longest gap | CPU notifier | CPU PostgreSQL | CPU gateway "
+        "| CPU ms an SMS: notifier | PostgreSQL |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |",
+        "| ---: | ---: | ---: |",
     ]
+    ceiling = result.ceiling
     for r in result.cases:
         c = r.case
         if c.profile:
@@ -445,7 +458,8 @@ def cases_table(result: Run) -> str:
         )
         lines.append(
             f"| {db} | {r.preloaded:,} {what} | {setting} | {r.sent:,} | {r.duplicates} "
-            f"| **{r.rate():,.1f}** | {r.steady_rate():,.1f} | {r.busiest_second()} "
+            f"| **{r.rate():,.1f}** | {f'{ceiling.share(r.rate()):.0%}' if ceiling else '–'} "
+            f"| {r.steady_rate():,.1f} | {r.busiest_second()} "
             f"| {common.ms(r.gaps())} | {shares} | {r.cpu_ms('notifier'):.1f} "
             f"| {r.cpu_ms('postgres'):.1f} |"
         )
@@ -465,7 +479,12 @@ def section(
     limited = [r for r in measured if r.case.sms_rate > 0]
     headline = []
     for r in unlimited:
-        headline.append(f"{r.rate():,.0f} SMS/s ({r.case.title.split(', rate')[0]})")
+        where = r.case.title.split(", rate")[0]
+        if result.ceiling:
+            where += f"; {result.ceiling.share(r.rate()):.0%} of the ceiling"
+        headline.append(f"{r.rate():,.0f} SMS/s ({where})")
+    if result.ceiling:
+        headline[-1] += f"; ceiling {result.ceiling.rate:,.0f} req/s in this run"
     parts = [
         f"## {TITLE}",
         "",
@@ -480,6 +499,8 @@ def section(
         ),
         "",
         cases_table(result),
+        "",
+        result.ceiling.sentence() if result.ceiling else "",
         "",
         f"- Date: {today.isoformat()}",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
@@ -527,6 +548,13 @@ def section(
         "- **Checked:** every notice reached the gateway once (no request id twice), every "
         "notice ends `accepted`, the notifier stops with status 0.",
     ]  # fmt: skip
+    if result.ceiling:
+        parts.append(
+            common.ceiling_method(result.ceiling, "each case's SMS/s (first to last)")
+            + " Like the ceiling's endpoint, the notifier is one process running Python on "
+            "one core at most; each of its SMS is an HTTP request it sends (httpx) and its "
+            "database work."
+        )
     profiled = [r for r in result.cases if r.case.profile and r.profile]
     if profiled:
         parts.append(
@@ -562,7 +590,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
     parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
     parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
-    parser.add_argument("--quick", action="store_true", help="50 notices a case (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
+    )
     parser.add_argument("--readme", type=Path, default=common.README)
     parser.add_argument("--no-readme", action="store_true", help="print only")
     parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
@@ -578,7 +608,13 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     limited = 30 if args.quick else args.default_rate_notices
     folder = Path(tempfile.mkdtemp(prefix="motcua-bench-notifier-"))
     cases = default_cases(notices, events, limited, args.profile)
-    options = Options(cases, args.database_url, folder)
+    options = Options(
+        cases,
+        args.database_url,
+        folder,
+        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
+        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
+    )
     try:
         result = await run(options, say=lambda line: print(line, flush=True))
         pg = None

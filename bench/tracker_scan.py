@@ -5,9 +5,11 @@ Loads open dossiers into PostgreSQL's ``tracker_dossiers`` (COPY), of which exac
 have crossed their due-soon or overdue threshold at ``NOW`` while every other one has its next
 check after ``NOW``, then times one ``handlers.scan_due`` at ``NOW``. It does so at several
 sizes (10,000, 100,000, then ``--dossiers``), loading incrementally with the same dossiers
-due, and writes the figures to ``bench/README.md`` (section "Tracker scan")::
+due, and writes the figures to ``bench/README.md`` (section "Tracker scan"), with the ceiling
+measured at the start (``bench.common.measure_ceiling``) and the scan's flags a second as a
+share of it::
 
-    .venv/bin/python -m bench.tracker_scan [--dossiers 1000000] [--due 1000]
+    .venv/bin/python -m bench.tracker_scan [--dossiers 1000000] [--due 1000] [--quick]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
 
 Every row copies a template built through the real domain: the intake's ``Dossier`` records
@@ -55,7 +57,9 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench import common
 from bench.common import (
+    Ceiling,
     asyncpg_dsn,
     bench_database_name,
     ensure_database,
@@ -851,6 +855,12 @@ class Run:
     due_kinds: dict[str, int]
     steps: list[StepResult]
     load_average: tuple[float, float]  # 1-minute load average at the start and at the end
+    ceiling: Ceiling | None = None  # measured at the start of the run
+
+    def flags_per_second(self) -> float:
+        """The headline: flags a second of the timed scan at the largest size."""
+        last = self.steps[-1]
+        return last.flags / last.scan_seconds if last.scan_seconds else float("nan")
 
 
 def sizes_for(dossiers: int, due: int, sizes: Sequence[int] | None = None) -> list[int]:
@@ -870,10 +880,15 @@ async def run(
     seed: int = SEED,
     profile: bool = False,
     repeats: int = REPEATS,
+    ceiling_seconds: float = common.CEILING_SECONDS,
+    ceiling_warm_up: float = common.CEILING_WARM_UP,
     say: Callable[[str], None] = lambda _: None,
 ) -> Run:
-    """Load incrementally to each size (with the same `due` dossiers due) and measure."""
+    """Measure the ceiling, then load incrementally to each size (with the same `due`
+    dossiers due) and measure."""
     load_at_start = os.getloadavg()[0]
+    ceiling = await common.measure_ceiling(ceiling_seconds, warm_up=ceiling_warm_up)
+    say(ceiling.line())
     await prepare_database(url)
     calendars = CalendarBook()
     started = time.perf_counter()
@@ -932,6 +947,7 @@ async def run(
         due_kinds=dict(due_kinds),
         steps=steps,
         load_average=(load_at_start, os.getloadavg()[0]),
+        ceiling=ceiling,
     )
 
 
@@ -1001,21 +1017,25 @@ async def postgres_info(url: str) -> dict[str, str]:
     return info
 
 
-def figures_table(steps: Sequence[StepResult]) -> str:
+def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -> str:
     lines = [
         "| Open dossiers | Due | Flags raised | Rows examined | Scan wall time "
+        "| Flags/s (share of the ceiling) "
         "| Same scan again: median (max) | Due query in PostgreSQL | Plan | Seq scans "
         "| Heap / index blocks touched | Table size | RSS before → after (peak) "
         "| tracemalloc peak |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- "
-        "| ---: |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: "
+        "| --- | ---: |",
     ]
     for s in steps:
+        per_second = s.flags / s.scan_seconds if s.scan_seconds else float("nan")
+        share = f" ({ceiling.share(per_second):.0%})" if ceiling else ""
         peak = f" ({_mib(s.rss_peak)})" if s.rss_peak is not None else ""
         sql = f"{s.sql_ms:.1f} ms" if s.sql_ms is not None else "?"
         lines.append(
             f"| {s.open_dossiers:,} | {s.due:,} | {s.flags:,} | {s.examined:,} "
-            f"| **{s.scan_seconds * 1000:.0f} ms** | {_spread(s.again_seconds)} | {sql} "
+            f"| **{s.scan_seconds * 1000:.0f} ms** | {per_second:,.0f}{share} "
+            f"| {_spread(s.again_seconds)} | {sql} "
             f"| {due_index_access(s.plan) or 'Seq Scan'} | {s.db.seq_scans} "
             f"| {s.db.heap_blocks:,} / {s.db.index_blocks:,} "
             f"| {s.table_bytes / 2**20:,.0f} MiB ({s.table_pages:,} pages) "
@@ -1077,6 +1097,9 @@ def section(
     peaks = [s.tracemalloc_peak / 2**20 for s in result.steps]
     rss = [max(s.rss_before, s.rss_after) for s in result.steps]
     small = [s for s in result.steps if not s.uses_index]
+    headline = (
+        f" ({result.ceiling.ratio(result.flags_per_second(), 'flags/s')})" if result.ceiling else ""
+    )
     parts = [
         "## Tracker scan",
         "",
@@ -1086,7 +1109,8 @@ def section(
         "them in under a second, with memory flat.*",
         "",
         f"**Result: {verdict}.** One `scan_due` over {last.open_dossiers:,} open dossiers "
-        f"raised {last.flags:,} flags in **{last.scan_seconds * 1000:.0f} ms**. PostgreSQL "
+        f"raised {last.flags:,} flags in **{last.scan_seconds * 1000:.0f} ms**{headline}. "
+        "PostgreSQL "
         f"found the {last.due:,} due rows in {last.sql_ms or 0:.1f} ms ({access} on "
         f"`{DUE_INDEX}`; "
         f"{last.db.seq_scans} sequential scans of the table during the scan). With "
@@ -1151,12 +1175,24 @@ def section(
         "- Checked at each size: flags raised = rows examined = dossiers due = rows in the "
         "outbox, and no dossier left due after the scan; at the largest size the plan must "
         "use the index and the scan must not read the table sequentially.",
+    ]
+    if result.ceiling:
+        parts.append(
+            common.ceiling_method(
+                result.ceiling, "the timed scan's flags a second (flags raised ÷ its wall time)"
+            )
+            + " A scan is not an HTTP request: the share is a yardstick of how fast this "
+            "machine was for one Python process at the time, not a like-for-like comparison."
+        )
+    parts += [
         "",
         "### Figures",
         "",
-        figures_table(result.steps),
+        figures_table(result.steps, result.ceiling),
         "",
     ]
+    if result.ceiling:
+        parts += [result.ceiling.sentence(), ""]
     if small:
         parts += [
             "On the smaller tables, where the due rows are a larger share, the planner "
@@ -1269,12 +1305,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="look into one more scan at every size (the largest always is)",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="5,000 then 20,000 open dossiers, the scan once more, the ceiling for 2 s "
+        "(a smoke run)",
+    )
     parser.add_argument("--readme", type=Path, default=README, help="where the figures go")
     parser.add_argument("--no-readme", action="store_true", help="print only")
     return parser.parse_args(argv)
 
 
 async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.quick:
+        args.dossiers, args.sizes, args.repeats = 20_000, "5000", 1
     sizes = sizes_for(args.dossiers, args.due, [int(s) for s in args.sizes.split(",") if s])
     result = await run(
         args.database_url,
@@ -1283,10 +1327,14 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         batch_size=args.batch_size,
         profile=args.profile,
         repeats=args.repeats,
+        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
+        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
         say=lambda line: print(line, flush=True),
     )
     print()
-    print(figures_table(result.steps))
+    print(figures_table(result.steps, result.ceiling))
+    if result.ceiling:
+        print(result.ceiling.sentence())
     print()
     print(result.steps[-1].plan)
     if result.steps[-1].phases:
@@ -1295,7 +1343,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     if result.steps[-1].profile:
         print()
         print(result.steps[-1].profile)
-    found = problems(result)
+    found = problems(result) + (result.ceiling.problems() if result.ceiling else [])
     for problem in found:
         print("PROBLEM:", problem)
     if not args.no_readme:

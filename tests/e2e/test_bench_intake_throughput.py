@@ -26,12 +26,15 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     async with bench_database("intake") as url:
         options = bench.Options(
             levels=[1, 3], duration=0.5, database_url=url, profile=False, folder=tmp_path,
-            warm_up=0, cost_repeats=20,
+            warm_up=0, cost_repeats=20, ceiling_seconds=1.0, ceiling_warm_up=0,
+            sustain=3.0, sustain_rate=30, sustain_setups=("sqlite", "postgres"),
         )  # fmt: skip
         result = await bench.run(setups, options)
         pg = await common.postgres_info(url)
 
     assert bench.problems(result) == []
+    assert result.ceiling is not None and result.ceiling.level.created > 0
+    assert result.ceiling.level.errors == 0 and result.ceiling.exit_code == 0
     assert result.costs is not None and result.costs.transaction > result.costs.asyncpg > 0
     for setup in result.setups:
         assert [level.concurrency for level in setup.levels] == [1, 3]
@@ -41,10 +44,32 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
         assert setup.dossiers == setup.posted > 0
         assert setup.backlog_after == 0
         assert setup.exit_codes == [0]
+        sustained = setup.sustain
+        assert sustained is not None and sustained.due == 90
+        assert sustained.created + sustained.not_sent == 90 and sustained.errors == 0
+        (trend,) = sustained.rss.values()
+        assert len(trend.samples) >= 3 and trend.start > 0
 
     text = bench.section(result, "python -m bench.intake_throughput", date.today(),
                          common.machine(), pg)  # fmt: skip
     for each in setups:
         assert f"#### {each.title}" in text
+    assert f"Ceiling {result.ceiling.rate:,.0f} req/s in this run" in text
+    assert "- **Ceiling.**" in text
+    assert "### Memory under sustained load" in text and "**Memory under sustained load: " in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme
+
+
+def test_rss_trend_fits_the_last_50_seconds() -> None:
+    # 10 MiB in the first 10 s (left out), then 1 MiB a minute for 20 s, then flat for 50 s.
+    samples = [(float(t), 100 * 1024 + t * 1024) for t in range(10)]
+    samples += [(float(t), 110 * 1024 + (t - 10) * 1024 // 60) for t in range(10, 30)]
+    samples += [(float(t), samples[-1][1]) for t in range(30, 81)]
+    trend = bench.RssTrend(samples)
+    assert trend.start == 100 * 1024 and trend.at(10) == 110 * 1024
+    assert trend.window()[0][0] == 30 and trend.window_seconds() == 50
+    assert trend.slope() == 0 and trend.flat()
+    growing = bench.RssTrend([(float(t), 100 * 1024 + t * 200) for t in range(61)])
+    assert abs(growing.slope() - 200 * 60 / 1024) < 1e-9
+    assert abs(growing.growth() - 200 * 50 / 1024) < 1e-9 and not growing.flat()

@@ -24,12 +24,13 @@ async def test_small_run_texts_every_dossier_once(tmp_path: Path) -> None:
     async with bench_database("sms") as url:
         options = bench.Options(
             rates=[20.0], duration=2.0, database_url=url, folder=tmp_path, warm_up=3,
-            drain_timeout=60,
+            drain_timeout=60, ceiling_seconds=1.0, ceiling_warm_up=0,
         )  # fmt: skip
         result = await bench.run(options)
         pg = await common.postgres_info(url)
 
     assert bench.problems(result) == []
+    assert result.ceiling is not None and result.ceiling.level.created > 0
     (measured,) = result.rates
     assert len(measured.posted) == 40
     assert not measured.failures()
@@ -43,5 +44,7 @@ async def test_small_run_texts_every_dossier_once(tmp_path: Path) -> None:
     text = bench.section(result, "python -m bench.receipt_to_sms", date.today(),
                          common.machine(), pg)  # fmt: skip
     assert "| 20/s | 40 | 40 | 0 |" in text
+    assert f"Ceiling {result.ceiling.rate:,.0f} req/s in this run" in text
+    assert "Carried at 20/s offered: " in text and "- **Ceiling.**" in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme

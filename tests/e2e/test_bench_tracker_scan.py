@@ -45,6 +45,8 @@ async def test_small_run_flags_every_due_dossier_through_the_index(tmp_path: Pat
             batch_size=20,  # several batches per scan
             repeats=1,
             counts=bench.TemplateCounts(due_per_window=2, future_per_variant=8),
+            ceiling_seconds=1.0,
+            ceiling_warm_up=0,
         )
         text = bench.section(
             result,
@@ -56,6 +58,10 @@ async def test_small_run_flags_every_due_dossier_through_the_index(tmp_path: Pat
     finally:
         await common.drop_database(BENCH_URL)
 
+    assert result.ceiling is not None and result.ceiling.level.created > 0
+    assert result.ceiling.problems() == []
+    assert f"Ceiling {result.ceiling.rate:,.0f} req/s in this run" in text
+    assert "flags/s; ceiling" in text and "- **Ceiling.**" in text
     assert sum(result.due_kinds.values()) == DUE
     assert [step.open_dossiers for step in result.steps] == SIZES
     for step in result.steps:
