@@ -21,19 +21,16 @@ async def test_a_cancel_that_comes_with_the_wake_up_still_stops_the_loop(
     turns_before_cancel: int,
 ) -> None:
     """The dispatcher's loop: woken and stopped at the same moment, it must stop."""
-    event = asyncio.Event()
-    waits = 0
+    event, waiting = asyncio.Event(), asyncio.Event()
 
     async def loop() -> None:
-        nonlocal waits
         while True:
-            waits += 1
+            waiting.set()
             await wait_event(event, 10)
             event.clear()
 
     task = asyncio.create_task(loop())
-    while waits == 0:  # the loop is waiting
-        await asyncio.sleep(0)
+    await waiting.wait()  # the loop is waiting for the event
     event.set()
     for _ in range(turns_before_cancel):
         await asyncio.sleep(0)  # lets the wake-up get that far first
