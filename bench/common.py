@@ -176,7 +176,8 @@ def _all_processes() -> dict[int, tuple[str, float]]:
 
 
 def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (e.g. the broker `motcua up` starts)."""
+    """The processes whose parent is `pid` (e.g. the broker and the second process that
+    `motcua up` starts)."""
     found = []
     for other, _ in _all_processes().items():
         try:
@@ -187,6 +188,16 @@ def children(pid: int) -> list[int]:
         if parent == pid:
             found.append(other)
     return found
+
+
+def is_python(pid: int) -> bool:
+    """Whether the process runs Python (e.g. the second process of `motcua up`, not its
+    broker)."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as comm:
+            return comm.read().strip().startswith("python")
+    except OSError:
+        return False
 
 
 def _machine_busy() -> tuple[float, float]:

@@ -4,8 +4,9 @@ PostgreSQL, with p50/p99 latency.
 Runs the intake as `motcua` runs it — a real server process (uvicorn, one worker) with a real
 Kafka-protocol broker — and drives it with clerks posting dossiers over keep-alive HTTP
 connections, each clerk waiting for its answer before the next (closed loop), for a fixed time
-at each concurrency. Setups: `up` (`motcua up`: the embedded default, all three services in one
-process on SQLite, its own broker), `sqlite` (`motcua intake` alone on SQLite), `postgres`
+at each concurrency. Setups: `up` (`motcua up`: the embedded default, all three services on SQLite,
+the intake in the process started and the tracker and notifier in its second process, its own
+broker), `sqlite` (`motcua intake` alone on SQLite), `postgres`
 (`motcua intake` on PostgreSQL) and `postgres-x2` (two `motcua intake` processes on one
 PostgreSQL, the clerks spread over both); `ceiling` runs bench/ceiling_app.py through the
 same levels. Every run starts with the ceiling at one concurrency (`common.measure_ceiling`),
@@ -199,10 +200,15 @@ class Running:
 
     def cpu_groups(self) -> dict[str, Sequence[int] | str]:
         broker = [self.broker.pid] if self.broker and self.broker.pid else []
+        services = list(self.pids)
         if self.setup.all_in_one:
-            broker = [pid for p in self.pids for pid in common.children(p)]
+            # `motcua up` starts the broker and, on two cores, a second Python process (the
+            # tracker and the notifier): that one counts with the services.
+            started = [pid for p in self.pids for pid in common.children(p)]
+            broker = [pid for pid in started if not common.is_python(pid)]
+            services += [pid for pid in started if common.is_python(pid)]
         return {
-            "intake": self.pids,
+            "intake": services,
             "generator": [os.getpid()],
             "postgres": "postgres",
             "broker": broker,
@@ -446,6 +452,13 @@ async def sustain(
             kib = rss_kib(process.pid)
             if kib is not None:
                 samples[label].append((at, kib))
+            if process.command != "up":
+                continue
+            # `motcua up`'s second process (the tracker and the notifier), when it has one
+            for pid in [c for c in common.children(process.pid) if common.is_python(c)]:
+                kib = rss_kib(pid)
+                if kib is not None:
+                    samples.setdefault(f"{label} (second process)", []).append((at, kib))
 
     start = clock()
 
@@ -850,7 +863,8 @@ def section(
         "3 partitions). `postgres-x2` runs two such processes on one database (the README's "
         "scaling: replicas behind a load balancer, the outbox relays taking turns on an "
         "advisory lock); the clerks' connections alternate between them. `up` is `motcua "
-        "up` itself: the intake, the tracker and the notifier in one process on SQLite files "
+        "up` itself: the intake in the process started, the tracker and the notifier in the "
+        "second process it starts (two cores: `MOTCUA_UP_PROCESSES` default), SQLite files "
         "with its own broker (SMS to `outbox/sms.jsonl`, `MOTCUA_QUIET_HOURS` empty so the "
         "notifier sends whatever the hour), so each dossier is also tracked and texted there.",
         f"- **Data.** {len(PROCEDURES)} procedures of {len(AGENCIES)} agencies (working days "
@@ -874,7 +888,7 @@ def section(
         "times more CPU a request) so that it takes as little of the two cores as possible; "
         "its own CPU is measured and shown (*CPU generator*).",
         "- **CPU** columns are cores used over the level (1.00 = one core all the time), from "
-        "`/proc`: the intake process(es) (for `up`, the one process of the three services), "
+        "`/proc`: the intake process(es) (for `up`, its two processes: the three services), "
         "the generator, every process named `postgres`, the broker; *other* is the rest of "
         "the machine's busy time (other users of this shared machine included). *Outbox "
         "backlog*: `dossier.received` rows not yet published to "
@@ -905,8 +919,8 @@ def section(
             "answered afterwards and counted as stored, outside the rate and the memory "
             "figures); latency is counted from when the request was due, so time queued in "
             "the service counts. Every second of the period the benchmark reads `VmRSS` from "
-            "`/proc/<pid>/status` of each service process (for `up` the one process of the "
-            "three services; the broker, its child, is not counted). *Slope*: the "
+            "`/proc/<pid>/status` of each service process (for `up` the process started and "
+            "its second process, each; the broker, its child, is not counted). *Slope*: the "
             f"least-squares line through the samples of the last {TREND_WINDOW:g} s (never "
             f"the first {SETTLE:g} s), in MiB a minute; *growth*: that line's rise over the "
             f"same samples; *flat* when it is at most {FLAT_MIB:g} MiB. The bound is above "
@@ -1129,7 +1143,7 @@ def _cpu_paragraph(result: Run) -> str:
     rows = []
     for s in result.setups:
         top = _top(s)
-        who = "the process (three services)" if s.setup.all_in_one else "the intake"
+        who = "the two processes (three services)" if s.setup.all_in_one else "the intake"
         rows.append(
             f"{s.setup.title} at {top.concurrency} clerks: {who} {top.cpu_ms('intake'):.1f} "
             f"ms of CPU a dossier, PostgreSQL {top.cpu_ms('postgres'):.1f}, the broker "
