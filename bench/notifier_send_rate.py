@@ -538,9 +538,9 @@ def section(
         "its own process, one asyncio protocol, about 60 µs of CPU a message, answers at "
         "once), `MOTCUA_QUIET_HOURS` empty and `MOTCUA_SMS_RATE_PER_SECOND` as in the table "
         "(0: no token bucket, so the notifier itself is measured). The dispatcher claims "
-        f"{DispatchSettings.batch_size} due notices at a time and sends "
-        f"{DispatchSettings.concurrency} at once (`DispatchSettings`' defaults), each "
-        "outcome committed in its own transaction.",
+        f"{DispatchSettings.batch_size} due notices at a time, sends them "
+        f"{DispatchSettings.concurrency} at once (`DispatchSettings`' defaults) and commits "
+        "the batch's outcomes in one transaction.",
         "- **Measured** at the gateway: *first to last* is (N − 1) / (last arrival − first "
         "arrival); *steady* leaves out the first and last tenth of the SMS; *longest gap*: the "
         "longest wait between two SMS. CPU is counted from the first SMS to the last (not "
@@ -650,23 +650,22 @@ def analysis(result: Run) -> str:
         "part of each SMS waiting. The gateway is not the limit (about 60 µs of CPU a "
         "message, answering at once).",
         "**Stored notices** measure the dispatcher alone: it claims up to "
-        f"{DispatchSettings.batch_size} due notices in one transaction, sends "
-        f"{DispatchSettings.concurrency} at a time through httpx, and commits each outcome in "
-        "a transaction of its own (the notice's status, a history row, the early-receipt "
-        "check, with the pool's pre-ping, BEGIN and COMMIT): a handful of database round "
-        "trips and an HTTP call an SMS. **Dossier events** add the consumer, which handles "
-        "one record at a time (decode, one transaction for the card, the notice and its "
-        "history, the offset), in the same process: that is the rate the notifier sustains "
-        "behind the intake, and what the 200 dossiers/s of the receipt benchmark would need. "
-        "The consumer commits the offset after every record (faststream's ack calls "
-        "`consumer.commit()`), a round trip to the broker per record during which it waits, "
-        "and each record's transaction waits for the database (on PostgreSQL for the WAL "
-        "flush of its commit; on SQLite for the write lock, in the busy handler's sleeps, "
-        "shared with the dispatcher's transactions: see the intake's section). Records are "
-        "handled one after the other, so these waits add up instead of overlapping: that is "
-        "the time a case marked *partly idle* above did not use. Another replica in the "
-        "consumer group would take some of the partitions and overlap them (not measured "
-        "here).",
+        f"{DispatchSettings.batch_size} due notices in one transaction, sends them "
+        f"{DispatchSettings.concurrency} at a time through httpx, and commits the batch's "
+        "outcomes in one transaction (one executemany UPDATE of the notices, one INSERT of "
+        "their history rows, one DELETE of the early receipts they match): an HTTP call an "
+        "SMS and a few statements a batch, so the HTTP client is most of what an SMS costs. "
+        "**Dossier events** add the consumer in the same process: it takes the records in "
+        "batches and applies each topic's run of them in one transaction (the cards "
+        "concerned read in one query, each event decided in order in memory, the cards, "
+        "notices and history written in bulk, the notices' INSERT ... ON CONFLICT DO NOTHING "
+        "RETURNING as the de-duplication), commits the offsets once a batch and wakes the "
+        "dispatcher once a run; rendering each notice's text is the rest of its cost. That is "
+        "the rate the notifier sustains behind the intake, and what the 200 dossiers/s of "
+        "the receipt benchmark would need. A case marked *partly idle* above waited part of "
+        "the time (for the database, the broker or the gateway) with nothing else to do; "
+        "another replica in the consumer group would take some of the partitions and "
+        "overlap them (not measured here).",
     ]
     if importlib.util.find_spec("sniffio") is None:
         parts.append(

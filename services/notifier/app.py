@@ -17,6 +17,7 @@ from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import (
     Handler,
+    TopicHandler,
     decode_calendar_envelope,
     decode_directory_envelope,
 )
@@ -231,23 +232,41 @@ class NotifierService:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> dict[str, Handler | TopicHandler]:
         return {
-            DOSSIER_TOPIC: self.on_dossier_event,
-            DEADLINE_TOPIC: self.on_deadline_event,
+            DOSSIER_TOPIC: TopicHandler(self.on_dossier_event, self.on_dossier_events),
+            DEADLINE_TOPIC: TopicHandler(self.on_deadline_event, self.on_deadline_events),
             DIRECTORY_TOPIC: self.on_directory_event,
             CALENDAR_TOPIC: self.on_calendar_event,
         }
 
-    async def on_dossier_event(self, body: bytes) -> None:
-        envelope = handlers.decode_dossier_event(body)
-        if await handlers.handle_dossier_event(self.engine, envelope, self.composer, self.clock()):
-            self.wake_dispatcher()
+    async def on_dossier_event(self, body: bytes) -> str | None:
+        (outcome,) = await self.on_dossier_events([body])
+        return outcome
 
-    async def on_deadline_event(self, body: bytes) -> None:
-        envelope = handlers.decode_deadline_event(body)
-        if await handlers.handle_deadline_event(self.engine, envelope, self.composer, self.clock()):
+    async def on_dossier_events(self, bodies: Sequence[bytes]) -> Sequence[str | None]:
+        """A run of motcua.dossier.v1 in one transaction; the dispatcher woken once."""
+        envelopes = [handlers.decode_dossier_event(body) for body in bodies]
+        applied = await handlers.handle_dossier_events(
+            self.engine, envelopes, self.composer, self.clock()
+        )
+        if applied.added:
             self.wake_dispatcher()
+        return applied.outcomes
+
+    async def on_deadline_event(self, body: bytes) -> str | None:
+        (outcome,) = await self.on_deadline_events([body])
+        return outcome
+
+    async def on_deadline_events(self, bodies: Sequence[bytes]) -> Sequence[str | None]:
+        """A run of motcua.deadline.v1 in one transaction; the dispatcher woken once."""
+        envelopes = [handlers.decode_deadline_event(body) for body in bodies]
+        applied = await handlers.handle_deadline_events(
+            self.engine, envelopes, self.composer, self.clock()
+        )
+        if applied.added:
+            self.wake_dispatcher()
+        return applied.outcomes
 
     async def on_directory_event(self, body: bytes) -> None:
         envelope = decode_directory_envelope(body)

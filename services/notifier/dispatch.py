@@ -1,10 +1,12 @@
 """Sending what was decided: SMS to the gateway, orders to the postal operator.
 
-A notice is claimed for one attempt with a lease (status `sending`), sent, and its outcome
-committed. A sender killed between the gateway's answer and its commit leaves the notice
-`sending`; when the lease runs out it is sent again with the same `request_id`, and the
-gateway answers with the first message instead of sending a second one (docs/domain.md,
-"SMS practice").
+Notices are claimed a batch at a time for one attempt each, with a lease (status `sending`);
+the batch is sent concurrently (at most `concurrency` requests in flight, each gateway's token
+bucket keeping its rate), and the outcomes of the whole batch are committed together, in one
+transaction of a few statements rather than one transaction an SMS. A sender killed between
+the gateway's answer and that commit leaves the batch's notices `sending`; when the lease
+runs out they are sent again with the same `request_id`, and the gateway answers with the
+first message instead of sending a second one (docs/domain.md, "SMS practice").
 
 Failover: after an answer that says the gateway did not take the message (429, 5xx, a
 refused connection) the next attempt goes to the other gateway. After a timeout it stays on
@@ -132,10 +134,13 @@ class Dispatcher:
             due = await repo.claim_due_notices(
                 conn, now, self.settings.batch_size, self.settings.lease
             )
-        await asyncio.gather(*(self._send(n) for n in due))
+        if not due:
+            return 0
+        results = await asyncio.gather(*(self._send(n) for n in due))
+        await self._record_sms(list(zip(due, results, strict=True)))
         return len(due)
 
-    async def _send(self, notice: repo.Outgoing) -> None:
+    async def _send(self, notice: repo.Outgoing) -> SendResult:
         async with self._limit:
             gateway = self.gateways[notice.gateway_index % len(self.gateways)]
             request = SmsRequest(
@@ -147,56 +152,55 @@ class Dispatcher:
                 callback_url=self.settings.sms_callback_url,
             )
             try:
-                result = await gateway.send(request)
+                return await gateway.send(request)
             except Exception as exc:  # a client bug must not lose the notice
                 taken = isinstance(exc, TimeoutError)
-                result = SendResult(
+                return SendResult(
                     "retry", gateway.name, error=type(exc).__name__, maybe_taken=taken
                 )
-            await self._record_sms(notice, result)
 
-    async def _record_sms(self, notice: repo.Outgoing, result: SendResult) -> None:
-        self._sms_attempts.labels(result.gateway, result.outcome).inc()
+    async def _record_sms(self, sent: Sequence[tuple[repo.Outgoing, SendResult]]) -> None:
+        """The batch's outcomes in one transaction. Until it commits the notices stay
+        `sending` under their lease: a crash before it has them sent again, same request_id."""
+        for _, result in sent:  # made, whether or not their outcome gets committed
+            self._sms_attempts.labels(result.gateway, result.outcome).inc()
         now = self.clock()
+        attempts = [self._attempt(notice, result, now) for notice, result in sent]
         async with self.engine.begin() as conn:
-            if result.outcome == "accepted" and result.message_id:
-                await repo.mark_accepted(
-                    conn,
-                    notice,
-                    result.gateway,
-                    result.message_id,
-                    now,
-                    self.settings.early_receipts.max_age,
-                )
-            elif result.outcome == "failed":
-                await repo.mark_failed(conn, notice, result.gateway, result.error or "", now)
-            else:
-                await self._retry_sms(conn, notice, result, now)
-        log.info(
-            "sms_attempt",
-            notice_id=notice.id,
-            dossier_id=notice.dossier_id,
-            gateway=result.gateway,
-            outcome=result.outcome,
-            error=result.error,
-            attempt=notice.attempts + 1,
-        )
+            await repo.record_attempts(conn, attempts, now, self.settings.early_receipts.max_age)
+        for notice, result in sent:
+            log.info(
+                "sms_attempt",
+                notice_id=notice.id,
+                dossier_id=notice.dossier_id,
+                gateway=result.gateway,
+                outcome=result.outcome,
+                error=result.error,
+                attempt=notice.attempts + 1,
+            )
 
-    async def _retry_sms(
-        self, conn: AsyncConnection, notice: repo.Outgoing, result: SendResult, now: datetime
-    ) -> None:
+    def _attempt(self, notice: repo.Outgoing, result: SendResult, now: datetime) -> repo.Attempt:
+        """What the gateway's answer makes of the notice: accepted, failed for good, or
+        pending again (on the other gateway after a refusal, on the same after a timeout,
+        failed once the retry horizon is spent)."""
+        gateway = result.gateway
+        if result.outcome == "accepted" and result.message_id:
+            return repo.Attempt(notice, "accepted", gateway, message_id=result.message_id)
+        if result.outcome == "failed":
+            return repo.Attempt(notice, "failed", gateway, error=result.error or "")
         error = result.error or "no message id"
         at = self._next_attempt(
             notice.attempts, notice.first_attempt_at, now, result.retry_after_seconds
         )
         if at is None:
             gave_up = f"gave up after {notice.attempts + 1} attempts: {error}"
-            await repo.mark_failed(conn, notice, result.gateway, gave_up, now)
-            return
+            return repo.Attempt(notice, "failed", gateway, error=gave_up)
         index = notice.gateway_index
         if len(self.gateways) > 1 and not result.maybe_taken:
             index += 1
-        await repo.mark_retry(conn, notice, result.gateway, error, at, index, now)
+        return repo.Attempt(
+            notice, "pending", gateway, error=error, next_attempt_at=at, gateway_index=index
+        )
 
     def _next_attempt(
         self,
@@ -219,10 +223,13 @@ class Dispatcher:
             due = await repo.claim_due_orders(
                 conn, now, self.settings.batch_size, self.settings.lease
             )
-        await asyncio.gather(*(self._place(o) for o in due))
+        if not due:
+            return 0
+        results = await asyncio.gather(*(self._place(o) for o in due))
+        await self._record_orders(list(zip(due, results, strict=True)))
         return len(due)
 
-    async def _place(self, order: repo.PendingOrder) -> None:
+    async def _place(self, order: repo.PendingOrder) -> OrderResult:
         async with self._limit:
             receiver = order.receiver
             request = PostalOrderRequest(
@@ -234,37 +241,46 @@ class Dispatcher:
                 callback_url=self.settings.postal_callback_url,
             )
             try:
-                result = await self.postal.place(request)
+                return await self.postal.place(request)
             except Exception as exc:
-                result = OrderResult("retry", error=type(exc).__name__)
-            await self._record_order(order, result)
+                return OrderResult("retry", error=type(exc).__name__)
 
-    async def _record_order(self, order: repo.PendingOrder, result: OrderResult) -> None:
-        self._postal_attempts.labels(result.outcome).inc()
+    async def _record_orders(self, placed: Sequence[tuple[repo.PendingOrder, OrderResult]]) -> None:
+        """The batch's outcomes in one transaction, as for SMS (the operator deduplicates
+        on the order's reference)."""
+        for _, result in placed:
+            self._postal_attempts.labels(result.outcome).inc()
         now = self.clock()
         async with self.engine.begin() as conn:
-            if result.outcome == "accepted" and result.tracking_code:
-                await handlers.record_order_placed(
-                    conn, order, result.tracking_code, self.composer, now
-                )
-            else:
-                error = result.error or "no tracking code"
-                at = None
-                if result.outcome != "failed":
-                    at = self._next_attempt(
-                        order.attempts, order.first_attempt_at, now, result.retry_after_seconds
-                    )
-                status = "pending" if at else "failed"
-                await repo.update_order(
-                    conn, order, now, status=status, next_attempt_at=at, error=error[:200]
-                )
-                await repo.add_postal_history(conn, order.dossier_id, status, now, error)
-                if status == "failed":
-                    await handlers.record_order_refused(conn, order, self.composer, now)
-        log.info(
-            "postal_attempt",
-            dossier_id=order.dossier_id,
-            outcome=result.outcome,
-            error=result.error,
-            attempt=order.attempts + 1,
+            for order, result in placed:
+                await self._record_order(conn, order, result, now)
+        for order, result in placed:
+            log.info(
+                "postal_attempt",
+                dossier_id=order.dossier_id,
+                outcome=result.outcome,
+                error=result.error,
+                attempt=order.attempts + 1,
+            )
+
+    async def _record_order(
+        self, conn: AsyncConnection, order: repo.PendingOrder, result: OrderResult, now: datetime
+    ) -> None:
+        if result.outcome == "accepted" and result.tracking_code:
+            await handlers.record_order_placed(
+                conn, order, result.tracking_code, self.composer, now
+            )
+            return
+        error = result.error or "no tracking code"
+        at = None
+        if result.outcome != "failed":
+            at = self._next_attempt(
+                order.attempts, order.first_attempt_at, now, result.retry_after_seconds
+            )
+        status = "pending" if at else "failed"
+        await repo.update_order(
+            conn, order, now, status=status, next_attempt_at=at, error=error[:200]
         )
+        await repo.add_postal_history(conn, order.dossier_id, status, now, error)
+        if status == "failed":
+            await handlers.record_order_refused(conn, order, self.composer, now)

@@ -33,7 +33,7 @@ from services.core.domain import postal_status
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
 from services.core.domain.deadline_projection import mark_of
 from services.core.phones import InvalidPhone, normalise_phone
-from services.core.runtime.consumer import decode_envelope, typed_payload
+from services.core.runtime.consumer import DUPLICATE, decode_envelope, typed_payload
 from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, NOTIFICATION_TOPIC
 from services.core.runtime.outbox import outbox_row
@@ -45,6 +45,7 @@ from services.notifier.domain.decisions import (
     DossierRef,
     NoticeDraft,
     NoticePolicy,
+    PostalOrderDraft,
     digest_notices,
     on_dossier_event,
     on_overdue,
@@ -105,11 +106,16 @@ async def store_notices(
     conn: AsyncConnection, composer: Composer, drafts: Iterable[NoticeDraft], now: datetime
 ) -> int:
     """Insert the drafts not told before; returns how many are new."""
-    added = 0
-    for draft in drafts:
-        row = composer.row(draft, now)
-        if await repo.add_notice(conn, row, now):
-            added += 1
+    return len(await _store(conn, [composer.row(d, now) for d in drafts], now))
+
+
+async def _store(conn: AsyncConnection, rows: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+    """Insert the rendered notices not told before, in bulk; returns the ids of those new."""
+    new = await repo.add_notices(conn, rows, now)
+    logged: set[str] = set()
+    for row in rows:
+        if row["id"] in new and row["id"] not in logged:
+            logged.add(row["id"])
             log.info(
                 "notice_decided",
                 notice_id=row["id"],
@@ -118,7 +124,7 @@ async def store_notices(
                 status=row["status"],
                 dossier_id=row["dossier_id"],
             )
-    return added
+    return new
 
 
 # -- motcua.dossier.v1 ----------------------------------------------------------------------
@@ -132,26 +138,74 @@ async def handle_dossier_event(
     engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
 ) -> int:
     """Remember the dossier and decide the citizen's notice; returns notices + orders added."""
-    payload = typed_payload(envelope, parse_payload)
-    ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
+    return (await handle_dossier_events(engine, [envelope], composer, now)).added
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a run of events came to: one outcome per event (DUPLICATE when the event had
+    been told before: all it decides was stored already), and how many notices and postal
+    orders are new (the dispatcher has work when there are)."""
+
+    outcomes: list[str | None]
+    added: int
+
+
+async def handle_dossier_events(
+    engine: AsyncEngine, envelopes: Sequence[Envelope], composer: Composer, now: datetime
+) -> Applied:
+    """A run of dossier events in one transaction, deciding as one by one would: the cards
+    concerned are read in one query and each event decides on the card the events before it
+    left (a received then a rejection of one dossier chain in memory); then the changed cards,
+    the notices and their history are written in bulk. A notice's identity comes from its
+    event, so the notices' INSERT ... ON CONFLICT DO NOTHING RETURNING is the de-duplication
+    of the run's events: one told before, or twice in the run, adds nothing.
+
+    All or nothing: a poison event (PoisonEvent, raised before anything is written) or a
+    failure rolls the whole run back."""
+    refs = [DossierRef(e.dossier_id, e.dossier_code, e.agency_code) for e in envelopes]
+    payloads = [typed_payload(e, parse_payload) for e in envelopes]
     async with engine.begin() as conn:
-        card = await repo.load_card(conn, envelope.dossier_id)
-        decision = on_dossier_event(card, ref, envelope.event_id, payload, now, composer.policy)
-        if decision.card is not None:
-            await repo.save_card(conn, decision.card, now)
-        added = await store_notices(conn, composer, decision.notices, now)
-        order = decision.postal_order
-        if order is not None and await repo.add_postal_order(conn, order, now):
-            added += 1
-            log.info("postal_order_decided", dossier_id=order.dossier_id)
-    if decision.skipped:
-        log.info(
-            "event_not_told",
-            event_id=envelope.event_id,
-            dossier_id=envelope.dossier_id,
-            reason=decision.skipped,
-        )
-    return added
+        cards = await repo.load_cards(conn, {e.dossier_id for e in envelopes})
+        changed: dict[str, DossierCard] = {}
+        decisions = []
+        for envelope, ref, payload in zip(envelopes, refs, payloads, strict=True):
+            card = cards.get(envelope.dossier_id)
+            decision = on_dossier_event(card, ref, envelope.event_id, payload, now, composer.policy)
+            if decision.card is not None:
+                cards[envelope.dossier_id] = changed[envelope.dossier_id] = repo.as_stored(
+                    decision.card
+                )
+            decisions.append(decision)
+        await repo.save_cards(conn, changed.values(), now)
+        rows = [[composer.row(draft, now) for draft in d.notices] for d in decisions]
+        new = await _store(conn, [row for told in rows for row in told], now)
+        placed = []  # postal orders are few (a result sent by post): one statement each
+        for decision in decisions:
+            order = decision.postal_order
+            placed.append(order is not None and await _add_order(conn, order, now))
+    outcomes: list[str | None] = []
+    claimed: set[str] = set()  # a notice drafted twice in the run is new for the first only
+    for envelope, decision, told, order_new in zip(envelopes, decisions, rows, placed, strict=True):
+        fresh = ({row["id"] for row in told} & new) - claimed
+        claimed |= fresh
+        tells = bool(told) or decision.postal_order is not None
+        outcomes.append(DUPLICATE if tells and not fresh and not order_new else None)
+        if decision.skipped:
+            log.info(
+                "event_not_told",
+                event_id=envelope.event_id,
+                dossier_id=envelope.dossier_id,
+                reason=decision.skipped,
+            )
+    return Applied(outcomes, len(new) + sum(placed))
+
+
+async def _add_order(conn: AsyncConnection, order: PostalOrderDraft, now: datetime) -> bool:
+    if not await repo.add_postal_order(conn, order, now):
+        return False
+    log.info("postal_order_decided", dossier_id=order.dossier_id)
+    return True
 
 
 # -- motcua.deadline.v1 ---------------------------------------------------------------------
@@ -165,21 +219,46 @@ async def handle_deadline_event(
     engine: AsyncEngine, envelope: Envelope, composer: Composer, now: datetime
 ) -> int:
     """Follow the flag (for digests); alert supervisors of an overdue dossier, once."""
-    payload = typed_payload(envelope, parse_deadline_payload)
-    ref = DossierRef(envelope.dossier_id, envelope.dossier_code, envelope.agency_code)
+    return (await handle_deadline_events(engine, [envelope], composer, now)).added
+
+
+async def handle_deadline_events(
+    engine: AsyncEngine, envelopes: Sequence[Envelope], composer: Composer, now: datetime
+) -> Applied:
+    """A run of deadline events in one transaction: every mark applied in the run's order
+    (one executemany of the conditional UPDATE, so each sees the row as the one before left
+    it), then the overdue alerts, deciding on the cards and the supervisors read in one query
+    each. Marks only move forward and alerts are once per dossier, so a run told twice
+    changes nothing; all or nothing, like the dossier events'."""
+    payloads = [typed_payload(e, parse_deadline_payload) for e in envelopes]
+    marks = [mark_of(p) for p in payloads]
+    overdue = [
+        (e, p) for e, p in zip(envelopes, payloads, strict=True) if isinstance(p, DeadlineOverdue)
+    ]
     async with engine.begin() as conn:
-        mark = mark_of(payload)
-        if mark is not None:
-            await repo.apply_mark(conn, envelope.dossier_id, mark, now)
-        if not isinstance(payload, DeadlineOverdue):
-            return 0
-        card = await repo.load_card(conn, envelope.dossier_id)
-        supervisors = await repo.supervisors_of(conn, envelope.agency_code)
-        drafts = on_overdue(ref, card, payload, supervisors, composer.policy)
-        added = await store_notices(conn, composer, drafts, now)
-    if not supervisors:
-        log.warning("overdue_without_supervisors", dossier_id=envelope.dossier_id)
-    return added
+        await repo.apply_marks(
+            conn,
+            [(e.dossier_id, m) for e, m in zip(envelopes, marks, strict=True) if m is not None],
+            now,
+        )
+        cards = await repo.load_cards(conn, {e.dossier_id for e, _ in overdue})
+        supervisors = await repo.supervisors_of_agencies(conn, {e.agency_code for e, _ in overdue})
+        drafts = [
+            draft
+            for e, payload in overdue
+            for draft in on_overdue(
+                DossierRef(e.dossier_id, e.dossier_code, e.agency_code),
+                cards.get(e.dossier_id),
+                payload,
+                supervisors.get(e.agency_code, []),
+                composer.policy,
+            )
+        ]
+        new = await _store(conn, [composer.row(d, now) for d in drafts], now)
+    for e, _ in overdue:
+        if not supervisors.get(e.agency_code):
+            log.warning("overdue_without_supervisors", dossier_id=e.dossier_id)
+    return Applied([None] * len(envelopes), len(new))
 
 
 # -- motcua.directory.v1 and motcua.calendar.v1 ---------------------------------------------
@@ -342,13 +421,16 @@ async def _publish(
 
 
 __all__: Sequence[str] = [
+    "Applied",
     "Composer",
     "decode_deadline_event",
     "decode_dossier_event",
     "handle_calendar_event",
     "handle_deadline_event",
+    "handle_deadline_events",
     "handle_directory_event",
     "handle_dossier_event",
+    "handle_dossier_events",
     "record_order_placed",
     "record_postal_status",
     "record_receipt",

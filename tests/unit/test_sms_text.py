@@ -237,6 +237,57 @@ def test_parts_are_as_full_as_an_unsplit_packing_allows(
     assert (count.parts - 1) * (part - 1) < count.units <= count.parts * part
 
 
+def packed_one_character_at_a_time(text: str, encoding: Encoding) -> SegmentCount:
+    """The definition: each character's cost, segments filled in order, none split."""
+    single, part = (160, 153) if encoding is GSM7 else (70, 67)
+    costs = [char_cost(char, encoding) for char in text]
+    if not costs:
+        return SegmentCount(0, 0)
+    if sum(costs) <= single:
+        return SegmentCount(sum(costs), 1)
+    parts, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            parts, used = parts + 1, 0
+        used += cost
+    return SegmentCount(sum(costs), parts)
+
+
+BASIC_TEXT = st.text(alphabet=sorted(GSM7_BASIC), max_size=700)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "texts"),
+    [(GSM7, BASIC_TEXT), (GSM7, GSM_TEXT), (UCS2, BASIC_TEXT), (UCS2, ANY_TEXT)],
+)
+@given(data=st.data())
+def test_segments_count_as_packing_one_character_at_a_time(
+    encoding: Encoding, texts: st.SearchStrategy[str], data: st.DataObject
+) -> None:
+    # segments() takes a shortcut when every character costs one unit: it must agree.
+    text = data.draw(texts)
+    assert segments(text, encoding) == packed_one_character_at_a_time(text, encoding)
+
+
+@pytest.mark.parametrize("length", [0, 1, 70, 71, 134, 135, 160, 161, 306, 307, 459, 460])
+@pytest.mark.parametrize(
+    ("encoding", "char"), [(GSM7, "a"), (GSM7, "€"), (UCS2, "ệ"), (UCS2, "😀")]
+)
+def test_segments_at_the_boundaries(encoding: Encoding, char: str, length: int) -> None:
+    text = char * length
+    assert segments(text, encoding) == packed_one_character_at_a_time(text, encoding)
+
+
+@given(ANY_TEXT)
+def test_strip_diacritics_drops_exactly_the_latin_marks(text: str) -> None:
+    blocks = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF))
+    blocks += ((0xFE20, 0xFE2F),)
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = "".join(c for c in decomposed if not any(lo <= ord(c) <= hi for lo, hi in blocks))
+    expected = unicodedata.normalize("NFC", kept).replace("đ", "d").replace("Đ", "D")
+    assert strip_diacritics(text) == expected
+
+
 @given(GSM_TEXT)
 def test_gsm7_is_never_more_segments_than_ucs2_for_the_same_text(text: str) -> None:
     # The ground for sending pure-GSM text as GSM-7 even in Unicode mode.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,12 +37,7 @@ def notice_id(source_key: str, recipient: str, template: str) -> str:
 # -- dossiers -------------------------------------------------------------------------------
 
 
-async def load_card(conn: AsyncConnection, dossier_id: str) -> DossierCard | None:
-    row = (
-        await conn.execute(sa.select(t.dossiers).where(t.dossiers.c.dossier_id == dossier_id))
-    ).first()
-    if row is None:
-        return None
+def _card_of(row: Any) -> DossierCard:
     return DossierCard(
         dossier_id=row.dossier_id,
         code=row.code,
@@ -54,22 +50,62 @@ async def load_card(conn: AsyncConnection, dossier_id: str) -> DossierCard | Non
     )
 
 
+async def load_card(conn: AsyncConnection, dossier_id: str) -> DossierCard | None:
+    return (await load_cards(conn, [dossier_id])).get(dossier_id)
+
+
+async def load_cards(conn: AsyncConnection, dossier_ids: Iterable[str]) -> dict[str, DossierCard]:
+    """The cards of those dossiers the notifier knows, in one query."""
+    ids = sorted(set(dossier_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(t.dossiers).where(t.dossiers.c.dossier_id.in_(ids)))
+    return {row.dossier_id: _card_of(row) for row in rows}
+
+
+def as_stored(card: DossierCard) -> DossierCard:
+    """The card as `load_card` would read it back after `save_cards` (names cut to their
+    columns), so that a batch deciding on cards it holds decides as on cards re-read."""
+    if len(card.procedure_name) <= 300 and len(card.applicant.name) <= 200:
+        return card
+    applicant = Contact(card.applicant.name[:200], card.applicant.phone)
+    return replace(card, procedure_name=card.procedure_name[:300], applicant=applicant)
+
+
 async def save_card(conn: AsyncConnection, card: DossierCard, now: datetime) -> None:
-    values = {
-        "code": card.code,
-        "agency_code": card.agency_code,
-        "procedure_name": card.procedure_name[:300],
-        "applicant_name": card.applicant.name[:200],
-        "phone": card.applicant.phone,
-        "return_method": card.return_method,
-        "return_address": dict(card.return_address) if card.return_address else None,
-        "status": card.status,
-        "updated_at": now,
-    }
-    if card.status not in OPEN:
-        values["flag"] = None  # a finished dossier is in no digest
-    insert = dialect_insert(conn, t.dossiers).values(dossier_id=card.dossier_id, **values)
-    await conn.execute(insert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
+    await save_cards(conn, [card], now)
+
+
+async def save_cards(conn: AsyncConnection, cards: Iterable[DossierCard], now: datetime) -> None:
+    """Insert or replace the cards (one per dossier), in one statement for the open ones and
+    one for the finished ones, whose flag is cleared: a finished dossier is in no digest."""
+    open_rows: list[dict[str, Any]] = []
+    finished_rows: list[dict[str, Any]] = []
+    for card in cards:
+        stored = as_stored(card)
+        (open_rows if card.status in OPEN else finished_rows).append(
+            {
+                "dossier_id": stored.dossier_id,
+                "code": stored.code,
+                "agency_code": stored.agency_code,
+                "procedure_name": stored.procedure_name,
+                "applicant_name": stored.applicant.name,
+                "phone": stored.applicant.phone,
+                "return_method": stored.return_method,
+                "return_address": dict(stored.return_address) if stored.return_address else None,
+                "status": stored.status,
+                "updated_at": now,
+            }
+        )
+    for rows, clear_flag in ((open_rows, False), (finished_rows, True)):
+        if not rows:
+            continue
+        insert = dialect_insert(conn, t.dossiers)
+        replaced = {name: insert.excluded[name] for name in rows[0] if name != "dossier_id"}
+        if clear_flag:
+            replaced["flag"] = None
+        upsert = insert.on_conflict_do_update(index_elements=["dossier_id"], set_=replaced)
+        await conn.execute(upsert, rows)
 
 
 async def apply_mark(
@@ -95,6 +131,52 @@ async def apply_mark(
         )
     )
     return bool(result.rowcount)
+
+
+# The same conditional UPDATE as apply_mark, its mark in parameters, for executemany (which
+# takes no expanding IN: the open statuses are one bound value each).
+_MARK = SimpleNamespace(version=sa.bindparam("m_version"), rank=sa.bindparam("m_rank"))
+_UNFLAGGED = sa.not_(sa.bindparam("m_flagged", type_=sa.Boolean))
+_IS_OPEN = t.dossiers.c.status.in_([sa.literal(status) for status in OPEN])
+_APPLY_MARK = (
+    t.dossiers.update()
+    .where(
+        t.dossiers.c.dossier_id == sa.bindparam("m_dossier_id"),
+        moves_forward(t.dossiers.c.deadline_version, t.dossiers.c.deadline_rank, _MARK),
+        sa.or_(_UNFLAGGED, _IS_OPEN),
+    )
+    .values(
+        due_at=sa.bindparam("m_due_at"),
+        flag=sa.bindparam("m_flag"),
+        deadline_version=_MARK.version,
+        deadline_rank=_MARK.rank,
+        updated_at=sa.bindparam("m_now"),
+    )
+)
+
+
+async def apply_marks(
+    conn: AsyncConnection, marks: Sequence[tuple[str, DeadlineMark]], now: datetime
+) -> None:
+    """apply_mark for each (dossier id, mark), in their order, in one executemany: each
+    UPDATE checks the row as the ones before it left it, as one by one."""
+    if not marks:
+        return
+    await conn.execute(
+        _APPLY_MARK,
+        [
+            {
+                "m_dossier_id": dossier_id,
+                "m_version": mark.version,
+                "m_rank": mark.rank,
+                "m_flagged": mark.flag is not None,
+                "m_due_at": mark.due_at,
+                "m_flag": mark.flag,
+                "m_now": now,
+            }
+            for dossier_id, mark in marks
+        ],
+    )
 
 
 async def digests(conn: AsyncConnection, oldest: int = 5) -> list[AgencyDigest]:
@@ -149,27 +231,70 @@ async def supervisors_of(conn: AsyncConnection, agency_code: str) -> list[Contac
     return [Contact(r.name, r.phone) for r in rows]
 
 
+async def supervisors_of_agencies(
+    conn: AsyncConnection, agency_codes: Iterable[str]
+) -> dict[str, list[Contact]]:
+    """supervisors_of for several agencies in one query; an agency without any is absent."""
+    codes = sorted(set(agency_codes))
+    if not codes:
+        return {}
+    c = t.supervisors.c
+    rows = await conn.execute(
+        sa.select(c.agency_code, c.name, c.phone)
+        .where(c.agency_code.in_(codes))
+        .order_by(c.agency_code, c.supervisor_id)
+    )
+    found: dict[str, list[Contact]] = {}
+    for r in rows:
+        found.setdefault(r.agency_code, []).append(Contact(r.name, r.phone))
+    return found
+
+
 # -- notices --------------------------------------------------------------------------------
 
 
 async def add_notice(conn: AsyncConnection, row: Mapping[str, Any], now: datetime) -> bool:
     """Insert a notice unless its identity exists; True when it is new (with its history)."""
-    insert = dialect_insert(conn, t.notices).values(**row, created_at=now, updated_at=now)
-    result = await conn.execute(insert.on_conflict_do_nothing())
-    if not result.rowcount:
-        return False
-    await add_history(conn, row["id"], row["status"], now, row.get("error"))
-    return True
+    return bool(await add_notices(conn, [row], now))
+
+
+async def add_notices(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> set[str]:
+    """Insert the notices whose identity is not stored yet, each with its first history row,
+    in one statement each; returns the ids of those new. The INSERT ... ON CONFLICT DO NOTHING
+    RETURNING is the de-duplication: a notice told before (an event delivered again, another
+    replica that got there first) is simply not returned."""
+    if not rows:
+        return set()
+    insert = dialect_insert(conn, t.notices).on_conflict_do_nothing().returning(t.notices.c.id)
+    stamped = [{**row, "created_at": now, "updated_at": now} for row in rows]
+    new = set((await conn.execute(insert, stamped)).scalars())
+    history, told = [], set()
+    for row in rows:  # in the order decided: the order of their history ids
+        if row["id"] in new and row["id"] not in told:  # drafted twice in a run: one row
+            told.add(row["id"])
+            history.append(_history_row(row["id"], row["status"], now, row.get("error")))
+    if history:
+        await conn.execute(t.notice_history.insert(), history)
+    return new
+
+
+def _history_row(
+    notice: str, status: str, at: datetime, detail: str | None = None
+) -> dict[str, Any]:
+    return {
+        "notice_id": notice,
+        "status": status,
+        "at": at,
+        "detail": detail[:200] if detail else None,
+    }
 
 
 async def add_history(
     conn: AsyncConnection, notice: str, status: str, at: datetime, detail: str | None = None
 ) -> None:
-    await conn.execute(
-        t.notice_history.insert().values(
-            notice_id=notice, status=status, at=at, detail=detail[:200] if detail else None
-        )
-    )
+    await conn.execute(t.notice_history.insert().values(**_history_row(notice, status, at, detail)))
 
 
 @dataclass(frozen=True)
@@ -249,93 +374,100 @@ class EarlyReceipts:
     max_age: timedelta = timedelta(hours=24)
 
 
-async def mark_accepted(
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt at a notice came to, to be recorded: `accepted` (with the gateway's
+    message id), `pending` again (a retry at `next_attempt_at`, on the gateway of
+    `gateway_index`), or `failed` for good."""
+
+    notice: Outgoing
+    status: str  # accepted | pending | failed
+    gateway: str
+    message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    gateway_index: int | None = None  # None: the same as before
+
+    @property
+    def history(self) -> tuple[str, str]:
+        """The history row's status and detail."""
+        if self.status == "accepted":
+            return "accepted", self.gateway
+        return ("retry" if self.status == "pending" else "failed"), f"{self.gateway}: {self.error}"
+
+
+# One UPDATE for every outcome, executemany: a column an outcome leaves alone is given as
+# NULL and kept by COALESCE (the message id but when accepted, the gateway index but on a
+# retry), so a batch's outcomes, whatever their mix, are one statement.
+_AFTER_ATTEMPT = (
+    t.notices.update()
+    .where(t.notices.c.id == sa.bindparam("a_id"))
+    .values(
+        status=sa.bindparam("a_status"),
+        gateway=sa.bindparam("a_gateway"),
+        message_id=sa.func.coalesce(
+            sa.bindparam("a_message_id", type_=sa.String), t.notices.c.message_id
+        ),
+        next_attempt_at=sa.bindparam("a_next_attempt_at", type_=t.notices.c.next_attempt_at.type),
+        lease_until=None,
+        error=sa.bindparam("a_error", type_=sa.String),
+        gateway_index=sa.func.coalesce(
+            sa.bindparam("a_gateway_index", type_=sa.Integer), t.notices.c.gateway_index
+        ),
+        attempts=sa.bindparam("a_attempts"),
+        first_attempt_at=sa.bindparam("a_first_attempt_at"),
+        updated_at=sa.bindparam("a_now"),
+    )
+)
+
+
+async def record_attempts(
     conn: AsyncConnection,
-    notice: Outgoing,
-    gateway: str,
-    message_id: str,
+    attempts: Sequence[Attempt],
     now: datetime,
     early_max_age: timedelta = EarlyReceipts.max_age,
 ) -> None:
-    await _after_attempt(
-        conn,
-        notice,
-        now,
-        status="accepted",
-        gateway=gateway,
-        message_id=message_id,
-        next_attempt_at=None,
-        lease_until=None,
-        error=None,
-    )
-    await add_history(conn, notice.id, "accepted", now, gateway)
-    early = (
-        await conn.execute(
-            sa.delete(t.early_receipts)
-            .where(t.early_receipts.c.message_id == message_id)
-            .returning(
-                t.early_receipts.c.status,
-                t.early_receipts.c.error,
-                t.early_receipts.c.received_at,
-            )
-        )
-    ).first()
-    if early is not None and early.received_at >= now - early_max_age:
-        await apply_receipt(conn, message_id, early.status, early.error, now)
-
-
-async def mark_retry(
-    conn: AsyncConnection,
-    notice: Outgoing,
-    gateway: str,
-    error: str,
-    next_attempt_at: datetime,
-    gateway_index: int,
-    now: datetime,
-) -> None:
-    await _after_attempt(
-        conn,
-        notice,
-        now,
-        status="pending",
-        gateway=gateway,
-        next_attempt_at=next_attempt_at,
-        lease_until=None,
-        error=error[:200],
-        gateway_index=gateway_index,
-    )
-    await add_history(conn, notice.id, "retry", now, f"{gateway}: {error}")
-
-
-async def mark_failed(
-    conn: AsyncConnection, notice: Outgoing, gateway: str, error: str, now: datetime
-) -> None:
-    await _after_attempt(
-        conn,
-        notice,
-        now,
-        status="failed",
-        gateway=gateway,
-        next_attempt_at=None,
-        lease_until=None,
-        error=error[:200],
-    )
-    await add_history(conn, notice.id, "failed", now, f"{gateway}: {error}")
-
-
-async def _after_attempt(
-    conn: AsyncConnection, notice: Outgoing, now: datetime, **values: Any
-) -> None:
+    """The outcomes of a batch of attempts, in the caller's transaction: each notice's new
+    state (one executemany), its history row (one insert), and for the accepted ones the
+    delivery receipts that came before the answer was recorded (one delete), applied now
+    unless older than `early_max_age`."""
+    if not attempts:
+        return
     await conn.execute(
-        t.notices.update()
-        .where(t.notices.c.id == notice.id)
-        .values(
-            attempts=notice.attempts + 1,
-            first_attempt_at=notice.first_attempt_at or now,
-            updated_at=now,
-            **values,
-        )
+        _AFTER_ATTEMPT,
+        [
+            {
+                "a_id": a.notice.id,
+                "a_status": a.status,
+                "a_gateway": a.gateway,
+                "a_message_id": a.message_id if a.status == "accepted" else None,
+                "a_next_attempt_at": a.next_attempt_at,
+                "a_error": None if a.status == "accepted" or a.error is None else a.error[:200],
+                "a_gateway_index": a.gateway_index,
+                "a_attempts": a.notice.attempts + 1,
+                "a_first_attempt_at": a.notice.first_attempt_at or now,
+                "a_now": now,
+            }
+            for a in attempts
+        ],
     )
+    history = [(a.notice.id, *a.history) for a in attempts]
+    await conn.execute(
+        t.notice_history.insert(),
+        [_history_row(notice, status, now, detail) for notice, status, detail in history],
+    )
+    accepted = [a.message_id for a in attempts if a.status == "accepted" and a.message_id]
+    if not accepted:
+        return
+    c = t.early_receipts.c
+    early = await conn.execute(
+        sa.delete(t.early_receipts)
+        .where(c.message_id.in_(accepted))
+        .returning(c.message_id, c.status, c.error, c.received_at)
+    )
+    for receipt in early.all():
+        if receipt.received_at >= now - early_max_age:
+            await apply_receipt(conn, receipt.message_id, receipt.status, receipt.error, now)
 
 
 async def apply_receipt(
