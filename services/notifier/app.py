@@ -45,7 +45,7 @@ from services.notifier.adapters.postal import (
 )
 from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGateway, SmsGateway
 from services.notifier.api import callbacks
-from services.notifier.dispatch import Dispatcher, DispatchSettings
+from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
 from services.notifier.domain.decisions import NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
@@ -173,13 +173,16 @@ class NotifierService:
 
     def _dispatch_settings(self) -> DispatchSettings:
         s = self.settings
+        lease = timedelta(seconds=s.send_lease_seconds)
         return DispatchSettings(
             sender=s.sms_sender,
             sms_callback_url=self._callback("/sms/receipts"),
             postal_callback_url=self._callback("/postal/callbacks"),
             retry=RetryPolicy(horizon=timedelta(hours=s.sms_retry_horizon_hours)),
-            lease=timedelta(seconds=s.send_lease_seconds),
+            lease=lease,
             early_receipts=self.early_receipts,
+            batch_size=claim_size(s.sms_rate_per_second, lease),
+            postal_batch_size=claim_size(s.postal_rate_per_second, lease),
         )
 
     # -- Service ------------------------------------------------------------------------------

@@ -46,8 +46,18 @@ class DispatchSettings:
     retry: RetryPolicy
     lease: timedelta = timedelta(seconds=60)
     early_receipts: repo.EarlyReceipts = repo.EarlyReceipts()
-    batch_size: int = 100
+    batch_size: int = 100  # SMS claimed at a time
     concurrency: int = 8
+    postal_batch_size: int = 100  # postal orders claimed at a time
+
+
+def claim_size(rate_per_second: float, lease: timedelta, most: int = 100) -> int:
+    """How many to claim at once so that the batch is sent within half its lease at `rate`
+    (0: no limit): outcomes are committed when the whole batch is done, and a lease that ran
+    out before would let another sender claim the tail again."""
+    if rate_per_second <= 0:
+        return most
+    return max(1, min(most, int(rate_per_second * lease.total_seconds() / 2)))
 
 
 class Dispatcher:
@@ -120,7 +130,7 @@ class Dispatcher:
             sent = await self.send_due_sms()
             placed = await self.place_due_orders()
             attempts += sent + placed
-            if sent < self.settings.batch_size and placed < self.settings.batch_size:
+            if sent < self.settings.batch_size and placed < self.settings.postal_batch_size:
                 return attempts
 
     # -- SMS ----------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ class Dispatcher:
         now = self.clock()
         async with self.engine.begin() as conn:
             due = await repo.claim_due_orders(
-                conn, now, self.settings.batch_size, self.settings.lease
+                conn, now, self.settings.postal_batch_size, self.settings.lease
             )
         if not due:
             return 0

@@ -239,3 +239,15 @@ def test_digest_one_message_per_person_and_nothing_on_a_quiet_day() -> None:
     assert "3 ho so sap den han, 9 ho so qua han" in text
     listed = text.split("Qua han lau nhat: ")[1].rstrip(".").split(", ")
     assert listed and all(code in codes for code in listed)  # whole codes only
+
+
+def test_a_claimed_batch_is_sent_within_half_its_lease() -> None:
+    from datetime import timedelta
+
+    from services.notifier.dispatch import claim_size
+
+    lease = timedelta(seconds=60)
+    assert claim_size(0, lease) == 100  # no rate limit
+    assert claim_size(20, lease) == 100  # 100 SMS in 5 s
+    assert claim_size(1, lease) == 30  # 30 s at one a second
+    assert claim_size(0.01, lease) == 1  # never less than one
