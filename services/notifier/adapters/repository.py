@@ -330,7 +330,7 @@ async def _claim_due(
     query = (
         sa.select(table)
         .where(c.status.in_((*waiting, "sending")), c.next_attempt_at.is_not(None), due)
-        .order_by(c.next_attempt_at)
+        .order_by(c.next_attempt_at, c.created_at)  # due first; of one dossier, oldest first
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
