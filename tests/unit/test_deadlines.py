@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.core.domain.calendar import (
     VN_TZ,
@@ -381,6 +383,48 @@ def test_calendar_days_paused_before_counting_began_keep_the_whole_period() -> N
     clock = DeadlineClock.open(VN, vn(2026, 3, 6, 15, 30), cal_days(3), CUTOFF)  # counts as Mon
     stopped = clock.stop(VN, vn(2026, 3, 6, 16))
     assert stopped.resume(VN, vn(2026, 3, 10, 9)).due_at == vn(2026, 3, 13, 17)  # Tue + 3
+
+
+@pytest.mark.parametrize("limit", [DAY_1, cal_days(3)])
+def test_a_pause_before_the_run_began_does_not_shorten_it(limit: TimeLimit) -> None:
+    # After the cut-off on Friday: counts from Monday. Paused and resumed that evening.
+    clock = DeadlineClock.open(VN, vn(2026, 3, 6, 15, 30), limit, CUTOFF)
+    resumed = clock.stop(VN, vn(2026, 3, 6, 16)).resume(VN, vn(2026, 3, 6, 16, 30))
+    assert resumed.due_at == clock.due_at
+
+
+_INSTANTS = st.datetimes(
+    min_value=datetime(2026, 1, 2), max_value=datetime(2026, 11, 30), timezones=st.just(VN_TZ)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    received=_INSTANTS,
+    limit=st.sampled_from(
+        [DAY_1, DAYS_3, TimeLimit(4, TimeUnit.WORKING_HOURS), cal_days(1), cal_days(10)]
+    ),
+    cutoff=st.sampled_from([None, CUTOFF]),
+    channel=st.sampled_from(["counter", "online", "postal"]),
+    pause_after=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)),
+    extend_by=st.sampled_from([None, timedelta(days=3)]),
+)
+def test_a_pause_resumed_at_once_moves_nothing(
+    received: datetime,
+    limit: TimeLimit,
+    cutoff: time | None,
+    channel: str,
+    pause_after: timedelta,
+    extend_by: timedelta | None,
+) -> None:
+    clock = DeadlineClock.open(VN, received, limit, cutoff, channel)
+    if extend_by is not None:
+        clock = clock.extend(clock.due_at + extend_by)
+    at = received + pause_after
+    if at >= clock.legal_due_at.replace(second=0) - timedelta(minutes=1):
+        return  # overdue at the stop: due at once on resume, by design
+    resumed = clock.stop(VN, at).resume(VN, at)
+    assert (resumed.due_at, resumed.legal_due_at) == (clock.due_at, clock.legal_due_at)
 
 
 def test_calendar_days_overdue_at_the_stop_are_due_on_resume() -> None:

@@ -301,19 +301,24 @@ class DeadlineClock:
         Calendar days: the days of the period not begun at the stop (``_days_left``) after
         ``at``'s day, which is not counted, as a receipt's day is not; a clock that was
         already overdue is due at the close of the working day ``at`` falls in (or of the
-        next one).
+        next one). Resumed before the run had begun (stopped and resumed the evening of a
+        receipt after the cut-off), it goes on from where the run would have begun: a pause
+        never shortens the time.
         An extended appointment is a date, not remaining time: it stands. The appointment in
         force is the later of it and the new legal deadline, which the result is marked
         against (the time paused is not the agency's).
         """
         local = self._require_stopped(at)
         if self.last_day is None:
-            start = calendar.next_working_instant(local)
+            start = max(calendar.next_working_instant(local), self.started_at)
             legal = calendar.add_working_minutes(start, self.remaining_minutes or 0)
             last = None
         else:
             days = self._days_left()
-            day_zero = local.date() if days else calendar.next_working_instant(local).date()
+            if days:
+                day_zero = max(local.date(), self._day_zero())
+            else:
+                day_zero = calendar.next_working_instant(local).date()
             start, legal, last = _calendar_day_run(calendar, day_zero, days)
         if not self.extended:
             return self._new_run(start, legal, last, local, None)
@@ -323,8 +328,11 @@ class DeadlineClock:
         """Calendar days of the legal period not begun when the clock stopped: the day of the
         stop counts as used, and nothing is used before the run's day zero."""
         assert self.last_day is not None and self.stopped_at is not None
-        day_zero = self.started_at.date() - timedelta(days=1)
-        return max(0, (self.last_day - max(self.stopped_at.date(), day_zero)).days)
+        return max(0, (self.last_day - max(self.stopped_at.date(), self._day_zero())).days)
+
+    def _day_zero(self) -> date:
+        """Calendar days: the day the run counts from, not counted itself."""
+        return self.started_at.date() - timedelta(days=1)
 
     def extend(self, new_due_at: datetime) -> DeadlineClock:
         """Extension with apology (Phiếu xin lỗi và hẹn lại ngày trả kết quả): once a run, to
