@@ -9,6 +9,7 @@ plain working weeks; Tết is Mon 16 – Fri 20 Feb. Threshold: 8 working hours 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.core.domain.calendar import WorkingCalendar as Calendar
 from services.core.domain.deadlines import Outcome, TimeLimit, TimeUnit
 from services.core.domain.lifecycle import ALLOWED_FROM, Action
 from services.core.holidays_vn import vietnam_calendar
+from services.intake.adapters.repository import dossier_from_state, dossier_to_state
 from services.intake.domain.model import Channel, Dossier, InvalidCommand, Procedure
 from services.tracker.domain import (
     DEADLINE_CHANGED,
@@ -760,6 +762,22 @@ def test_state_round_trip() -> None:
     assert from_state(json.loads(json.dumps(state))) == desk.t
     with pytest.raises(ValueError, match="state version"):
         from_state({**state, "state_version": 99})
+
+
+def test_states_stored_before_the_clock_held_the_original_deadline_still_load() -> None:
+    desk = Desk(vn(2026, 3, 2, 9, 15), channel="online")
+    desk.do("extend", vn(2026, 3, 3, 10), vn(2026, 3, 13, 17), "r", VN)
+    older = ("original_due_at", "online", "last_day")
+    tracked = to_state(desk.t)
+    tracked["clock"] = {k: v for k, v in tracked["clock"].items() if k not in older}
+    loaded = from_state(json.loads(json.dumps(tracked)))
+    assert loaded.original_due_at == vn(2026, 3, 5, 9, 15)
+    assert not loaded.clock.online  # counted as it was counted: the channel was never kept
+    dossier = dossier_to_state(desk.dossier)
+    dossier["clock"] = {k: v for k, v in dossier["clock"].items() if k not in older}
+    again = dossier_from_state(json.loads(json.dumps(dossier)))
+    assert again.original_due_at == vn(2026, 3, 5, 9, 15)
+    assert again.clock == replace(desk.dossier.clock, online=False)
 
 
 # -- properties ---------------------------------------------------------------------------------
