@@ -174,7 +174,7 @@ def decision_for(action: Action, body: m.ActionIn) -> Decision:
         case Action.RESUME, _:
             return lambda d, at, c: d.resume(at, c)
         case Action.EXTEND, m.ExtendIn():
-            return lambda d, at, _c: d.extend(at, body.new_due_at.astimezone(VN_TZ), body.reason)
+            return lambda d, at, c: d.extend(at, body.new_due_at.astimezone(VN_TZ), body.reason, c)
         case Action.COMPLETE, _:
             return lambda d, at, c: d.complete(at, c)
         case Action.RETURN, _:
@@ -206,6 +206,9 @@ async def act_on_dossier(
     if when > now:
         raise InvalidCommand("at", "must not be in the future")
     calendar, _ = await agency_calendar(conn, calendars, dossier.agency_code)
+    # The clock under the calendar in force (the tracker's deadline), before the action:
+    # a deadline moved by a calendar change alone is the tracker's to publish.
+    dossier.follow_calendar(calendar)
     due_before, was_pending = dossier.due_at, dossier.status in PENDING_STATUSES
     decide(dossier, when, calendar)
     ended = was_pending and dossier.status not in PENDING_STATUSES

@@ -9,6 +9,7 @@ plain working weeks; Tết is Mon 16 – Fri 20 Feb. Threshold: 8 working hours 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -32,7 +33,8 @@ from services.core.domain.calendar import WorkingCalendar as Calendar
 from services.core.domain.deadlines import Outcome, TimeLimit, TimeUnit
 from services.core.domain.lifecycle import ALLOWED_FROM, Action
 from services.core.holidays_vn import vietnam_calendar
-from services.intake.domain.model import Dossier, InvalidCommand, Procedure
+from services.intake.adapters.repository import dossier_from_state, dossier_to_state
+from services.intake.domain.model import Channel, Dossier, InvalidCommand, Procedure
 from services.tracker.domain import (
     DEADLINE_CHANGED,
     DEADLINE_CLOSED,
@@ -83,6 +85,7 @@ class Desk:
         cutoff: time | None = time(15),
         calendar: Calendar = VN,
         threshold: int = THRESHOLD,
+        channel: Channel = "counter",
     ) -> None:
         self.calendar = calendar
         self.threshold = threshold
@@ -91,7 +94,7 @@ class Desk:
             code=REF.code,
             procedure=procedure(limit, cutoff),
             applicant=APPLICANT,
-            channel="counter",
+            channel=channel,
             return_method="counter",
             return_address=None,
             received_at=received_at,
@@ -152,20 +155,43 @@ def types(events: Any) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("received", "limit", "cutoff", "expected"),
+    ("received", "limit", "cutoff", "channel", "expected"),
     [
-        (vn(2026, 3, 2, 9, 15), DAYS_3, time(15), vn(2026, 3, 5, 9, 15)),
-        (vn(2026, 3, 2, 15, 30), DAYS_3, time(15), vn(2026, 3, 5, 17)),  # after the cut-off
-        (vn(2026, 3, 2, 15, 30), DAYS_3, None, vn(2026, 3, 5, 15, 30)),  # no cut-off
-        (vn(2026, 2, 13, 10), DAYS_3, time(15), vn(2026, 2, 25, 10)),  # across Tết
-        (vn(2026, 3, 7, 10), TimeLimit(4, TimeUnit.WORKING_HOURS), None, vn(2026, 3, 9, 12)),
-        (vn(2026, 3, 2, 9), TimeLimit(5, TimeUnit.CALENDAR_DAYS), None, vn(2026, 3, 9, 17)),
+        (vn(2026, 3, 2, 9, 15), DAYS_3, time(15), "counter", vn(2026, 3, 5, 9, 15)),
+        (vn(2026, 3, 2, 15, 30), DAYS_3, time(15), "counter", vn(2026, 3, 5, 17)),  # cut-off
+        (vn(2026, 3, 2, 15), DAYS_3, time(15), "counter", vn(2026, 3, 5, 15)),  # at it: not after
+        (vn(2026, 3, 2, 15, 30), DAYS_3, None, "counter", vn(2026, 3, 5, 15, 30)),  # no cut-off
+        (vn(2026, 3, 2, 16, 30), DAYS_3, None, "online", vn(2026, 3, 5, 17)),  # the last hour
+        (vn(2026, 3, 2, 16, 30), DAYS_3, None, "postal", vn(2026, 3, 5, 16, 30)),
+        (vn(2026, 2, 13, 10), DAYS_3, time(15), "counter", vn(2026, 2, 25, 10)),  # across Tết
+        (
+            vn(2026, 3, 7, 10),
+            TimeLimit(4, TimeUnit.WORKING_HOURS),
+            None,
+            "online",
+            vn(2026, 3, 9, 12),
+        ),
+        (
+            vn(2026, 3, 2, 9),
+            TimeLimit(5, TimeUnit.CALENDAR_DAYS),
+            None,
+            "counter",
+            vn(2026, 3, 9, 17),
+        ),
+        # Received on a Saturday: Sunday is day 1 (Civil Code Art. 147), Tue 17 Mar day 10.
+        (
+            vn(2026, 3, 7, 10),
+            TimeLimit(10, TimeUnit.CALENDAR_DAYS),
+            None,
+            "online",
+            vn(2026, 3, 17, 17),
+        ),
     ],
 )
 def test_received_due_at_equals_the_intake_appointment(
-    received: datetime, limit: TimeLimit, cutoff: time | None, expected: datetime
+    received: datetime, limit: TimeLimit, cutoff: time | None, channel: Channel, expected: datetime
 ) -> None:
-    desk = Desk(received, limit, cutoff)
+    desk = Desk(received, limit, cutoff, channel=channel)
     assert desk.dossier.due_at == expected
     assert desk.t.due_at == expected
     assert desk.t.clock == desk.dossier.clock
@@ -328,7 +354,7 @@ def test_extension_flags_follow_the_new_date_but_the_outcome_is_late_against_the
     desk.do("start", vn(2026, 3, 2, 10))
     assert types(desk.scan(vn(2026, 3, 4, 10)).events) == [DEADLINE_DUE_SOON]
 
-    extended = desk.do("extend", vn(2026, 3, 4, 11), vn(2026, 3, 13, 17), "chờ ý kiến")
+    extended = desk.do("extend", vn(2026, 3, 4, 11), vn(2026, 3, 13, 17), "chờ ý kiến", VN)
     assert desk.t.due_at == vn(2026, 3, 13, 17)
     assert desk.t.original_due_at == vn(2026, 3, 5, 9, 15)
     assert desk.t.version == 2
@@ -356,9 +382,61 @@ def test_extension_flags_follow_the_new_date_but_the_outcome_is_late_against_the
     assert desk.t.next_check_at is None
 
 
+def test_a_paused_dossier_is_extended_and_the_date_stands_when_it_resumes() -> None:
+    desk = Desk(vn(2026, 3, 2, 9, 15))  # due Thu 5 Mar 09:15
+    desk.do("pause", vn(2026, 3, 3, 10), "chờ ý kiến Sở TNMT", VN)  # 915 minutes left
+    extended = desk.do("extend", vn(2026, 3, 4, 10), vn(2026, 3, 13, 17), "chờ thẩm định", VN)
+    assert extended[0].payload == {"due_at": None, "version": 2, "reason": "extended"}
+    assert desk.t.due_at is None and desk.dossier.due_at is None  # still paused
+    assert desk.dossier.events[-1].due_at == vn(2026, 3, 13, 17)  # the date the citizen is given
+    assert desk.t.original_due_at == desk.dossier.original_due_at == vn(2026, 3, 5, 9, 15)
+    with pytest.raises(InvalidCommand, match="only once"):
+        desk.dossier.extend(vn(2026, 3, 4, 11), vn(2026, 3, 20, 17), "r", VN)
+
+    # Mon 9 Mar 08:00 + 915: the law's deadline is Tue 10 Mar 16:15; the date promised stands.
+    resumed = desk.do("resume", vn(2026, 3, 9, 8), VN)
+    assert desk.t.due_at == desk.dossier.due_at == vn(2026, 3, 13, 17)
+    assert desk.t.original_due_at == desk.dossier.original_due_at == vn(2026, 3, 10, 16, 15)
+    assert resumed[0].payload == {
+        "due_at": vn(2026, 3, 13, 17).isoformat(),
+        "version": 3,
+        "reason": "resumed",
+    }
+    assert desk.scan(vn(2026, 3, 11, 10)).events == ()  # not overdue against the date promised
+    closed = desk.do("complete", vn(2026, 3, 11, 10), VN)
+    assert desk.t.outcome is Outcome.LATE and desk.dossier.outcome == "late"
+    assert closed[0].payload["original_due_at"] == vn(2026, 3, 10, 16, 15).isoformat()
+
+
+def test_the_intakes_clock_follows_a_calendar_change_as_the_trackers_does() -> None:
+    desk = Desk(vn(2026, 3, 2, 9, 15))  # due Thu 5 Mar 09:15
+    desk.do("pause", vn(2026, 3, 4, 10), "r", VN)  # 435 minutes left
+    # Tue 3 Mar declared a day off afterwards: 915 minutes were left at the pause.
+    calendar = calendar_with_day_off(date(2026, 3, 3))
+    recomputed = recompute(desk.t, calendar, THRESHOLD, vn(2026, 3, 5, 9))
+    assert recomputed.tracked is not None and recomputed.tracked.clock.remaining_minutes == 915
+    desk.tracked, desk.calendar = recomputed.tracked, calendar
+    # Resumed Mon 9 Mar 08:00: Mon 480 + Tue 435 → Tue 10 Mar 16:15 for both (not Mon 16:15).
+    desk.do("resume", vn(2026, 3, 9, 8), calendar)
+    assert desk.dossier.due_at == desk.t.due_at == vn(2026, 3, 10, 16, 15)
+
+
+def test_the_intake_compares_an_extension_with_the_recomputed_appointment() -> None:
+    desk = Desk(vn(2026, 3, 2, 9, 15))  # due Thu 5 Mar 09:15
+    calendar = calendar_with_day_off(date(2026, 3, 4))  # → due Fri 6 Mar 09:15
+    recomputed = recompute(desk.t, calendar, THRESHOLD, vn(2026, 3, 3, 9))
+    assert recomputed.tracked is not None
+    desk.tracked, desk.calendar = recomputed.tracked, calendar
+    with pytest.raises(InvalidCommand, match="later than") as refused:
+        desk.dossier.extend(vn(2026, 3, 3, 10), vn(2026, 3, 6, 8), "r", calendar)
+    assert refused.value.field == "new_due_at"
+    desk.do("extend", vn(2026, 3, 3, 10), vn(2026, 3, 13, 17), "r", calendar)
+    assert desk.t.original_due_at == desk.dossier.original_due_at == vn(2026, 3, 6, 9, 15)
+
+
 def test_extension_only_once_and_only_later() -> None:
     desk = Desk(vn(2026, 3, 2, 9, 15))
-    desk.do("extend", vn(2026, 3, 3, 9), vn(2026, 3, 10, 17), "r")
+    desk.do("extend", vn(2026, 3, 3, 9), vn(2026, 3, 10, 17), "r", VN)
     again = DossierExtended(
         at=vn(2026, 3, 3, 10),
         status=DossierStatus.RECEIVED,
@@ -565,7 +643,7 @@ def test_recompute_replays_stops_resumes_extensions_and_steps() -> None:
     desk.do("pause", vn(2026, 3, 3, 8), "r", VN)  # remaining: 4 days + 75 minutes = 1995
     desk.do("resume", vn(2026, 3, 5, 8), VN)  # Thu 08:00 + 1995 → Wed 11 Mar 09:15
     assert desk.t.due_at == vn(2026, 3, 11, 9, 15)
-    desk.do("extend", vn(2026, 3, 5, 9), vn(2026, 3, 20, 17), "r")
+    desk.do("extend", vn(2026, 3, 5, 9), vn(2026, 3, 20, 17), "r", VN)
     assert desk.t.version == 3
 
     calendar = calendar_with_day_off(date(2026, 3, 2), date(2026, 3, 9))
@@ -678,12 +756,28 @@ def test_state_round_trip() -> None:
     desk.do("transfer", vn(2026, 3, 2, 10), "STNMT", 8, VN)
     desk.do("pause", vn(2026, 3, 3, 9), "r", VN)
     desk.do("resume", vn(2026, 3, 4, 9), VN)
-    desk.do("extend", vn(2026, 3, 4, 10), vn(2026, 3, 27, 17), "r")
+    desk.do("extend", vn(2026, 3, 4, 10), vn(2026, 3, 27, 17), "r", VN)
     desk.scan(vn(2026, 3, 5, 10))
     state = to_state(desk.t)
     assert from_state(json.loads(json.dumps(state))) == desk.t
     with pytest.raises(ValueError, match="state version"):
         from_state({**state, "state_version": 99})
+
+
+def test_states_stored_before_the_clock_held_the_original_deadline_still_load() -> None:
+    desk = Desk(vn(2026, 3, 2, 9, 15), channel="online")
+    desk.do("extend", vn(2026, 3, 3, 10), vn(2026, 3, 13, 17), "r", VN)
+    older = ("original_due_at", "online", "last_day")
+    tracked = to_state(desk.t)
+    tracked["clock"] = {k: v for k, v in tracked["clock"].items() if k not in older}
+    loaded = from_state(json.loads(json.dumps(tracked)))
+    assert loaded.original_due_at == vn(2026, 3, 5, 9, 15)
+    assert not loaded.clock.online  # counted as it was counted: the channel was never kept
+    dossier = dossier_to_state(desk.dossier)
+    dossier["clock"] = {k: v for k, v in dossier["clock"].items() if k not in older}
+    again = dossier_from_state(json.loads(json.dumps(dossier)))
+    assert again.original_due_at == vn(2026, 3, 5, 9, 15)
+    assert again.clock == replace(desk.dossier.clock, online=False)
 
 
 # -- properties ---------------------------------------------------------------------------------
@@ -703,8 +797,10 @@ ENDINGS = {Action.COMPLETE, Action.RETURN, Action.REJECT, Action.WITHDRAW}
 _rarely = st.integers(min_value=0, max_value=9).map(lambda n: n == 0)
 
 
-def _run(dossier: Dossier, action: Action, at: datetime, data: st.DataObject) -> None:
-    cal = VN
+def _run(
+    dossier: Dossier, action: Action, at: datetime, cal: Calendar, data: st.DataObject
+) -> None:
+    dossier.follow_calendar(cal)  # as the intake's command handler does before any action
     if action is Action.START:
         dossier.start(at)
     elif action is Action.TRANSFER:
@@ -721,7 +817,7 @@ def _run(dossier: Dossier, action: Action, at: datetime, data: st.DataObject) ->
         dossier.resume(at, cal)
     elif action is Action.EXTEND:
         days = data.draw(st.integers(min_value=1, max_value=10))
-        dossier.extend(at, dossier.clock.due_at + timedelta(days=days), "r")
+        dossier.extend(at, dossier.clock.due_at + timedelta(days=days), "r", cal)
     elif action is Action.COMPLETE:
         dossier.complete(at, cal)
     elif action is Action.RETURN:
@@ -791,7 +887,9 @@ def test_no_dossier_gets_stuck_and_no_threshold_is_missed(data: st.DataObject) -
     limit = data.draw(st.sampled_from(LIMITS))
     cutoff = data.draw(st.sampled_from([None, time(15)]))
     threshold = data.draw(st.sampled_from([0, 1, 240, 480, 2400]))
-    desk = Desk(received, limit, cutoff, threshold=threshold)
+    channels: list[Channel] = ["counter", "online"]
+    channel = data.draw(st.sampled_from(channels))
+    desk = Desk(received, limit, cutoff, threshold=threshold, channel=channel)
     calendar = VN
     days_off: list[date] = []
     recomputed = False
@@ -830,21 +928,23 @@ def test_no_dossier_gets_stuck_and_no_threshold_is_missed(data: st.DataObject) -
             ongoing = [a for a in allowed if a not in ENDINGS] or allowed
             action = data.draw(st.sampled_from(allowed if data.draw(_rarely) else ongoing))
             try:
-                _run(desk.dossier, action, now, data)
+                _run(desk.dossier, action, now, desk.calendar, data)
             except InvalidCommand:
                 continue
             note(f"action {action.value}")
             for number in range(desk.fed, len(desk.dossier.events)):
                 decision = desk.apply(desk.dossier.events[number], number)
-                # After a calendar change the intake may allow what the tracker's clock refuses
-                # (an extension no later than the recomputed deadline).
-                assert decision.applied or recomputed, decision.ignored
+                assert decision.applied, decision.ignored
                 desk.tracked = decision.tracked
             desk.fed = len(desk.dossier.events)
+            # The intake's clock follows calendar changes as the tracker's does: they agree
+            # on the deadline and the outcome; only the tracker counts a recompute as a
+            # version of its own.
+            assert desk.t.due_at == desk.dossier.due_at
+            assert desk.t.original_due_at == desk.dossier.original_due_at
+            assert (desk.t.outcome.value if desk.t.outcome else None) == desk.dossier.outcome
             if not recomputed:
-                assert desk.t.due_at == desk.dossier.due_at
                 assert desk.t.version == desk.dossier.clock.version
-                assert (desk.t.outcome.value if desk.t.outcome else None) == desk.dossier.outcome
         assert desk.t.version >= before.version
         assert desk.t.last_event_at >= before.last_event_at
         _check_next_check(desk.t, calendar, threshold)

@@ -5,8 +5,9 @@ Pure functions over a ``WorkingCalendar``; ``now`` and every instant are passed 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
@@ -43,70 +44,154 @@ class TimeLimit:
         return None
 
 
+ONLINE = "online"
+"""The channel of a dossier sent through the online public service portal."""
+
+ONLINE_LAST_HOUR = timedelta(hours=1)
+"""An online dossier received this close to the agency's closing time, or later that day,
+counts from the next working day (Decree 297/2025 Art. 6(3))."""
+
+
 def _aware(t: datetime, name: str) -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {t.isoformat()}")
     return t.astimezone(VN_TZ)
 
 
-def clock_start(calendar: WorkingCalendar, received_at: datetime, cutoff: time | None) -> datetime:
-    """When counting starts for a dossier received at ``received_at`` (thời điểm bắt đầu tính).
+def _received_late(
+    calendar: WorkingCalendar, local: datetime, cutoff: time | None, online: bool
+) -> bool:
+    """Whether a receipt counts as the next working day's (docs/domain.md, "Working time").
 
-    Received outside office hours or at lunch → the next block. With a cut-off (e.g. 15:00),
-    received on a working day at or after it → the next working day's first block
-    (Decree 63/2024/NĐ-CP Art. 7(2)).
+    Only on a working day of the agency: after the procedure's cut-off (Decree 63/2024
+    Art. 7(2) says *after* 15:00: a receipt at 15:00 is not late), or for an online dossier
+    from one hour before the agency closes that day, by its own hours (10:30 at a desk that
+    closes at 11:30 on Saturday). Later the same day is late too: a dossier sent at 20:00
+    cannot count from earlier than one sent at 16:30. Compared at the minute, like all
+    working time (the receipt shows the minute): 15:00:40 is 15:00.
+    """
+    day = local.date()
+    if not calendar.is_working_day(day):
+        return False
+    minute = local.replace(second=0, microsecond=0)
+    if cutoff is not None and minute.time() > cutoff.replace(tzinfo=None):
+        return True
+    return online and minute >= calendar.end_of_working_day(day) - ONLINE_LAST_HOUR
+
+
+def clock_start(
+    calendar: WorkingCalendar, received_at: datetime, cutoff: time | None, *, online: bool = False
+) -> datetime:
+    """When working time starts counting for a dossier received at ``received_at`` (thời điểm
+    bắt đầu tính), for limits in working days or hours.
+
+    Received outside office hours or at lunch → the next block. Received late (after the
+    cut-off, or online in the last hour before closing: ``_received_late``) → the next
+    working day's first block.
     """
     local = _aware(received_at, "received_at")
-    if (
-        cutoff is not None
-        and calendar.is_working_day(local.date())
-        and local.time() >= cutoff.replace(tzinfo=None)
-    ):
+    if _received_late(calendar, local, cutoff, online):
         return calendar.next_working_day_start(local)
     return calendar.next_working_instant(local)
 
 
-def due_at(calendar: WorkingCalendar, start: datetime, limit: TimeLimit) -> datetime:
-    """The deadline (hạn giải quyết) of ``limit`` counted from the clock start ``start``.
-
-    Working units: the instant the allotted working time is used up. Calendar days: close of
-    business on ``start``'s date + value days, or of the next working day if that is a day off
-    (Civil Code 2015 Art. 148: a limit whose last day is a day off ends at the end of the
-    next working day).
-    """
-    local = _aware(start, "start")
-    minutes = limit.working_minutes
-    if minutes is not None:
-        return calendar.add_working_minutes(local, minutes)
-    return _close_of_business_on_or_after(calendar, local + timedelta(days=limit.value))
+def receipt_day(
+    calendar: WorkingCalendar, received_at: datetime, cutoff: time | None, *, online: bool = False
+) -> date:
+    """The day a dossier counts as received, for limits in calendar days: the day it came in,
+    a day off included, or the next working day when it came in late (``_received_late``)."""
+    local = _aware(received_at, "received_at")
+    if _received_late(calendar, local, cutoff, online):
+        return calendar.next_working_day_start(local).date()
+    return local.date()
 
 
-def _close_of_business_on_or_after(calendar: WorkingCalendar, t: datetime) -> datetime:
-    day = t.date()
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=VN_TZ)
+
+
+def _close_of_business_on_or_after(calendar: WorkingCalendar, day: date) -> datetime:
     if not calendar.is_working_day(day):
-        day = calendar.next_working_day_start(t).date()
+        day = calendar.next_working_day_start(_midnight(day)).date()
     return calendar.end_of_working_day(day)
 
 
+_Run = tuple[datetime, datetime, date | None]
+"""A run of the clock: when it starts counting, its deadline, and (calendar days) its last day."""
+
+
+def _calendar_day_run(calendar: WorkingCalendar, day_zero: date, days: int) -> _Run:
+    """``days`` calendar days after ``day_zero`` (Civil Code 2015 Art. 147–148): ``day_zero``
+    itself is not counted, so counting starts at the midnight after it; the period's last day
+    is ``day_zero + days`` and the period ends at the close of that day, or at the close of
+    the next working day when that day is a day off. Close of business: the result is handed
+    over at the office."""
+    last = day_zero + timedelta(days=days)
+    start = _midnight(day_zero + timedelta(days=1))
+    return start, _close_of_business_on_or_after(calendar, last), last
+
+
+def _run_from_receipt(
+    calendar: WorkingCalendar,
+    received: datetime,
+    limit: TimeLimit,
+    cutoff: time | None,
+    online: bool,
+) -> _Run:
+    """The full limit counted from a receipt (or from a supplement, which counts as one)."""
+    minutes = limit.working_minutes
+    if minutes is None:
+        day_zero = receipt_day(calendar, received, cutoff, online=online)
+        return _calendar_day_run(calendar, day_zero, limit.value)
+    start = clock_start(calendar, received, cutoff, online=online)
+    return start, calendar.add_working_minutes(start, minutes), None
+
+
 def appointment(
-    calendar: WorkingCalendar, received_at: datetime, limit: TimeLimit, cutoff: time | None
+    calendar: WorkingCalendar,
+    received_at: datetime,
+    limit: TimeLimit,
+    cutoff: time | None,
+    channel: str = "counter",
 ) -> datetime:
     """Appointment printed on the receipt (Giấy tiếp nhận hồ sơ và hẹn trả kết quả)."""
-    return due_at(calendar, clock_start(calendar, received_at, cutoff), limit)
+    return DeadlineClock.open(calendar, received_at, limit, cutoff, channel).due_at
 
 
 class ClockError(ValueError):
     """A deadline clock was used out of order (e.g. stopping a stopped clock)."""
 
 
+class TransitionKind(StrEnum):
+    """A clock transition after the receipt, as ``DeadlineClock.replay`` replays it."""
+
+    STOP = "stop"  # supplement requested, paused
+    RESTART = "restart"  # supplement received: the full limit again
+    RESUME = "resume"  # pause ended: the remaining time continues
+    EXTEND = "extend"  # extension with apology, to ``new_due_at``
+
+
+@dataclass(frozen=True)
+class ClockTransition:
+    kind: TransitionKind
+    at: datetime
+    new_due_at: datetime | None = None  # EXTEND only: the new appointment given
+
+
 @dataclass(frozen=True)
 class DeadlineClock:
     """A dossier's deadline across its lifecycle.
 
-    ``started_at`` is the clock start of the current run and ``due_at`` its deadline.
-    While stopped, ``remaining_minutes`` holds the working minutes left at the stop (0 if
-    already overdue); for calendar-day limits ``remaining_seconds`` also holds the wall-clock
-    seconds left, which a resume adds back before rounding to close of business.
+    ``started_at`` is when the current run started counting: for working time the clock
+    start; for calendar days the midnight after the day not counted (Civil Code Art. 147), so
+    that day is ``started_at``'s date minus one. ``due_at`` is the appointment in force, which
+    the flags follow. ``original_due_at`` is set once the appointment is extended in this run:
+    the legal deadline, which the result is marked against (``legal_due_at``). ``last_day``
+    (calendar-day limits only) is the last day of the legal period, before a day off moves its
+    end. While stopped, ``due_at`` and ``original_due_at`` stay as they stood (an extension
+    given while stopped included) and ``remaining_minutes`` holds the working minutes that were
+    left of the legal deadline at the stop (0 if already overdue).
+    ``online``: the dossier came in online (``clock_start``'s last hour); a restart needs it.
     ``version`` (deadline version) increases on every restart, resume and extension.
     ``changed_at`` is the instant of the last transition; no later transition may precede it
     (None: unknown, only ``stopped_at`` is enforced).
@@ -118,12 +203,14 @@ class DeadlineClock:
     due_at: datetime
     stopped_at: datetime | None = None
     remaining_minutes: int | None = None
-    remaining_seconds: int | None = None
     version: int = 1
     changed_at: datetime | None = None
+    online: bool = False
+    last_day: date | None = None
+    original_due_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("started_at", "due_at", "stopped_at", "changed_at"):
+        for name in ("started_at", "due_at", "stopped_at", "changed_at", "original_due_at"):
             value = getattr(self, name)
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
                 raise ClockError(f"{name} must be timezone-aware")
@@ -131,6 +218,8 @@ class DeadlineClock:
             raise ClockError(f"version must be >= 1, got {self.version}")
         if self.stopped_at is None and self.remaining_minutes is not None:
             raise ClockError("remaining_minutes is only kept while the clock is stopped")
+        if (self.limit.working_minutes is None) != (self.last_day is not None):
+            raise ClockError("last_day is kept for limits in calendar days, and only for them")
 
     @classmethod
     def open(
@@ -139,21 +228,46 @@ class DeadlineClock:
         received_at: datetime,
         limit: TimeLimit,
         cutoff: time | None,
+        channel: str = "counter",
     ) -> DeadlineClock:
-        """Start the clock at receipt (tiếp nhận hồ sơ)."""
+        """Start the clock at receipt (tiếp nhận hồ sơ) of a dossier that came in by
+        ``channel`` (counter, online, postal)."""
         received = _aware(received_at, "received_at")
-        start = clock_start(calendar, received, cutoff)
+        return cls._open(calendar, received, limit, cutoff, channel == ONLINE)
+
+    @classmethod
+    def _open(
+        cls,
+        calendar: WorkingCalendar,
+        received: datetime,
+        limit: TimeLimit,
+        cutoff: time | None,
+        online: bool,
+    ) -> DeadlineClock:
+        start, due, last = _run_from_receipt(calendar, received, limit, cutoff, online)
         return cls(
             limit=limit,
             cutoff=cutoff,
             started_at=start,
-            due_at=due_at(calendar, start, limit),
+            due_at=due,
             changed_at=received,
+            online=online,
+            last_day=last,
         )
 
     @property
     def is_running(self) -> bool:
         return self.stopped_at is None
+
+    @property
+    def legal_due_at(self) -> datetime:
+        """The deadline the law gives this run, before any extension (the result's mark)."""
+        return self.original_due_at or self.due_at
+
+    @property
+    def extended(self) -> bool:
+        """Whether the appointment of this run was extended (at most once)."""
+        return self.original_due_at is not None
 
     def _check_at(self, at: datetime) -> datetime:
         local = _aware(at, "at")
@@ -169,46 +283,105 @@ class DeadlineClock:
         local = self._check_at(at)
         # Stopped before the run began (e.g. after the cut-off): nothing was used yet.
         counted_from = max(local, self.started_at)
-        remaining = max(0, calendar.working_minutes_between(counted_from, self.due_at))
-        seconds: int | None = None
-        if self.limit.working_minutes is None:
-            seconds = max(0, int((self.due_at - counted_from).total_seconds()))
-        return replace(
-            self,
-            stopped_at=local,
-            remaining_minutes=remaining,
-            remaining_seconds=seconds,
-            changed_at=local,
-        )
+        remaining = max(0, calendar.working_minutes_between(counted_from, self.legal_due_at))
+        return replace(self, stopped_at=local, remaining_minutes=remaining, changed_at=local)
 
     def restart(self, calendar: WorkingCalendar, at: datetime) -> DeadlineClock:
-        """Supplement received: the full limit counts again from ``at`` ("tính lại từ đầu").
-
-        Decree 297/2025 Art. 6(4)(a); the cut-off applies to ``at`` as to a receipt.
-        """
+        """Supplement received: the full limit counts again from ``at`` ("tính lại từ đầu"),
+        as from a receipt, with the dossier's cut-off and channel (Decree 297/2025
+        Art. 6(4)(a)). An extension of the previous run ends with it."""
         local = self._require_stopped(at)
-        start = clock_start(calendar, local, self.cutoff)
-        return self._new_run(start, due_at(calendar, start, self.limit), local)
+        start, due, last = _run_from_receipt(calendar, local, self.limit, self.cutoff, self.online)
+        return self._new_run(start, due, last, local, None)
 
     def resume(self, calendar: WorkingCalendar, at: datetime) -> DeadlineClock:
-        """Pause ended: the remaining time continues from ``next_working_instant(at)``."""
+        """Pause ended: what was left of the legal time at the stop continues from ``at``.
+
+        Working time: the remaining working minutes from ``next_working_instant(at)``.
+        Calendar days: the days of the period not begun at the stop (``_days_left``) after
+        ``at``'s day, which is not counted, as a receipt's day is not; a clock that was
+        already overdue is due at the close of the working day ``at`` falls in (or of the
+        next one). Resumed before the run had begun (stopped and resumed the evening of a
+        receipt after the cut-off), it goes on from where the run would have begun: a pause
+        never shortens the time.
+        An extended appointment is a date, not remaining time: it stands. The appointment in
+        force is the later of it and the new legal deadline, which the result is marked
+        against (the time paused is not the agency's).
+        """
         local = self._require_stopped(at)
-        start = calendar.next_working_instant(local)
-        if self.limit.working_minutes is None:
-            wall = timedelta(seconds=self.remaining_seconds or 0)
-            new_due = _close_of_business_on_or_after(calendar, start + wall)
+        if self.last_day is None:
+            start = max(calendar.next_working_instant(local), self.started_at)
+            legal = calendar.add_working_minutes(start, self.remaining_minutes or 0)
+            last = None
         else:
-            new_due = calendar.add_working_minutes(start, self.remaining_minutes or 0)
-        return self._new_run(start, new_due, local)
+            days = self._days_left()
+            if days:
+                day_zero = max(local.date(), self._day_zero())
+            else:
+                day_zero = calendar.next_working_instant(local).date()
+            start, legal, last = _calendar_day_run(calendar, day_zero, days)
+        if not self.extended:
+            return self._new_run(start, legal, last, local, None)
+        return self._new_run(start, max(self.due_at, legal), last, local, legal)
+
+    def _days_left(self) -> int:
+        """Calendar days of the legal period not begun when the clock stopped: the day of the
+        stop counts as used, and nothing is used before the run's day zero."""
+        assert self.last_day is not None and self.stopped_at is not None
+        return max(0, (self.last_day - max(self.stopped_at.date(), self._day_zero())).days)
+
+    def _day_zero(self) -> date:
+        """Calendar days: the day the run counts from, not counted itself."""
+        return self.started_at.date() - timedelta(days=1)
 
     def extend(self, new_due_at: datetime) -> DeadlineClock:
-        """Extension with apology (Phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
+        """Extension with apology (Phiếu xin lỗi và hẹn lại ngày trả kết quả): once a run, to
+        a date later than the appointment in force (while stopped: the one the stop left).
+        Allowed while the clock is stopped: the date stands when it resumes (``resume``)."""
         new_due = _aware(new_due_at, "new_due_at")
-        if not self.is_running:
-            raise ClockError("cannot extend a stopped clock; resume or restart it first")
+        if self.extended:
+            raise ClockError("the appointment may be rescheduled only once")
         if new_due <= self.due_at:
-            raise ClockError(f"new appointment {new_due} must be later than {self.due_at}")
-        return replace(self, due_at=new_due, version=self.version + 1)
+            later = f"must be later than {self.due_at.isoformat()}"
+            raise ClockError(f"new appointment {new_due.isoformat()} {later}")
+        return self._extend_to(new_due)
+
+    def _extend_to(self, promised: datetime) -> DeadlineClock:
+        # Replayed under another calendar, the deadline may already be later than the date
+        # promised: the appointment in force is never earlier than the law's.
+        return replace(
+            self,
+            due_at=max(promised, self.due_at),
+            original_due_at=self.due_at,
+            version=self.version + 1,
+        )
+
+    def replay(
+        self,
+        calendar: WorkingCalendar,
+        received_at: datetime,
+        transitions: Iterable[ClockTransition],
+    ) -> DeadlineClock:
+        """This clock rebuilt under ``calendar`` from the receipt at ``received_at`` and the
+        transitions since: how a calendar change reaches a clock (the tracker's on a calendar
+        event, the intake's before each action), so both count from the same deadline.
+
+        The version counts the transitions. An extension keeps the date promised, unless the
+        rebuilt deadline is already at or after it: then the extension no longer moves the
+        appointment, and the rebuilt deadline is both in force and the legal one.
+        """
+        received = _aware(received_at, "received_at")
+        clock = DeadlineClock._open(calendar, received, self.limit, self.cutoff, self.online)
+        for t in transitions:
+            if t.kind is TransitionKind.STOP:
+                clock = clock.stop(calendar, t.at)
+            elif t.kind is TransitionKind.RESTART:
+                clock = clock.restart(calendar, t.at)
+            elif t.kind is TransitionKind.RESUME:
+                clock = clock.resume(calendar, t.at)
+            else:
+                clock = clock._extend_to(_aware(t.new_due_at or clock.due_at, "new_due_at"))
+        return clock
 
     def remaining_working_minutes(self, calendar: WorkingCalendar, now: datetime) -> int:
         """Working minutes left until ``due_at``; negative when overdue; frozen while stopped."""
@@ -224,14 +397,22 @@ class DeadlineClock:
             raise ClockError("the clock is running; stop it first")
         return self._check_at(at)
 
-    def _new_run(self, start: datetime, new_due: datetime, at: datetime) -> DeadlineClock:
+    def _new_run(
+        self,
+        start: datetime,
+        new_due: datetime,
+        last: date | None,
+        at: datetime,
+        original: datetime | None,
+    ) -> DeadlineClock:
         return replace(
             self,
             started_at=start,
             due_at=new_due,
+            last_day=last,
+            original_due_at=original,
             stopped_at=None,
             remaining_minutes=None,
-            remaining_seconds=None,
             version=self.version + 1,
             changed_at=at,
         )

@@ -485,6 +485,7 @@ def dossier_to_state(d: Dossier) -> dict[str, Any]:
         "status": d.status.value,
         "handling_agency": d.handling_agency,
         "status_before_pause": d.status_before_pause.value if d.status_before_pause else None,
+        # Also in the clock, which is read first; kept here for a reader of the older format.
         "original_due_at": iso(d.original_due_at),
         "supplement_requests": d.supplement_requests,
         "outcome": d.outcome,
@@ -512,13 +513,12 @@ def dossier_from_state(s: dict[str, Any]) -> Dossier:
         return_method=s["return_method"],
         return_address=Address.model_validate(s["return_address"]) if s["return_address"] else None,
         received_at=datetime.fromisoformat(s["received_at"]),
-        clock=clock_from_state(s["clock"]),
+        clock=clock_from_state(s["clock"], original_due_at=parse_dt(s["original_due_at"])),
         status=DossierStatus(s["status"]),
         handling_agency=s["handling_agency"],
         status_before_pause=DossierStatus(s["status_before_pause"])
         if s["status_before_pause"]
         else None,
-        original_due_at=parse_dt(s["original_due_at"]),
         supplement_requests=s["supplement_requests"],
         outcome=s["outcome"],
         finished_at=parse_dt(s["finished_at"]),

@@ -6,6 +6,7 @@ one event. Nothing here touches a database, a broker or the clock: `at` is alway
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Literal
@@ -30,18 +31,28 @@ from schemas.events import (
     TimeLimitPayload,
 )
 from services.core.domain.calendar import WorkingCalendar
-from services.core.domain.clock_state import iso
+from services.core.domain.clock_state import iso, parse_dt
 from services.core.domain.deadlines import (
     ClockError,
+    ClockTransition,
     DeadlineClock,
     TimeLimit,
     TimeUnit,
+    TransitionKind,
     outcome,
     step_due_at,
 )
-from services.core.domain.lifecycle import Action, check_allowed
+from services.core.domain.lifecycle import PENDING_STATUSES, Action, check_allowed
 
 S = DossierStatus
+# The actions of the history that move the clock, as the clock replays them.
+CLOCK_TRANSITIONS: dict[str, TransitionKind] = {
+    Action.REQUEST_SUPPLEMENT: TransitionKind.STOP,
+    Action.PAUSE: TransitionKind.STOP,
+    Action.RECEIVE_SUPPLEMENT: TransitionKind.RESTART,
+    Action.RESUME: TransitionKind.RESUME,
+    Action.EXTEND: TransitionKind.EXTEND,
+}
 Channel = Literal["counter", "online", "postal"]
 ReturnMethod = Literal["counter", "postal"]
 
@@ -89,17 +100,23 @@ class Dossier:
     status: DossierStatus = S.RECEIVED
     handling_agency: str | None = None
     status_before_pause: DossierStatus | None = None
-    original_due_at: datetime | None = None
     supplement_requests: int = 0
     outcome: str | None = None
     finished_at: datetime | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[DossierEvent] = field(default_factory=list, compare=False)
+    # The calendar the clock was last rebuilt under (``follow_calendar``), not stored.
+    _followed: WorkingCalendar | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def due_at(self) -> datetime | None:
         """Ngày hẹn trả kết quả currently in force (None while the clock is stopped)."""
         return None if not self.clock.is_running else self.clock.due_at
+
+    @property
+    def original_due_at(self) -> datetime | None:
+        """The appointment before the extension (the legal deadline), once extended."""
+        return self.clock.original_due_at
 
     @property
     def last_action_at(self) -> datetime:
@@ -129,7 +146,7 @@ class Dossier:
             if return_address is None:
                 raise InvalidCommand("return_address", "return by post needs an address")
         clock = DeadlineClock.open(
-            calendar, received_at, procedure.time_limit, procedure.cutoff_time
+            calendar, received_at, procedure.time_limit, procedure.cutoff_time, channel
         )
         dossier = cls(
             id=id,
@@ -208,6 +225,7 @@ class Dossier:
         reason but is counted as a violation (request_number >= 2).
         """
         self._check(Action.REQUEST_SUPPLEMENT, at)
+        self.follow_calendar(calendar)
         self.clock = self._clock_step(lambda: self.clock.stop(calendar, at))
         self.supplement_requests += 1
         self.status = S.AWAITING_SUPPLEMENT
@@ -224,8 +242,8 @@ class Dossier:
     def receive_supplement(self, at: datetime, calendar: WorkingCalendar) -> None:
         """The complete dossier arrived: the full time limit counts again from now."""
         self._check(Action.RECEIVE_SUPPLEMENT, at)
+        self.follow_calendar(calendar)
         self.clock = self._clock_step(lambda: self.clock.restart(calendar, at))
-        self.original_due_at = None
         self.status = S.IN_PROGRESS
         event = SupplementReceived(
             at=at, status=self.status, due_at=self.due_at, clock_started_at=self.clock.started_at
@@ -235,6 +253,7 @@ class Dossier:
     def pause(self, at: datetime, reason: str, calendar: WorkingCalendar) -> None:
         """Tạm dừng: the clock stops; the remaining working time is kept."""
         self._check(Action.PAUSE, at)
+        self.follow_calendar(calendar)
         self.clock = self._clock_step(lambda: self.clock.stop(calendar, at))
         self.status_before_pause = self.status
         self.status = S.PAUSED
@@ -248,26 +267,27 @@ class Dossier:
         self._record(Action.PAUSE, at, event, {"reason": reason})
 
     def resume(self, at: datetime, calendar: WorkingCalendar) -> None:
+        """The pause ends: the remaining time goes on; an appointment extended stands."""
         self._check(Action.RESUME, at)
+        self.follow_calendar(calendar)
         self.clock = self._clock_step(lambda: self.clock.resume(calendar, at))
         self.status = self.status_before_pause or S.IN_PROGRESS
         self.status_before_pause = None
         event = DossierResumed(at=at, status=self.status, due_at=self.due_at)
         self._record(Action.RESUME, at, event, {"due_at": iso(self.due_at)})
 
-    def extend(self, at: datetime, new_due_at: datetime, reason: str) -> None:
-        """Phiếu xin lỗi và hẹn lại ngày trả kết quả: once, to a later date.
+    def extend(
+        self, at: datetime, new_due_at: datetime, reason: str, calendar: WorkingCalendar
+    ) -> None:
+        """Phiếu xin lỗi và hẹn lại ngày trả kết quả: once, to a later date; while paused
+        too, and the date stands when the dossier resumes (``DeadlineClock.extend``).
 
         The dossier still counts as late against the deadline it had before.
         """
         self._check(Action.EXTEND, at)
-        if self.original_due_at is not None:
-            raise InvalidCommand("new_due_at", "the appointment may be rescheduled only once")
-        if new_due_at <= self.clock.due_at:
-            raise InvalidCommand("new_due_at", "must be later than the current appointment")
+        self.follow_calendar(calendar)
         previous = self.clock.due_at
-        self.clock = self._clock_step(lambda: self.clock.extend(new_due_at))
-        self.original_due_at = previous
+        self.clock = self._clock_step(lambda: self.clock.extend(new_due_at), "new_due_at")
         event = DossierExtended(
             at=at,
             status=self.status,
@@ -281,8 +301,8 @@ class Dossier:
     def complete(self, at: datetime, calendar: WorkingCalendar) -> None:
         """Có kết quả: the decision is issued; early / on time / late is fixed now."""
         self._check(Action.COMPLETE, at)
-        legal_due = self.original_due_at or self.clock.due_at
-        self.outcome = outcome(calendar, at, legal_due).value
+        self.follow_calendar(calendar)
+        self.outcome = outcome(calendar, at, self.clock.legal_due_at).value
         self.finished_at = at
         self.status = S.RESULT_READY
         event = ResultReady(
@@ -322,12 +342,42 @@ class Dossier:
         if at < self.last_action_at:
             raise InvalidCommand("at", "must not be earlier than the dossier's last action")
 
-    def _clock_step(self, step: Any) -> DeadlineClock:
+    def _clock_step(self, step: Any, field_name: str = "at") -> DeadlineClock:
         try:
             result: DeadlineClock = step()
         except ClockError as exc:
-            raise InvalidCommand("at", str(exc)) from exc
+            raise InvalidCommand(field_name, str(exc)) from exc
         return result
+
+    def follow_calendar(self, calendar: WorkingCalendar) -> None:
+        """Rebuild the clock under ``calendar``, the one in force: a day off or workday
+        declared since the clock was computed moves it as it moves the tracker's
+        (``DeadlineClock.replay``). So a resume continues the time left under the calendar in
+        force, an extension is compared with the appointment in force, a result is marked
+        against the deadline in force, and both services count from the same deadline.
+
+        Every command that uses the clock calls it; the intake's command handler calls it
+        before any action, so that what the action answers and records is current too.
+        Rebuilt once per calendar: ``CalendarBook`` hands out a new calendar when it changes.
+        """
+        if calendar is self._followed or self.status not in PENDING_STATUSES:
+            return  # a finished dossier's deadline is history (the tracker leaves it too)
+        # A history the clock cannot replay keeps the clock it has, as the tracker does.
+        with contextlib.suppress(ClockError):
+            self.clock = self.clock.replay(calendar, self.received_at, self._transitions())
+        self._followed = calendar
+
+    def _transitions(self) -> list[ClockTransition]:
+        """The clock's transitions since the receipt, from the history."""
+        transitions = []
+        for entry in self.history:
+            kind = CLOCK_TRANSITIONS.get(entry.action)
+            if kind is not None:
+                promised = (
+                    parse_dt(entry.details.get("due_at")) if kind is TransitionKind.EXTEND else None
+                )
+                transitions.append(ClockTransition(kind, entry.at, promised))
+        return transitions
 
     def _record(
         self,

@@ -26,7 +26,6 @@ from services.tracker.domain.tracking import (
     apply,
     apply_envelope,
     recompute,
-    replay_clock,
     schedule_of,
     touched_by,
 )
@@ -54,7 +53,6 @@ __all__ = [
     "next_check_at",
     "overdue_instant",
     "recompute",
-    "replay_clock",
     "scan",
     "schedule_of",
     "to_state",

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from schemas.events import DossierStatus
-from services.core.domain.deadlines import DeadlineClock, Outcome
+from services.core.domain.deadlines import (
+    ClockTransition,
+    DeadlineClock,
+    Outcome,
+    TransitionKind,
+)
 from services.core.domain.lifecycle import PENDING_STATUSES
+
+# The clock's transitions are the core's (the intake replays them too); named here as well.
+__all__ = ["ClockTransition", "Step", "TrackedDossier", "TransitionKind"]
 
 
 @dataclass(frozen=True)
@@ -36,22 +43,6 @@ class Step:
         return self.finished_at is None
 
 
-class TransitionKind(StrEnum):
-    """A clock-relevant transition after the receipt, as replayed by ``recompute``."""
-
-    STOP = "stop"  # supplement requested, paused
-    RESTART = "restart"  # supplement received: the full limit again
-    RESUME = "resume"  # pause ended: the remaining time continues
-    EXTEND = "extend"  # extension with apology, to ``new_due_at``
-
-
-@dataclass(frozen=True)
-class ClockTransition:
-    kind: TransitionKind
-    at: datetime
-    new_due_at: datetime | None = None  # EXTEND only: the new appointment given
-
-
 @dataclass(frozen=True)
 class TrackedDossier:
     """The tracker's state of one dossier.
@@ -60,7 +51,8 @@ class TrackedDossier:
     ``overdue_raised_version`` are the versions for which those flags were raised (0 = never),
     so a flag of an older version never blocks the same flag of the current one.
     ``transitions`` are the clock facts since the receipt (``received_at`` with the clock's
-    limit and cut-off), enough to rebuild the clock under another calendar.
+    limit, cut-off and channel), enough to rebuild the clock under another calendar
+    (``DeadlineClock.replay``).
     ``next_check_at`` is the earliest instant at which a scan may have something to raise;
     None while the clock is stopped, once the dossier is finished, or when every flag of the
     current version is raised.
@@ -77,7 +69,6 @@ class TrackedDossier:
     received_at: datetime
     clock: DeadlineClock
     last_event_at: datetime
-    original_due_at: datetime | None = None
     outcome: Outcome | None = None
     finished_at: datetime | None = None
     supplement_requests: int = 0
@@ -91,6 +82,11 @@ class TrackedDossier:
     @property
     def version(self) -> int:
         return self.clock.version
+
+    @property
+    def original_due_at(self) -> datetime | None:
+        """The deadline before the extension of the current run, if extended."""
+        return self.clock.original_due_at
 
     @property
     def due_at(self) -> datetime | None:

@@ -56,6 +56,7 @@ def to_state(t: TrackedDossier) -> dict[str, Any]:
         "received_at": _iso(t.received_at),
         "clock": clock_to_state(t.clock),
         "last_event_at": _iso(t.last_event_at),
+        # Also in the clock, which is read first; kept here for a reader of the older format.
         "original_due_at": _iso(t.original_due_at),
         "outcome": t.outcome.value if t.outcome is not None else None,
         "finished_at": _iso(t.finished_at),
@@ -83,9 +84,8 @@ def from_state(s: dict[str, Any]) -> TrackedDossier:
         status=DossierStatus(s["status"]),
         schedule=dict(s["schedule"]),
         received_at=_req(s["received_at"]),
-        clock=clock_from_state(s["clock"]),
+        clock=clock_from_state(s["clock"], original_due_at=_dt(s.get("original_due_at"))),
         last_event_at=_req(s["last_event_at"]),
-        original_due_at=_dt(s.get("original_due_at")),
         outcome=Outcome(s["outcome"]) if s.get("outcome") else None,
         finished_at=_dt(s.get("finished_at")),
         supplement_requests=int(s.get("supplement_requests", 0)),

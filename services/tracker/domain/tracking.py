@@ -225,7 +225,7 @@ def _receive(
     except ValueError as exc:
         raise _Ignored(f"dossier.received with an invalid time limit or cut-off: {exc}") from exc
     received_at = _local(payload.received_at)
-    clock = DeadlineClock.open(calendar, received_at, limit, cutoff)
+    clock = DeadlineClock.open(calendar, received_at, limit, cutoff, payload.channel)
     tracked = TrackedDossier(
         dossier_id=ref.dossier_id,
         code=ref.code,
@@ -266,27 +266,20 @@ def _transition(
         new = replace(new, supplement_requests=requests)
         return new, [outgoing.changed(did, at, None, stopped.version, _reason(payload))]
     if isinstance(payload, SupplementReceived):
-        restarted = clock.restart(calendar, at)
-        new = replace(
-            _with_clock(tracked, restarted, TransitionKind.RESTART, at), original_due_at=None
-        )
+        new = _with_clock(tracked, clock.restart(calendar, at), TransitionKind.RESTART, at)
         return new, [_changed(new, at, _reason(payload))]
     if isinstance(payload, DossierResumed):
         new = _with_clock(tracked, clock.resume(calendar, at), TransitionKind.RESUME, at)
         return new, [_changed(new, at, _reason(payload))]
     if isinstance(payload, DossierExtended):
-        if tracked.original_due_at is not None:
-            raise _Ignored("the appointment may be rescheduled only once (already extended)")
         if payload.due_at is None:
             raise _Ignored("dossier.extended without the new appointment (due_at)")
         target = _local(payload.due_at)
-        extended = clock.extend(target)
-        new = _with_clock(tracked, extended, TransitionKind.EXTEND, at, target)
-        new = replace(new, original_due_at=clock.due_at)
+        # Once a run, later than the appointment in force; while paused too (the clock's rule).
+        new = _with_clock(tracked, clock.extend(target), TransitionKind.EXTEND, at, target)
         return new, [_changed(new, at, _reason(payload))]
     if isinstance(payload, ResultReady):
-        legal_due = tracked.original_due_at or clock.due_at
-        result = outcome(calendar, at, legal_due)
+        result = outcome(calendar, at, clock.legal_due_at)
         new = replace(
             tracked,
             outcome=result,
@@ -359,37 +352,6 @@ def _close_step(
 # -- calendar changes ----------------------------------------------------------------------
 
 
-def replay_clock(
-    tracked: TrackedDossier, calendar: WorkingCalendar
-) -> tuple[DeadlineClock, datetime | None]:
-    """The clock and original (pre-extension) deadline rebuilt from the receipt and the
-    transitions under ``calendar``; its version counts the transitions, not recomputes.
-
-    An extension keeps its appointment (a date promised to the citizen); if the rebuilt
-    deadline is already at or after it, the extension no longer moves the deadline, and the
-    rebuilt deadline stays both in force and the original one.
-    """
-    clock = DeadlineClock.open(
-        calendar, tracked.received_at, tracked.clock.limit, tracked.clock.cutoff
-    )
-    original: datetime | None = None
-    for t in tracked.transitions:
-        if t.kind is TransitionKind.STOP:
-            clock = clock.stop(calendar, t.at)
-        elif t.kind is TransitionKind.RESTART:
-            clock = clock.restart(calendar, t.at)
-            original = None
-        elif t.kind is TransitionKind.RESUME:
-            clock = clock.resume(calendar, t.at)
-        else:
-            original = clock.due_at
-            if t.new_due_at is not None and t.new_due_at > clock.due_at:
-                clock = clock.extend(t.new_due_at)
-            else:
-                clock = replace(clock, version=clock.version + 1)
-    return clock, original
-
-
 def touched_by(tracked: TrackedDossier, day: date) -> bool:
     """Whether a calendar change on ``day`` may move this dossier's deadlines.
 
@@ -425,7 +387,7 @@ def recompute(
     if not tracked.is_pending:
         return Decision(tracked)
     try:
-        rebuilt, original = replay_clock(tracked, calendar)
+        rebuilt = tracked.clock.replay(calendar, tracked.received_at, tracked.transitions)
     except ClockError as exc:
         return _ignore(tracked, f"calendar change could not be replayed: {exc}")
     new_due = rebuilt.due_at if rebuilt.is_running else None
@@ -437,12 +399,7 @@ def recompute(
         else s
         for s in tracked.steps
     )
-    new = replace(
-        tracked,
-        clock=replace(rebuilt, version=version),
-        original_due_at=original,
-        steps=steps,
-    )
+    new = replace(tracked, clock=replace(rebuilt, version=version), steps=steps)
     new = with_next_check(new, calendar, threshold_minutes)
     events: tuple[DeadlineEvent, ...] = ()
     if moved:
