@@ -1,3 +1,5 @@
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.broker",
@@ -19,11 +21,32 @@ def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
         os.environ.setdefault(key, value)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    """The fault tests' ledgers, as figures for the README's "Resilience" section."""
+# The fault tests' ledgers travel on their test reports (user_properties), so that the run's
+# summary has them also when the tests ran in pytest-xdist workers.
+LEDGER_PROPERTY = "fault_ledger"
+_attached = 0  # FIGURES of this process already put on a report
+_ledger_lines: list[str] = []  # every ledger of the run, as reported
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    global _attached
     from tests.fixtures.faults import FIGURES
 
-    if FIGURES:
+    for ledger in FIGURES[_attached:]:  # before the report is made: it copies them
+        item.user_properties.append((LEDGER_PROPERTY, ledger.line()))
+    _attached = len(FIGURES)
+    yield
+
+
+def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
+    if report.when == "teardown":  # a test's reports share its properties: read them once
+        _ledger_lines.extend(v for k, v in report.user_properties if k == LEDGER_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The fault tests' ledgers, as figures for the README's "Resilience" section."""
+    if _ledger_lines:
         terminalreporter.section("fault ledgers")
-        for ledger in FIGURES:
-            terminalreporter.write_line(ledger.line())
+        for line in _ledger_lines:
+            terminalreporter.write_line(line)
