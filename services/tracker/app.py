@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -99,7 +99,10 @@ class TrackerService:
                 id="deadline-scan",
                 max_instances=1,
                 coalesce=True,
-                next_run_time=self.clock(),
+                # The scheduler keeps wall-clock time whatever clock the scans read: a first
+                # run at an injected instant in the past would make APScheduler step through
+                # every interval missed since then before it runs (minutes, blocking).
+                next_run_time=datetime.now(UTC),
             )
             self.scheduler.start()
         self.housekeeping.start()

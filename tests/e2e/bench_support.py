@@ -9,19 +9,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from bench import common
 from services.core.runtime.embedded_broker import BrokerStartError
 from tests.fixtures.broker import broker_unavailable
-from tests.fixtures.db import PG_URL, unavailable
+from tests.fixtures.db import BASE_PG_URL, PG_URL, unavailable, worker_database
 
 
 def bench_url(name: str) -> str:
     """A database of this test's own on the tests' PostgreSQL server: the suite truncates
-    the `test` database under other tests."""
-    database = f"motcua_bench_test_{name}"
-    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+    the `test` database under other tests (one per pytest-xdist worker, as `test` is)."""
+    return worker_database(BASE_PG_URL, f"motcua_bench_test_{name}")
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from services.core.runtime.embedded_broker import free_port
-from tests.fixtures.broker import wait_for
+from tests.fixtures.broker import consumer_env, wait_for
 from tests.fixtures.faults import FIGURES, Ledger, dossier_body
 
 pytestmark = pytest.mark.faults
@@ -57,6 +57,7 @@ class Office:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+        env.update(consumer_env())
         env["MOTCUA_DATA_DIR"] = str(self.data_dir)
         env["MOTCUA_QUIET_HOURS"] = ""  # the SMS must go out whatever the hour the test runs
         return env

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from services.core.runtime.embedded_broker import free_port, port_is_free
-from tests.fixtures.broker import consume
+from tests.fixtures.broker import consume, consumer_env
 from tests.fixtures.metrics import scrape
 
 MOTCUA = [sys.executable, "-m", "services.cli"]
@@ -43,6 +43,7 @@ def _ready(port: int) -> bool:
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, Path]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env.update(consumer_env())
     env["MOTCUA_DATA_DIR"] = str(tmp_path / "var")
     env["MOTCUA_QUIET_HOURS"] = ""  # the SMS must go out whatever the hour the test runs at
     log_path = tmp_path / "motcua.log"
@@ -149,6 +150,7 @@ def _motcua_up(
     the block kills it (`killed_in_block`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env.update(consumer_env())
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
             [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],

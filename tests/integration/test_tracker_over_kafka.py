@@ -225,5 +225,5 @@ async def test_the_scheduler_scans_on_its_own(stack: Stack) -> None:
         return len(await stack.listed(flag="overdue")) == 1
 
     # The deadline covers Tansu's rejoin: a member joining a group that another member has
-    # just left waits about 35 s before its join times out and is retried.
+    # just left may wait twice the session timeout (~4 s with the tests' 2 s, ~18 s at 10 s).
     await wait_for(listed_overdue, timeout=120, message="the scheduled scan flags the dossier")

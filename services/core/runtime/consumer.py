@@ -81,6 +81,7 @@ M = TypeVar("M", bound=BaseModel)
 
 BATCH_MAX_RECORDS = 500  # records handled between two commits, at most
 BATCH_TIMEOUT_MS = 100  # how long a poll waits for a first record (an idle consumer's pace)
+SESSION_TIMEOUT_SECONDS = 10.0  # aiokafka's default; Settings.kafka_session_timeout_seconds
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     IntegrityError,
@@ -160,6 +161,7 @@ def subscribe(
     max_backoff: float = 10.0,
     max_records: int = BATCH_MAX_RECORDS,
     batch_timeout_ms: int = BATCH_TIMEOUT_MS,
+    session_timeout: float = SESSION_TIMEOUT_SECONDS,
 ) -> None:
     """Register `handlers[topic](value)` for every record of those topics, in one consumer
     group: one group join at start (a few seconds each on a small broker), one member per
@@ -168,7 +170,10 @@ def subscribe(
     Records come in batches of up to `max_records` (whatever has been fetched, waiting at most
     `batch_timeout_ms` for a first one); they are applied topic by topic in the order of
     their partitions (together when the topic has a `many` handler), and the batch's offsets
-    are committed once, after it."""
+    are committed once, after it.
+
+    A member that sends no heartbeat for `session_timeout` seconds is out of the group; it
+    sends one every third of that, at most every 3 s (aiokafka's defaults for 10 s: 3 s)."""
     attempts: dict[tuple[str, int, int], int] = {}
     by_topic = {topic: as_topic_handler(h) for topic, h in handlers.items()}
     consumed = metrics.counter(
@@ -189,6 +194,8 @@ def subscribe(
         batch_timeout_ms=batch_timeout_ms,
         ack_policy=AckPolicy.MANUAL,  # offsets are committed and rewound below, per record
         decoder=decoder,
+        session_timeout_ms=round(session_timeout * 1000),
+        heartbeat_interval_ms=min(3000, round(session_timeout * 1000 / 3)),
     )
     metrics.gauge_at_scrape(
         "consumer_lag",

@@ -20,7 +20,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.runtime.consumer import Handlers, subscribe
+from services.core.runtime.consumer import SESSION_TIMEOUT_SECONDS, Handlers, subscribe
 from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import make_broker
 from services.core.runtime.metrics import ServiceMetrics
@@ -70,6 +70,7 @@ class Messaging:
             replay=service.replay,
             housekeeping=service.housekeeping,
             outbox_keep=timedelta(days=service.settings.outbox_keep_days),
+            session_timeout=service.settings.kafka_session_timeout_seconds,
         )
 
     def __init__(
@@ -87,6 +88,7 @@ class Messaging:
         replay: Replay | None = None,
         housekeeping: Housekeeping | None = None,
         outbox_keep: timedelta = timedelta(days=7),
+        session_timeout: float = SESSION_TIMEOUT_SECONDS,
     ) -> None:
         self.service = service
         self._engine = engine
@@ -95,7 +97,9 @@ class Messaging:
         self._replay = replay
         self.broker: KafkaBroker = make_broker(bootstrap, client_id=f"motcua-{service}")
         if handlers:
-            subscribe(self.broker, group, handlers, metrics=metrics)
+            subscribe(
+                self.broker, group, handlers, metrics=metrics, session_timeout=session_timeout
+            )
         ledger = replay.ledger(engine, outbox, checkpoints) if replay else None
         self.relay = OutboxRelay(
             engine, outbox, self.broker, poll_interval=poll_interval, ledger=ledger

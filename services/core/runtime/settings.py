@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # `motcua up` in one process, or two (the tracker and the notifier in the second, on
     # another core: core.runtime.worker_process); 0: two when the machine has two cores.
     up_processes: int = Field(default=0, ge=0, le=2)
+    # A member silent this long leaves its consumer group. Kafka refuses less than its
+    # group.min.session.timeout.ms (6 s by default); Tansu, the bundled broker, holds every
+    # join for half of it, so the tests use 2 s (tests/fixtures/broker.py).
+    kafka_session_timeout_seconds: float = Field(default=10, gt=0)
     sms_gateway_url: str | None = None
     postal_api_url: str | None = None
     scan_interval_seconds: float = Field(default=60, gt=0)
