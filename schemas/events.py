@@ -237,7 +237,10 @@ class DeadlineClosed(Contract):
     reason: Literal["result_ready", "rejected", "withdrawn"]
     outcome: Literal["early", "on_time", "late"] | None
     finished_at: AwareDatetime
-    due_at: AwareDatetime
+    due_at: AwareDatetime | None = Field(
+        description="the appointment in force when the clock ended; None when it ended while "
+        "stopped (rejected or withdrawn awaiting a supplement or paused): no date was owed"
+    )
     original_due_at: AwareDatetime | None = Field(description="before the extension, if any")
     version: int = Field(ge=1)
 

@@ -79,6 +79,7 @@ def composer_from(settings: Settings) -> handlers.Composer:
         lookup=settings.lookup_url,
         collection_place=settings.collection_place,
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
+        alert_settle=timedelta(seconds=settings.alert_settle_seconds),
     )
     return handlers.Composer(
         templates_from(settings), policy, QuietHours.parse(settings.quiet_hours)

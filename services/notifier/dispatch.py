@@ -124,13 +124,18 @@ class Dispatcher:
             self._wake.clear()
 
     async def run_once(self) -> int:
-        """Every notice and order due now, until none is left; returns attempts made."""
+        """Every notice and order due now, until none is left; returns attempts made. The
+        overdue alerts whose wait is over are decided first (handlers.decide_alerts): this
+        loop is the notifier's heartbeat, and an alert decided goes out in the same pass."""
+        await handlers.decide_alerts(self.engine, self.composer, self.clock())
         attempts = 0
         while True:
             sent = await self.send_due_sms()
             placed = await self.place_due_orders()
             attempts += sent + placed
-            if sent < self.settings.batch_size and placed < self.settings.postal_batch_size:
+            # A batch sent may let the next notice of a dossier go (claim_due_notices keeps
+            # them in line), so the pass ends only when nothing more is claimed.
+            if sent == 0 and placed < self.settings.postal_batch_size:
                 return attempts
 
     # -- SMS ----------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from schemas.events import (
     DEADLINE_EVENTS,
     DOSSIER_EVENTS,
     CalendarEnvelope,
-    DeadlineOverdue,
     DirectoryEnvelope,
     Envelope,
     PostalOrdered,
@@ -45,10 +44,12 @@ from services.notifier.domain.decisions import (
     DossierRef,
     NoticeDraft,
     NoticePolicy,
+    PendingAlert,
     PostalOrderDraft,
+    decide_overdue,
     digest_notices,
+    follow_flag,
     on_dossier_event,
-    on_overdue,
     on_postal_order_placed,
     on_postal_problem,
 )
@@ -178,6 +179,8 @@ async def handle_dossier_events(
                 )
             decisions.append(decision)
         await repo.save_cards(conn, changed.values(), now)
+        # News of a dossier: an overdue flag about it waits until the news has settled.
+        await repo.postpone_alerts(conn, cards.keys(), now + composer.policy.alert_settle)
         rows = [[composer.row(draft, now) for draft in d.notices] for d in decisions]
         new = await _store(conn, [row for told in rows for row in told], now)
         placed = []  # postal orders are few (a result sent by post): one statement each
@@ -227,38 +230,58 @@ async def handle_deadline_events(
 ) -> Applied:
     """A run of deadline events in one transaction: every mark applied in the run's order
     (one executemany of the conditional UPDATE, so each sees the row as the one before left
-    it), then the overdue alerts, deciding on the cards and the supervisors read in one query
-    each. Marks only move forward and alerts are once per dossier, so a run told twice
-    changes nothing; all or nothing, like the dossier events'."""
+    it), then the dossiers' pending overdue alerts followed through the run (read in one
+    query, written in one or two). An alert is not decided here but when it is true of the
+    dossier as known (``decide_alerts``). Marks only move forward and a flag told twice
+    sets the same alert, so a run told twice changes nothing; all or nothing, like the
+    dossier events'. ``added`` counts the alerts set, for the dispatcher to look."""
     payloads = [typed_payload(e, parse_deadline_payload) for e in envelopes]
     marks = [mark_of(p) for p in payloads]
-    overdue = [
-        (e, p) for e, p in zip(envelopes, payloads, strict=True) if isinstance(p, DeadlineOverdue)
-    ]
     async with engine.begin() as conn:
         await repo.apply_marks(
             conn,
             [(e.dossier_id, m) for e, m in zip(envelopes, marks, strict=True) if m is not None],
             now,
         )
-        cards = await repo.load_cards(conn, {e.dossier_id for e, _ in overdue})
-        supervisors = await repo.supervisors_of_agencies(conn, {e.agency_code for e, _ in overdue})
-        drafts = [
-            draft
-            for e, payload in overdue
-            for draft in on_overdue(
-                DossierRef(e.dossier_id, e.dossier_code, e.agency_code),
-                cards.get(e.dossier_id),
-                payload,
-                supervisors.get(e.agency_code, []),
-                composer.policy,
+        before = await repo.load_alerts(conn, {e.dossier_id for e in envelopes})
+        after: dict[str, PendingAlert | None] = dict(before)
+        for e, payload in zip(envelopes, payloads, strict=True):
+            ref = DossierRef(e.dossier_id, e.dossier_code, e.agency_code)
+            after[e.dossier_id] = follow_flag(
+                after.get(e.dossier_id), ref, payload, now, composer.policy
             )
-        ]
-        new = await _store(conn, [composer.row(d, now) for d in drafts], now)
-    for e, _ in overdue:
-        if not supervisors.get(e.agency_code):
-            log.warning("overdue_without_supervisors", dossier_id=e.dossier_id)
-    return Applied([None] * len(envelopes), len(new))
+        await repo.save_alerts(conn, before, after)
+    set_ = sum(1 for i, a in after.items() if a is not None and a != before.get(i))
+    return Applied([None] * len(envelopes), set_)
+
+
+async def decide_alerts(
+    engine: AsyncEngine, composer: Composer, now: datetime, *, batch_size: int = 500
+) -> int:
+    """Tell the supervisors of every overdue flag whose wait is over (decisions.PendingAlert)
+    if it is still true of the dossier as known, else drop it; returns the notices added.
+    A batch per transaction: the alerts are taken and their notices stored together."""
+    added = 0
+    while True:
+        async with engine.begin() as conn:
+            due = await repo.alerts_due(conn, now, batch_size)
+            supervisors = await repo.supervisors_of_agencies(
+                conn, {d.alert.agency_code for d in due}
+            )
+            drafts: list[NoticeDraft] = []
+            for d in due:
+                people = supervisors.get(d.alert.agency_code, [])
+                decided = decide_overdue(d.alert, d.card, d.mark, people, now, composer.policy)
+                if isinstance(decided, str):
+                    log.info("overdue_alert_dropped", dossier_id=d.card.dossier_id, reason=decided)
+                    continue
+                if not decided:
+                    log.warning("overdue_without_supervisors", dossier_id=d.card.dossier_id)
+                drafts.extend(decided)
+            added += len(await _store(conn, [composer.row(x, now) for x in drafts], now))
+            await repo.delete_alerts(conn, [d.alert.dossier_id for d in due])
+        if len(due) < batch_size:
+            return added
 
 
 # -- motcua.directory.v1 and motcua.calendar.v1 ---------------------------------------------
@@ -423,6 +446,7 @@ async def _publish(
 __all__: Sequence[str] = [
     "Applied",
     "Composer",
+    "decide_alerts",
     "decode_deadline_event",
     "decode_dossier_event",
     "handle_calendar_event",

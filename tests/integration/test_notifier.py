@@ -234,6 +234,10 @@ async def test_overdue_alerts_each_supervisor_once_per_dossier(n: NotifierHarnes
     n.intake.clock.advance(days=8)
     await n.tracker.scan()
     await n.feed()
+    await n.dispatch()
+    assert await n.notices(template="overdue_alert") == []  # the flag waits for news to settle
+    n.intake.clock.advance(minutes=5)
+    await n.dispatch()
     alerts = await n.notices(template="overdue_alert")
     assert sorted(a["recipient"] for a in alerts) == ["+84901000001", "+84901000002"]
     await n.act(
@@ -244,8 +248,9 @@ async def test_overdue_alerts_each_supervisor_once_per_dossier(n: NotifierHarnes
     n.intake.clock.advance(days=4)
     await n.tracker.scan()
     await n.feed()
-    assert len(await n.notices(template="overdue_alert")) == 2
+    n.intake.clock.advance(minutes=5)
     await n.dispatch()
+    assert len(await n.notices(template="overdue_alert")) == 2
     assert {m["to"] for m in n.sms.requests if "qua han" in m["text"]} == {
         "+84901000001",
         "+84901000002",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from schemas.events import (
     Address,
     Applicant,
+    DeadlineChanged,
+    DeadlineClosed,
     DeadlineOverdue,
     DossierPaused,
     DossierReceived,
@@ -26,9 +29,11 @@ from services.notifier.domain.decisions import (
     Contact,
     DossierRef,
     NoticePolicy,
+    PendingAlert,
+    decide_overdue,
     digest_notices,
+    follow_flag,
     on_dossier_event,
-    on_overdue,
     on_postal_order_placed,
     on_postal_problem,
 )
@@ -201,21 +206,85 @@ def test_an_event_for_an_unknown_dossier_is_skipped() -> None:
     assert decision.card is None and decision.skipped == "dossier_unknown"
 
 
+def overdue(version: int = 1, minutes: int = 600, day: int = 9) -> DeadlineOverdue:
+    return DeadlineOverdue(
+        due_at=vn(day, 9, 15),
+        version=version,
+        overdue_working_minutes=minutes,
+        handling_agency="Q1",
+    )
+
+
+def flagged(version: int = 1, minutes: int = 600) -> PendingAlert:
+    alert = follow_flag(None, REF, overdue(version, minutes), vn(10, 9), POLICY)
+    assert alert is not None
+    return alert
+
+
+def test_an_overdue_flag_waits_and_later_news_of_the_deadline_takes_it_away() -> None:
+    alert = flagged()
+    assert (alert.version, alert.overdue_minutes) == (1, 600)
+    assert alert.settle_until == vn(10, 9) + POLICY.alert_settle
+    # The same flag again, or an older one: the alert stands.
+    assert follow_flag(alert, REF, overdue(1), vn(10, 10), POLICY) is not None
+    assert follow_flag(flagged(2), REF, overdue(1), vn(10, 10), POLICY) == flagged(2)
+    # Older marks leave it; a new deadline, a stopped clock or a closed one take it away.
+    stale = DeadlineChanged(due_at=vn(9, 9, 15), version=1, reason="received")
+    assert follow_flag(alert, REF, stale, vn(10, 10), POLICY) == alert
+    moved = DeadlineChanged(due_at=vn(20, 9), version=2, reason="extended")
+    stopped = DeadlineChanged(due_at=None, version=1, reason="paused")
+    closed = DeadlineClosed(
+        reason="withdrawn",
+        outcome=None,
+        finished_at=vn(10, 9),
+        due_at=None,
+        original_due_at=None,
+        version=1,
+    )
+    for word in (moved, stopped, closed):
+        assert follow_flag(alert, REF, word, vn(10, 10), POLICY) is None
+
+
 def test_overdue_alerts_each_supervisor_once_per_dossier() -> None:
     people = [Contact("A", "+84901000001"), Contact("B", "+84901000002")]
     twice = people + [Contact("A again", "+84901000001")]
-    payload = DeadlineOverdue(
-        due_at=vn(9, 9, 15), version=1, overdue_working_minutes=600, handling_agency="Q1"
-    )
-    drafts = on_overdue(REF, card_after_received(), payload, twice, POLICY)
+    drafts = decide_overdue(flagged(), card_after_received(), (1, 2), twice, vn(10, 10), POLICY)
+    assert isinstance(drafts, tuple)
     assert [d.phone for d in drafts] == ["+84901000001", "+84901000002"]
     assert {d.source_key for d in drafts} == {"overdue:d-1"}
-    later = DeadlineOverdue(
-        due_at=vn(12, 9, 15), version=2, overdue_working_minutes=60, handling_agency="Q1"
+    later = decide_overdue(
+        flagged(2, 60), card_after_received(), (2, 2), people, vn(12, 10), POLICY
     )
-    assert {d.source_key for d in on_overdue(REF, None, later, people, POLICY)} == {"overdue:d-1"}
+    assert isinstance(later, tuple) and {d.source_key for d in later} == {"overdue:d-1"}
     text = GSM.render(drafts[0].key, drafts[0].values).text
     assert "1 ngay 2 gio" in text and "Q1-260302-0001" in text
+    assert "Dang ky thanh lap ho kinh doanh" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "mark", "reason"),
+    [
+        (DossierStatus.RESULT_READY, (1, 4), "dossier_result_ready"),
+        (DossierStatus.REJECTED, (1, 4), "dossier_rejected"),
+        (DossierStatus.WITHDRAWN, (1, 4), "dossier_withdrawn"),
+        (DossierStatus.PAUSED, (1, 3), "clock_stopped"),
+        (DossierStatus.AWAITING_SUPPLEMENT, (1, 3), "clock_stopped"),
+        (DossierStatus.IN_PROGRESS, (2, 0), "deadline_moved"),
+    ],
+)
+def test_an_alert_no_longer_true_of_the_dossier_is_dropped(
+    status: DossierStatus, mark: tuple[int, int], reason: str
+) -> None:
+    card = replace(card_after_received(), status=status.value)
+    people = [Contact("A", "+84901000001")]
+    assert decide_overdue(flagged(), card, mark, people, vn(10, 10), POLICY) == reason
+
+
+def test_an_alert_is_not_told_before_its_due_time() -> None:
+    people = [Contact("A", "+84901000001")]
+    early = vn(9, 9)  # the notifier's clock behind the tracker's
+    card = card_after_received()
+    assert decide_overdue(flagged(), card, (1, 2), people, early, POLICY) == "not_due_yet"
 
 
 def test_postal_problem_alerts_supervisors_per_status() -> None:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     lookup_url: str = Field(default="dichvucong.gov.vn", min_length=1, max_length=40)
     collection_place: str = Field(default="Bộ phận Một cửa", min_length=1, max_length=60)
     citizen_notice_max_age_hours: float = Field(default=24, gt=0)
+    # An overdue flag is told once its dossier has had no news this long (history being
+    # imported arrives event after event; notifier.domain.decisions.PendingAlert).
+    alert_settle_seconds: float = Field(default=300, ge=0)
     digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     callback_base_url: str | None = None
     # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.

@@ -21,6 +21,7 @@ from services.notifier.domain.decisions import (
     AgencyDigest,
     Contact,
     DossierCard,
+    PendingAlert,
     PostalOrderDraft,
 )
 
@@ -250,6 +251,115 @@ async def supervisors_of_agencies(
     return found
 
 
+# -- overdue alerts waiting to be true (decisions.PendingAlert) ------------------------------
+
+
+def _alert_of(row: Any) -> PendingAlert:
+    return PendingAlert(**{name: row._mapping[name] for name in _ALERT_FIELDS})
+
+
+_ALERT_FIELDS = (
+    "dossier_id",
+    "dossier_code",
+    "agency_code",
+    "version",
+    "due_at",
+    "overdue_minutes",
+    "raised_at",
+    "settle_until",
+)
+
+
+async def load_alerts(conn: AsyncConnection, dossier_ids: Iterable[str]) -> dict[str, PendingAlert]:
+    ids = sorted(set(dossier_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(t.alerts).where(t.alerts.c.dossier_id.in_(ids)))
+    return {row.dossier_id: _alert_of(row) for row in rows}
+
+
+async def save_alerts(
+    conn: AsyncConnection,
+    before: Mapping[str, PendingAlert],
+    after: Mapping[str, PendingAlert | None],
+) -> None:
+    """Write what a run of deadline events made of the pending alerts it read (``before``):
+    one delete for those taken away, one upsert for those set or replaced."""
+    gone = [i for i, alert in after.items() if alert is None and i in before]
+    changed = [a for i, a in after.items() if a is not None and a != before.get(i)]
+    if gone:
+        await conn.execute(t.alerts.delete().where(t.alerts.c.dossier_id.in_(gone)))
+    if changed:
+        insert = dialect_insert(conn, t.alerts)
+        replaced = {name: insert.excluded[name] for name in _ALERT_FIELDS[1:]}
+        await conn.execute(
+            insert.on_conflict_do_update(index_elements=["dossier_id"], set_=replaced),
+            [{name: getattr(a, name) for name in _ALERT_FIELDS} for a in changed],
+        )
+
+
+async def postpone_alerts(
+    conn: AsyncConnection, dossier_ids: Iterable[str], until: datetime
+) -> None:
+    """News of these dossiers: their pending alerts wait until ``until`` (one statement)."""
+    ids = sorted(set(dossier_ids))
+    if ids:
+        c = t.alerts.c
+        await conn.execute(
+            t.alerts.update()
+            .where(c.dossier_id.in_(ids), c.settle_until < until)
+            .values(settle_until=until)
+        )
+
+
+@dataclass(frozen=True)
+class AlertDue:
+    """A pending alert whose wait is over, with what is known of its dossier: the card and
+    the card's deadline mark (version, rank)."""
+
+    alert: PendingAlert
+    card: DossierCard
+    mark: tuple[int, int]
+
+
+async def alerts_due(conn: AsyncConnection, now: datetime, limit: int) -> list[AlertDue]:
+    """Pending alerts whose wait is over and whose dossier is known, oldest first. One whose
+    dossier is not known yet keeps waiting (its text needs the procedure's name)."""
+    a, d = t.alerts.c, t.dossiers.c
+    query = (
+        sa.select(t.alerts)
+        .where(
+            a.settle_until <= now,
+            sa.exists().where(d.dossier_id == a.dossier_id),
+        )
+        .order_by(a.settle_until, a.dossier_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # another replica takes the others
+    alerts = [_alert_of(row) for row in await conn.execute(query)]
+    if not alerts:
+        return []
+    rows = await conn.execute(
+        sa.select(t.dossiers).where(d.dossier_id.in_([x.dossier_id for x in alerts]))
+    )
+    known = {row.dossier_id: row for row in rows}
+    return [
+        AlertDue(
+            x,
+            _card_of(known[x.dossier_id]),
+            (known[x.dossier_id].deadline_version, known[x.dossier_id].deadline_rank),
+        )
+        for x in alerts
+    ]
+
+
+async def delete_alerts(conn: AsyncConnection, dossier_ids: Iterable[str]) -> None:
+    ids = sorted(set(dossier_ids))
+    if ids:
+        await conn.execute(t.alerts.delete().where(t.alerts.c.dossier_id.in_(ids)))
+
+
 # -- notices --------------------------------------------------------------------------------
 
 
@@ -319,9 +429,13 @@ async def _claim_due(
     now: datetime,
     limit: int,
     lease: timedelta,
+    *,
+    in_turn: sa.ColumnElement[bool] | None = None,
+    order: sa.ColumnElement[Any] | None = None,
 ) -> list[Any]:
     """Rows whose time has come, and those whose sender died mid-attempt (lease over),
-    marked `sending` until `now + lease`: another sender leaves them alone meanwhile."""
+    marked `sending` until `now + lease`: another sender leaves them alone meanwhile.
+    `in_turn`, if given, is what else a row must meet; `order` breaks ties of due time."""
     c = table.c
     due = sa.or_(
         sa.and_(c.status.in_(waiting), c.next_attempt_at <= now),
@@ -330,9 +444,11 @@ async def _claim_due(
     query = (
         sa.select(table)
         .where(c.status.in_((*waiting, "sending")), c.next_attempt_at.is_not(None), due)
-        .order_by(c.next_attempt_at, c.created_at)  # due first; of one dossier, oldest first
+        .order_by(c.next_attempt_at, order if order is not None else c.created_at)
         .limit(limit)
     )
+    if in_turn is not None:
+        query = query.where(in_turn)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = (await conn.execute(query)).all()
@@ -345,10 +461,37 @@ async def _claim_due(
     return rows
 
 
+_EARLIER = t.notices.alias("earlier")
+# One dossier's notices to one person go out in the order they were decided (the order of the
+# facts): a notice waits while an earlier one is still to be sent (held, pending, being
+# sent, or waiting for a retry), so a citizen never reads "needs a supplement" before
+# "received", even when "received" failed once and is tried again later.
+_WAITS_FOR_AN_EARLIER = (
+    sa.exists()
+    .where(
+        _EARLIER.c.dossier_id == t.notices.c.dossier_id,
+        _EARLIER.c.recipient == t.notices.c.recipient,
+        _EARLIER.c.seq < t.notices.c.seq,
+        _EARLIER.c.status.in_(("held", "pending", "sending")),
+    )
+    .correlate(t.notices)
+)
+
+
 async def claim_due_notices(
     conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
 ) -> list[Outgoing]:
-    rows = await _claim_due(conn, t.notices, "id", ("held", "pending"), now, limit, lease)
+    rows = await _claim_due(
+        conn,
+        t.notices,
+        "id",
+        ("held", "pending"),
+        now,
+        limit,
+        lease,
+        in_turn=sa.not_(_WAITS_FOR_AN_EARLIER),
+        order=t.notices.c.seq,
+    )
     return [
         Outgoing(
             r.id,

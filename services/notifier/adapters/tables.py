@@ -80,6 +80,10 @@ notices = sa.Table(
     sa.Column("error", sa.String(200), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # The order notices were decided in, set by the database (a sequence on PostgreSQL, the
+    # rowid by a trigger on SQLite: migration 0004): the order of the facts they tell, which
+    # created_at cannot give (one transaction decides several at the same instant).
+    sa.Column("seq", BIG_ID, nullable=True),
     sa.UniqueConstraint("source_key", "recipient", "template", name="uq_notifier_notices_identity"),
     # The dispatcher reads only what is waiting to go out.
     sa.Index(
@@ -88,8 +92,36 @@ notices = sa.Table(
         postgresql_where=sa.text("status IN ('held', 'pending', 'sending')"),
         sqlite_where=sa.text("status IN ('held', 'pending', 'sending')"),
     ),
+    # A notice waits for those before it to the same person about the same dossier.
+    sa.Index(
+        "ix_notifier_notices_in_line",
+        "dossier_id",
+        "recipient",
+        "seq",
+        postgresql_where=sa.text("status IN ('held', 'pending', 'sending')"),
+        sqlite_where=sa.text("status IN ('held', 'pending', 'sending')"),
+    ),
     sa.Index("ix_notifier_notices_message_id", "message_id"),
     sa.Index("ix_notifier_notices_dossier", "dossier_id"),
+)
+
+# Overdue flags not told yet. An alert must be true of the dossier as known when it is sent:
+# a flag waits here until its dossier is known (a deadline event may come before the dossier's
+# receipt) and has had no news for a while (`settle_until`: history being imported arrives
+# event after event, and a scan between them sees a past deadline that a later event
+# answers); a later deadline event that moves past it takes it away (handlers.decide_alerts).
+alerts = sa.Table(
+    "notifier_alerts",
+    metadata,
+    sa.Column("dossier_id", sa.String(36), primary_key=True),
+    sa.Column("dossier_code", sa.String(64), nullable=False),
+    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # the deadline version flagged
+    sa.Column("due_at", UtcDateTime(), nullable=False),
+    sa.Column("overdue_minutes", sa.Integer, nullable=False),
+    sa.Column("raised_at", UtcDateTime(), nullable=False),
+    sa.Column("settle_until", UtcDateTime(), nullable=False),
+    sa.Index("ix_notifier_alerts_settle_until", "settle_until"),
 )
 
 notice_history = sa.Table(

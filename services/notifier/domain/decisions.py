@@ -15,16 +15,20 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from schemas.events import (
+    Contract,
     DeadlineOverdue,
     DossierEvent,
     DossierExtended,
     DossierReceived,
     DossierRejected,
     DossierReturned,
+    DossierStatus,
     ResultReady,
     SupplementReceived,
     SupplementRequested,
 )
+from services.core.domain.deadline_projection import RANK_OVERDUE, mark_of
+from services.core.domain.lifecycle import CLOCK_STOPPED_STATUSES, PENDING_STATUSES
 from services.notifier.domain.notices import (
     PLACEHOLDER_LIMITS,
     POSTAL_STATUS_TEXTS,
@@ -90,6 +94,8 @@ class NoticePolicy:
     lookup: str  # where to look a dossier up (tra cứu)
     collection_place: str  # nơi trả kết quả at the counter
     stale_after: timedelta  # an action older than this is history, not news
+    # How long an overdue flag waits after the last news of its dossier (PendingAlert).
+    alert_settle: timedelta = timedelta(minutes=5)
 
     def common(self, procedure: str) -> dict[str, Value]:
         return {"office": self.office, "lookup": self.lookup, "procedure": procedure}
@@ -224,19 +230,90 @@ def on_postal_order_placed(
 # -- supervisors ----------------------------------------------------------------------------
 
 
-def on_overdue(
+@dataclass(frozen=True)
+class PendingAlert:
+    """An overdue flag not told yet: it waits until it is true of the dossier as known.
+
+    A flag may be raised between two events of a history being imported (the tracker's scan
+    saw a deadline long past before the events that end the clock arrived), or before the
+    notifier has heard of the dossier at all (the topics are read independently). So the
+    alert waits for its dossier to be known and for ``settle_until`` (no news of the dossier
+    for ``NoticePolicy.alert_settle``), and is decided then, on what is known then
+    (``decide_overdue``). An SMS cannot be recalled; a few minutes' wait costs nothing on a
+    dossier already late.
+    """
+
+    dossier_id: str
+    dossier_code: str
+    agency_code: str
+    version: int  # the deadline version flagged
+    due_at: datetime
+    overdue_minutes: int
+    raised_at: datetime
+    settle_until: datetime
+
+
+def follow_flag(
+    alert: PendingAlert | None,
     ref: DossierRef,
-    card: DossierCard | None,
-    payload: DeadlineOverdue,
-    supervisors: Iterable[Contact],
+    payload: Contract,
+    now: datetime,
     policy: NoticePolicy,
-) -> tuple[NoticeDraft, ...]:
-    """Hồ sơ quá hạn: each supervisor of the dossier's agency, once per dossier."""
+) -> PendingAlert | None:
+    """What one deadline event makes of the dossier's pending alert: an overdue flag sets it
+    (a newer deadline version's replaces it); any later word of the tracker (a new deadline,
+    a clock stopped or closed: a mark past the flag's) takes it away, for the flag is no
+    longer true."""
+    if isinstance(payload, DeadlineOverdue):
+        if alert is not None and payload.version < alert.version:
+            return alert
+        return PendingAlert(
+            ref.dossier_id,
+            ref.code,
+            ref.agency_code,
+            payload.version,
+            payload.due_at,
+            payload.overdue_working_minutes,
+            now,
+            now + policy.alert_settle,
+        )
+    mark = mark_of(payload)
+    if alert is not None and mark is not None and _past_the_flag(alert, mark.version, mark.rank):
+        return None
+    return alert
+
+
+def _past_the_flag(alert: PendingAlert, version: int, rank: int) -> bool:
+    return (version, rank) > (alert.version, RANK_OVERDUE)
+
+
+def decide_overdue(
+    alert: PendingAlert,
+    card: DossierCard,
+    mark: tuple[int, int],
+    supervisors: Iterable[Contact],
+    now: datetime,
+    policy: NoticePolicy,
+) -> tuple[NoticeDraft, ...] | str:
+    """Hồ sơ quá hạn: each supervisor of the dossier's agency, once per dossier, if the flag
+    is still true of the dossier as known (its card, and the card's deadline ``mark``:
+    version and rank); else why not (the alert is then dropped, and a later flag, if the
+    dossier runs late again, is a new one)."""
+    status = DossierStatus(card.status)
+    if status not in PENDING_STATUSES:
+        return f"dossier_{status.value}"
+    if status in CLOCK_STOPPED_STATUSES:
+        return "clock_stopped"
+    if _past_the_flag(alert, *mark):
+        return "deadline_moved"
+    if alert.due_at > now:
+        return "not_due_yet"
+    ref = DossierRef(card.dossier_id, card.code or alert.dossier_code, alert.agency_code)
     values = {
-        **policy.common(card.procedure_name if card else ""),
+        **policy.common(card.procedure_name),
         "code": ref.code,
         "agency": ref.agency_code,
-        "late": lateness_text(payload.overdue_working_minutes),
+        "late": lateness_text(alert.overdue_minutes),
     }
     return _to_supervisors(
         f"overdue:{ref.dossier_id}", NoticeKey.OVERDUE_ALERT, values, supervisors, ref

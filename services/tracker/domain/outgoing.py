@@ -131,7 +131,7 @@ def closed(
     at: datetime,
     reason: str,
     outcome: str | None,
-    due_at: datetime,
+    due_at: datetime | None,
     original_due_at: datetime | None,
     version: int,
 ) -> DeadlineEvent:

@@ -302,8 +302,10 @@ def _transition(
         new = replace(
             tracked, finished_at=at, steps=_close_step(tracked.steps, at, calendar, marked=marked)
         )
+        # A stopped clock owes no date: its last one is not the appointment (issue 13 item 1).
+        due_at = clock.due_at if clock.is_running else None
         event = outgoing.closed(
-            did, at, _reason(payload), None, clock.due_at, tracked.original_due_at, clock.version
+            did, at, _reason(payload), None, due_at, tracked.original_due_at, clock.version
         )
         return new, [event]
     # dossier.started, dossier.returned: the status only (the return step is not counted).
