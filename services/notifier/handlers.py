@@ -46,7 +46,7 @@ from services.notifier.domain.decisions import (
     NoticePolicy,
     PendingAlert,
     PostalOrderDraft,
-    decide_overdue,
+    decide_alert,
     digest_notices,
     follow_flag,
     on_dossier_event,
@@ -244,21 +244,23 @@ async def handle_deadline_events(
             now,
         )
         before = await repo.load_alerts(conn, {e.dossier_id for e in envelopes})
-        after: dict[str, PendingAlert | None] = dict(before)
+        pending: dict[str, dict[str, PendingAlert]] = {}
+        for (dossier_id, kind), alert in before.items():
+            pending.setdefault(dossier_id, {})[kind] = alert
         for e, payload in zip(envelopes, payloads, strict=True):
             ref = DossierRef(e.dossier_id, e.dossier_code, e.agency_code)
-            after[e.dossier_id] = follow_flag(
-                after.get(e.dossier_id), ref, payload, now, composer.policy
-            )
+            known = pending.get(e.dossier_id, {})
+            pending[e.dossier_id] = follow_flag(known, ref, payload, now, composer.policy)
+        after = {(d, kind): a for d, alerts in pending.items() for kind, a in alerts.items()}
         await repo.save_alerts(conn, before, after)
-    set_ = sum(1 for i, a in after.items() if a is not None and a != before.get(i))
+    set_ = sum(1 for key, a in after.items() if a != before.get(key))
     return Applied([None] * len(envelopes), set_)
 
 
 async def decide_alerts(
     engine: AsyncEngine, composer: Composer, now: datetime, *, batch_size: int = 500
 ) -> int:
-    """Tell the supervisors of every overdue flag whose wait is over (decisions.PendingAlert)
+    """Tell the supervisors concerned of every flag whose wait is over (decisions.PendingAlert)
     if it is still true of the dossier as known, else drop it; returns the notices added.
     A batch per transaction: the alerts are taken and their notices stored together."""
     added = 0
@@ -271,15 +273,25 @@ async def decide_alerts(
             drafts: list[NoticeDraft] = []
             for d in due:
                 people = supervisors.get(d.alert.agency_code, [])
-                decided = decide_overdue(d.alert, d.card, d.mark, people, now, composer.policy)
+                decided = decide_alert(d.alert, d.card, d.mark, people, now, composer.policy)
                 if isinstance(decided, str):
-                    log.info("overdue_alert_dropped", dossier_id=d.card.dossier_id, reason=decided)
+                    log.info(
+                        "alert_dropped",
+                        kind=d.alert.kind,
+                        dossier_id=d.card.dossier_id,
+                        reason=decided,
+                    )
                     continue
                 if not decided:
-                    log.warning("overdue_without_supervisors", dossier_id=d.card.dossier_id)
+                    log.warning(
+                        "alert_without_supervisors",
+                        kind=d.alert.kind,
+                        dossier_id=d.card.dossier_id,
+                        agency=d.alert.agency_code,
+                    )
                 drafts.extend(decided)
             added += len(await _store(conn, [composer.row(x, now) for x in drafts], now))
-            await repo.delete_alerts(conn, [d.alert.dossier_id for d in due])
+            await repo.delete_alerts(conn, [(d.alert.dossier_id, d.alert.kind) for d in due])
         if len(due) < batch_size:
             return added
 

@@ -202,3 +202,30 @@ async def test_a_citizens_notices_go_out_in_the_order_of_the_facts(n: NotifierHa
         notices["supplement_requested"]["id"],
     ]
     assert {x["status"] for x in await n.notices()} == {"accepted"}
+
+
+async def test_a_late_inter_agency_step_reaches_the_supervisors_of_the_agency_holding_it(
+    n: NotifierHarness,
+) -> None:
+    await n.supervisors()  # the receiving agency's: not told of another agency's step
+    await n.intake.agency("STNMT", "Sở Tài nguyên và Môi trường")
+    await n.supervisors("STNMT", ("0901000009",))
+    await n.intake.procedure()
+    late = await n.intake.dossier()
+    back = await n.intake.dossier()
+    for dossier in (late, back):
+        await n.act(dossier["code"], "transfer", {"to_agency": "STNMT", "allotted_hours": 8})
+    await n.feed()
+    n.intake.clock.advance(days=1, hours=2)
+    report = await n.tracker.scan()
+    assert report.raised.get("deadline.step_overdue") == 2
+    await n.feed()
+    # One step ends before its alert is told: handed back to the receiving agency.
+    await n.act(back["code"], "transfer", {"to_agency": "UBND-Q1"})
+    await n.feed()
+    await settle_and_dispatch(n)
+    (told,) = await n.notices(template="step_overdue")
+    assert told["recipient"] == "+84901000009" and told["dossier_id"] == late["id"]
+    (text,) = await n.texts(template="step_overdue")
+    assert late["code"] in text and "qua han xu ly" in text
+    assert await pending_alerts(n) == 0

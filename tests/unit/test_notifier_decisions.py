@@ -17,20 +17,24 @@ from schemas.events import (
     DossierReceived,
     DossierReturned,
     DossierStatus,
+    DossierTransferred,
     DossierWithdrawn,
     ResultReady,
+    StepOverdue,
     SupplementRequested,
     TimeLimitPayload,
 )
 from services.core.domain.calendar import VN_TZ
 from services.notifier.domain.decisions import (
+    OVERDUE,
+    STEP_OVERDUE,
     AgencyDigest,
     Audience,
     Contact,
     DossierRef,
     NoticePolicy,
     PendingAlert,
-    decide_overdue,
+    decide_alert,
     digest_notices,
     follow_flag,
     on_dossier_event,
@@ -216,21 +220,31 @@ def overdue(version: int = 1, minutes: int = 600, day: int = 9) -> DeadlineOverd
 
 
 def flagged(version: int = 1, minutes: int = 600) -> PendingAlert:
-    alert = follow_flag(None, REF, overdue(version, minutes), vn(10, 9), POLICY)
-    assert alert is not None
-    return alert
+    return follow_flag({}, REF, overdue(version, minutes), vn(10, 9), POLICY)[OVERDUE]
+
+
+def step_flag(step: int = 1, agency: str = "STNMT") -> PendingAlert:
+    payload = StepOverdue(
+        agency_code=agency,
+        step_number=step,
+        handed_over_at=vn(3, 9),
+        step_due_at=vn(5, 9),
+    )
+    return follow_flag({}, REF, payload, vn(10, 9), POLICY)[STEP_OVERDUE]
 
 
 def test_an_overdue_flag_waits_and_later_news_of_the_deadline_takes_it_away() -> None:
     alert = flagged()
     assert (alert.version, alert.overdue_minutes) == (1, 600)
     assert alert.settle_until == vn(10, 9) + POLICY.alert_settle
+    held = {OVERDUE: alert}
     # The same flag again, or an older one: the alert stands.
-    assert follow_flag(alert, REF, overdue(1), vn(10, 10), POLICY) is not None
-    assert follow_flag(flagged(2), REF, overdue(1), vn(10, 10), POLICY) == flagged(2)
+    assert OVERDUE in follow_flag(held, REF, overdue(1), vn(10, 10), POLICY)
+    newer = {OVERDUE: flagged(2)}
+    assert follow_flag(newer, REF, overdue(1), vn(10, 10), POLICY) == newer
     # Older marks leave it; a new deadline, a stopped clock or a closed one take it away.
     stale = DeadlineChanged(due_at=vn(9, 9, 15), version=1, reason="received")
-    assert follow_flag(alert, REF, stale, vn(10, 10), POLICY) == alert
+    assert follow_flag(held, REF, stale, vn(10, 10), POLICY) == held
     moved = DeadlineChanged(due_at=vn(20, 9), version=2, reason="extended")
     stopped = DeadlineChanged(due_at=None, version=1, reason="paused")
     closed = DeadlineClosed(
@@ -242,23 +256,50 @@ def test_an_overdue_flag_waits_and_later_news_of_the_deadline_takes_it_away() ->
         version=1,
     )
     for word in (moved, stopped, closed):
-        assert follow_flag(alert, REF, word, vn(10, 10), POLICY) is None
+        assert follow_flag(held, REF, word, vn(10, 10), POLICY) == {}
+    # A step's flag is not about the deadline: only the end of the clock takes it away.
+    both = {OVERDUE: alert, STEP_OVERDUE: step_flag()}
+    assert follow_flag(both, REF, moved, vn(10, 10), POLICY) == {STEP_OVERDUE: step_flag()}
+    assert follow_flag(both, REF, closed, vn(10, 10), POLICY) == {}
 
 
 def test_overdue_alerts_each_supervisor_once_per_dossier() -> None:
     people = [Contact("A", "+84901000001"), Contact("B", "+84901000002")]
     twice = people + [Contact("A again", "+84901000001")]
-    drafts = decide_overdue(flagged(), card_after_received(), (1, 2), twice, vn(10, 10), POLICY)
+    drafts = decide_alert(flagged(), card_after_received(), (1, 2), twice, vn(10, 10), POLICY)
     assert isinstance(drafts, tuple)
     assert [d.phone for d in drafts] == ["+84901000001", "+84901000002"]
     assert {d.source_key for d in drafts} == {"overdue:d-1"}
-    later = decide_overdue(
-        flagged(2, 60), card_after_received(), (2, 2), people, vn(12, 10), POLICY
-    )
+    card = card_after_received()
+    later = decide_alert(flagged(2, 60), card, (2, 2), people, vn(12, 10), POLICY)
     assert isinstance(later, tuple) and {d.source_key for d in later} == {"overdue:d-1"}
     text = GSM.render(drafts[0].key, drafts[0].values).text
     assert "1 ngay 2 gio" in text and "Q1-260302-0001" in text
     assert "Dang ky thanh lap ho kinh doanh" in text
+
+
+def test_a_late_step_alerts_the_supervisors_of_the_agency_holding_it() -> None:
+    transferred = DossierTransferred(
+        at=vn(3, 9),
+        status=DossierStatus.TRANSFERRED,
+        due_at=vn(9, 9, 15),
+        from_agency="Q1",
+        to_agency="STNMT",
+        allotted_hours=16,
+        step_due_at=vn(5, 9),
+    )
+    decision = on_dossier_event(card_after_received(), REF, "e-2", transferred, vn(3, 9, 1), POLICY)
+    assert decision.card is not None and decision.card.held_by == "STNMT"
+    people = [Contact("C", "+84901000003")]
+    drafts = decide_alert(step_flag(), decision.card, (1, 0), people, vn(10, 10), POLICY)
+    assert isinstance(drafts, tuple)
+    (draft,) = drafts
+    assert draft.source_key == "step_overdue:d-1:1" and draft.key == NoticeKey.STEP_OVERDUE
+    text = GSM.render(draft.key, draft.values).text
+    assert "STNMT" in text and "09:00 05/03/2026" in text and "Q1-260302-0001" in text
+    # The step handed back before the alert was told: nothing is said.
+    back = replace(decision.card, handling_agency="Q1")
+    assert decide_alert(step_flag(), back, (1, 0), people, vn(10, 10), POLICY) == "step_finished"
 
 
 @pytest.mark.parametrize(
@@ -277,14 +318,14 @@ def test_an_alert_no_longer_true_of_the_dossier_is_dropped(
 ) -> None:
     card = replace(card_after_received(), status=status.value)
     people = [Contact("A", "+84901000001")]
-    assert decide_overdue(flagged(), card, mark, people, vn(10, 10), POLICY) == reason
+    assert decide_alert(flagged(), card, mark, people, vn(10, 10), POLICY) == reason
 
 
 def test_an_alert_is_not_told_before_its_due_time() -> None:
     people = [Contact("A", "+84901000001")]
     early = vn(9, 9)  # the notifier's clock behind the tracker's
     card = card_after_received()
-    assert decide_overdue(flagged(), card, (1, 2), people, early, POLICY) == "not_due_yet"
+    assert decide_alert(flagged(), card, (1, 2), people, early, POLICY) == "not_due_yet"
 
 
 def test_postal_problem_alerts_supervisors_per_status() -> None:

@@ -48,6 +48,7 @@ def _card_of(row: Any) -> DossierCard:
         return_method=row.return_method,
         return_address=row.return_address,
         status=row.status,
+        handling_agency=row.handling_agency,
     )
 
 
@@ -95,6 +96,7 @@ async def save_cards(conn: AsyncConnection, cards: Iterable[DossierCard], now: d
                 "return_method": stored.return_method,
                 "return_address": dict(stored.return_address) if stored.return_address else None,
                 "status": stored.status,
+                "handling_agency": stored.handling_agency,
                 "updated_at": now,
             }
         )
@@ -260,9 +262,11 @@ def _alert_of(row: Any) -> PendingAlert:
 
 _ALERT_FIELDS = (
     "dossier_id",
+    "kind",
     "dossier_code",
     "agency_code",
     "version",
+    "step_number",
     "due_at",
     "overdue_minutes",
     "raised_at",
@@ -270,30 +274,33 @@ _ALERT_FIELDS = (
 )
 
 
-async def load_alerts(conn: AsyncConnection, dossier_ids: Iterable[str]) -> dict[str, PendingAlert]:
+AlertKey = tuple[str, str]  # (dossier id, kind)
+
+
+async def load_alerts(
+    conn: AsyncConnection, dossier_ids: Iterable[str]
+) -> dict[AlertKey, PendingAlert]:
     ids = sorted(set(dossier_ids))
     if not ids:
         return {}
     rows = await conn.execute(sa.select(t.alerts).where(t.alerts.c.dossier_id.in_(ids)))
-    return {row.dossier_id: _alert_of(row) for row in rows}
+    return {(row.dossier_id, row.kind): _alert_of(row) for row in rows}
 
 
 async def save_alerts(
     conn: AsyncConnection,
-    before: Mapping[str, PendingAlert],
-    after: Mapping[str, PendingAlert | None],
+    before: Mapping[AlertKey, PendingAlert],
+    after: Mapping[AlertKey, PendingAlert],
 ) -> None:
     """Write what a run of deadline events made of the pending alerts it read (``before``):
     one delete for those taken away, one upsert for those set or replaced."""
-    gone = [i for i, alert in after.items() if alert is None and i in before]
-    changed = [a for i, a in after.items() if a is not None and a != before.get(i)]
-    if gone:
-        await conn.execute(t.alerts.delete().where(t.alerts.c.dossier_id.in_(gone)))
+    await delete_alerts(conn, [key for key in before if key not in after])
+    changed = [a for key, a in after.items() if a != before.get(key)]
     if changed:
         insert = dialect_insert(conn, t.alerts)
-        replaced = {name: insert.excluded[name] for name in _ALERT_FIELDS[1:]}
+        replaced = {name: insert.excluded[name] for name in _ALERT_FIELDS[2:]}
         await conn.execute(
-            insert.on_conflict_do_update(index_elements=["dossier_id"], set_=replaced),
+            insert.on_conflict_do_update(index_elements=["dossier_id", "kind"], set_=replaced),
             [{name: getattr(a, name) for name in _ALERT_FIELDS} for a in changed],
         )
 
@@ -332,7 +339,7 @@ async def alerts_due(conn: AsyncConnection, now: datetime, limit: int) -> list[A
             a.settle_until <= now,
             sa.exists().where(d.dossier_id == a.dossier_id),
         )
-        .order_by(a.settle_until, a.dossier_id)
+        .order_by(a.settle_until, a.dossier_id, a.kind)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
@@ -354,10 +361,16 @@ async def alerts_due(conn: AsyncConnection, now: datetime, limit: int) -> list[A
     ]
 
 
-async def delete_alerts(conn: AsyncConnection, dossier_ids: Iterable[str]) -> None:
-    ids = sorted(set(dossier_ids))
-    if ids:
-        await conn.execute(t.alerts.delete().where(t.alerts.c.dossier_id.in_(ids)))
+async def delete_alerts(conn: AsyncConnection, keys: Iterable[AlertKey]) -> None:
+    """Delete those pending alerts, in one statement."""
+    wanted = sorted(set(keys))
+    if wanted:
+        c = t.alerts.c
+        await conn.execute(
+            t.alerts.delete().where(
+                sa.or_(*(sa.and_(c.dossier_id == d, c.kind == k) for d, k in wanted))
+            )
+        )
 
 
 # -- notices --------------------------------------------------------------------------------

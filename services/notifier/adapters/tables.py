@@ -29,6 +29,8 @@ dossiers = sa.Table(
     sa.Column("return_method", sa.String(16), nullable=False),
     sa.Column("return_address", sa.JSON, nullable=True),
     sa.Column("status", sa.String(24), nullable=False),
+    # The agency holding the dossier now (another after an inter-agency transfer).
+    sa.Column("handling_agency", sa.String(32), nullable=True),
     # The tracker's word, for the daily digest (see core.domain.deadline_projection).
     sa.Column("due_at", UtcDateTime(), nullable=True),
     sa.Column("flag", sa.String(16), nullable=True),
@@ -105,18 +107,22 @@ notices = sa.Table(
     sa.Index("ix_notifier_notices_dossier", "dossier_id"),
 )
 
-# Overdue flags not told yet. An alert must be true of the dossier as known when it is sent:
-# a flag waits here until its dossier is known (a deadline event may come before the dossier's
-# receipt) and has had no news for a while (`settle_until`: history being imported arrives
-# event after event, and a scan between them sees a past deadline that a later event
-# answers); a later deadline event that moves past it takes it away (handlers.decide_alerts).
+# Flags not told yet: a dossier overdue (kind "overdue"), an inter-agency step overdue (kind
+# "step_overdue", with the step and the late agency, whose supervisors are told). An alert
+# must be true of the dossier as known when it is sent: a flag waits here until its dossier
+# is known (a deadline event may come before the dossier's receipt) and has had no news for a
+# while (`settle_until`: history being imported arrives event after event, and a scan between
+# them sees a past deadline that a later event answers); a later deadline event that moves
+# past it takes it away (notifier.domain.decisions.PendingAlert, handlers.decide_alerts).
 alerts = sa.Table(
     "notifier_alerts",
     metadata,
     sa.Column("dossier_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("dossier_code", sa.String(64), nullable=False),
-    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("agency_code", sa.String(32), nullable=False),  # whose supervisors are told
     sa.Column("version", sa.Integer, nullable=False),  # the deadline version flagged
+    sa.Column("step_number", sa.Integer, nullable=True),
     sa.Column("due_at", UtcDateTime(), nullable=False),
     sa.Column("overdue_minutes", sa.Integer, nullable=False),
     sa.Column("raised_at", UtcDateTime(), nullable=False),

@@ -23,7 +23,9 @@ from schemas.events import (
     DossierRejected,
     DossierReturned,
     DossierStatus,
+    DossierTransferred,
     ResultReady,
+    StepOverdue,
     SupplementReceived,
     SupplementRequested,
 )
@@ -70,6 +72,12 @@ class DossierCard:
     return_method: str
     return_address: Mapping[str, str] | None
     status: str
+    handling_agency: str | None = None  # after an inter-agency transfer; None: agency_code
+
+    @property
+    def held_by(self) -> str:
+        """The agency holding the dossier now."""
+        return self.handling_agency or self.agency_code
 
     @classmethod
     def of_received(cls, ref: DossierRef, payload: DossierReceived) -> DossierCard:
@@ -150,6 +158,8 @@ def on_dossier_event(
     if card is None:
         return Decision(None, skipped="dossier_unknown")
     card = replace(card, status=payload.status.value, code=ref.code or card.code)
+    if isinstance(payload, DossierTransferred):
+        card = replace(card, handling_agency=payload.to_agency)
     stale = now - payload.at > policy.stale_after
     if isinstance(payload, ResultReady) and payload.return_method == "postal":
         return _postal_return(card, stale)
@@ -230,64 +240,97 @@ def on_postal_order_placed(
 # -- supervisors ----------------------------------------------------------------------------
 
 
+OVERDUE = "overdue"  # the dossier's deadline passed: its agency's supervisors
+STEP_OVERDUE = "step_overdue"  # an inter-agency step's time passed: the late agency's
+
+
 @dataclass(frozen=True)
 class PendingAlert:
-    """An overdue flag not told yet: it waits until it is true of the dossier as known.
+    """A flag not told yet: it waits until it is true of the dossier as known.
 
     A flag may be raised between two events of a history being imported (the tracker's scan
     saw a deadline long past before the events that end the clock arrived), or before the
     notifier has heard of the dossier at all (the topics are read independently). So the
     alert waits for its dossier to be known and for ``settle_until`` (no news of the dossier
     for ``NoticePolicy.alert_settle``), and is decided then, on what is known then
-    (``decide_overdue``). An SMS cannot be recalled; a few minutes' wait costs nothing on a
-    dossier already late.
+    (``decide_alert``). An SMS cannot be recalled; a few minutes' wait costs nothing on a
+    dossier already late. One pending alert of each ``kind`` per dossier.
     """
 
     dossier_id: str
+    kind: str  # OVERDUE | STEP_OVERDUE
     dossier_code: str
-    agency_code: str
-    version: int  # the deadline version flagged
-    due_at: datetime
-    overdue_minutes: int
+    agency_code: str  # whose supervisors are told: the dossier's, or the late step's
+    version: int  # the deadline version flagged (0 for a step: steps have none)
+    step_number: int | None
+    due_at: datetime  # the deadline, or the step's due time
+    overdue_minutes: int  # how late when flagged (0 for a step)
     raised_at: datetime
     settle_until: datetime
 
 
 def follow_flag(
-    alert: PendingAlert | None,
+    alerts: Mapping[str, PendingAlert],
     ref: DossierRef,
     payload: Contract,
     now: datetime,
     policy: NoticePolicy,
-) -> PendingAlert | None:
-    """What one deadline event makes of the dossier's pending alert: an overdue flag sets it
-    (a newer deadline version's replaces it); any later word of the tracker (a new deadline,
-    a clock stopped or closed: a mark past the flag's) takes it away, for the flag is no
-    longer true."""
+) -> dict[str, PendingAlert]:
+    """What one deadline event makes of a dossier's pending alerts (by kind): a flag sets
+    its alert (a newer deadline version's, or a later step's, replaces it); any later word of
+    the tracker on the deadline (a new one, a clock stopped or closed: a mark past the
+    flag's) takes the overdue alert away, for it is no longer true; a closed clock takes
+    every alert away."""
+    pending = dict(alerts)
+    settle = now + policy.alert_settle
     if isinstance(payload, DeadlineOverdue):
-        if alert is not None and payload.version < alert.version:
-            return alert
-        return PendingAlert(
-            ref.dossier_id,
-            ref.code,
-            ref.agency_code,
-            payload.version,
-            payload.due_at,
-            payload.overdue_working_minutes,
-            now,
-            now + policy.alert_settle,
-        )
+        known = pending.get(OVERDUE)
+        if known is None or payload.version >= known.version:
+            pending[OVERDUE] = PendingAlert(
+                ref.dossier_id,
+                OVERDUE,
+                ref.code,
+                ref.agency_code,
+                payload.version,
+                None,
+                payload.due_at,
+                payload.overdue_working_minutes,
+                now,
+                settle,
+            )
+        return pending
+    if isinstance(payload, StepOverdue):
+        known = pending.get(STEP_OVERDUE)
+        if known is None or payload.step_number >= (known.step_number or 0):
+            pending[STEP_OVERDUE] = PendingAlert(
+                ref.dossier_id,
+                STEP_OVERDUE,
+                ref.code,
+                payload.agency_code,
+                0,
+                payload.step_number,
+                payload.step_due_at,
+                0,
+                now,
+                settle,
+            )
+        return pending
     mark = mark_of(payload)
-    if alert is not None and mark is not None and _past_the_flag(alert, mark.version, mark.rank):
-        return None
-    return alert
+    if mark is None:
+        return pending
+    if mark.closed:
+        return {}
+    known = pending.get(OVERDUE)
+    if known is not None and _past_the_flag(known, mark.version, mark.rank):
+        del pending[OVERDUE]
+    return pending
 
 
 def _past_the_flag(alert: PendingAlert, version: int, rank: int) -> bool:
     return (version, rank) > (alert.version, RANK_OVERDUE)
 
 
-def decide_overdue(
+def decide_alert(
     alert: PendingAlert,
     card: DossierCard,
     mark: tuple[int, int],
@@ -295,26 +338,35 @@ def decide_overdue(
     now: datetime,
     policy: NoticePolicy,
 ) -> tuple[NoticeDraft, ...] | str:
-    """Hồ sơ quá hạn: each supervisor of the dossier's agency, once per dossier, if the flag
-    is still true of the dossier as known (its card, and the card's deadline ``mark``:
-    version and rank); else why not (the alert is then dropped, and a later flag, if the
-    dossier runs late again, is a new one)."""
+    """Each supervisor of the agency concerned, once per dossier (once per step for a step),
+    if the flag is still true of the dossier as known (its card, and the card's deadline
+    ``mark``: version and rank); else why not (the alert is then dropped, and a later flag,
+    if the dossier runs late again, is a new one).
+
+    Hồ sơ quá hạn goes to the dossier's agency; a step overdue (quá hạn bước liên thông) to
+    the agency holding the late step, while it still holds it."""
     status = DossierStatus(card.status)
     if status not in PENDING_STATUSES:
         return f"dossier_{status.value}"
     if status in CLOCK_STOPPED_STATUSES:
         return "clock_stopped"
-    if _past_the_flag(alert, *mark):
-        return "deadline_moved"
     if alert.due_at > now:
         return "not_due_yet"
     ref = DossierRef(card.dossier_id, card.code or alert.dossier_code, alert.agency_code)
-    values = {
+    values: dict[str, Value] = {
         **policy.common(card.procedure_name),
         "code": ref.code,
-        "agency": ref.agency_code,
-        "late": lateness_text(alert.overdue_minutes),
+        "agency": alert.agency_code,
     }
+    if alert.kind == STEP_OVERDUE:
+        if card.held_by != alert.agency_code:
+            return "step_finished"
+        values["appointment"] = alert.due_at
+        key = f"step_overdue:{ref.dossier_id}:{alert.step_number}"
+        return _to_supervisors(key, NoticeKey.STEP_OVERDUE, values, supervisors, ref)
+    if _past_the_flag(alert, *mark):
+        return "deadline_moved"
+    values["late"] = lateness_text(alert.overdue_minutes)
     return _to_supervisors(
         f"overdue:{ref.dossier_id}", NoticeKey.OVERDUE_ALERT, values, supervisors, ref
     )

@@ -34,6 +34,7 @@ class NoticeKey(StrEnum):
     EXTENDED = "extended"  # xin lỗi và hẹn lại ngày trả kết quả
     RETURNED = "returned"  # đã trả kết quả
     OVERDUE_ALERT = "overdue_alert"  # lãnh đạo: hồ sơ quá hạn
+    STEP_OVERDUE = "step_overdue"  # lãnh đạo cơ quan phối hợp: quá hạn bước liên thông
     DAILY_DIGEST = "daily_digest"  # lãnh đạo: tổng hợp hằng ngày
     POSTAL_PROBLEM = "postal_problem"  # lãnh đạo: bưu gửi kết quả không phát được / chuyển hoàn
 
@@ -90,6 +91,7 @@ NOTICE_SPECS: Mapping[NoticeKey, NoticeSpec] = MappingProxyType(
         NoticeKey.EXTENDED: _spec("code", "appointment"),
         NoticeKey.RETURNED: _spec("code"),
         NoticeKey.OVERDUE_ALERT: _spec("code", "agency", "late"),
+        NoticeKey.STEP_OVERDUE: _spec("code", "agency", "appointment"),
         NoticeKey.DAILY_DIGEST: _spec("agency", "due_soon", "overdue", optional=["oldest"]),
         NoticeKey.POSTAL_PROBLEM: _spec("code", "tracking", "postal_status"),
     }
@@ -132,6 +134,10 @@ DEFAULT_TEXTS: Mapping[str, str] = MappingProxyType(
         NoticeKey.OVERDUE_ALERT: (
             "{office}: Hồ sơ {code} ({procedure}) tại {agency} đã quá hạn {late} làm việc. "
             "Đề nghị chỉ đạo xử lý."
+        ),
+        NoticeKey.STEP_OVERDUE: (
+            "{office}: Hồ sơ {code} ({procedure}) chuyển đến {agency} đã quá hạn xử lý từ "
+            "{appointment}. Đề nghị chỉ đạo xử lý."
         ),
         NoticeKey.DAILY_DIGEST: (
             "{office}: {agency} có {due_soon} hồ sơ sắp đến hạn, {overdue} hồ sơ quá hạn. "
