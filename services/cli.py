@@ -21,6 +21,7 @@ from services.core.runtime.database import create_engine, sqlite_file
 from services.core.runtime.logging import configure_logging
 from services.core.runtime.migrations import migrated_services, upgrade
 from services.core.runtime.settings import SERVICES, Settings
+from services.core.runtime.version import motcua_version
 
 log = structlog.get_logger("motcua")
 
@@ -53,6 +54,7 @@ def _data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motcua", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"motcua {motcua_version()}")
     parser.add_argument("--data-dir", dest="global_data_dir", help=DATA_DIR_HELP)
     # Every command takes --data-dir after its name too (`motcua token create --data-dir X`).
     common = argparse.ArgumentParser(add_help=False)
@@ -330,12 +332,34 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
         else:
             hosted = _services(settings, list(SERVICES), bootstrap, replay)
         server = _Server(_uvicorn_config(build_app(hosted), args.host, args.port))
+        server.announce = _announcement(settings, args)
         await server.serve()
     finally:
         if replay:
             await replay.offsets.close()
         if broker:
             await broker.stop()
+
+
+def _announcement(settings: Settings, args: argparse.Namespace) -> str:
+    """What `motcua up` says once it answers: where it is, where its data and its texts go,
+    and how to make the first token. On stdout, for the person who typed the command (the
+    logs are on stderr)."""
+    data = settings.data_dir.resolve()
+    lines = [
+        f"motcua {motcua_version()} is up: http://{args.host}:{args.port}/ (API docs at /docs)",
+        f"  data:    {data}",
+    ]
+    if not settings.sms_gateway_url:
+        lines.append(f"  SMS:     {settings.outbox_dir.resolve() / 'sms.jsonl'} (no gateway set)")
+    if not settings.postal_api_url:
+        lines.append(f"  postal:  {settings.outbox_dir.resolve() / 'postal.jsonl'}")
+    if settings.quiet_hours:
+        lines.append(
+            f"  quiet hours {settings.quiet_hours} (Vietnam time): SMS wait until they end"
+        )
+    lines.append(f"  first admin token: motcua token create --role admin --data-dir {data}")
+    return "\n".join(lines)
 
 
 async def _run_workers(args: argparse.Namespace, settings: Settings, bootstrap: str) -> None:
@@ -384,6 +408,13 @@ class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its graceful shutdown, which ends the process with
     status -15; a stop that was asked for is a clean exit, so we keep the handlers and
     drop the re-raise (the broker and the databases are closed by then)."""
+
+    announce: str | None = None  # printed to stdout once the server answers
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce:
+            print(self.announce, flush=True)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
     env["MOTCUA_DATA_DIR"] = str(data_dir)
     return subprocess.run([*MOTCUA, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_version_is_the_installed_one(tmp_path: Path) -> None:
+    result = _run(["--version"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"motcua {version('motcua')}"
 
 
 def test_db_upgrade_creates_the_intake_tables(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from services.core.runtime.embedded_broker import free_port, port_is_free
+from services.core.runtime.version import motcua_version
 from tests.fixtures.broker import consume, consumer_env
 from tests.fixtures.metrics import scrape
 
@@ -88,6 +89,10 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
         assert r.status_code == 201, r.text
         dossier = r.json()
         assert (await client.get("/openapi.json")).status_code == 200
+        index = (await client.get("/")).json()  # the bare address says where to go
+        assert index["name"] == "motcua" and index["version"] == motcua_version()
+        assert index["links"]["api_docs"] == "/docs"
+        assert set(index["services"]) >= {"intake"}
         ready = (await client.get("/readyz")).json()
         for service in ("intake", "tracker", "notifier"):
             for check in ("database", "broker", "consumers"):
@@ -140,6 +145,16 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
     broker_port = int(bootstrap.rsplit(":", 1)[1])
     assert port_is_free(port)
     assert port_is_free(broker_port), "the bundled broker must stop with motcua"
+    # It said where it is, where its data and texts go, and how to make the first token;
+    # every log line, the third parties' too, is JSON (no colour codes mixed in).
+    said = log_path.read_text(encoding="utf-8")
+    assert f"is up: http://127.0.0.1:{port}/" in said
+    assert f"motcua token create --role admin --data-dir {data_dir.resolve()}" in said
+    assert str(sms_file.resolve()) in said
+    assert "\x1b[" not in said
+    for text in said.splitlines():
+        if not text.startswith(("motcua ", "  ")):  # the announcement on stdout
+            json.loads(text)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Response
@@ -25,6 +25,7 @@ from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, exposition
 from services.core.runtime.request_checks import check_request
 from services.core.runtime.settings import Settings
+from services.core.runtime.version import motcua_version
 
 log = structlog.get_logger("motcua.http")
 
@@ -64,7 +65,7 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
 
     app = FastAPI(
         title=title,
-        version="0.1.0",
+        version=motcua_version(),
         lifespan=lifespan,
         description="motcua: dossiers, legal deadlines, notices for one-stop offices",
         dependencies=[Depends(check_request)],  # every service's routes, before their own
@@ -74,6 +75,7 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         for router in service.routers():
             app.include_router(router)
     http = HttpMetrics(services)
+    app.include_router(_index_router(services))
     app.include_router(_health_router(services))
     app.include_router(_metrics_router(services, http))
     # Added before the metrics middleware, so it runs inside it: a 413 is logged and counted.
@@ -158,6 +160,32 @@ def _record(http: HttpMetrics, scope: Scope, status: int, started: float) -> Non
         status=status,
         duration_ms=round(seconds * 1000, 2),
     )
+
+
+def _index_router(services: Sequence[Service]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+    # A person who opens the bare address (or `curl localhost:8000`) learns where to go.
+    links = {
+        "api_docs": "/docs",
+        "openapi": "/openapi.json",
+        "ready": "/readyz",
+        "metrics": "/metrics",
+    }
+    if any(service.name == "intake" for service in services):
+        links["public_lookup"] = "/public/dossiers/{code}?phone=..."
+    index = {
+        "name": "motcua",
+        "version": motcua_version(),
+        "services": [service.name for service in services],
+        "links": links,
+    }
+
+    @router.get("/")
+    async def root() -> dict[str, Any]:
+        """What runs here, its version, and where to go next."""
+        return index
+
+    return router
 
 
 def _health_router(services: Sequence[Service]) -> APIRouter:

@@ -98,6 +98,22 @@ def _check_created(topic_errors: list[dict[str, Any]]) -> None:
         raise TopicCreationError("; ".join(failures))
 
 
+def _faststream_logs_like_ours() -> None:
+    """faststream gives its logger a colour handler of its own when imported and stops it
+    propagating, so its lines ("Consumer … assigned to partitions") bypassed the structlog
+    formatter and mixed colour codes into the JSON logs. Handed back to the root handler,
+    they come out in motcua's format."""
+    for name in ("faststream", "faststream.access.kafka"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        # And as chatty as configure_logging allows it: faststream's import set it to INFO.
+        logger.setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+_faststream_logs_like_ours()
+
+
 def make_broker(
     bootstrap: str,
     *,
