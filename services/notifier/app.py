@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import structlog
@@ -116,6 +116,9 @@ class NotifierService:
         self.early_receipts = repo.EarlyReceipts(
             settings.early_receipts_max, timedelta(hours=settings.early_receipt_max_age_hours)
         )
+        self.housekeeping.add("early_receipts_forgotten", self._forget_early_receipts)
+        self.housekeeping.add("notices_forgotten", self._forget_notices)
+        self.housekeeping.add("alerts_forgotten", self._forget_alerts)
         self.calendars = CalendarBook()
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
@@ -295,6 +298,29 @@ class NotifierService:
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:
             self.calendars.replace_overrides(await repo.load_overrides(conn))
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    async def _forget_early_receipts(self, now: datetime) -> int:
+        async with self.engine.begin() as conn:
+            return await repo.forget_early_receipts_before(conn, now - self.early_receipts.max_age)
+
+    async def _forget_notices(self, now: datetime, batch: int = 5000) -> int:
+        """In batches, a transaction each: a first sweep of a large table must not hold one
+        long transaction (and SQLite's write lock) while the dispatcher waits."""
+        cutoff = now - timedelta(days=self.settings.notices_keep_days)
+        removed = 0
+        while True:
+            async with self.engine.begin() as conn:
+                done = await repo.forget_notices_before(conn, cutoff, batch)
+            removed += done
+            if done < batch:
+                return removed
+
+    async def _forget_alerts(self, now: datetime) -> int:
+        cutoff = now - timedelta(days=self.settings.notices_keep_days)
+        async with self.engine.begin() as conn:
+            return await repo.forget_alerts_before(conn, cutoff)
 
     def wake_dispatcher(self) -> None:
         self.dispatcher.wake()

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     outbox_keep_days: float = Field(default=7, gt=0)
     processed_events_keep_days: float = Field(default=30, gt=0)
     idempotency_keys_keep_hours: float = Field(default=24, gt=0)
+    # A notice done with (sent, delivered, failed, skipped) is kept this long after its last
+    # change, with its history: long enough to answer "did the citizen get the SMS?".
+    notices_keep_days: float = Field(default=90, gt=0)
 
     @field_validator("callback_token")
     @classmethod

@@ -680,6 +680,46 @@ async def _keep_early_receipt(
         await conn.execute(t.early_receipts.delete().where(c.message_id.in_(oldest)))
 
 
+# -- housekeeping ---------------------------------------------------------------------------
+
+FINAL_NOTICE_STATUSES = ("accepted", "delivered", "failed", "skipped")
+
+
+async def forget_early_receipts_before(conn: AsyncConnection, cutoff: datetime) -> int:
+    """Receipts for messages never recorded, older than `cutoff`: they will not be matched."""
+    c = t.early_receipts.c
+    result = await conn.execute(t.early_receipts.delete().where(c.received_at < cutoff))
+    return int(result.rowcount or 0)
+
+
+async def forget_notices_before(conn: AsyncConnection, cutoff: datetime, limit: int) -> int:
+    """Up to `limit` notices done with (sent, delivered, failed or skipped) and unchanged
+    since `cutoff`, with their history; returns how many. A notice still to be sent, or
+    waiting for its delivery receipt, is kept whatever its age."""
+    c = t.notices.c
+    ids = list(
+        (
+            await conn.execute(
+                sa.select(c.id)
+                .where(c.status.in_(FINAL_NOTICE_STATUSES), c.updated_at < cutoff)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if ids:
+        await conn.execute(t.notice_history.delete().where(t.notice_history.c.notice_id.in_(ids)))
+        await conn.execute(t.notices.delete().where(c.id.in_(ids)))
+    return len(ids)
+
+
+async def forget_alerts_before(conn: AsyncConnection, cutoff: datetime) -> int:
+    """Flags raised before `cutoff` still waiting for a dossier the notifier never heard of
+    (its receipt lost): nothing will ever make them true to tell."""
+    c = t.alerts.c
+    result = await conn.execute(t.alerts.delete().where(c.raised_at < cutoff))
+    return int(result.rowcount or 0)
+
+
 # -- postal orders --------------------------------------------------------------------------
 
 
