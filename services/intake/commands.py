@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.events import Address, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
+from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, valid_agency_code
 from services.core.domain.lifecycle import PENDING_STATUSES, Action
 from services.core.runtime.group_commit import Batch
 from services.intake.adapters import repository as repo
@@ -102,6 +103,14 @@ def check_receipt(
     the receipt is not in the future. Decided before the request joins a batch of writes."""
     if entry is None or (allowed_agency and entry.procedure.agency_code != allowed_agency):
         raise InvalidCommand("procedure_code", "no such procedure for your agency")
+    if not valid_agency_code(entry.procedure.agency_code):
+        # An agency recorded before codes were limited: its dossier codes would be longer
+        # than the texts are budgeted for, and a code cut in an SMS is one nobody can find.
+        raise InvalidCommand(
+            "procedure_code",
+            f"its agency code is longer than {AGENCY_CODE_MAX_LENGTH} characters; "
+            "record the procedure under an agency with a shorter code",
+        )
     received_at = (body.received_at or now).astimezone(VN_TZ)
     if received_at > now:
         raise InvalidCommand("received_at", "must not be in the future")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from services.core.domain.calendar import VN_TZ
+from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.notifier.adapters.postal import (
     HttpPostalOperator,
     JsonlPostalOperator,
@@ -170,6 +171,31 @@ async def test_200_without_a_tracking_code_is_a_malformed_response_to_retry(
 
 
 # -- permanent failure --------------------------------------------------------------------
+
+
+async def test_a_tracking_code_too_long_to_text_whole_fails_the_order(
+    operator: HttpPostalOperator,
+    fake_postal_operator: FakePostalOperator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It could be neither stored nor texted whole, and asking again gets it again: the order
+    fails, which tells the agency's supervisors (the result is still with them)."""
+    too_long = "EB" + "1" * (TRACKING_CODE_MAX_LENGTH - 3) + "VN"
+    monkeypatch.setattr(fake_postal_operator, "_new_id", lambda: too_long)
+    result = await operator.place(order())
+    assert (result.outcome, result.tracking_code) == ("failed", None)
+    assert result.error == f"tracking code over {TRACKING_CODE_MAX_LENGTH} characters"
+
+
+async def test_a_tracking_code_at_its_longest_is_accepted(
+    operator: HttpPostalOperator,
+    fake_postal_operator: FakePostalOperator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    longest = "EB" + "1" * (TRACKING_CODE_MAX_LENGTH - 4) + "VN"
+    monkeypatch.setattr(fake_postal_operator, "_new_id", lambda: longest)
+    result = await operator.place(order())
+    assert (result.outcome, result.tracking_code) == ("accepted", longest)
 
 
 async def test_400_fails_at_once_with_the_code_and_no_personal_data(
@@ -384,11 +410,16 @@ async def test_jsonl_tracking_codes_cannot_be_guessed_from_the_reference(tmp_pat
         assert len(code) <= PLACEHOLDER_LIMITS["tracking"]  # the SMS shows it whole
 
 
-async def test_jsonl_keeps_the_code_of_an_order_written_before_codes_were_kept(
+async def test_jsonl_gives_an_order_written_before_codes_were_kept_a_whole_code(
     tmp_path: Path,
 ) -> None:
+    """It was "LOCAL-" + the dossier code, which a text cut ("LOCAL-VPDK-Q1-202...")."""
     path = tmp_path / "postal.jsonl"
-    path.write_text(json.dumps({"reference": "R-9", "at": "2026-03-06T16:00:00+07:00"}) + "\n")
-    again = await JsonlPostalOperator(path, clock).place(order("R-9"))
-    assert again.tracking_code == "LOCAL-R-9"
+    reference = "UBND-PHUONG-BENNGHE1-20261123-999999"  # the longest dossier code
+    path.write_text(json.dumps({"reference": reference, "at": "2026-03-06T16:00:00+07:00"}) + "\n")
+    again = await JsonlPostalOperator(path, clock).place(order(reference))
+    once_more = await JsonlPostalOperator(path, clock).place(order(reference))
+    assert again.tracking_code == once_more.tracking_code  # the same order, the same code
+    assert again.tracking_code is not None
+    assert re.fullmatch(r"LOCAL-[0-9A-F]{14}", again.tracking_code)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 1

@@ -10,8 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.core.domain.calendar import VN_TZ
+from services.core.domain.codes import (
+    DOSSIER_CODE_MAX_LENGTH,
+    SEQUENCE_MAX,
+    TRACKING_CODE_MAX_LENGTH,
+    dossier_code,
+    dossier_code_prefix,
+)
 from services.notifier.domain.sms_text import Encoding, SegmentCount, segments
 from services.notifier.domain.templates import (
+    CODE_PLACEHOLDERS,
     DEFAULT_MAX_SEGMENTS_GSM7,
     DEFAULT_MAX_SEGMENTS_UNICODE,
     DEFAULT_TEXTS,
@@ -52,8 +60,12 @@ REALISTIC: Mapping[str, Value] = {
 
 
 def _worst_values(pad: str) -> dict[str, Value]:
-    """Every placeholder well past its maximum, of characters that cost the most."""
-    return {name: pad * (limit + 7) for name, limit in PLACEHOLDER_LIMITS.items()}
+    """Every placeholder well past its maximum, of characters that cost the most; the codes,
+    which are never cut, at their longest."""
+    return {
+        name: "9" * limit if name in CODE_PLACEHOLDERS else pad * (limit + 7)
+        for name, limit in PLACEHOLDER_LIMITS.items()
+    }
 
 
 def _with(key: NoticeKey, text: str) -> dict[str, str]:
@@ -196,7 +208,7 @@ def _load(mapping: Mapping[str, str], unicode: bool = False, cap: int = 2) -> Te
 def test_template_value_lists_its_placeholders_and_limits() -> None:
     template = GSM_SET.template(NoticeKey.RECEIVED)
     assert template.placeholders() == {"office", "code", "appointment", "lookup"}
-    assert template.limits["code"] == 32
+    assert template.limits["code"] == DOSSIER_CODE_MAX_LENGTH
     assert "items" not in template.limits
 
 
@@ -226,18 +238,22 @@ def test_loading_refuses_a_bad_text_naming_the_template(text: str, problem: str)
 
 def test_escaped_braces_are_literal_and_counted_as_extension_characters() -> None:
     templates = _load(_with(NoticeKey.RETURNED, "{{{code}}}"))
-    assert templates.worst_case(NoticeKey.RETURNED) == SegmentCount(units=32 + 4, parts=1)
+    assert templates.worst_case(NoticeKey.RETURNED) == SegmentCount(
+        units=DOSSIER_CODE_MAX_LENGTH + 4, parts=1
+    )
     assert templates.render(NoticeKey.RETURNED, {"code": "H29-1"}).text == "{H29-1}"
 
 
 def test_emoji_in_the_text_is_accepted_in_unicode_mode() -> None:
     templates = _load(_with(NoticeKey.RETURNED, "Hồ sơ {code} 😀"), unicode=True, cap=4)
-    assert templates.worst_case(NoticeKey.RETURNED) == SegmentCount(units=6 + 32 + 1 + 2, parts=1)
+    assert templates.worst_case(NoticeKey.RETURNED) == SegmentCount(
+        units=6 + DOSSIER_CODE_MAX_LENGTH + 1 + 2, parts=1
+    )
 
 
 def test_loading_accepts_a_text_exactly_at_the_cap_and_refuses_one_more() -> None:
-    # {code} at its maximum costs 32 septets: 274 literal septets make 306 = 2 × 153.
-    at_cap = "{code}" + "x" * 274
+    # {code} at its maximum costs its length in septets; the rest makes 306 = 2 × 153.
+    at_cap = "{code}" + "x" * (306 - DOSSIER_CODE_MAX_LENGTH)
     assert _load(_with(NoticeKey.RETURNED, at_cap)).worst_case(NoticeKey.RETURNED) == (
         SegmentCount(units=306, parts=2)
     )
@@ -286,7 +302,14 @@ VALUE_TEXT = st.one_of(
     st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=200),
     st.text(alphabet=_NASTY, max_size=200),
 )
-VALUES = st.fixed_dictionaries({name: VALUE_TEXT for name in PLACEHOLDER_LIMITS})
+# Codes are never cut: they come whole, at most their maximum (motcua makes or checks them).
+CODE_TEXT = st.text(alphabet="ABCXYZ0123456789-._", min_size=1)
+VALUES = st.fixed_dictionaries(
+    {
+        name: CODE_TEXT.map(lambda t, n=limit: t[:n]) if name in CODE_PLACEHOLDERS else VALUE_TEXT
+        for name, limit in PLACEHOLDER_LIMITS.items()
+    }
+)
 
 
 @BOTH
@@ -309,3 +332,55 @@ def test_fit_value_respects_its_maximum_at_one_unit_per_character(
     assert "\n" not in fitted
     encoding = Encoding.UCS2 if unicode else Encoding.GSM7
     assert segments(fitted, encoding).units == len(fitted)
+
+
+# -- codes are never cut ------------------------------------------------------------------
+
+# The longest dossier code there can be: an agency code at its maximum, the last sequence.
+LONGEST_CODE = dossier_code(
+    dossier_code_prefix("UBND-PHUONG-BENNGHE1", datetime(2026, 11, 23).date()), SEQUENCE_MAX
+)
+LONGEST_TRACKING = "EB" + "1" * (TRACKING_CODE_MAX_LENGTH - 4) + "VN"
+
+
+def test_the_longest_codes_are_the_placeholders_budgets() -> None:
+    assert len(LONGEST_CODE) == DOSSIER_CODE_MAX_LENGTH == PLACEHOLDER_LIMITS["code"]
+    assert len(LONGEST_TRACKING) == TRACKING_CODE_MAX_LENGTH == PLACEHOLDER_LIMITS["tracking"]
+    # The digest lists whole codes only: at least two of the longest fit.
+    assert PLACEHOLDER_LIMITS["oldest"] >= 2 * DOSSIER_CODE_MAX_LENGTH + len(", ")
+
+
+@BOTH
+@pytest.mark.parametrize("key", list(NoticeKey))
+def test_every_default_shows_the_longest_codes_whole(
+    templates: TemplateSet, key: NoticeKey
+) -> None:
+    """Issue 13 item 11: 'Ho so UBND-PHUONG-BEN-NGHE-QUAN-1-2...' led nowhere."""
+    values = {**REALISTIC, "code": LONGEST_CODE, "tracking": LONGEST_TRACKING}
+    sms = templates.render(key, _worst_values("€") | values)
+    placeholders = templates.template(key).placeholders()
+    if "code" in placeholders:
+        assert f" {LONGEST_CODE} " in sms.text
+    if "tracking" in placeholders:
+        assert f" {LONGEST_TRACKING}" in sms.text
+    assert sms.segments.parts <= templates.max_segments
+
+
+@pytest.mark.parametrize("name", sorted(CODE_PLACEHOLDERS))
+def test_a_code_over_its_budget_fails_the_render_instead_of_being_cut(name: str) -> None:
+    too_long = "9" * (PLACEHOLDER_LIMITS[name] + 1)
+    with pytest.raises(TemplateError, match=rf"\{{{name}\}} is \d+ characters.*never cut"):
+        GSM_SET.render(NoticeKey.POSTAL_PROBLEM, {**REALISTIC, name: too_long})
+
+
+def test_a_custom_text_that_cannot_fit_the_longest_code_fails_at_load_naming_it() -> None:
+    # Fits with a short code; with the longest dossier code it needs a third segment.
+    text = "{code}" + "x" * (306 - DOSSIER_CODE_MAX_LENGTH + 1)
+    with pytest.raises(TemplateError) as caught:
+        _load(_with(NoticeKey.RETURNED, text))
+    assert caught.value.key == "returned"
+    assert (
+        f"codes are never cut: {{code}} {DOSSIER_CODE_MAX_LENGTH} characters"
+        in caught.value.problem
+    )
+    assert caught.value.problem.endswith("the cap is 2")

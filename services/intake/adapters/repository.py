@@ -29,6 +29,7 @@ from schemas.events import (
 )
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
+from services.core.domain.codes import dossier_code, dossier_code_prefix
 from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import dialect_insert
 from services.core.runtime.group_commit import Batch
@@ -243,9 +244,9 @@ async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: 
     concurrent batches, of any replica, never hand out the same number), counted on in the
     batch and stored once when the batch is flushed.
     """
-    prefix = f"{agency_code}-{day:%Y%m%d}"
+    prefix = dossier_code_prefix(agency_code, day)
     sequence = await batch.next_value(conn, prefix, _read_counter, _write_counter)
-    return f"{prefix}-{sequence:04d}"
+    return dossier_code(prefix, sequence)
 
 
 async def _read_counter(conn: AsyncConnection, prefix: str) -> int:

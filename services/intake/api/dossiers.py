@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.core.domain.codes import dossier_code_prefix
 from services.core.domain.lifecycle import Action
 from services.core.runtime.group_commit import Batch
 from services.intake import commands
@@ -110,7 +111,7 @@ async def receive_dossier(
 
     try:
         # Ordered by the code counter each unit locks: batches lock counters in one order.
-        counter = f"{entry.procedure.agency_code}-{received_at:%Y%m%d}"
+        counter = dossier_code_prefix(entry.procedure.agency_code, received_at.date())
         result = await ctx.dossier_writes.run(record, order=counter)
     except IntegrityError:
         if not key:

@@ -19,10 +19,15 @@ from pydantic import (
 )
 
 from services.core.domain.calendar import VN_TZ
+from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, AGENCY_CODE_PATTERN
 from services.core.phones import InvalidPhone, normalise_phone
 from services.core.runtime.request_models import FREE_TEXT, RequestModel
 
-Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
+# An agency code: its length bounds the dossier code's, which every text shows whole.
+Code = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=AGENCY_CODE_MAX_LENGTH, pattern=AGENCY_CODE_PATTERN),
+]
 ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.domain.calendar import VN_TZ
+from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, AGENCY_CODE_PATTERN
 from services.intake.adapters import reports as r
 from services.intake.adapters.tokens import Principal
 from services.intake.api import models as m
@@ -24,7 +25,6 @@ MAX_PERIOD_DAYS = 366
 # The same range the API accepts for times: beyond it, midnight in +07:00 overflows in UTC.
 EARLIEST_DAY = m.FIRST_DAY
 LATEST_DAY = m.LAST_DAY
-AGENCY_CODE = r"^[A-Za-z0-9_.\-]{1,32}$"
 COUNT_FIELDS = (
     "received",
     "finished_early",
@@ -82,7 +82,10 @@ class OnTimeReportOut(BaseModel):
 async def on_time_report(
     ctx: Ctx,
     caller: Caller,
-    agency: Annotated[str | None, Query(pattern=AGENCY_CODE)] = None,
+    agency: Annotated[
+        str | None,
+        Query(min_length=1, max_length=AGENCY_CODE_MAX_LENGTH, pattern=AGENCY_CODE_PATTERN),
+    ] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
     format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",

@@ -7,6 +7,7 @@ the same tracking code and no second pick-up.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,8 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.notifier.adapters.http_calls import HttpProvider, Outcome
 from services.notifier.adapters.jsonl_outbox import JsonlOutbox
+
+TRACKING_CODE_TOO_LONG = f"tracking code over {TRACKING_CODE_MAX_LENGTH} characters"
 
 __all__ = [
     "HttpPostalOperator",
@@ -75,6 +79,12 @@ class HttpPostalOperator(HttpProvider):
 
     async def place(self, order: PostalOrderRequest) -> OrderResult:
         verdict = await self.call(order.body(), "tracking_code")
+        if verdict.outcome == "accepted" and not fits_tracking_code(verdict.value):
+            # A code longer than any column keeps, or than the texts are budgeted for, cannot
+            # be stored nor texted whole, and asking again gets the same code back (the
+            # operator keeps the first order per reference): a permanent failure, which tells
+            # the agency's supervisors that the result is still with them.
+            return OrderResult("failed", error=TRACKING_CODE_TOO_LONG)
         return OrderResult(
             outcome=verdict.outcome,
             tracking_code=verdict.value,
@@ -98,15 +108,29 @@ class JsonlPostalOperator:
         # A repeated reference gets the first order's code back, as from the operator.
         _, tracking_code = await self._outbox.append_first(line)
         if tracking_code is None:  # a line written before the codes were kept in the file
-            tracking_code = f"LOCAL-{order.reference}"
+            tracking_code = legacy_tracking_code(order.reference)
         return OrderResult("accepted", tracking_code=str(tracking_code))
 
     async def aclose(self) -> None:
         """Nothing held open: each line is written with its own open, append, flush, close."""
 
 
+def fits_tracking_code(code: str | None) -> bool:
+    return code is not None and len(code) <= TRACKING_CODE_MAX_LENGTH
+
+
 def local_tracking_code() -> str:
     """A code no one can guess: one made from the dossier code (as it once was) let anyone
-    who knew a dossier's code report its parcel delivered. 20 characters, so the SMS that
-    gives it ({tracking}, cut at 20) shows it whole, and it fits every column (40)."""
+    who knew a dossier's code report its parcel delivered. 20 characters, well within
+    TRACKING_CODE_MAX_LENGTH (what every column keeps and every text shows whole)."""
     return f"LOCAL-{secrets.token_hex(7).upper()}"
+
+
+def legacy_tracking_code(reference: str) -> str:
+    """The code of an order whose line was written before the file kept codes. Once it was
+    "LOCAL-" + the dossier code, up to 6 + 36 characters: longer than the texts show whole.
+    A digest of the reference instead: the same for every repeat of the order, 20 characters
+    like every other embedded code (and the callbacks need the token, so knowing the dossier
+    code is not enough to report its parcel)."""
+    digest = hashlib.sha256(reference.encode()).hexdigest()[:14].upper()
+    return f"LOCAL-{digest}"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ConfigDict, Field
 
+from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.core.runtime.http_errors import ApiError
 from services.core.runtime.request_models import FREE_TEXT, RequestModel
 from services.notifier import handlers
@@ -37,7 +38,7 @@ class PostalStatus(RequestModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    tracking_code: str = Field(min_length=1, max_length=40)
+    tracking_code: str = Field(min_length=1, max_length=TRACKING_CODE_MAX_LENGTH)
     status: Literal["picked_up", "in_transit", "delivered", "failed", "returned"]
 
 

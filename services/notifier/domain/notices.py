@@ -14,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from services.core.domain.calendar import VN_TZ
+from services.core.domain.codes import DOSSIER_CODE_MAX_LENGTH, TRACKING_CODE_MAX_LENGTH
 from services.core.domain.deadlines import MINUTES_PER_WORKING_DAY
 
 # Segment caps (số tin nhắn tối đa) the default texts are built for. Unicode needs more: a
@@ -40,25 +41,31 @@ class NoticeKey(StrEnum):
 
 
 # Maximum rendered length, in characters, of each placeholder's value.
+# The codes' are the longest a code can be (services.core.domain.codes), not a cut: a dossier
+# or tracking code cut short is one nobody can look up, so ``CODE_PLACEHOLDERS`` are never cut
+# and the templates are checked at start with them at their longest.
 PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
     {
         "office": 20,  # short sender name in the text, e.g. "UBND Q1"
         "lookup": 40,  # where to look a dossier up (tra cứu), e.g. "dichvucong.gov.vn"
         "procedure": 60,  # procedure name (tên thủ tục)
-        "code": 32,  # dossier code (mã hồ sơ)
+        "code": DOSSIER_CODE_MAX_LENGTH,  # dossier code (mã hồ sơ)
         "appointment": 16,  # "HH:MM dd/mm/yyyy", see appointment_text
         "items": 120,  # missing items (thành phần cần bổ sung)
         "reason": 120,  # why rejected (lý do)
         "place": 60,  # where to collect the result (nơi nhận kết quả)
-        "tracking": 20,  # postal tracking code (mã bưu gửi)
+        "tracking": TRACKING_CODE_MAX_LENGTH,  # postal tracking code (mã bưu gửi)
         "agency": 60,  # handling agency (cơ quan giải quyết)
         "late": 20,  # how late, see lateness_text
         "due_soon": 6,  # number of dossiers due soon (sắp đến hạn)
         "overdue": 6,  # number of dossiers overdue (quá hạn)
-        "oldest": 100,  # codes of the oldest overdue dossiers
+        "oldest": 100,  # whole codes of the oldest overdue dossiers: two at their longest
         "postal_status": 24,  # what happened to the postal item, see POSTAL_STATUS_TEXTS
     }
 )
+
+# Codes a reader types back: rendered whole or not at all (TemplateError), never cut.
+CODE_PLACEHOLDERS = frozenset({"code", "tracking"})
 
 # Any template may use these: the notifier supplies them for every notice.
 COMMON_PLACEHOLDERS = frozenset({"office", "lookup", "procedure"})

@@ -14,7 +14,10 @@ keeps values inside that worst case, so a real message can never exceed the cap:
   become "?" (1 UTF-16 code unit instead of 2). Citizen data needs neither, and this halves
   the worst case, which is what lets a 120-character list of missing items fit 2 segments;
 - whitespace runs collapse to one space (a value never adds lines to an SMS);
-- a value over its maximum is cut, ending with an ellipsis.
+- a value over its maximum is cut, ending with an ellipsis; but a code (``CODE_PLACEHOLDERS``:
+  the dossier code, the tracking code) is never cut, since a cut code leads nowhere. Its
+  maximum is the longest code there can be, so a longer one is a bug upstream and the render
+  fails (TemplateError) instead of sending a code nobody can look up.
 
 The literal text of a template keeps whatever it has and is counted exactly.
 """
@@ -28,6 +31,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from services.notifier.domain.notices import (
+    CODE_PLACEHOLDERS,
     COMMON_PLACEHOLDERS,
     DEFAULT_MAX_SEGMENTS_GSM7,
     DEFAULT_MAX_SEGMENTS_UNICODE,
@@ -52,6 +56,7 @@ from services.notifier.domain.sms_text import (
 )
 
 __all__ = [
+    "CODE_PLACEHOLDERS",
     "COMMON_PLACEHOLDERS",
     "DEFAULT_MAX_SEGMENTS_GSM7",
     "DEFAULT_MAX_SEGMENTS_UNICODE",
@@ -96,6 +101,11 @@ class Slot:
 
     name: str
     max_length: int
+
+    @property
+    def whole(self) -> bool:
+        """A code: shown whole or not rendered at all, never cut."""
+        return self.name in CODE_PLACEHOLDERS
 
 
 Piece = str | Slot
@@ -195,9 +205,19 @@ def _compile(template: Template, unicode: bool, max_segments: int) -> _Compiled:
         raise TemplateError(
             template.key,
             f"can render to {worst.parts} segments ({worst.units} {unit}) with every "
-            f"placeholder at its maximum length; the cap is {max_segments}",
+            f"placeholder at its maximum length{_codes_at_longest(pieces)}; "
+            f"the cap is {max_segments}",
         )
     return _Compiled(template, pieces, worst)
+
+
+def _codes_at_longest(pieces: Iterable[Piece]) -> str:
+    """Why the codes count at their longest: they are never cut, so a text must fit them."""
+    codes = sorted({(p.name, p.max_length) for p in pieces if isinstance(p, Slot) and p.whole})
+    if not codes:
+        return ""
+    shown = ", ".join(f"{{{name}}} {length}" for name, length in codes)
+    return f" (codes are never cut: {shown} characters)"
 
 
 def load_templates(mapping: Mapping[str, str], *, unicode: bool, max_segments: int) -> TemplateSet:
@@ -256,11 +276,16 @@ def _to_bmp(text: str) -> str:
     return "".join("?" if ord(char) > 0xFFFF else char for char in text)
 
 
+def _fold(text: str, unicode: bool) -> str:
+    """One line of one-unit characters."""
+    folded = _to_bmp(tidy_unicode(text)) if unicode else to_gsm7_basic(text)
+    return " ".join(folded.split())
+
+
 def fit_value(text: str, max_length: int, unicode: bool) -> str:
     """A value as it is sent: folded to one-unit characters, one line, at most
     ``max_length`` characters (cut ones end with an ellipsis)."""
-    folded = _to_bmp(tidy_unicode(text)) if unicode else to_gsm7_basic(text)
-    line = " ".join(folded.split())
+    line = _fold(text, unicode)
     if len(line) <= max_length:
         return line
     ellipsis = "…" if unicode else "..."
@@ -295,7 +320,18 @@ class TemplateSet:
         if piece.name not in values:
             raise TemplateError(key, f"no value for placeholder {{{piece.name}}}")
         text = _value_text(key, piece.name, values[piece.name])
-        return fit_value(text, piece.max_length, self.unicode)
+        if not piece.whole:
+            return fit_value(text, piece.max_length, self.unicode)
+        line = _fold(text, self.unicode)
+        if len(line) > piece.max_length:
+            # Impossible for a code made or accepted by motcua (services.core.domain.codes);
+            # failing here keeps a cut code from ever reaching anyone.
+            raise TemplateError(
+                key,
+                f"{{{piece.name}}} is {len(line)} characters, over its {piece.max_length}; "
+                "a code is never cut",
+            )
+        return line
 
     def _get(self, key: str) -> _Compiled:
         try:
