@@ -24,6 +24,8 @@ from services.core.runtime.request_models import FREE_TEXT, RequestModel
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
 ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+SupervisorId = Annotated[str, StringConstraints(max_length=36)]
+"""As the intake gives them (a UUID); any other string is simply not found."""
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
 ]
