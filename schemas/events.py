@@ -342,10 +342,16 @@ class Supervisor(Contract):
 
 
 class SupervisorsChanged(Contract):
-    """The supervisors of ``agency_code`` changed; ``supervisors`` is the agency's whole list
-    after the change, so a consumer may replace its copy and stays right even if it missed one."""
+    """The directory entry of ``agency_code`` changed (its supervisors, or its name);
+    ``supervisors`` is the agency's whole list after the change, so a consumer may replace its
+    copy and stays right even if it missed one."""
 
     agency_code: str
+    # Optional, so the records published before it existed still parse: None says nothing
+    # about the name (a consumer keeps the one it has), it does not clear it.
+    agency_name: str | None = Field(
+        default=None, description="the agency's name (tên cơ quan); absent in older records"
+    )
     supervisors: list[Supervisor] = Field(description="the agency's whole list after the change")
 
 

@@ -239,20 +239,23 @@ TOPICS: tuple[Topic, ...] = (
         address=DIRECTORY_TOPIC,
         title="Directory events",
         description=(
-            "Who supervises each agency (lãnh đạo), published by intake (through its outbox) "
-            "when an admin POSTs /agencies/{agency_code}/supervisors. Every record carries the "
-            "agency's whole supervisor list after the change, keyed by the agency code. The "
-            "payload holds personal data (names, phones, e-mails): consumers never log it."
+            "Who supervises each agency (lãnh đạo), and the agency's name, published by "
+            "intake (through its outbox) when an admin adds, changes or removes a supervisor "
+            "(/agencies/{agency_code}/supervisors) or renames the agency (PUT "
+            "/agencies/{agency_code}); once for every agency when the directory was backfilled "
+            "(intake migration 0006). Every record carries the agency's whole supervisor list "
+            "after the change, keyed by the agency code. The payload holds personal data "
+            "(names, phones, e-mails): consumers never log it."
         ),
         envelope=DirectoryEnvelope,
         events={SUPERVISORS_CHANGED: SupervisorsChanged},
         key=AGENCY_CODE_KEY,
-        sender=("intake", "Intake announces an admin's change of an agency's supervisors."),
+        sender=("intake", "Intake announces an admin's change of an agency's directory entry."),
         receivers=(
             (
                 "notifier",
                 "The notifier replaces its copy of the agency's supervisors, who receive "
-                "overdue alerts and digests.",
+                "overdue alerts and digests, and keeps the agency's name.",
             ),
         ),
     ),

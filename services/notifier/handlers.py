@@ -302,11 +302,14 @@ async def decide_alerts(
 async def handle_directory_event(
     engine: AsyncEngine, envelope: DirectoryEnvelope, now: datetime
 ) -> None:
-    """The agency's whole supervisor list replaces the one held: idempotent."""
+    """The agency's whole supervisor list replaces the one held, and its name the one held:
+    idempotent. A record without a name (published before names were) leaves the name held."""
     payload = envelope.payload
     people = [(s.id, Contact(s.name, s.phone)) for s in payload.supervisors]
     async with engine.begin() as conn:
         await repo.replace_supervisors(conn, payload.agency_code, people)
+        if payload.agency_name is not None:
+            await repo.save_agency_name(conn, payload.agency_code, payload.agency_name)
     log.info("supervisors_replaced", agency=payload.agency_code, count=len(people))
 
 

@@ -364,6 +364,7 @@ async def test_each_new_supervisor_publishes_the_agencys_whole_list(intake: Inta
     assert envelopes[1]["occurred_at"] == "2026-11-16T09:02:00+07:00"
     assert envelopes[1]["payload"] == {
         "agency_code": "UBND-Q1",
+        "agency_name": "UBND-Q1",  # named by its code until an admin names it
         "supervisors": [
             {
                 "id": added[0]["id"],

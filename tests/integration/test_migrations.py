@@ -11,9 +11,14 @@ from sqlalchemy import MetaData, create_engine
 
 from services.core.runtime.migrations import migrated_services
 from services.intake.adapters.tables import metadata as intake_metadata
+from services.notifier.adapters.tables import metadata as notifier_metadata
 from services.tracker.adapters.tables import metadata as tracker_metadata
 
-METADATA: dict[str, MetaData] = {"intake": intake_metadata, "tracker": tracker_metadata}
+METADATA: dict[str, MetaData] = {
+    "intake": intake_metadata,
+    "notifier": notifier_metadata,
+    "tracker": tracker_metadata,
+}
 
 
 def test_every_service_with_tables_has_migrations() -> None:

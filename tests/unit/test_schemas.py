@@ -436,6 +436,7 @@ DIRECTORY_EXAMPLE = DirectoryEnvelope(
     occurred_at=ict(2026, 3, 1, 8, 0),
     payload=SupervisorsChanged(
         agency_code=AGENCY,
+        agency_name="Ủy ban nhân dân Quận 1",
         supervisors=[
             Supervisor(
                 id="7e57d004-2b97-4e7a-b45f-5387367791cd",
@@ -799,6 +800,18 @@ def test_directory_example_validates_against_generated_schemas() -> None:
     assert schema_errors(payload_schema, wire["payload"]) == []
     schema = asyncapi_message_schema(load_asyncapi(), "directory", "directory.supervisors_changed")
     assert schema_errors(schema, wire) == []
+
+
+def test_a_directory_record_from_before_agency_names_still_parses() -> None:
+    """Records published before `agency_name` existed are on the topic still (and in the
+    embedded broker's replay): they parse, with no name rather than an empty one."""
+    wire = json.loads(DIRECTORY_EXAMPLE.model_dump_json())
+    del wire["payload"]["agency_name"]
+    envelope = DirectoryEnvelope.model_validate(wire)
+    assert envelope.payload.agency_name is None
+    assert [s.name for s in envelope.payload.supervisors] == ["Lê Minh Tuấn", "Phạm Thu"]
+    if _validate is not None:
+        assert schema_errors(load_json_schema("directory-envelope.v1.json"), wire) == []
 
 
 def test_directory_envelope_is_strict() -> None:

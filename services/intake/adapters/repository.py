@@ -27,7 +27,7 @@ from schemas.events import (
     Supervisor,
     SupervisorsChanged,
 )
-from services.core.domain.calendar import CalendarOverride, DayKind
+from services.core.domain.calendar import CalendarOverride, DayKind, OfficeSchedule
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.codes import dossier_code, dossier_code_prefix
 from services.core.domain.deadlines import TimeLimit, TimeUnit
@@ -201,6 +201,41 @@ async def publish_calendar_change(
     await add_to_outbox(conn, t.outbox, [row])
 
 
+class CodeTaken(Exception):
+    """A code that another agency or procedure holds in another case (→ HTTP 409)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+DEFAULT_SCHEDULE = OfficeSchedule.default().to_dict()
+
+
+async def ensure_agency(conn: AsyncConnection, code: str, now: datetime) -> bool:
+    """An agency named by a procedure exists from then on, with the default office hours.
+    True when this call created it.
+
+    A code that differs from an existing one only in case is refused, not made a second
+    agency (the field is `agency_code` wherever an agency is named)."""
+    existing = await code_in_any_case(conn, t.agencies, code)
+    if existing is None:
+        await conn.execute(
+            t.agencies.insert().values(
+                code=code, name=code, office_schedule=DEFAULT_SCHEDULE, created_at=now
+            )
+        )
+        return True
+    if existing != code:
+        message = f"the agency {existing} exists: codes differ only in case; use {existing}"
+        raise CodeTaken("agency_code", message)
+    return False
+
+
+async def list_agencies(conn: AsyncConnection) -> list[Any]:
+    return list(await conn.execute(sa.select(t.agencies).order_by(t.agencies.c.code)))
+
+
 async def load_supervisors(conn: AsyncConnection, agency_code: str) -> list[Supervisor]:
     c = t.supervisors.c
     rows = await conn.execute(
@@ -211,17 +246,54 @@ async def load_supervisors(conn: AsyncConnection, agency_code: str) -> list[Supe
     return [Supervisor(id=r.id, name=r.name, phone=r.phone, email=r.email) for r in rows]
 
 
-async def publish_supervisors_change(
-    conn: AsyncConnection, agency_code: str, now: datetime
+async def add_supervisor(
+    conn: AsyncConnection, agency_code: str, supervisor: Supervisor, now: datetime
 ) -> None:
+    await conn.execute(
+        t.supervisors.insert().values(
+            id=supervisor.id,
+            agency_code=agency_code,
+            name=supervisor.name,
+            phone=supervisor.phone,
+            email=supervisor.email,
+            created_at=now,
+        )
+    )
+
+
+async def save_supervisor(conn: AsyncConnection, agency_code: str, supervisor: Supervisor) -> bool:
+    """Store a supervisor's new details; False when the agency has no such supervisor."""
+    c = t.supervisors.c
+    result = await conn.execute(
+        t.supervisors.update()
+        .where(c.id == supervisor.id, c.agency_code == agency_code)
+        .values(name=supervisor.name, phone=supervisor.phone, email=supervisor.email)
+    )
+    return bool(result.rowcount)
+
+
+async def remove_supervisor(conn: AsyncConnection, agency_code: str, supervisor_id: str) -> bool:
+    """False when the agency has no such supervisor."""
+    c = t.supervisors.c
+    result = await conn.execute(
+        t.supervisors.delete().where(c.id == supervisor_id, c.agency_code == agency_code)
+    )
+    return bool(result.rowcount)
+
+
+async def publish_directory_entry(conn: AsyncConnection, agency_code: str, now: datetime) -> None:
     """Tell the notifier (motcua.directory.v1) in the same transaction as the change. The
-    record carries the agency's whole list, so the latest record of a key is all it needs."""
+    record carries the agency's name and whole list, so the latest record of a key is all it
+    needs."""
+    agency = await get_agency(conn, agency_code)
     envelope = DirectoryEnvelope(
         event_id=new_id(),
         type=SUPERVISORS_CHANGED,
         occurred_at=now,
         payload=SupervisorsChanged(
-            agency_code=agency_code, supervisors=await load_supervisors(conn, agency_code)
+            agency_code=agency_code,
+            agency_name=agency.name if agency else None,
+            supervisors=await load_supervisors(conn, agency_code),
         ),
     )
     row = outbox_row(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas.events import Supervisor
 from services.core.domain.calendar import OfficeSchedule
+from services.intake import directory
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import models as m
@@ -20,32 +20,8 @@ from services.intake.api.errors import ApiError, not_found
 
 router = APIRouter(responses=ERRORS)
 ADMIN = [require("admin")]
-DEFAULT_SCHEDULE = OfficeSchedule.default().to_dict()
+DEFAULT_SCHEDULE = repo.DEFAULT_SCHEDULE
 MIN_WEEKLY_MINUTES = 8 * 60
-
-
-async def ensure_agency(conn: AsyncConnection, code: str, now: Any) -> None:
-    """An agency named by a procedure exists from then on, with the default office hours.
-
-    A code that differs from an existing one only in case is refused, not made a second
-    agency (the field is `agency_code` wherever an agency is named)."""
-    existing = await repo.code_in_any_case(conn, t.agencies, code)
-    if existing is None:
-        await conn.execute(
-            t.agencies.insert().values(
-                code=code, name=code, office_schedule=DEFAULT_SCHEDULE, created_at=now
-            )
-        )
-    elif existing != code:
-        message = f"the agency {existing} exists: codes differ only in case; use {existing}"
-        raise ApiError(409, "already_exists", message, "agency_code")
-
-
-def _agency_created_meanwhile() -> ApiError:
-    # Two requests created the agency (or two spellings of it) at once: the unique index
-    # kept one of them; the other may simply be sent again.
-    message = "the agency was created by another request meanwhile; try again"
-    return ApiError(409, "already_exists", message, "agency_code")
 
 
 @router.post(
@@ -61,7 +37,7 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
             if existing is not None:
                 message = f"a procedure with this code exists: {existing}"
                 raise ApiError(409, "already_exists", message, "code")
-            await ensure_agency(conn, body.agency_code, now)
+            await repo.ensure_agency(conn, body.agency_code, now)
             await conn.execute(
                 t.procedures.insert().values(
                     code=body.code,
@@ -107,11 +83,34 @@ def _plausible_schedule(schedule: OfficeSchedule) -> OfficeSchedule:
     return schedule
 
 
+def _agency_out(row: Any) -> m.AgencyOut:
+    return m.AgencyOut(code=row.code, name=row.name, office_schedule=row.office_schedule)
+
+
+@router.get("/agencies", response_model=list[m.AgencyOut], tags=["catalogue"])
+async def list_agencies(ctx: Ctx, _caller: Caller) -> Any:
+    """The agencies of the catalogue, with their names and office hours; anyone with a token
+    reads them, as procedures."""
+    async with ctx.engine.connect() as conn:
+        return [_agency_out(row) for row in await repo.list_agencies(conn)]
+
+
+@router.get("/agencies/{agency_code}", response_model=m.AgencyOut, tags=["catalogue"])
+async def get_agency(agency_code: m.Code, ctx: Ctx, _caller: Caller) -> Any:
+    async with ctx.engine.connect() as conn:
+        row = await repo.get_agency(conn, agency_code)
+        if row is None:
+            raise await directory.unknown_agency(conn, agency_code)
+    return _agency_out(row)
+
+
 @router.put(
     "/agencies/{agency_code}", response_model=m.AgencyOut, dependencies=ADMIN, tags=["catalogue"]
 )
 async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
-    """Name an agency and set its office hours (giờ làm việc); default Mon–Fri 8–12, 13–17."""
+    """Name an agency and set its office hours (giờ làm việc); default Mon–Fri 8–12, 13–17.
+
+    A new name reaches the notifier on motcua.directory.v1."""
     try:
         schedule = (
             _plausible_schedule(OfficeSchedule.from_dict(body.office_schedule)).to_dict()
@@ -120,18 +119,42 @@ async def put_agency(agency_code: m.Code, body: m.AgencyIn, ctx: Ctx) -> Any:
         )
     except ValueError as exc:
         raise ApiError(422, "validation_error", str(exc), "office_schedule") from None
+    command = directory.SetAgency(agency_code, body.name, schedule)
     try:
-        async with ctx.engine.begin() as conn:
-            await ensure_agency(conn, agency_code, ctx.clock())
-            await conn.execute(
-                t.agencies.update()
-                .where(t.agencies.c.code == agency_code)
-                .values(name=body.name, office_schedule=schedule)
-            )
-    except IntegrityError:
-        raise _agency_created_meanwhile() from None
-    ctx.catalogue.invalidate()  # receipts from now on use the new office hours
+        await directory.set_agency(ctx.engine, command, ctx.clock())
+    finally:
+        ctx.catalogue.invalidate()  # receipts from now on use the new office hours
+    ctx.wake_relay()
     return m.AgencyOut(code=agency_code, name=body.name, office_schedule=schedule)
+
+
+def _supervisor_out(agency_code: str, supervisor: Supervisor) -> m.SupervisorOut:
+    return m.SupervisorOut(agency_code=agency_code, **supervisor.model_dump())
+
+
+def _details(body: m.SupervisorIn) -> directory.SupervisorDetails:
+    return directory.SupervisorDetails(name=body.name, phone=body.phone, email=body.email)
+
+
+@router.get(
+    "/agencies/{agency_code}/supervisors",
+    response_model=list[m.SupervisorOut],
+    tags=["catalogue"],
+)
+async def list_supervisors(agency_code: m.Code, ctx: Ctx, caller: Caller) -> Any:
+    """The agency's supervisors, in the order they were registered.
+
+    **Who**: an admin, or a supervisor of that agency (the list holds phones: personal data,
+    which clerks and other agencies do not need); others get 403."""
+    if caller.role != "admin" and not (
+        caller.role == "supervisor" and caller.agency_code == agency_code
+    ):
+        raise ApiError(403, "forbidden", "an admin or a supervisor of the agency reads its list")
+    async with ctx.engine.connect() as conn:
+        if await repo.get_agency(conn, agency_code) is None:
+            raise await directory.unknown_agency(conn, agency_code)
+        people = await repo.load_supervisors(conn, agency_code)
+    return [_supervisor_out(agency_code, s) for s in people]
 
 
 @router.post(
@@ -145,26 +168,41 @@ async def add_supervisor(agency_code: m.Code, body: m.SupervisorIn, ctx: Ctx) ->
     """Register a head of agency (lãnh đạo) who receives overdue alerts and digests.
 
     The notifier hears of it on motcua.directory.v1, with the agency's whole list."""
-    supervisor_id = str(uuid.uuid4())
-    now = ctx.clock()
-    try:
-        async with ctx.engine.begin() as conn:
-            await ensure_agency(conn, agency_code, now)
-            await conn.execute(
-                t.supervisors.insert().values(
-                    id=supervisor_id,
-                    agency_code=agency_code,
-                    name=body.name,
-                    phone=body.phone,
-                    email=body.email,
-                    created_at=now,
-                )
-            )
-            await repo.publish_supervisors_change(conn, agency_code, now)
-    except IntegrityError:
-        raise _agency_created_meanwhile() from None
+    command = directory.AddSupervisor(agency_code, _details(body))
+    supervisor = await directory.add_supervisor(ctx.engine, command, ctx.clock())
     ctx.wake_relay()
-    return m.SupervisorOut(id=supervisor_id, agency_code=agency_code, **body.model_dump())
+    return _supervisor_out(agency_code, supervisor)
+
+
+@router.put(
+    "/agencies/{agency_code}/supervisors/{supervisor_id}",
+    response_model=m.SupervisorOut,
+    dependencies=ADMIN,
+    tags=["catalogue"],
+)
+async def change_supervisor(
+    agency_code: m.Code, supervisor_id: m.SupervisorId, body: m.SupervisorIn, ctx: Ctx
+) -> Any:
+    """Replace a supervisor's name, phone and e-mail (the body of the POST; an e-mail left
+    out is removed). The notifier hears of the agency's whole list."""
+    command = directory.ChangeSupervisor(agency_code, supervisor_id, _details(body))
+    supervisor = await directory.change_supervisor(ctx.engine, command, ctx.clock())
+    ctx.wake_relay()
+    return _supervisor_out(agency_code, supervisor)
+
+
+@router.delete(
+    "/agencies/{agency_code}/supervisors/{supervisor_id}",
+    status_code=204,
+    dependencies=ADMIN,
+    tags=["catalogue"],
+)
+async def remove_supervisor(agency_code: m.Code, supervisor_id: m.SupervisorId, ctx: Ctx) -> None:
+    """The supervisor receives no more alerts; the notifier hears of the agency's whole list
+    (an empty one when the last supervisor goes)."""
+    command = directory.RemoveSupervisor(agency_code, supervisor_id)
+    await directory.remove_supervisor(ctx.engine, command, ctx.clock())
+    ctx.wake_relay()
 
 
 @router.get("/calendar/overrides", response_model=list[m.CalendarDayOut], tags=["calendar"])

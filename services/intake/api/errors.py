@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 
 from services.core.domain.lifecycle import ForbiddenAction
 from services.core.runtime.http_errors import ApiError, error_body, install_common_handlers
-from services.intake.adapters.repository import ConcurrentUpdate
+from services.intake.adapters.repository import CodeTaken, ConcurrentUpdate
+from services.intake.directory import NotFound
 from services.intake.domain.model import InvalidCommand
 
 __all__ = ["ApiError", "error_body", "install_error_handlers", "not_found"]
@@ -32,3 +33,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _concurrent(_request: Request, _exc: ConcurrentUpdate) -> JSONResponse:
         message = "the dossier was changed by another request; read it and try again"
         return JSONResponse(error_body("concurrent_update", message), 409)
+
+    @app.exception_handler(CodeTaken)
+    async def _taken(_request: Request, exc: CodeTaken) -> JSONResponse:
+        return JSONResponse(error_body("already_exists", str(exc), exc.field), 409)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(error_body("not_found", str(exc), exc.field), 404)

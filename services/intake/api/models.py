@@ -29,6 +29,8 @@ Code = Annotated[
     StringConstraints(min_length=1, max_length=AGENCY_CODE_MAX_LENGTH, pattern=AGENCY_CODE_PATTERN),
 ]
 ProcedureCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+SupervisorId = Annotated[str, StringConstraints(max_length=36)]
+"""As the intake gives them (a UUID); any other string is simply not found."""
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
 ]

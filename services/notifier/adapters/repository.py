@@ -253,6 +253,24 @@ async def supervisors_of_agencies(
     return found
 
 
+async def save_agency_name(conn: AsyncConnection, agency_code: str, name: str) -> None:
+    insert = dialect_insert(conn, t.agencies).values(agency_code=agency_code, name=name)
+    await conn.execute(
+        insert.on_conflict_do_update(index_elements=["agency_code"], set_={"name": name})
+    )
+
+
+async def agency_names(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, str]:
+    """The names of those agencies the directory has named; an agency it has not is absent
+    (a text then shows its code)."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    c = t.agencies.c
+    rows = await conn.execute(sa.select(c.agency_code, c.name).where(c.agency_code.in_(wanted)))
+    return {r.agency_code: r.name for r in rows}
+
+
 # -- overdue alerts waiting to be true (decisions.PendingAlert) ------------------------------
 
 

@@ -55,6 +55,14 @@ supervisors = sa.Table(
     sa.Column("phone", sa.String(32), nullable=False),
 )
 
+# Each agency's name (tên cơ quan), from motcua.directory.v1, for texts that name an agency.
+agencies = sa.Table(
+    "notifier_agencies",
+    metadata,
+    sa.Column("agency_code", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+)
+
 notices = sa.Table(
     "notifier_notices",
     metadata,
