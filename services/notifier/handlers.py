@@ -267,13 +267,14 @@ async def decide_alerts(
     while True:
         async with engine.begin() as conn:
             due = await repo.alerts_due(conn, now, batch_size)
-            supervisors = await repo.supervisors_of_agencies(
-                conn, {d.alert.agency_code for d in due}
-            )
+            agencies = {d.alert.agency_code for d in due}
+            supervisors = await repo.supervisors_of_agencies(conn, agencies)
+            names = await repo.agency_names(conn, agencies)
             drafts: list[NoticeDraft] = []
             for d in due:
                 people = supervisors.get(d.alert.agency_code, [])
-                decided = decide_alert(d.alert, d.card, d.mark, people, now, composer.policy)
+                name = names.get(d.alert.agency_code)
+                decided = decide_alert(d.alert, d.card, d.mark, people, now, composer.policy, name)
                 if isinstance(decided, str):
                     log.info(
                         "alert_dropped",
@@ -337,9 +338,12 @@ async def send_digests(
         return 0
     added = 0
     async with engine.begin() as conn:
-        for digest in await repo.digests(conn):
+        digests = await repo.digests(conn)
+        names = await repo.agency_names(conn, {d.agency_code for d in digests})
+        for digest in digests:
             supervisors = await repo.supervisors_of(conn, digest.agency_code)
-            drafts = digest_notices(digest, day, supervisors, composer.policy)
+            name = names.get(digest.agency_code)
+            drafts = digest_notices(digest, day, supervisors, composer.policy, name)
             added += await store_notices(conn, composer, drafts, now)
     log.info("digests_decided", day=day.isoformat(), notices=added)
     return added

@@ -228,4 +228,5 @@ async def test_a_late_inter_agency_step_reaches_the_supervisors_of_the_agency_ho
     assert told["recipient"] == "+84901000009" and told["dossier_id"] == late["id"]
     (text,) = await n.texts(template="step_overdue")
     assert late["code"] in text and "qua han xu ly" in text
+    assert "So Tai nguyen va Moi truong" in text and "STNMT" not in text  # named, not coded
     assert await pending_alerts(n) == 0

@@ -347,6 +347,8 @@ def test_digest_one_message_per_person_and_nothing_on_a_quiet_day() -> None:
     assert len(drafts) == 2 and {d.source_key for d in drafts} == {"digest:Q1:2026-03-02"}
     text = GSM.render(drafts[0].key, drafts[0].values).text
     assert "3 ho so sap den han, 9 ho so qua han" in text
+    named = digest_notices(busy, vn(2, 7).date(), people, POLICY, "UBND Quận 1")
+    assert GSM.render(named[0].key, named[0].values).text.startswith("UBND Quan 1: UBND Quan 1 co")
     listed = text.split("Qua han lau nhat: ")[1].rstrip(".").split(", ")
     assert listed and all(code in codes for code in listed)  # whole codes only
 

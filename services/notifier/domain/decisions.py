@@ -337,6 +337,7 @@ def decide_alert(
     supervisors: Iterable[Contact],
     now: datetime,
     policy: NoticePolicy,
+    agency_name: str | None = None,
 ) -> tuple[NoticeDraft, ...] | str:
     """Each supervisor of the agency concerned, once per dossier (once per step for a step),
     if the flag is still true of the dossier as known (its card, and the card's deadline
@@ -356,7 +357,7 @@ def decide_alert(
     values: dict[str, Value] = {
         **policy.common(card.procedure_name),
         "code": ref.code,
-        "agency": alert.agency_code,
+        "agency": agency_name or alert.agency_code,  # a name, once the directory gave one
     }
     if alert.kind == STEP_OVERDUE:
         if card.held_by != alert.agency_code:
@@ -433,14 +434,18 @@ class AgencyDigest:
 
 
 def digest_notices(
-    digest: AgencyDigest, day: date, supervisors: Iterable[Contact], policy: NoticePolicy
+    digest: AgencyDigest,
+    day: date,
+    supervisors: Iterable[Contact],
+    policy: NoticePolicy,
+    agency_name: str | None = None,
 ) -> tuple[NoticeDraft, ...]:
     """One message per supervisor, none on a day with nothing due soon or overdue."""
     if digest.due_soon == 0 and digest.overdue == 0:
         return ()
     values: dict[str, Value] = {
         **policy.common(""),
-        "agency": digest.agency_code,
+        "agency": agency_name or digest.agency_code,
         "due_soon": digest.due_soon,
         "overdue": digest.overdue,
         "oldest": _codes_that_fit(digest.oldest_overdue, PLACEHOLDER_LIMITS["oldest"]),
