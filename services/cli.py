@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     db_up = command(db, "upgrade", "run every configured service's migrations")
     db_up.set_defaults(run=_db_upgrade)
 
+    gateways = sub.add_parser("gateways", help="the SMS gateway and the postal operator")
+    check = command(
+        gateways.add_subparsers(required=True),
+        "check",
+        "reach each gateway and check its credentials where it offers a call for it; sends nothing",
+    )
+    check.set_defaults(run=_gateways_check)
+
     token = sub.add_parser("token", help="bearer tokens (kept in the intake database)")
     tokens = token.add_subparsers(required=True)
     create = command(tokens, "create", "print a new bearer token")
@@ -111,6 +119,16 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
         upgrade(service, settings.database_url_for(service))
         log.info("migrated", service=service)
     return 0
+
+
+def _gateways_check(_args: argparse.Namespace, settings: Settings) -> int:
+    """One line per gateway: ok, or why not. Exit 1 when any is not ok."""
+    from services.notifier.gateway_check import check_gateways
+
+    results = asyncio.run(check_gateways(settings))
+    for name, ok, said in results:
+        print(f"{name}: {'ok' if ok else 'NOT OK'}: {said}")
+    return 0 if all(ok for _, ok, _ in results) else 1
 
 
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.intake",
     "tests.fixtures.tracker",
     "tests.fixtures.gateways",
+    "tests.fixtures.esms",
     "tests.fixtures.notifier",
 ]
 

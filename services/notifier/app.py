@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -38,6 +38,7 @@ from services.core.runtime.settings import Settings
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters import tables as t
+from services.notifier.adapters.esms import EsmsGateway
 from services.notifier.adapters.postal import (
     HttpPostalOperator,
     JsonlPostalOperator,
@@ -144,6 +145,21 @@ class NotifierService:
         urls = [u for u in (s.sms_gateway_url, s.sms_gateway_fallback_url) if u]
         if not urls:
             return [JsonlSmsGateway(s.outbox_dir / "sms.jsonl", self.clock)]
+        if s.sms_provider == "esms":
+            assert s.sms_api_key and s.sms_secret_key  # Settings refuses esms without them
+            return [
+                EsmsGateway(
+                    name,
+                    url,
+                    api_key=s.sms_api_key.get_secret_value(),
+                    secret_key=s.sms_secret_key.get_secret_value(),
+                    sandbox=s.sms_sandbox,
+                    rate_per_second=s.sms_rate_per_second,
+                    burst=max(1, int(s.sms_rate_per_second)),
+                    timeout_seconds=s.sms_timeout_seconds,
+                )
+                for name, url in zip(("primary", "fallback"), urls, strict=False)
+            ]
         return [
             HttpSmsGateway(
                 name,
@@ -175,12 +191,22 @@ class NotifierService:
         query = f"?{urlencode({'token': token})}" if token else ""
         return f"{base.rstrip('/')}{path}{query}"
 
+    def _sms_callback(self) -> str | None:
+        """Where the gateway reports delivery. eSMS calls back with a GET and appends its own
+        query string, so its URL carries the token in the path (api/callbacks.py)."""
+        if self.settings.sms_provider != "esms":
+            return self._callback("/sms/receipts")
+        base, token = self.settings.callback_base_url, self.settings.callback_token
+        if not base or not token:
+            return None
+        return f"{base.rstrip('/')}/sms/esms/{quote(token, safe='')}"
+
     def _dispatch_settings(self) -> DispatchSettings:
         s = self.settings
         lease = timedelta(seconds=s.send_lease_seconds)
         return DispatchSettings(
             sender=s.sms_sender,
-            sms_callback_url=self._callback("/sms/receipts"),
+            sms_callback_url=self._sms_callback(),
             postal_callback_url=self._callback("/postal/callbacks"),
             retry=RetryPolicy(horizon=timedelta(hours=s.sms_retry_horizon_hours)),
             lease=lease,

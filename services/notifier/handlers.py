@@ -359,9 +359,10 @@ async def record_receipt(
     error: str | None,
     now: datetime,
     early: repo.EarlyReceipts | None = None,
+    notice_id: str | None = None,
 ) -> str | None:
     async with engine.begin() as conn:
-        notice = await repo.apply_receipt(conn, message_id, status, error, now, early)
+        notice = await repo.apply_receipt(conn, message_id, status, error, now, early, notice_id)
     log.info("receipt_recorded", notice_id=notice, status=status)
     return notice
 

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.runtime.proxies import TrustedProxies, parse_networks
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     # join for half of it, so the tests use 2 s (tests/fixtures/broker.py).
     kafka_session_timeout_seconds: float = Field(default=10, gt=0)
     sms_gateway_url: str | None = None
+    # Who the SMS gateway is: "generic" speaks motcua's own protocol (any provider behind an
+    # adapter), "esms" eSMS's brandname API (notifier.adapters.esms), with its keys.
+    sms_provider: Literal["generic", "esms"] = "generic"
+    sms_api_key: SecretStr | None = None
+    sms_secret_key: SecretStr | None = None
+    sms_sandbox: bool = False  # the provider checks and answers, and sends nothing
     postal_api_url: str | None = None
     scan_interval_seconds: float = Field(default=60, gt=0)
     due_soon_working_hours: int = Field(default=8, ge=0, le=800)
@@ -102,6 +108,22 @@ class Settings(BaseSettings):
         if value and not _is_hhmm_range(value):
             raise ValueError("MOTCUA_QUIET_HOURS must look like 21:00-07:00, or be empty")
         return value
+
+    @model_validator(mode="after")
+    def _provider_configured(self) -> Settings:
+        if self.sms_provider == "esms":
+            missing = [
+                name
+                for name, value in (
+                    ("MOTCUA_SMS_GATEWAY_URL", self.sms_gateway_url),
+                    ("MOTCUA_SMS_API_KEY", self.sms_api_key),
+                    ("MOTCUA_SMS_SECRET_KEY", self.sms_secret_key),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"MOTCUA_SMS_PROVIDER=esms needs {', '.join(missing)}")
+        return self
 
     def database_url_for(self, service: ServiceName) -> str:
         specific: str | None = getattr(self, f"{service}_database_url")

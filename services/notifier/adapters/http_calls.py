@@ -49,8 +49,17 @@ async def post_json(
     timeout_seconds: float,
 ) -> Verdict:
     """POST ``body`` and classify the answer; never raises for network or HTTP trouble."""
+    answer = await send_json(client, url, body, timeout_seconds)
+    return answer if isinstance(answer, Verdict) else classify(answer, success_field)
+
+
+async def send_json(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout_seconds: float
+) -> httpx.Response | Verdict:
+    """POST ``body``: the provider's answer, or the verdict when none came (network trouble:
+    always a retry). For a provider whose answers need reading of their own (eSMS)."""
     try:
-        response = await client.post(url, json=body, timeout=timeout_seconds)
+        return await client.post(url, json=body, timeout=timeout_seconds)
     except httpx.TimeoutException as exc:
         # The provider may have taken the message: retrying is safe because it deduplicates.
         return Verdict("retry", error=f"timeout ({type(exc).__name__})", maybe_taken=True)
@@ -58,7 +67,6 @@ async def post_json(
         return Verdict("retry", error=f"transport error ({type(exc).__name__})")
     except httpx.RequestError as exc:  # e.g. a body that fails to decode
         return Verdict("retry", error=f"request error ({type(exc).__name__})")
-    return classify(response, success_field)
 
 
 def classify(response: httpx.Response, success_field: str) -> Verdict:
@@ -156,14 +164,13 @@ class HttpProvider:
         self._client = client or httpx.AsyncClient()
 
     async def call(self, body: dict[str, Any], success_field: str) -> Verdict:
+        answer = await self.post(body)
+        return answer if isinstance(answer, Verdict) else classify(answer, success_field)
+
+    async def post(self, body: dict[str, Any]) -> httpx.Response | Verdict:
+        """One POST within the rate: the answer, or the verdict when none came."""
         await self._bucket.acquire()
-        return await post_json(
-            self._client,
-            self._url,
-            body,
-            success_field=success_field,
-            timeout_seconds=self._timeout,
-        )
+        return await send_json(self._client, self._url, body, self._timeout)
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -651,12 +651,23 @@ async def apply_receipt(
     error: str | None,
     now: datetime,
     early: EarlyReceipts | None = None,
+    notice_id: str | None = None,
 ) -> str | None:
     """Delivery receipt (báo cáo gửi tin): accepted → delivered | failed. Returns the notice
     id, or None when no notice has the message id yet (kept for when it does, within
-    ``early``'s bounds)."""
+    ``early``'s bounds). ``notice_id``, when the gateway echoes our request id, finds a
+    notice it accepted under another message id (a resend it recognised); one not yet
+    accepted is not taken by it, or the answer's record would overwrite the receipt."""
     c = t.notices.c
     row = (await conn.execute(sa.select(c.id, c.status).where(c.message_id == message_id))).first()
+    if row is None and notice_id:
+        row = (
+            await conn.execute(
+                sa.select(c.id, c.status).where(
+                    c.id == notice_id, c.status.in_(("accepted", "delivered", "failed"))
+                )
+            )
+        ).first()
     if row is None:
         await _keep_early_receipt(conn, message_id, status, error, now, early or EarlyReceipts())
         return None

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ConfigDict, Field
 
 from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.core.runtime.http_errors import ApiError
 from services.core.runtime.request_models import FREE_TEXT, RequestModel
 from services.notifier import handlers
+from services.notifier.adapters.esms import receipt_of
 
 router = APIRouter(tags=["callbacks"])
 
@@ -47,6 +48,15 @@ def _notifier(request: Request) -> Any:
 
 
 def _checked(request: Request, token: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+    return _with_token(request, token)
+
+
+def _checked_in_path(request: Request, token: Annotated[str, Path(max_length=200)]) -> Any:
+    """For a provider that appends its own query string to the URL it was given (eSMS)."""
+    return _with_token(request, token)
+
+
+def _with_token(request: Request, token: str | None) -> Any:
     notifier = _notifier(request)
     expected = notifier.settings.callback_token
     if not expected:
@@ -61,6 +71,7 @@ def _checked(request: Request, token: Annotated[str | None, Query(max_length=200
 
 
 Notifier = Annotated[Any, Depends(_checked)]
+NotifierByPath = Annotated[Any, Depends(_checked_in_path)]
 
 
 @router.post("/sms/receipts", status_code=202)
@@ -75,6 +86,34 @@ async def sms_receipt(body: Receipt, notifier: Notifier) -> dict[str, str]:
         _short(body.error),
         notifier.clock(),
         notifier.early_receipts,
+    )
+    return {"status": "recorded" if notice else "kept"}
+
+
+@router.get("/sms/esms/{token}")
+async def esms_receipt(
+    notifier: NotifierByPath,
+    sms_id: Annotated[str, Query(alias="SMSID", min_length=1, max_length=100)],
+    send_status: Annotated[str, Query(alias="SendStatus", max_length=4)] = "",
+    sent_ok: Annotated[int, Query(alias="SendSuccess", ge=0)] = 0,
+    sent_failed: Annotated[int, Query(alias="SendFailed", ge=0)] = 0,
+    request_id: Annotated[str, Query(alias="RequestId", max_length=100)] = "",
+) -> dict[str, str]:
+    """eSMS's delivery callback (an HTTP GET; notifier.adapters.esms). A status on the way
+    (pending, waiting, sent to the carrier) is acknowledged and changes nothing; a final one
+    moves the notice, found by eSMS's SMSID or, for a resend eSMS recognised, by our request
+    id (the notice's id). Before the send's answer is recorded, it is kept, like /sms/receipts."""
+    receipt = receipt_of(send_status, sent_ok, sent_failed)
+    if receipt is None:
+        return {"status": "ignored"}
+    notice = await handlers.record_receipt(
+        notifier.engine,
+        sms_id,
+        receipt.status,
+        receipt.error,
+        notifier.clock(),
+        notifier.early_receipts,
+        notice_id=request_id or None,
     )
     return {"status": "recorded" if notice else "kept"}
 

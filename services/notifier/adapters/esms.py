@@ -1,0 +1,169 @@
+"""eSMS (esms.vn, VIHAT): SMS brandname, customer-care class (tin chăm sóc khách hàng, SmsType 2).
+
+Sending: ``POST {base}/MainService.svc/json/SendMultipleMessage_V4_post_json/`` with a JSON body
+(ApiKey, SecretKey, Brandname, Phone, Content, SmsType "2", IsUnicode, Sandbox, RequestId,
+CallbackUrl). eSMS answers HTTP 200 whatever happened: the outcome is its ``CodeResult``
+(``ESMS_CODES``). ``RequestId`` is our notice id: eSMS refuses a second request with the same
+one (code 124), which is what makes a resend after a crash safe.
+
+Delivery: eSMS calls ``CallbackUrl`` with an HTTP GET once the message's status is final
+(``SMSID``, ``SendStatus``, ``SendSuccess``, ``SendFailed``, ``RequestId``…; see
+``receipt_of``). It appends its own query string, so our token travels in the path, not in
+``?token=`` (api/callbacks.py).
+
+Checking: ``POST {base}/MainService.svc/json/GetBalance_json`` with the keys answers the
+balance, or 101 for wrong keys (``check``).
+
+Public documentation: github.com/devesms/gitbook_esms_for_develop_v2_en ("Send OTP/Customer
+care message", "Callback Url", "Table of error codes", "Get balance").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from services.notifier.adapters.http_calls import HttpProvider, Outcome, Verdict, send_json
+from services.notifier.adapters.sms_gateway import SendResult, SmsRequest
+
+SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
+BALANCE_PATH = "/MainService.svc/json/GetBalance_json"
+CUSTOMER_CARE = "2"
+# A resend that eSMS recognised (124) may not carry the first message's SMSID: the notice is
+# then known by its request id, which eSMS's callback also carries.
+REQUEST_ID_PREFIX = "esms-request:"
+
+# CodeResult → what it means for the notice. Ours, not eSMS's wording: a provider's message
+# could quote what it was sent, and these are stored and logged.
+ESMS_CODES: dict[str, tuple[Outcome, str]] = {
+    "100": ("accepted", "accepted"),
+    "124": ("accepted", "duplicate request id: sent before"),
+    # The account, not the message: whoever runs motcua can mend it, and the notice waits
+    # (retried with backoff until MOTCUA_SMS_RETRY_HORIZON_HOURS) instead of being lost.
+    "101": ("retry", "wrong ApiKey or SecretKey"),
+    "102": ("retry", "no price list on the account"),
+    "103": ("retry", "balance too low"),
+    "140": ("retry", "this server's IP is not whitelisted"),
+    # The message cannot go as it is.
+    "99": ("failed", "phone number blocked"),
+    "104": ("failed", "brandname not registered"),
+    "108": ("failed", "phone number not valid"),
+    "146": ("failed", "text does not match a registered customer-care template"),
+    "177": ("failed", "carrier not registered for this brandname"),
+    "300": ("failed", "message type missing"),
+}
+
+
+def esms_phone(e164: str) -> str:
+    """eSMS takes Vietnamese numbers in the national form: +84912345678 → 0912345678."""
+    return "0" + e164[3:] if e164.startswith("+84") else e164.lstrip("+")
+
+
+def verdict_of(response: httpx.Response, request_id: str) -> Verdict:
+    """What an eSMS answer says of one send."""
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        return Verdict("retry", error=f"esms HTTP {response.status_code}")
+    if response.status_code != 200:
+        return Verdict("retry", error=f"esms HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        return Verdict("retry", error="esms malformed answer")
+    if not isinstance(body, dict):
+        return Verdict("retry", error="esms malformed answer")
+    code = str(body.get("CodeResult", ""))
+    outcome, meaning = ESMS_CODES.get(code, ("failed", "unknown answer"))
+    if outcome != "accepted":
+        return Verdict(outcome, error=f"esms {code or '-'}: {meaning}"[:200])
+    sms_id = body.get("SMSID")
+    if isinstance(sms_id, str) and sms_id:
+        return Verdict("accepted", value=sms_id[:100])
+    if code == "124":
+        return Verdict("accepted", value=REQUEST_ID_PREFIX + request_id)
+    return Verdict("retry", error="esms 100 without an SMSID")
+
+
+class EsmsGateway(HttpProvider):
+    """An SmsGateway (adapters.sms_gateway) speaking eSMS's customer-care send API."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        api_key: str,
+        secret_key: str,
+        sandbox: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, base_url, SEND_PATH, **options)
+        self._base = base_url.rstrip("/")
+        self._keys = {"ApiKey": api_key, "SecretKey": secret_key}
+        self._sandbox = sandbox
+
+    def body(self, request: SmsRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            **self._keys,
+            "Content": request.text,
+            "Phone": esms_phone(request.to),
+            "Brandname": request.sender,
+            "SmsType": CUSTOMER_CARE,
+            "IsUnicode": "1" if request.unicode else "0",
+            "Sandbox": "1" if self._sandbox else "0",
+            "RequestId": request.request_id,
+        }
+        if request.callback_url:
+            body["CallbackUrl"] = request.callback_url
+        return body
+
+    async def send(self, request: SmsRequest) -> SendResult:
+        answer = await self.post(self.body(request))
+        verdict = answer if isinstance(answer, Verdict) else verdict_of(answer, request.request_id)
+        return SendResult(
+            outcome=verdict.outcome,
+            gateway=self.name,
+            message_id=verdict.value,
+            error=verdict.error,
+            retry_after_seconds=verdict.retry_after_seconds,
+            maybe_taken=verdict.maybe_taken,
+        )
+
+    async def check(self) -> tuple[bool, str]:
+        """Sends nothing: whether the keys and the address work (the balance), or why not."""
+        answer = await send_json(self._client, self._base + BALANCE_PATH, self._keys, 10.0)
+        if isinstance(answer, Verdict):
+            return False, f"unreachable: {answer.error}"
+        try:
+            body = answer.json()
+        except ValueError:
+            return False, f"unexpected answer: HTTP {answer.status_code}"
+        code = str(body.get("CodeResponse", "")) if isinstance(body, dict) else ""
+        if code == "100":
+            return True, f"balance {body.get('Balance')}"
+        return False, f"refused: esms {code or answer.status_code}"
+
+
+ReceiptStatus = Literal["delivered", "failed"]
+
+
+@dataclass(frozen=True)
+class EsmsReceipt:
+    """What an eSMS callback says of a message, when its status is final."""
+
+    status: ReceiptStatus
+    error: str | None = None
+
+
+def receipt_of(send_status: str, sent_ok: int, sent_failed: int) -> EsmsReceipt | None:
+    """``SendStatus`` 5 is "processed": delivered if it reached the phone (SendSuccess), failed
+    if not (SendFailed); 4 is refused. 1, 2 and 7 are on the way: not final, None."""
+    if send_status == "4":
+        return EsmsReceipt("failed", "esms: rejected")
+    if send_status == "5":
+        if sent_ok > 0:
+            return EsmsReceipt("delivered")
+        if sent_failed > 0:
+            return EsmsReceipt("failed", "esms: not delivered to the phone")
+    return None
