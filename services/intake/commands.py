@@ -101,6 +101,8 @@ def check_receipt(
 ) -> tuple[CatalogueEntry, datetime]:
     """Tiếp nhận hồ sơ, what needs no write: the procedure exists for the clerk's agency and
     the receipt is not in the future. Decided before the request joins a batch of writes."""
+    # allowed_agency is the caller's access.agency_scope: None for an admin, who may
+    # receive for any agency.
     if entry is None or (allowed_agency and entry.procedure.agency_code != allowed_agency):
         raise InvalidCommand("procedure_code", "no such procedure for your agency")
     if not valid_agency_code(entry.procedure.agency_code):

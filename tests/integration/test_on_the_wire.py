@@ -115,7 +115,8 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
 
 
 async def healthz_answers(served: Served) -> None:
-    async with httpx.AsyncClient(base_url=served.url) as client:
+    # httpx's own 5 s read timeout would decide before DEADLINE on a loaded machine.
+    async with httpx.AsyncClient(base_url=served.url, timeout=DEADLINE) as client:
         r = await asyncio.wait_for(client.get("/healthz"), DEADLINE)
     assert r.status_code == 200, r.text
 

@@ -41,6 +41,7 @@ from services.core.runtime.kafka import (
 )
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
+from services.intake.domain import access
 from services.intake.domain.model import Dossier, HistoryEntry, Procedure
 from services.intake.domain.postal import Postal
 
@@ -535,9 +536,8 @@ async def list_dossiers(
 
 
 def _visible_to(agency_code: str) -> sa.ColumnElement[bool]:
-    return sa.or_(
-        t.dossiers.c.agency_code == agency_code, t.dossiers.c.handling_agency == agency_code
-    )
+    """access.may_see as a filter: the agency received the dossier or holds it."""
+    return sa.or_(*(t.dossiers.c[name] == agency_code for name in access.VISIBLE_THROUGH))
 
 
 # --- state (de)serialisation -------------------------------------------------------------

@@ -7,30 +7,17 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.adapters import tables as t
+from services.intake.domain.access import ROLES, Principal, Role
+
+__all__ = ["ROLES", "Principal", "Role"]  # with the functions below
 
 log = structlog.get_logger("motcua.intake")
-
-Role = Literal["clerk", "supervisor", "admin"]
-ROLES: tuple[Role, ...] = ("clerk", "supervisor", "admin")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a clerk (cán bộ một cửa), a supervisor (lãnh đạo) or an admin."""
-
-    id: str
-    role: Role
-    agency_code: str | None
-
-    def sees_agency(self, agency_code: str | None) -> bool:
-        return self.role == "admin" or (agency_code is not None and agency_code == self.agency_code)
 
 
 def token_hash(token: str) -> str:

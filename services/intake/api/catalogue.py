@@ -17,6 +17,7 @@ from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
 from services.intake.api.errors import ApiError, not_found
+from services.intake.domain import access
 
 router = APIRouter(responses=ERRORS)
 ADMIN = [require("admin")]
@@ -146,9 +147,7 @@ async def list_supervisors(agency_code: m.Code, ctx: Ctx, caller: Caller) -> Any
 
     **Who**: an admin, or a supervisor of that agency (the list holds phones: personal data,
     which clerks and other agencies do not need); others get 403."""
-    if caller.role != "admin" and not (
-        caller.role == "supervisor" and caller.agency_code == agency_code
-    ):
+    if not access.may_read_supervisors(caller, agency_code):
         raise ApiError(403, "forbidden", "an admin or a supervisor of the agency reads its list")
     async with ctx.engine.connect() as conn:
         if await repo.get_agency(conn, agency_code) is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
@@ -18,6 +20,7 @@ from services.intake.adapters.tokens import Principal
 from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.errors import ApiError, not_found
+from services.intake.domain import access
 from services.intake.domain.model import Dossier
 from services.intake.domain.postal import Postal
 
@@ -70,11 +73,8 @@ def postal_out(postal: Postal | None) -> m.PostalOut | None:
     )
 
 
-def may_see(caller: Principal) -> Any:
-    def check(d: Dossier) -> bool:
-        return caller.role == "admin" or caller.agency_code in (d.agency_code, d.handling_agency)
-
-    return check
+def may_see(caller: Principal) -> Callable[[Dossier], bool]:
+    return partial(access.may_see, caller)
 
 
 @router.post(
@@ -89,7 +89,7 @@ async def receive_dossier(
 ) -> Any:
     """Tiếp nhận hồ sơ: record a complete dossier and return its receipt and appointment."""
     now = ctx.clock()
-    allowed = None if caller.role == "admin" else caller.agency_code
+    allowed = access.agency_scope(caller)
     entry = await ctx.catalogue.get(ctx.engine, body.procedure_code)
     entry, received_at = commands.check_receipt(body, entry, now, allowed)
     fingerprint = commands.request_fingerprint(body) if key else ""
@@ -148,7 +148,7 @@ async def list_dossiers(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Any:
-    if agency and not caller.sees_agency(agency):
+    if agency and not access.may_see_agency(caller, agency):
         raise ApiError(403, "forbidden", "you may list only your own agency's dossiers", "agency")
     try:
         before = repo.decode_cursor(cursor) if cursor else None
@@ -159,7 +159,7 @@ async def list_dossiers(
     async with ctx.engine.connect() as conn:
         dossiers, rows, next_cursor = await repo.list_dossiers(
             conn,
-            visible_to_agency=None if caller.role == "admin" else caller.agency_code,
+            visible_to_agency=access.agency_scope(caller),
             status=status,
             agency=agency,
             flag=flag,

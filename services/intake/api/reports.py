@@ -19,6 +19,7 @@ from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
 from services.intake.api.errors import ApiError
+from services.intake.domain import access
 
 router = APIRouter(tags=["reports"])
 MAX_PERIOD_DAYS = 366
@@ -152,12 +153,13 @@ def _invalid(field: str, message: str) -> ApiError:
 
 def agency_in_scope(caller: Principal, agency: str | None) -> str | None:
     """The agency to report on; None means all (admins only)."""
-    if caller.role == "admin":
+    scope = access.agency_scope(caller)
+    if scope is None:
         return agency
     # As the dossier list does for ?agency= of another agency: a refusal, not an empty report.
-    if caller.agency_code is None or (agency and agency != caller.agency_code):
+    if not access.may_see_agency(caller, agency or scope):
         raise ApiError(403, "forbidden", "you may see only your own agency's report", "agency")
-    return caller.agency_code
+    return scope
 
 
 def local_days(start: date, end: date) -> r.Period:
