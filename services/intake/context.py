@@ -6,21 +6,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
+from services.core.runtime.clock import Clock
 from services.core.runtime.group_commit import GroupCommit
 from services.core.runtime.proxies import TrustedProxies
 from services.core.runtime.settings import Settings
 from services.intake.adapters import repository as repo
 from services.intake.adapters.tokens import Principal
 from services.intake.domain.model import Procedure
-
-Clock = Callable[[], datetime]
-
 
 # How long a process takes a token it has looked up as still valid: `motcua token revoke`
 # takes effect within this on every replica. A lookup costs a transaction (1.4-1.7 ms of CPU

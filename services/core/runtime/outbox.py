@@ -29,12 +29,11 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.kafka import producer_connected, reconnect_producer
 from services.core.runtime.metrics import ServiceMetrics, Values
 from services.core.runtime.replay import ConsumptionLedger
 from services.core.runtime.waiting import wait_event
-
-Clock = Callable[[], datetime]
 
 _log = structlog.get_logger(__name__)
 
@@ -176,10 +175,6 @@ class _Outcome:
     landed: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OutboxRelay:
     """Publishes a service's outbox rows to Kafka, in id order, until `stop()`."""
 
@@ -191,7 +186,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        clock: Clock = _utc_now,
+        clock: Clock = system_clock,
         logger: Any = None,
         publish_timeout: float = 30.0,
         max_backoff: float = 5.0,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas.events import DossierStatus
 from services.core.domain.codes import dossier_code_prefix
 from services.core.domain.lifecycle import Action
 from services.core.runtime.group_commit import Batch
@@ -142,7 +143,7 @@ async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, calle
 async def list_dossiers(
     ctx: Ctx,
     caller: Caller,
-    status: Annotated[m.DossierStatus | None, Query()] = None,
+    status: Annotated[DossierStatus | None, Query()] = None,
     agency: Annotated[str | None, Query(max_length=32)] = None,
     flag: Annotated[m.FlagName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

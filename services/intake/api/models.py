@@ -36,17 +36,6 @@ Text = Annotated[
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-DossierStatus = Literal[
-    "received",
-    "in_progress",
-    "transferred",
-    "awaiting_supplement",
-    "paused",
-    "result_ready",
-    "returned",
-    "rejected",
-    "withdrawn",
-]
 FlagName = Literal["due_soon", "overdue"]
 # [0-9], never \d: a Unicode \d (and str.isdigit) takes full-width and other scripts' digits.
 _CUTOFF = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
