@@ -236,6 +236,11 @@ TOPICS: tuple[Topic, ...] = (
                 "The tracker installs the overrides and recomputes the open deadlines the "
                 "changed day touches.",
             ),
+            (
+                "notifier",
+                "The notifier keeps the overrides, so that the supervisors' daily digest goes "
+                "out on working days only.",
+            ),
         ),
     ),
     Topic(
