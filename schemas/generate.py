@@ -6,7 +6,9 @@
   ``calendar-envelope.v1.json``, ``directory-envelope.v1.json``) and ``<event type>.v1.json``
   of every event payload (``DOSSIER_EVENTS``, ``DEADLINE_EVENTS``, ``NOTIFICATION_EVENTS``,
   ``calendar.changed`` and ``directory.supervisors_changed``), and
-- ``schemas/asyncapi.yaml``: an AsyncAPI 3.0 description of the Kafka topics.
+- ``schemas/asyncapi.yaml``: an AsyncAPI 3.0 description of the Kafka topics, and
+- ``docs/openapi.json``: the HTTP contract, the OpenAPI document of the routes `motcua up`
+  serves (``schemas/openapi.py``).
 
 ``python -m schemas.generate --check`` writes nothing and exits 1, listing the files that are
 stale, missing or extra. Output is deterministic (sorted keys, fixed indentation, trailing
@@ -40,11 +42,13 @@ from schemas.events import (
     Envelope,
     SupervisorsChanged,
 )
+from schemas.openapi import openapi_document, render_openapi
 
 SCHEMAS_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = SCHEMAS_DIR.parent
 JSON_DIR = SCHEMAS_DIR / "json"
 ASYNCAPI_PATH = SCHEMAS_DIR / "asyncapi.yaml"
+OPENAPI_PATH = PROJECT_DIR / "docs" / "openapi.json"
 
 #: Base of every ``$id``; ``.example`` is a reserved TLD, so it never resolves to anything.
 BASE_URL = "https://motcua.example/schemas/"
@@ -231,6 +235,11 @@ TOPICS: tuple[Topic, ...] = (
                 "tracker",
                 "The tracker installs the overrides and recomputes the open deadlines the "
                 "changed day touches.",
+            ),
+            (
+                "notifier",
+                "The notifier keeps the overrides, so that the supervisors' daily digest goes "
+                "out on working days only.",
             ),
         ),
     ),
@@ -637,6 +646,7 @@ def generated_files() -> dict[Path, str]:
     """Absolute path → content of every generated file."""
     files = {JSON_DIR / name: render_json(s) for name, s in json_schemas().items()}
     files[ASYNCAPI_PATH] = render_asyncapi(asyncapi_document())
+    files[OPENAPI_PATH] = render_openapi(openapi_document())
     return files
 
 
@@ -670,6 +680,7 @@ def write() -> list[str]:
     changed = []
     JSON_DIR.mkdir(parents=True, exist_ok=True)
     for path, content in expected.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and path.read_text(encoding="utf-8") == content:
             continue
         path.write_text(content, encoding="utf-8", newline="\n")
@@ -683,7 +694,10 @@ def write() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m schemas.generate",
-        description="Generate schemas/json/*.json and schemas/asyncapi.yaml from the models.",
+        description=(
+            "Generate schemas/json/*.json and schemas/asyncapi.yaml from the event models, "
+            "and docs/openapi.json from the HTTP routes."
+        ),
     )
     parser.add_argument(
         "--check",

@@ -60,7 +60,7 @@ def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    """The fault tests' ledgers, as figures for the README's "Resilience" section."""
+    """The fault tests' ledgers, as figures for docs/operations.md, "Resilience"."""
     if _ledger_lines:
         terminalreporter.section("fault ledgers")
         for line in _ledger_lines:

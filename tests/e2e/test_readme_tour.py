@@ -1,8 +1,10 @@
-"""Issue 13, item 12: the README's tour runs as written, on any day, against `motcua up`.
+"""Issue 13, item 12: the README's tour runs as written, on any day, against `motcua up`, and
+docs/api.md goes on from where it ends (issue 16, item 2).
 
-Its shell blocks are taken from README.md as they are and run in order by bash (`set -eu -o
-pipefail`), in a folder laid out as the README assumes (`.venv/bin/motcua`, `var/`), with only
-`localhost:8000` pointed at the test's port."""
+The shell blocks of the README's "A five-minute tour", then those of docs/api.md, are taken as
+they are and run in order by one bash (`set -eu -o pipefail`), in a folder laid out as the
+README assumes (`.venv/bin/motcua`, `var/`), with only `localhost:8000` pointed at the test's
+port."""
 
 from __future__ import annotations
 
@@ -21,13 +23,34 @@ from tests.e2e.test_motcua_up import MOTCUA, _ready, _wait_until
 from tests.fixtures.broker import consumer_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = README.parent / "docs" / "api.md"
+TOUR = "A five-minute tour"
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
 
 
 def tour_blocks() -> list[str]:
-    """The ```sh blocks of "The API by example", in order."""
+    """The ```sh blocks of the README's tour, in order."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("\n## The API by example\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
+    section = text.split(f"\n## {TOUR}\n", 1)[1].split("\n## ", 1)[0]
+    return _sh_blocks(section)
+
+
+def api_blocks() -> list[str]:
+    """The ```sh blocks of docs/api.md, which go on in the tour's shell."""
+    return _sh_blocks(API_DOC.read_text(encoding="utf-8"))
+
+
+def test_the_tour_comes_first_and_is_short() -> None:
+    """The two commands, then the tour: tokens, a procedure, a dossier, its SMS, the lookup."""
+    text = README.read_text(encoding="utf-8")
+    assert text.index("## ") == text.index(f"## {TOUR}")  # the first section
+    assert len(text.splitlines()) <= 150
+    tour = "\n".join(tour_blocks())
+    for step in ("token create", "/procedures", "/dossiers", "sms.jsonl", "/public/dossiers/"):
+        assert step in tour, step
 
 
 def _commands(block: str) -> str:
@@ -37,8 +60,8 @@ def _commands(block: str) -> str:
 def test_the_tour_holds_no_date_that_goes_stale() -> None:
     """A literal `at` becomes a future (refused) or stale one; a literal code or appointment
     is right on one day only."""
-    blocks = tour_blocks()
-    assert len(blocks) >= 6
+    blocks = tour_blocks() + api_blocks()
+    assert len(tour_blocks()) >= 5 and len(api_blocks()) >= 5
     tour = "\n".join(blocks)
     commands = "\n".join(_commands(b) for b in blocks)
     assert not re.search(r'"at"\s*:\s*"\d', commands), "an action's at must be computed"
@@ -82,7 +105,7 @@ def folder(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 def test_the_readme_tour_runs_as_written(folder: tuple[Path, int]) -> None:
     cwd, port = folder
-    script = "set -eu -o pipefail\n" + "\n".join(tour_blocks())
+    script = "set -eu -o pipefail\n" + "\n".join(tour_blocks() + api_blocks())
     script = script.replace("localhost:8000", f"127.0.0.1:{port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
     env["PYTHONPATH"] = str(README.parent)
@@ -102,7 +125,9 @@ def test_the_readme_tour_runs_as_written(folder: tuple[Path, int]) -> None:
 
     _wait_until(sent, 60, "the receipt SMS and the postal order")
     (order,) = [json.loads(x) for x in _lines(postal)]
-    assert order["reference"] == code[1]  # `complete` of a postal return placed the order
+    assert order["reference"] == code[1]  # docs/api.md's `complete` of a postal return
+    lookup = re.search(r'\{"code":\s*"VPDK-Q1-\d{8}-\d{4}",\s*"status":\s*"received"', run.stdout)
+    assert lookup is not None, run.stdout  # the tour's public lookup, before the lifecycle
 
 
 def _lines(path: Path) -> list[str]:

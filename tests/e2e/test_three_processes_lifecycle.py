@@ -1,6 +1,6 @@
 """The production shape: `motcua intake`, `motcua tracker` and `motcua notifier` as three
 processes against PostgreSQL and the broker. Dossiers walk every path of the lifecycle over
-HTTP, and the fake gateways receive exactly the notices the README promises ("Notices"): each
+HTTP, and the fake gateways receive exactly the notices docs/notices.md promises: each
 citizen their texts, each supervisor their alerts, and nothing more."""
 
 from __future__ import annotations

@@ -202,8 +202,8 @@ def _error_body(response: Any) -> dict[str, Any]:
 
 
 def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
-    """Every 4xx is {"error": {"code": str, "message": str, ...}} (README.md, "The API by
-    example")."""
+    """Every 4xx is {"error": {"code": str, "message": str, ...}} (docs/api.md,
+    "Errors")."""
     if not 400 <= response.status_code < 500:
         return
     error = _error_body(response)

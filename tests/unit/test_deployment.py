@@ -1,7 +1,8 @@
 """docker-compose.yml says what the code reads: each service's command is one the `motcua`
 CLI accepts, each MOTCUA_ variable is a setting that parses, every topic is created with the
 configured partitions. (No Docker engine here: the same commands run as plain processes in
-the e2e tests.) The README's configuration table names only real settings too."""
+the e2e tests.) The documentation names only real settings too, and docs/configuration.md
+lists every one."""
 
 from __future__ import annotations
 
@@ -114,12 +115,25 @@ def test_every_topic_is_created_with_the_configured_partitions(
     assert partitions == settings_from(env_of("intake"), monkeypatch).kafka_partitions
 
 
-def test_the_readme_configuration_names_only_real_settings() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`(MOTCUA_[A-Z_]+)`", readme))
-    fields = {f"MOTCUA_{name.upper()}" for name in Settings.model_fields}
-    test_only = {"MOTCUA_TEST_POSTGRES_URL", "MOTCUA_TEST_KAFKA_BOOTSTRAP"}
-    assert named - fields - test_only == set()
+SETTINGS = {f"MOTCUA_{name.upper()}" for name in Settings.model_fields}
+TEST_ONLY = {"MOTCUA_TEST_POSTGRES_URL", "MOTCUA_TEST_KAFKA_BOOTSTRAP"}
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_documentation_names_only_real_settings() -> None:
+    for doc in DOCS:
+        named = set(re.findall(r"`(MOTCUA_[A-Z_]+)", doc.read_text(encoding="utf-8")))
+        unknown = named - SETTINGS - TEST_ONLY
+        assert not unknown, f"{doc.relative_to(ROOT)} names settings nothing reads: {unknown}"
+
+
+def test_the_configuration_table_lists_every_setting_once() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line.split(" | ", 1)[0] for line in text.splitlines() if line.startswith("| `MOTCUA_")]
+    listed = [name for row in rows for name in re.findall(r"`(MOTCUA_[A-Z_]+)`", row)]
+    assert len(listed) == len(set(listed)), "a setting listed twice"
+    missing, extra = sorted(SETTINGS - set(listed)), sorted(set(listed) - SETTINGS)
+    assert not missing and not extra, f"undocumented: {missing}; not settings: {extra}"
 
 
 def test_up_runs_two_processes_on_two_cores_unless_told() -> None:

@@ -466,7 +466,7 @@ TOPIC_EVENTS: dict[str, Mapping[str, type[BaseModel]]] = {
 def test_generated_files_are_up_to_date() -> None:
     stale = generate.check()
     assert not stale, (
-        "generated schema files are out of date with schemas/events.py: "
+        "generated schema files are out of date with schemas/events.py or the HTTP routes: "
         f"{', '.join(stale)}. Run `python -m schemas.generate` and commit the result."
     )
 
@@ -477,8 +477,9 @@ def test_check_reports_stale_missing_and_extra_files(
     json_dir = tmp_path / "json"
     monkeypatch.setattr(generate, "JSON_DIR", json_dir)
     monkeypatch.setattr(generate, "ASYNCAPI_PATH", tmp_path / "asyncapi.yaml")
+    monkeypatch.setattr(generate, "OPENAPI_PATH", tmp_path / "docs" / "openapi.json")
     envelopes = len(generate.ENVELOPE_FILE_STEMS)
-    files = sum(len(events) for events in TOPIC_EVENTS.values()) + envelopes + 1  # + asyncapi
+    files = sum(len(events) for events in TOPIC_EVENTS.values()) + envelopes + 2  # + both APIs
     assert len(generate.check()) == files  # everything missing
     generate.write()
     assert generate.check() == []
@@ -500,6 +501,23 @@ def test_check_reports_stale_missing_and_extra_files(
     assert generate.main([]) == 0
     assert generate.check() == []
     assert not (json_dir / "dossier.obsolete.v1.json").exists()
+
+
+def test_the_openapi_document_is_what_motcua_up_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/openapi.json: the intake's API, the notifier's callbacks, the host's routes, this
+    release; the same whatever the environment sets."""
+    from services.core.runtime.version import motcua_version
+
+    committed = json.loads(generate.OPENAPI_PATH.read_text(encoding="utf-8"))
+    assert committed["info"]["version"] == motcua_version()
+    assert {"/dossiers", "/public/dossiers/{code}", "/sms/receipts", "/readyz"} <= set(
+        committed["paths"]
+    )
+    monkeypatch.setenv("MOTCUA_SMS_UNICODE", "true")
+    monkeypatch.setenv("MOTCUA_MAX_BODY_BYTES", "10")
+    assert generate.render_openapi(generate.openapi_document()) == generate.OPENAPI_PATH.read_text(
+        encoding="utf-8"
+    )
 
 
 def test_generation_is_deterministic() -> None:
