@@ -1,4 +1,4 @@
-"""The `motcua` command (README.md, "Commands")."""
+"""The `motcua` command (docs/operations.md, "Commands")."""
 
 from __future__ import annotations
 

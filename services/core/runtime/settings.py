@@ -1,4 +1,4 @@
-"""Settings from the environment (prefix MOTCUA_), as README.md, "Configuration", lists them."""
+"""Settings from the environment (prefix MOTCUA_), as docs/configuration.md lists them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the intake HTTP API (README.md, "The API by example")."""
+"""Request and response bodies of the intake HTTP API (docs/api.md)."""
 
 from __future__ import annotations
 
