@@ -7,6 +7,7 @@ Kafka-protocol broker, real databases) and measure from outside, over HTTP.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -16,6 +17,8 @@ import os
 import platform
 import random
 import re
+import shlex
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,8 +26,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -124,11 +128,15 @@ def _tansu_version() -> str:
         return "unknown"
 
 
-async def postgres_info(url: str) -> dict[str, str]:
+POSTGRES_SETTINGS = ("shared_buffers", "synchronous_commit", "max_connections")
+
+
+async def postgres_info(url: str, settings: Sequence[str] = POSTGRES_SETTINGS) -> dict[str, str]:
+    """The server's version and the `settings` a section names."""
     conn = await asyncpg.connect(asyncpg_dsn(url), timeout=CONNECT_TIMEOUT)
     try:
         info = {"version": str(await conn.fetchval("SHOW server_version"))}
-        for name in ("shared_buffers", "synchronous_commit", "max_connections"):
+        for name in settings:
             info[name] = str(await conn.fetchval(f"SHOW {name}"))
     finally:
         await conn.close()
@@ -1045,3 +1053,102 @@ def slug(title: str) -> str:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def date_line(today: date) -> str:
+    return f"- Date: {today.isoformat()}"
+
+
+def machine_line(host: Mapping[str, str], *, speed: bool = True, shared: str = "") -> str:
+    """The section's machine line: cores, CPU, RAM, OS, Python's speed, then `shared`."""
+    line = f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}"
+    if speed:
+        line += f"; Python's speed at the end: {host['speed']}"
+    return line + (f"; {shared}" if shared else "")
+
+
+def load_line(load_average: tuple[float, float], note: str = "") -> str:
+    return (
+        f"- Load average (1 min) when the run began and ended: {load_average[0]:.2f}, "
+        f"{load_average[1]:.2f}" + (f" ({note})" if note else "")
+    )
+
+
+def command_lines(what: str, command: str) -> list[str]:
+    """The command that made the section, and what it does (in parentheses)."""
+    return [f"- Command, from the repository root ({what}):", "", "  ```sh", f"  {command}",
+            "  ```"]  # fmt: skip
+
+
+# -- the command line -------------------------------------------------------------------------
+
+QUICK_CEILING_SECONDS = 2.0  # --quick: the ceiling measured for this long
+QUICK_CEILING_WARM_UP = 0.5
+
+
+def arguments(name: str, doc: str) -> argparse.ArgumentParser:
+    """A benchmark's parser: `python -m bench.<name>`, the first paragraph of its docstring,
+    and `--database-url`."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bench.{name}", description=doc.split("\n\n")[0]
+    )
+    parser.add_argument("--database-url", default=DEFAULT_PG_URL)
+    return parser
+
+
+def output_arguments(parser: argparse.ArgumentParser, keep: str = "") -> None:
+    """`--readme`, `--no-readme` and, when a run leaves files (`keep`: which), `--keep`."""
+    parser.add_argument("--readme", type=Path, default=README, help="where the figures go")
+    parser.add_argument("--no-readme", action="store_true", help="print only")
+    if keep:
+        parser.add_argument("--keep", action="store_true", help=f"keep the {keep}")
+
+
+def ceiling_options(quick: bool) -> dict[str, float]:
+    """The ceiling's `ceiling_seconds` and `ceiling_warm_up`, shorter for `--quick`."""
+    return {
+        "ceiling_seconds": QUICK_CEILING_SECONDS if quick else CEILING_SECONDS,
+        "ceiling_warm_up": QUICK_CEILING_WARM_UP if quick else CEILING_WARM_UP,
+    }
+
+
+@contextlib.contextmanager
+def work_folder(name: str, keep: bool, kept: str) -> Iterator[Path]:
+    """A new temporary folder for a run's logs and files: removed after it, unless `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix=f"motcua-bench-{name}-"))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"{kept} kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def conclude(
+    args: argparse.Namespace, name: str, row: str, found: Sequence[str],
+    section: Callable[[dict[str, str]], str],
+) -> int:  # fmt: skip
+    """Print the problems, write the section (`section(machine())`) unless `--no-readme`;
+    the exit status: 1 when a problem was found."""
+    for problem in found:
+        print("PROBLEM:", problem)
+    if not args.no_readme:
+        write_section(args.readme, name, section(machine()), row)
+        print(f"\nFigures written to {args.readme}")
+    return 1 if found else 0
+
+
+def main(
+    name: str,
+    argv: Sequence[str] | None,
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    main_async: Callable[[argparse.Namespace, str], Coroutine[Any, Any, int]],
+) -> int:
+    """Parse, quieten the logs, and run `main_async(args, command)`, `command` being the
+    command line as the section shows it (passwords hidden)."""
+    args = parse_args(argv)
+    shown = [without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
+    command = shlex.join([".venv/bin/python", "-m", f"bench.{name}", *shown])
+    quiet_logs()
+    return asyncio.run(main_async(args, command))

@@ -31,10 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,7 +62,7 @@ from bench.common import (
     ms,
     percentile,
 )
-from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, profile_tables, py_spy
+from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker
 from services.intake.adapters import tables as t
@@ -831,10 +828,12 @@ def section(
     if memory := _memory_verdict(result):
         parts += [memory, ""]
     parts += [
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}; "
-        "the load generator, the service(s), PostgreSQL and the broker all share these cores",
+        common.date_line(today),
+        common.machine_line(
+            host,
+            shared="the load generator, the service(s), PostgreSQL and the broker all share "
+            "these cores",
+        ),
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]
     if pg:
@@ -844,14 +843,12 @@ def section(
             f"{pg['synchronous_commit']}: every dossier's commit waits for its WAL flush)"
         )
     parts += [
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (starts the broker and the services, creates the "
-        "database if missing, empties the intake's tables, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "starts the broker and the services, creates the database if missing, empties the "
+            "intake's tables, measures, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -1223,13 +1220,10 @@ def _round_trip_paragraph(costs: RoundTripCosts) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.intake_throughput", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)))
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per level")
     parser.add_argument("--setups", default=",".join(SETUPS), help=", ".join(SETUPS))
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument("--profile", action="store_true", help="py-spy one more run per setup")
     parser.add_argument(
         "--quick",
@@ -1252,9 +1246,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sustain-setups", default="up", help="the setups --sustain applies to (default: up)"
     )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
+    common.output_arguments(parser, keep="logs and SQLite files")
     return parser.parse_args(argv)
 
 
@@ -1265,33 +1257,25 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print(f"--sustain: none of {sustained} is among --setups", file=sys.stderr)
         return 2
     levels = [1, 4] if args.quick else [int(v) for v in args.levels.split(",") if v]
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+    if args.profile and not have_py_spy():
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-intake-"))
-    options = Options(
-        levels=levels,
-        duration=2.0 if args.quick else args.duration,
-        database_url=args.database_url,
-        profile=args.profile,
-        folder=folder,
-        warm_up=0.0 if args.quick else WARM_UP,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-        sustain=args.sustain,
-        sustain_rate=args.sustain_rate,
-        sustain_setups=sustained,
-    )
-    try:
+    with common.work_folder("intake", args.keep, "logs and SQLite files") as folder:
+        options = Options(
+            levels=levels,
+            duration=2.0 if args.quick else args.duration,
+            database_url=args.database_url,
+            profile=args.profile,
+            folder=folder,
+            warm_up=0.0 if args.quick else WARM_UP,
+            **common.ceiling_options(args.quick),
+            sustain=args.sustain,
+            sustain_rate=args.sustain_rate,
+            sustain_setups=sustained,
+        )
         result = await run(setups, options, say=lambda line: print(line, flush=True))
         pg = None
         if any(s.database == "postgres" for s in setups):
             pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs and files kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
     print()
     print(summary_table(result))
     if any(s.sustain for s in result.setups):
@@ -1299,22 +1283,14 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print(_memory_verdict(result))
         print()
         print(sustain_table(result))
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

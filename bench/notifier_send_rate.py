@@ -30,10 +30,7 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -55,7 +52,7 @@ from bench.common import (
     ServiceProcess,
 )
 from bench.fake_gateway import Arrival, GatewayProcess
-from bench.profiling import Profile, Recorder, profile_tables, py_spy
+from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
 from bench.receipt_to_sms import notice_statuses
 from schemas.events import EVENT_TYPE_OF, Address, Applicant, Envelope, parse_payload
 from services.core.calendars import CalendarBook
@@ -502,9 +499,8 @@ def section(
         "",
         result.ceiling.sentence() if result.ceiling else "",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}",
+        common.date_line(today),
+        common.machine_line(host),
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]  # fmt: skip
     if pg:
@@ -513,14 +509,12 @@ def section(
             f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})"
         )
     parts += [
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (empties the notifier's tables, starts a broker, "
-        "a fake gateway and the notifier for each case, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "empties the notifier's tables, starts a broker, a fake gateway and the notifier "
+            "for each case, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -582,57 +576,35 @@ def section(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m bench.{NAME}", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
     parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
     parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument(
         "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
     )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
+    common.output_arguments(parser, keep="logs and SQLite files")
     return parser.parse_args(argv)
 
 
 async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+    if args.profile and not have_py_spy():
         return 2
     notices = 50 if args.quick else args.notices
     events = 50 if args.quick else args.events
     limited = 30 if args.quick else args.default_rate_notices
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-notifier-"))
     cases = default_cases(notices, events, limited, args.profile)
-    options = Options(
-        cases,
-        args.database_url,
-        folder,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-    )
-    try:
+    with common.work_folder("notifier", args.keep, "logs and SQLite files") as folder:
+        options = Options(cases, args.database_url, folder, **common.ceiling_options(args.quick))
         result = await run(options, say=lambda line: print(line, flush=True))
         pg = None
         if any(c.database == "postgres" for c in options.cases):
             pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs and files kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def analysis(result: Run) -> str:
@@ -707,11 +679,7 @@ def _cpu_or_waiting(r: CaseResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -47,7 +44,7 @@ from bench.common import (
     percentile,
 )
 from bench.fake_gateway import Arrival, GatewayProcess
-from bench.profiling import Profile, Recorder, profile_tables, py_spy
+from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
 from services.notifier.adapters import tables as nt
@@ -658,21 +655,17 @@ def section(
         "",
         result.ceiling.sentence() if result.ceiling else "",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}; "
-        "every process below shares these cores",
+        common.date_line(today),
+        common.machine_line(host, shared="every process below shares these cores"),
         f"- {common.versions_line(host)}; broker {host['kafka']}",
         f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
         f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})",
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (starts everything, empties the three services' "
-        "tables in the database, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "starts everything, empties the three services' tables in the database, measures, "
+            "rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -795,55 +788,38 @@ def _ceiling_sentence(result: Run) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m bench.{NAME}", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES))
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per rate")
     parser.add_argument("--sms-rate", type=float, default=SMS_RATE)
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument("--profile", action="store_true", help="py-spy one more run")
     parser.add_argument(
         "--quick", action="store_true", help="20/s for 3 s, the ceiling for 2 s (a smoke run)"
     )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the services' logs")
+    common.output_arguments(parser, keep="services' logs")
     return parser.parse_args(argv)
 
 
 async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+    if args.profile and not have_py_spy():
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-sms-"))
-    options = Options(
-        rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
-        duration=3.0 if args.quick else args.duration,
-        database_url=args.database_url,
-        folder=folder,
-        profile=args.profile,
-        sms_rate=args.sms_rate,
-        warm_up=5 if args.quick else WARM_UP,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-    )
-    try:
+    with common.work_folder("sms", args.keep, "the services' logs") as folder:
+        options = Options(
+            rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
+            duration=3.0 if args.quick else args.duration,
+            database_url=args.database_url,
+            folder=folder,
+            profile=args.profile,
+            sms_rate=args.sms_rate,
+            warm_up=5 if args.quick else WARM_UP,
+            **common.ceiling_options(args.quick),
+        )
         result = await run(options, say=lambda line: print(line, flush=True))
         pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def analysis(result: Run) -> str:
@@ -936,11 +912,7 @@ def _stage_sentence(r: RateResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

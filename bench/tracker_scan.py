@@ -30,13 +30,9 @@ import cProfile
 import gc
 import io
 import json
-import logging
-import os
-import platform
 import pstats
 import random
 import re
-import shlex
 import statistics
 import sys
 import time
@@ -47,13 +43,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as wall
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,16 +55,12 @@ from bench import common
 from bench.common import (
     Ceiling,
     asyncpg_dsn,
-    bench_database_name,
-    ensure_database,
-    without_password,
 )
 from schemas.events import EVENT_TYPE_OF, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
 from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import create_engine
-from services.core.runtime.migrations import upgrade_async
 from services.intake.domain.model import Dossier, Procedure
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
@@ -443,21 +433,6 @@ class Rows:
 
 
 # -- database -------------------------------------------------------------------------------
-
-
-async def prepare_database(url: str) -> None:
-    """The database, with the tracker's tables migrated and empty."""
-    bench_database_name(url)  # refuses a database that is not the benchmarks' own
-    await ensure_database(url)
-    await upgrade_async("tracker", url)
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(
-            "TRUNCATE tracker_dossiers, tracker_outbox, tracker_processed_events, "
-            "tracker_calendar_overrides"
-        )
-    finally:
-        await conn.close()
 
 
 async def copy_rows(conn: asyncpg.Connection, records: Iterable[tuple[Any, ...]]) -> None:
@@ -886,10 +861,10 @@ async def run(
 ) -> Run:
     """Measure the ceiling, then load incrementally to each size (with the same `due`
     dossiers due) and measure."""
-    load_at_start = os.getloadavg()[0]
+    load_at_start = common.load_average()
     ceiling = await common.measure_ceiling(ceiling_seconds, warm_up=ceiling_warm_up)
     say(ceiling.line())
-    await prepare_database(url)
+    await common.fresh_postgres(url, ["tracker"])
     calendars = CalendarBook()
     started = time.perf_counter()
     templates = build_templates(calendars, counts, seed)
@@ -946,7 +921,7 @@ async def run(
         future_templates=len(templates.future),
         due_kinds=dict(due_kinds),
         steps=steps,
-        load_average=(load_at_start, os.getloadavg()[0]),
+        load_average=(load_at_start, common.load_average()),
         ceiling=ceiling,
     )
 
@@ -980,41 +955,6 @@ def problems(result: Run) -> list[str]:
 
 def _mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as info:
-        for line in info:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": ram,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "sqlalchemy": package_version("sqlalchemy"),
-        "asyncpg": package_version("asyncpg"),
-    }
-
-
-async def postgres_info(url: str) -> dict[str, str]:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        info = {"version": await conn.fetchval("SHOW server_version")}
-        for name in ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost"):
-            info[name] = await conn.fetchval(f"SHOW {name}")
-    finally:
-        await conn.close()
-    return info
 
 
 def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -> str:
@@ -1122,21 +1062,19 @@ def section(
         f"and the Python allocations of a scan peaked at {min(peaks):.1f}–{max(peaks):.1f} MiB "
         "whatever the number of open dossiers (they follow the batch of due dossiers).",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}",
+        common.date_line(today),
+        common.machine_line(host, speed=False),
         f"- PostgreSQL {pg['version']} on the same machine, default settings "
         f"(shared_buffers {pg['shared_buffers']}, work_mem {pg['work_mem']}, "
         f"effective_cache_size {pg['effective_cache_size']}, random_page_cost "
         f"{pg['random_page_cost']})",
         f"- Python {host['python']}, SQLAlchemy {host['sqlalchemy']}, asyncpg {host['asyncpg']}",
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f} (the benchmark itself keeps one core busy)",
-        "- Command, from the repository root (creates the database if missing, runs the "
-        "tracker's migrations, empties its tables, loads, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average, "the benchmark itself keeps one core busy"),
+        *common.command_lines(
+            "creates the database if missing, runs the tracker's migrations, empties its "
+            "tables, loads, measures, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -1248,49 +1186,21 @@ def _hhmm(at: datetime) -> str:
     return at.strftime("%H:%M")
 
 
-BEGIN, END = "<!-- BEGIN tracker_scan -->", "<!-- END tracker_scan -->"
-README_HEAD = """# Benchmarks
-
-Measured figures for motcua's acceptance criteria. Each benchmark is a script in this folder
-that loads realistic data into real infrastructure and writes its own section below; a re-run
-replaces its section only (the text between its `BEGIN` and `END` comments) and leaves the
-rest of this file alone.
-
-| Benchmark | Script | What it shows |
-| --- | --- | --- |
-| [Tracker scan](#tracker-scan) | `bench/tracker_scan.py` | one scan flags 1,000 due dossiers \
-among 1,000,000 open in under a second, memory flat |
-
-To add one: a module `bench/<name>.py` runnable as `.venv/bin/python -m bench.<name>`, a row in
-the table above, and a `## <Title>` section between `<!-- BEGIN <name> -->` and
-`<!-- END <name> -->` that records the date, the machine (cores, RAM, CPU model, versions of
-PostgreSQL, Kafka, Python as relevant), the method, the exact command, the figures and what
-they show. A small run of it belongs in `tests/e2e/`, asserting results, never timings.
-"""
-
-
-def write_section(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the text between the markers (or append it); the rest of the file stays."""
-    current = path.read_text(encoding="utf-8") if path.exists() else README_HEAD
-    block = f"{begin}\n{text.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(updated, encoding="utf-8")
-
-
 # -- command line ---------------------------------------------------------------------------
+
+NAME = "tracker_scan"
+TITLE = "Tracker scan"
+ROW = (
+    f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | one scan flags 1,000 due dossiers "
+    "among 1,000,000 open in under a second, memory flat |"
+)
+POSTGRES_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tracker_scan", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--dossiers", type=int, default=1_000_000, help="open dossiers at most")
     parser.add_argument("--due", type=int, default=1000, help="dossiers due at the scan")
-    parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument(
         "--sizes",
         default=",".join(str(s) for s in DEFAULT_SIZES),
@@ -1311,8 +1221,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="5,000 then 20,000 open dossiers, the scan once more, the ceiling for 2 s "
         "(a smoke run)",
     )
-    parser.add_argument("--readme", type=Path, default=README, help="where the figures go")
-    parser.add_argument("--no-readme", action="store_true", help="print only")
+    common.output_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -1327,8 +1236,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         batch_size=args.batch_size,
         profile=args.profile,
         repeats=args.repeats,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
+        **common.ceiling_options(args.quick),
         say=lambda line: print(line, flush=True),
     )
     print()
@@ -1344,24 +1252,15 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print()
         print(result.steps[-1].profile)
     found = problems(result) + (result.ceiling.problems() if result.ceiling else [])
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(
-            result, command, date.today(), machine(), await postgres_info(args.database_url)
-        )
-        write_section(args.readme, text)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    pg = await common.postgres_info(args.database_url, POSTGRES_SETTINGS)
+    return common.conclude(
+        args, NAME, ROW, found, lambda host: section(result, command, date.today(), host, pg)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", "bench.tracker_scan", *shown])
-    # The scan logs one line per call; keep the benchmark's output to its figures.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    return asyncio.run(main_async(args, command))
+    # The scan logs one line per call; common.main keeps the output to the figures.
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":
