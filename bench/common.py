@@ -152,6 +152,26 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def proc_status_kib(pid: int | str, *keys: str) -> dict[str, int]:
+    """These fields of `/proc/<pid>/status` (VmRSS: resident now, VmHWM: peak resident), in
+    KiB; `pid` "self" for this process; none when the process is gone."""
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in keys:
+                    found[key] = int(value.split()[0])
+    except OSError:
+        return {}
+    return found
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of a process, in KiB (None when it is gone)."""
+    return proc_status_kib(pid, "VmRSS").get("VmRSS")
+
+
 # -- CPU accounting --------------------------------------------------------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -282,6 +302,10 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
     return ordered[rank - 1]
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:,.1f} MiB"
 
 
 def ms(seconds: float) -> str:
@@ -781,15 +805,13 @@ class Clerk:
 
 
 @dataclass
-class LevelResult:
-    concurrency: int
-    seconds: float
+class Answers:
+    """What POST /dossiers answered over a run: 201s (with their latencies), other statuses,
+    transport failures."""
+
     latencies: list[float]  # of the 201s
     statuses: Counter[int]
     failures: Counter[str]
-    per_second: list[int]  # 201s completed in each whole second
-    cpu: CpuShares | None = None
-    backlog: int = 0  # outbox rows not yet published when the level ended
 
     @property
     def created(self) -> int:
@@ -799,23 +821,34 @@ class LevelResult:
     def errors(self) -> int:
         return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
 
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction)
+
+    def error_text(self) -> str:
+        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
+        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
+        return ", ".join(parts) or "0"
+
+
+@dataclass(kw_only=True)
+class LevelResult(Answers):
+    """One level of clerks posting back to back (closed loop)."""
+
+    concurrency: int
+    seconds: float
+    per_second: list[int]  # 201s completed in each whole second
+    cpu: CpuShares | None = None
+    backlog: int = 0  # outbox rows not yet published when the level ended
+
     @property
     def rate(self) -> float:
         return self.created / self.seconds
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction)
 
     def cpu_ms(self, *groups: str) -> float:
         """Milliseconds of CPU per dossier created, over these groups."""
         if self.cpu is None or not self.created:
             return float("nan")
         return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
-
-    def error_text(self) -> str:
-        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
-        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
-        return ", ".join(parts) or "0"
 
 
 async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
@@ -855,6 +888,24 @@ async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
         failures=failures,
         per_second=[per_second[s] for s in range(int(seconds))],
     )
+
+
+def seat_clerks(
+    ports: Sequence[int], count: int, tokens: Mapping[str, str], bodies: Mapping[str, list[bytes]]
+) -> list[Clerk]:
+    """`count` clerks, clerk *i* working for agency *i* mod the agencies (its token, its
+    bodies) on a connection of its own to port *i* mod the ports."""
+    found = []
+    for i in range(count):
+        agency = AGENCIES[i % len(AGENCIES)]
+        conn = HttpConnection(ports[i % len(ports)])
+        found.append(Clerk(conn, bearer(tokens[agency]), bodies[agency]))
+    return found
+
+
+def close_clerks(clerks: Sequence[Clerk]) -> None:
+    for clerk in clerks:
+        clerk.conn.close()
 
 
 def bodies_by_agency(
@@ -964,20 +1015,15 @@ async def measure_ceiling(
         process = CeilingProcess("ceiling", dict(os.environ), Path(folder) / "ceiling.log")
         await start_services([process])
         try:
-            bodies = bodies_by_agency()
-            auth = bearer("mc_ceiling")  # nothing checks it
-            load = [
-                Clerk(HttpConnection(process.port), auth, bodies[AGENCIES[i % len(AGENCIES)]])
-                for i in range(clerks)
-            ]
+            tokens = dict.fromkeys(AGENCIES, "mc_ceiling")  # nothing checks them
+            load = seat_clerks([process.port], clerks, tokens, bodies_by_agency())
             if warm_up > 0:
                 await drive(load, warm_up)
             before = CpuSnapshot.take()
             level = await drive(load, seconds)
             groups = {"ceiling": [process.pid], "generator": [os.getpid()]}
             level.cpu = cpu_between(before, CpuSnapshot.take(), groups)
-            for clerk in load:
-                clerk.conn.close()
+            close_clerks(load)
         finally:
             (code,) = stop_services([process])
     return Ceiling(level, warm_up, code)

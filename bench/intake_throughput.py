@@ -49,6 +49,7 @@ from bench.common import (
     PROCEDURES,
     REQUEST_TIMEOUT,
     TRANSPORT_ERRORS,
+    Answers,
     Ceiling,
     CeilingProcess,
     Clerk,
@@ -59,8 +60,8 @@ from bench.common import (
     ServiceProcess,
     bodies_by_agency,
     drive,
+    mib,
     ms,
-    percentile,
 )
 from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
@@ -216,20 +217,14 @@ class Running:
             return 0
         return await common.count_rows(self.intake_url, t.outbox, t.outbox.c.published_at.is_(None))
 
+    def clerks(
+        self, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
+    ) -> list[Clerk]:
+        """Clerks spread over the setup's processes."""
+        return common.seat_clerks([p.port for p in self.processes], concurrency, tokens, bodies)
+
     def stop(self) -> list[int | None]:
         return common.stop_services(self.processes)
-
-
-async def clerks_for(
-    running: Running, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
-) -> list[Clerk]:
-    ports = [p.port for p in running.processes]
-    clerks = []
-    for i in range(concurrency):
-        agency = AGENCIES[i % len(AGENCIES)]
-        auth = common.bearer(tokens[agency])
-        clerks.append(Clerk(HttpConnection(ports[i % len(ports)]), auth, bodies[agency]))
-    return clerks
 
 
 async def measure_level(running: Running, clerks: Sequence[Clerk], seconds: float) -> LevelResult:
@@ -261,20 +256,20 @@ async def run_setup(
         bodies = bodies_by_agency()
         top = max(options.levels)
         if options.warm_up > 0:
-            clerks = await clerks_for(running, top, tokens, bodies)
+            clerks = running.clerks(top, tokens, bodies)
             result.warm_up = await drive(clerks, options.warm_up)
-            _close(clerks)
+            common.close_clerks(clerks)
         for level in options.levels:
-            clerks = await clerks_for(running, level, tokens, bodies)
+            clerks = running.clerks(level, tokens, bodies)
             measured = await measure_level(running, clerks, options.duration)
-            _close(clerks)
+            common.close_clerks(clerks)
             result.levels.append(measured)
             say(f"{setup.name}: {_level_line(measured)}")
         if options.profile:
-            clerks = await clerks_for(running, top, tokens, bodies)
+            clerks = running.clerks(top, tokens, bodies)
             recorder = Recorder(running.pids, options.duration, running.folder)
             result.profile_level = await drive(clerks, options.duration)
-            _close(clerks)
+            common.close_clerks(clerks)
             result.profile = await recorder.result()
             say(f"{setup.name}: profiled {_level_line(result.profile_level)}")
         if options.sustain > 0 and setup.name in options.sustain_setups:
@@ -295,18 +290,6 @@ async def run_setup(
 
 
 # -- memory under sustained load ----------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of a process, in KiB (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 @dataclass(frozen=True)
@@ -359,41 +342,23 @@ class RssTrend:
         return self.growth() <= FLAT_MIB
 
 
-@dataclass
-class SustainResult:
-    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled."""
+@dataclass(kw_only=True)
+class SustainResult(Answers):
+    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled;
+    its latencies are counted from when each request was due."""
 
     rate: float  # dossiers/s offered
     seconds: float  # the offered period: from the first request due to the end of the last
     in_period: int  # 201s answered within it (the open requests answered after it are not)
     due: int  # requests due over the run
     not_sent: int  # due while SUSTAIN_IN_FLIGHT requests were open: not sent at all
-    latencies: list[float]  # of the 201s, from when each was due
-    statuses: Counter[int]
-    failures: Counter[str]
     rss: dict[str, RssTrend]  # by process ("intake", "intake-1", "motcua up", …)
     cpu: CpuShares | None = None
-
-    @property
-    def created(self) -> int:
-        return self.statuses[201]
-
-    @property
-    def errors(self) -> int:
-        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
 
     @property
     def carried(self) -> float:
         """201s a second within the offered period."""
         return self.in_period / self.seconds if self.seconds else 0.0
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction)
-
-    def error_text(self) -> str:
-        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
-        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
-        return ", ".join(parts) or "0"
 
     def flat(self) -> bool:
         return all(trend.flat() for trend in self.rss.values())
@@ -446,14 +411,14 @@ async def sustain(
 
     def sample(at: float) -> None:
         for label, process in zip(labels, processes, strict=True):
-            kib = rss_kib(process.pid)
+            kib = common.rss_kib(process.pid)
             if kib is not None:
                 samples[label].append((at, kib))
             if process.command != "up":
                 continue
             # `motcua up`'s second process (the tracker and the notifier), when it has one
             for pid in [c for c in common.children(process.pid) if common.is_python(c)]:
-                kib = rss_kib(pid)
+                kib = common.rss_kib(pid)
                 if kib is not None:
                     samples.setdefault(f"{label} (second process)", []).append((at, kib))
 
@@ -512,8 +477,8 @@ async def sustain(
 
 def _sustain_line(r: SustainResult) -> str:
     trends = "; ".join(
-        f"{label} RSS {_mib(trend.start)} → {_mib(trend.at(SETTLE))} at {SETTLE:g} s → "
-        f"{_mib(trend.end)} (max {_mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
+        f"{label} RSS {mib(trend.start)} → {mib(trend.at(SETTLE))} at {SETTLE:g} s → "
+        f"{mib(trend.end)} (max {mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
         f"{trend.window_seconds():.0f} s: {'flat' if trend.flat() else 'growing'}"
         for label, trend in r.rss.items()
     )
@@ -521,15 +486,6 @@ def _sustain_line(r: SustainResult) -> str:
         f"sustained {r.rate:,.0f}/s offered for {r.seconds:.0f} s: {r.carried:,.1f}/s carried, "
         f"{r.not_sent:,} not sent, errors {r.error_text()}, p99 {ms(r.p(0.99))}; {trends}"
     )
-
-
-def _mib(kib: float) -> str:
-    return f"{kib / 1024:,.1f} MiB"
-
-
-def _close(clerks: Sequence[Clerk]) -> None:
-    for clerk in clerks:
-        clerk.conn.close()
 
 
 async def _drained(running: Running, within: float) -> int:
@@ -747,8 +703,8 @@ def sustain_table(result: Run) -> str:
                 f"| {r.not_sent:,} | {r.error_text()} | {ms(r.p(0.5))} | {ms(r.p(0.99))} "
                 f"| {cpu.cores('intake') if cpu else float('nan'):.2f} "
                 f"| {cpu.cores('other') if cpu else float('nan'):.2f} "
-                f"| {_mib(trend.start)} | {_mib(trend.at(SETTLE))} | {_mib(trend.end)} "
-                f"| {_mib(trend.most)} "
+                f"| {mib(trend.start)} | {mib(trend.at(SETTLE))} | {mib(trend.end)} "
+                f"| {mib(trend.most)} "
                 f"| {trend.slope():+.2f} MiB/min "
                 f"| {trend.growth():+.1f} MiB over {trend.window_seconds():.0f} s "
                 f"| **{'flat' if trend.flat() else 'growing'}** |"

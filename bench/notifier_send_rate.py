@@ -338,12 +338,23 @@ async def run_case(
         result.ready_at = time.monotonic()
         # CPU from the first SMS on: start-up (imports, the consumer group's join) is not
         # the sending.
-        result.counted_from = await wait_for_count(gateway, 1, options.drain_timeout, 0.02)
+        result.counted_from = await gateway.wait_for(
+            1,
+            options.drain_timeout,
+            stalled_after=STALLED_AFTER,
+            every=0.02,
+            stall_before_first=False,
+        )
         before = CpuSnapshot.take()
         recorder = None
         if case.profile:
             recorder = Recorder([notifier.pid], PROFILE_SECONDS, folder)
-        await wait_for_count(gateway, case.notices, options.drain_timeout)
+        await gateway.wait_for(
+            case.notices,
+            options.drain_timeout,
+            stalled_after=STALLED_AFTER,
+            stall_before_first=False,
+        )
         if recorder is not None:
             result.profile = await recorder.result()
         result.cpu = common.cpu_between(before, CpuSnapshot.take(), groups)
@@ -357,22 +368,6 @@ async def run_case(
         await broker.stop()
     result.exit_code = code
     return result
-
-
-async def wait_for_count(
-    gateway: GatewayProcess, expected: int, within: float, every: float = 0.2
-) -> int:
-    deadline = time.monotonic() + within
-    count, _ = await gateway.count()
-    progress_at = time.monotonic()
-    while count < expected and time.monotonic() < deadline:
-        await asyncio.sleep(every)  # polling the gateway's count
-        now_count, _ = await gateway.count()
-        if now_count != count:
-            count, progress_at = now_count, time.monotonic()
-        elif count and time.monotonic() - progress_at > STALLED_AFTER:
-            break
-    return count
 
 
 async def settled_statuses(url: str, expected: int, within: float = 10.0) -> dict[str, int]:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from bench import common
 from bench.common import (
     PROCEDURES,
+    TRANSPORT_ERRORS,
     Applicants,
     Ceiling,
     CpuShares,
@@ -71,7 +72,6 @@ WINDOW = 10.0  # seconds: latency per window of arrivals, to show a backlog grow
 SEED = 20261124
 REQUEST_TIMEOUT = 60.0
 POOL_TIMEOUT = "QueuePool limit of size"  # SQLAlchemy's message when no connection came
-TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
 
 
 # -- the open-loop load -----------------------------------------------------------------------
@@ -360,24 +360,6 @@ class System:
         return codes
 
 
-async def wait_for_sms(
-    gateway: GatewayProcess, expected: int, within: float, stalled_after: float = 20.0
-) -> int:
-    """Wait until the gateway has `expected` distinct SMS, or none came for `stalled_after`
-    seconds, or `within` seconds are over; the count reached."""
-    deadline = time.monotonic() + within
-    count, _ = await gateway.count()
-    progress_at = time.monotonic()
-    while count < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)  # polling the gateway's count
-        now_count, _ = await gateway.count()
-        if now_count != count:
-            count, progress_at = now_count, time.monotonic()
-        elif time.monotonic() - progress_at > stalled_after:
-            break
-    return count
-
-
 async def warm_up(system: System, clerks: Clerks, count: int) -> None:
     """A few dossiers end to end: the consumer groups have joined, the pools are open."""
     assert system.gateway
@@ -385,7 +367,7 @@ async def warm_up(system: System, clerks: Clerks, count: int) -> None:
     created = sum(1 for p in posted if p.status == 201)
     if created != count:
         raise RuntimeError(f"warm-up: {created} of {count} dossiers created: {posted[:3]}")
-    got = await wait_for_sms(system.gateway, count, 120, stalled_after=90)
+    got = await system.gateway.wait_for(count, 120, stalled_after=90)
     if got < count:
         raise RuntimeError(f"warm-up: {got} of {count} SMS arrived")
     deadline = time.monotonic() + 90
@@ -410,7 +392,7 @@ async def measure_rate(
     cpu = common.cpu_between(before, CpuSnapshot.take(), system.cpu_groups())
     created = sum(1 for p in posted if p.status == 201)
     last_answer = max((p.answered for p in posted if p.answered), default=time.monotonic())
-    await wait_for_sms(system.gateway, system.sent_sms + created, o.drain_timeout)
+    await system.gateway.wait_for(system.sent_sms + created, o.drain_timeout)
     cpu_total = common.cpu_between(before, CpuSnapshot.take(), system.cpu_groups())
     arrivals = await system.gateway.arrivals()
     latencies, after_answer, duplicates, strays = latencies_of(posted, arrivals, system.phones)

@@ -55,6 +55,7 @@ from bench import common
 from bench.common import (
     Ceiling,
     asyncpg_dsn,
+    mib,
 )
 from schemas.events import EVENT_TYPE_OF, Applicant
 from services.core.calendars import CalendarBook
@@ -575,17 +576,6 @@ def execution_ms(plan: str) -> float | None:
 # -- memory -----------------------------------------------------------------------------------
 
 
-def memory_kib() -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (peak resident) of this process, in KiB."""
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    return found
-
-
 def reset_peak_rss() -> bool:
     """Make VmHWM start again from the current RSS (Linux >= 4.0); False if not allowed."""
     try:
@@ -667,11 +657,11 @@ async def measure(
     before = await settled_stats(conn, engine)
     gc.collect()
     peak_reset = reset_peak_rss()
-    memory_before = memory_kib()
+    memory_before = common.proc_status_kib("self", "VmRSS", "VmHWM")
     started = time.perf_counter()
     report = await scan_once(engine, calendars, batch_size)
     scan_seconds = time.perf_counter() - started
-    memory_after = memory_kib()
+    memory_after = common.proc_status_kib("self", "VmRSS", "VmHWM")
     db = (await stats_after(conn, engine, before, report.examined)).minus(before)
 
     outbox_rows = await conn.fetchval("SELECT count(*) FROM tracker_outbox")
@@ -953,10 +943,6 @@ def problems(result: Run) -> list[str]:
 # -- report -----------------------------------------------------------------------------------
 
 
-def _mib(kib: float) -> str:
-    return f"{kib / 1024:.1f} MiB"
-
-
 def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -> str:
     lines = [
         "| Open dossiers | Due | Flags raised | Rows examined | Scan wall time "
@@ -970,7 +956,7 @@ def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -
     for s in steps:
         per_second = s.flags / s.scan_seconds if s.scan_seconds else float("nan")
         share = f" ({ceiling.share(per_second):.0%})" if ceiling else ""
-        peak = f" ({_mib(s.rss_peak)})" if s.rss_peak is not None else ""
+        peak = f" ({mib(s.rss_peak)})" if s.rss_peak is not None else ""
         sql = f"{s.sql_ms:.1f} ms" if s.sql_ms is not None else "?"
         lines.append(
             f"| {s.open_dossiers:,} | {s.due:,} | {s.flags:,} | {s.examined:,} "
@@ -979,7 +965,7 @@ def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -
             f"| {due_index_access(s.plan) or 'Seq Scan'} | {s.db.seq_scans} "
             f"| {s.db.heap_blocks:,} / {s.db.index_blocks:,} "
             f"| {s.table_bytes / 2**20:,.0f} MiB ({s.table_pages:,} pages) "
-            f"| {_mib(s.rss_before)} → {_mib(s.rss_after)}{peak} "
+            f"| {mib(s.rss_before)} → {mib(s.rss_after)}{peak} "
             f"| {s.tracemalloc_peak / 2**20:.1f} MiB |"
         )
     return "\n".join(lines)
@@ -1058,7 +1044,7 @@ def section(
         f"({first.open_dossiers:,} → {last.open_dossiers:,}) the same scan took {ratio:.2f}× "
         "as long. Memory is flat: resident memory grew by at most "
         f"{growth:.1f} MiB during any scan, the process stayed at "
-        f"{_mib(min(rss))}–{_mib(max(rss))} resident from the smallest size to the largest, "
+        f"{mib(min(rss))}–{mib(max(rss))} resident from the smallest size to the largest, "
         f"and the Python allocations of a scan peaked at {min(peaks):.1f}–{max(peaks):.1f} MiB "
         "whatever the number of open dossiers (they follow the batch of due dossiers).",
         "",
