@@ -837,7 +837,7 @@ def section(
         "statements prepared) precedes the first level. *Slowest second*: the fewest 201s "
         "completed in any whole second of the level.",
         "- **The load generator** is this script, in its own process, with a minimal HTTP/1.1 "
-        "client on asyncio streams (`bench/common.py`, `HttpConnection`; httpx costs several "
+        "client on asyncio streams (`bench/common/http.py`, `HttpConnection`; httpx costs several "
         "times more CPU a request) so that it takes as little of the two cores as possible; "
         "its own CPU is measured and shown (*CPU generator*).",
         "- **CPU** columns are cores used over the level (1.00 = one core all the time), from "
