@@ -490,12 +490,8 @@ def _sustain_line(r: SustainResult) -> str:
 
 async def _drained(running: Running, within: float) -> int:
     """Wait for the outbox relay to publish every row; the rows left after `within` s."""
-    deadline = time.monotonic() + within
-    left = await running.backlog()
-    while left and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)  # polling the outbox while the relay catches up
-        left = await running.backlog()
-    return left
+    # polling the outbox every 0.5 s while the relay catches up
+    return await common.poll(running.backlog, lambda left: not left, within, 0.5)
 
 
 def _level_line(level: LevelResult) -> str:

@@ -27,7 +27,6 @@ of its own (its name must contain "bench").
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import os
 import sys
@@ -53,7 +52,6 @@ from bench.common import (
 )
 from bench.fake_gateway import Arrival, GatewayProcess
 from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
-from bench.receipt_to_sms import notice_statuses
 from schemas.events import EVENT_TYPE_OF, Address, Applicant, Envelope, parse_payload
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ
@@ -373,12 +371,10 @@ async def run_case(
 async def settled_statuses(url: str, expected: int, within: float = 10.0) -> dict[str, int]:
     """The notices by status once `expected` are accepted (the last SMS may have arrived
     before the notifier committed it), or as they are after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        statuses = dict(await notice_statuses(url))
-        if statuses.get("accepted", 0) >= expected or time.monotonic() > deadline:
-            return statuses
-        await asyncio.sleep(0.2)  # polling until the last outcomes are committed
+    statuses = await common.poll(
+        lambda: common.notice_statuses(url), lambda s: s["accepted"] >= expected, within, 0.2
+    )
+    return dict(statuses)
 
 
 def case_line(r: CaseResult, ceiling: Ceiling | None = None) -> str:
@@ -567,39 +563,7 @@ def section(
     return "\n".join(parts)
 
 
-# -- command line -----------------------------------------------------------------------------
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = common.arguments(NAME, __doc__)
-    parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
-    parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
-    parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
-    parser.add_argument(
-        "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
-    )
-    common.output_arguments(parser, keep="logs and SQLite files")
-    return parser.parse_args(argv)
-
-
-async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and not have_py_spy():
-        return 2
-    notices = 50 if args.quick else args.notices
-    events = 50 if args.quick else args.events
-    limited = 30 if args.quick else args.default_rate_notices
-    cases = default_cases(notices, events, limited, args.profile)
-    with common.work_folder("notifier", args.keep, "logs and SQLite files") as folder:
-        options = Options(cases, args.database_url, folder, **common.ceiling_options(args.quick))
-        result = await run(options, say=lambda line: print(line, flush=True))
-        pg = None
-        if any(c.database == "postgres" for c in options.cases):
-            pg = await common.postgres_info(args.database_url)
-    return common.conclude(
-        args, NAME, ROW, problems(result),
-        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
-    )  # fmt: skip
+# -- what limits it ---------------------------------------------------------------------------
 
 
 def analysis(result: Run) -> str:
@@ -671,6 +635,41 @@ def _cpu_or_waiting(r: CaseResult) -> str:
         f"notifier's CPU an SMS against {wall:.1f} ms of wall time an SMS, the notifier at "
         f"{cores:.2f} cores ({state})"
     )
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = common.arguments(NAME, __doc__)
+    parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
+    parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
+    parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
+    parser.add_argument(
+        "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
+    )
+    common.output_arguments(parser, keep="logs and SQLite files")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.profile and not have_py_spy():
+        return 2
+    notices = 50 if args.quick else args.notices
+    events = 50 if args.quick else args.events
+    limited = 30 if args.quick else args.default_rate_notices
+    cases = default_cases(notices, events, limited, args.profile)
+    with common.work_folder("notifier", args.keep, "logs and SQLite files") as folder:
+        options = Options(cases, args.database_url, folder, **common.ceiling_options(args.quick))
+        result = await run(options, say=lambda line: print(line, flush=True))
+        pg = None
+        if any(c.database == "postgres" for c in options.cases):
+            pg = await common.postgres_info(args.database_url)
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

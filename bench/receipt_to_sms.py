@@ -48,7 +48,6 @@ from bench.fake_gateway import Arrival, GatewayProcess
 from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
-from services.notifier.adapters import tables as nt
 from services.tracker.adapters import tables as tt
 
 NAME = "receipt_to_sms"
@@ -370,11 +369,12 @@ async def warm_up(system: System, clerks: Clerks, count: int) -> None:
     got = await system.gateway.wait_for(count, 120, stalled_after=90)
     if got < count:
         raise RuntimeError(f"warm-up: {got} of {count} SMS arrived")
-    deadline = time.monotonic() + 90
-    while (tracked := await common.count_rows(system.options.database_url, tt.dossiers)) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"warm-up: the tracker holds {tracked} of {count} dossiers")
-        await asyncio.sleep(0.2)  # the tracker's consumer group may still be joining
+    tracked = await common.poll(  # the tracker's consumer group may still be joining
+        lambda: common.count_rows(system.options.database_url, tt.dossiers),
+        lambda n: n >= count, 90, 0.2,
+    )  # fmt: skip
+    if tracked < count:
+        raise RuntimeError(f"warm-up: the tracker holds {tracked} of {count} dossiers")
     system.sent_sms = got
     system.phones |= {common.e164_of(p.serial) for p in posted}
 
@@ -462,7 +462,7 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
                 serial += len(result.profile_rate.posted) + 1
                 say("profiled " + rate_line(result.profile_rate, result.ceiling))
         clerks.close()
-        result.notices = await notice_statuses(options.database_url)
+        result.notices = await common.notice_statuses(options.database_url)
     finally:
         result.exit_codes = await system.stop()
     result.load_average = (load_at_start, common.load_average())
@@ -481,18 +481,6 @@ async def profiled_run(
     }
     measured = await measure_rate(system, clerks, min(o.rates), first_serial, seconds)
     return measured, {c: await r.result() for c, r in recorders.items()}
-
-
-async def notice_statuses(url: str) -> Counter[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(nt.notices.c.status, sa.func.count()).group_by(nt.notices.c.status)
-            )
-            return Counter({status: int(count) for status, count in rows})
-    finally:
-        await engine.dispose()
 
 
 def rate_line(r: RateResult, ceiling: Ceiling | None = None) -> str:
@@ -766,42 +754,7 @@ def _ceiling_sentence(result: Run) -> str:
     return f" Carried at {r.rate:g}/s offered: {result.ceiling.ratio(r.carried, 'dossiers/s')}."
 
 
-# -- command line -----------------------------------------------------------------------------
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = common.arguments(NAME, __doc__)
-    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES))
-    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per rate")
-    parser.add_argument("--sms-rate", type=float, default=SMS_RATE)
-    parser.add_argument("--profile", action="store_true", help="py-spy one more run")
-    parser.add_argument(
-        "--quick", action="store_true", help="20/s for 3 s, the ceiling for 2 s (a smoke run)"
-    )
-    common.output_arguments(parser, keep="services' logs")
-    return parser.parse_args(argv)
-
-
-async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and not have_py_spy():
-        return 2
-    with common.work_folder("sms", args.keep, "the services' logs") as folder:
-        options = Options(
-            rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
-            duration=3.0 if args.quick else args.duration,
-            database_url=args.database_url,
-            folder=folder,
-            profile=args.profile,
-            sms_rate=args.sms_rate,
-            warm_up=5 if args.quick else WARM_UP,
-            **common.ceiling_options(args.quick),
-        )
-        result = await run(options, say=lambda line: print(line, flush=True))
-        pg = await common.postgres_info(args.database_url)
-    return common.conclude(
-        args, NAME, ROW, problems(result),
-        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
-    )  # fmt: skip
+# -- what limits it ---------------------------------------------------------------------------
 
 
 def analysis(result: Run) -> str:
@@ -891,6 +844,44 @@ def _stage_sentence(r: RateResult) -> str:
         f"**Stages at {r.rate:g}/s** (medians, from the services' timestamps): {listed}. "
         f"The longest is {slowest.split(' (')[0]}."
     )
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = common.arguments(NAME, __doc__)
+    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES))
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per rate")
+    parser.add_argument("--sms-rate", type=float, default=SMS_RATE)
+    parser.add_argument("--profile", action="store_true", help="py-spy one more run")
+    parser.add_argument(
+        "--quick", action="store_true", help="20/s for 3 s, the ceiling for 2 s (a smoke run)"
+    )
+    common.output_arguments(parser, keep="services' logs")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.profile and not have_py_spy():
+        return 2
+    with common.work_folder("sms", args.keep, "the services' logs") as folder:
+        options = Options(
+            rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
+            duration=3.0 if args.quick else args.duration,
+            database_url=args.database_url,
+            folder=folder,
+            profile=args.profile,
+            sms_rate=args.sms_rate,
+            warm_up=5 if args.quick else WARM_UP,
+            **common.ceiling_options(args.quick),
+        )
+        result = await run(options, say=lambda line: print(line, flush=True))
+        pg = await common.postgres_info(args.database_url)
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

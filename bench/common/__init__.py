@@ -26,10 +26,11 @@ from bench.common.machine import (
 )
 from bench.common.databases import (
     CONNECT_TIMEOUT, DEFAULT_PG_URL, asyncpg_dsn, bench_database_name, chunks, count_rows,
-    drop_database, ensure_database, fresh_postgres, fresh_sqlite, sqlite_url, without_password,
+    drop_database, ensure_database, fresh_postgres, fresh_sqlite, notice_statuses, sqlite_url,
+    without_password,
 )
 from bench.common.processes import (
-    MOTCUA, READY_TIMEOUT, ServiceProcess, service_env, start_broker, start_services,
+    MOTCUA, READY_TIMEOUT, ServiceProcess, poll, service_env, start_broker, start_services,
     stop_services,
 )
 from bench.common.http import (
@@ -63,12 +64,12 @@ __all__ = [
     "is_python", "load_average", "machine", "postgres_info", "proc_status_kib", "python_speed",
     "rss_kib", "versions_line", "CONNECT_TIMEOUT", "DEFAULT_PG_URL", "asyncpg_dsn",
     "bench_database_name", "chunks", "count_rows", "drop_database", "ensure_database",
-    "fresh_postgres", "fresh_sqlite", "sqlite_url", "without_password", "MOTCUA",
-    "READY_TIMEOUT", "ServiceProcess", "service_env", "start_broker", "start_services",
-    "stop_services", "HttpConnection", "IDLE_REUSE", "bearer", "get_once", "AGENCIES",
-    "Applicants", "BODIES_PER_AGENCY", "BODY_SEED", "GIVEN", "MIDDLE", "MOBILE_PREFIXES",
-    "PROCEDURES", "PROVINCE_CODES", "ProcedureSpec", "STREETS", "SURNAMES", "WARDS",
-    "bodies_by_agency", "check_phones", "create_tokens", "e164_of", "phone_of",
+    "notice_statuses", "fresh_postgres", "fresh_sqlite", "sqlite_url", "without_password",
+    "MOTCUA", "READY_TIMEOUT", "poll", "ServiceProcess", "service_env", "start_broker",
+    "start_services", "stop_services", "HttpConnection", "IDLE_REUSE", "bearer", "get_once",
+    "AGENCIES", "Applicants", "BODIES_PER_AGENCY", "BODY_SEED", "GIVEN", "MIDDLE",
+    "MOBILE_PREFIXES", "PROCEDURES", "PROVINCE_CODES", "ProcedureSpec", "STREETS", "SURNAMES",
+    "WARDS", "bodies_by_agency", "check_phones", "create_tokens", "e164_of", "phone_of",
     "set_up_catalogue", "Answers", "Clerk", "LevelResult", "REQUEST_TIMEOUT",
     "TRANSPORT_ERRORS", "close_clerks", "drive", "percentile", "seat_clerks", "CEILING_CLERKS",
     "CEILING_SECONDS", "CEILING_WARM_UP", "Ceiling", "CeilingProcess", "ceiling_method",

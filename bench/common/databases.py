@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from services.core.runtime.database import create_engine
 from services.core.runtime.migrations import upgrade_async
 from services.core.runtime.settings import ServiceName
+from services.notifier.adapters import tables as nt
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench"
 
@@ -121,3 +123,16 @@ async def count_rows(url: str, table: sa.Table, *where: Any) -> int:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+async def notice_statuses(url: str) -> Counter[str]:
+    """The notifier's notices by status."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(nt.notices.c.status, sa.func.count()).group_by(nt.notices.c.status)
+            )
+            return Counter({status: int(count) for status, count in rows})
+    finally:
+        await engine.dispose()

@@ -11,14 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from bench.common.http import get_once
 from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
 from services.core.runtime.kafka import ALL_TOPICS, ensure_topics
 
+T = TypeVar("T")
 MOTCUA = [sys.executable, "-m", "services.cli"]
 
 
@@ -124,6 +126,19 @@ class ServiceProcess:
                 return sum(1 for line in lines if needle in line)
         except OSError:
             return 0
+
+
+async def poll(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float, every: float
+) -> T:
+    """`read()` again every `every` seconds until `done` with what it read, or `within`
+    seconds are over; what it read last."""
+    deadline = time.monotonic() + within
+    value = await read()
+    while not done(value) and time.monotonic() < deadline:
+        await asyncio.sleep(every)
+        value = await read()
+    return value
 
 
 async def start_services(processes: Sequence[ServiceProcess]) -> None:
