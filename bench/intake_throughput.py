@@ -248,11 +248,7 @@ async def run_setup(
         if ceiling:  # nothing checks a token there
             tokens = dict.fromkeys(AGENCIES, "mc_ceiling")
         else:
-            roles: list[tuple[str, str | None]] = [("admin", None)]
-            roles += [("clerk", agency) for agency in AGENCIES]
-            admin, *clerk_tokens = await common.create_tokens(running.intake_url, roles)
-            tokens = dict(zip(AGENCIES, clerk_tokens, strict=True))
-            await common.set_up_catalogue(running.processes[0].port, admin)
+            tokens = await common.open_office(running.intake_url, running.processes[0].port)
         bodies = bodies_by_agency()
         top = max(options.levels)
         if options.warm_up > 0:
@@ -790,10 +786,11 @@ def section(
     ]
     if pg:
         parts.append(
-            f"- PostgreSQL {pg['version']} on the same machine, default settings "
-            f"(shared_buffers {pg['shared_buffers']}, synchronous_commit "
-            f"{pg['synchronous_commit']}: every dossier's commit waits for its WAL flush)"
-        )
+            common.postgres_line(
+                pg, "shared_buffers", "synchronous_commit",
+                note="every dossier's commit waits for its WAL flush",
+            )
+        )  # fmt: skip
     parts += [
         common.load_line(result.load_average),
         *common.command_lines(

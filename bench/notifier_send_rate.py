@@ -495,10 +495,7 @@ def section(
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]  # fmt: skip
     if pg:
-        parts.append(
-            f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
-            f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})"
-        )
+        parts.append(common.postgres_line(pg, "shared_buffers", "synchronous_commit"))
     parts += [
         common.load_line(result.load_average),
         *common.command_lines(

@@ -442,11 +442,7 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
     try:
         say("starting the broker, the gateway and the three services")
         await system.start()
-        roles: list[tuple[str, str | None]] = [("admin", None)]
-        roles += [("clerk", agency) for agency in common.AGENCIES]
-        admin, *clerk_tokens = await common.create_tokens(options.database_url, roles)
-        await common.set_up_catalogue(system.intake.port, admin)
-        tokens = dict(zip(common.AGENCIES, clerk_tokens, strict=True))
+        tokens = await common.open_office(options.database_url, system.intake.port)
         clerks = Clerks(system.intake.port, tokens, SEED)
         await warm_up(system, clerks, options.warm_up)
         say(f"warm-up: {options.warm_up} dossiers texted")
@@ -628,8 +624,7 @@ def section(
         common.date_line(today),
         common.machine_line(host, shared="every process below shares these cores"),
         f"- {common.versions_line(host)}; broker {host['kafka']}",
-        f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
-        f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})",
+        common.postgres_line(pg, "shared_buffers", "synchronous_commit"),
         common.load_line(result.load_average),
         *common.command_lines(
             "starts everything, empties the three services' tables in the database, measures, "

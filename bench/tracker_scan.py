@@ -65,6 +65,13 @@ from services.core.runtime.database import create_engine
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
 
+NAME = "tracker_scan"
+TITLE = "Tracker scan"
+ROW = (
+    f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | one scan flags 1,000 due dossiers "
+    "among 1,000,000 open in under a second, memory flat |"
+)
+POSTGRES_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost")
 BATCH_SIZE = 1000  # scan_due's default, as the tracker runs it
 DEFAULT_SIZES = (10_000, 100_000)
 DUE_INDEX = "ix_tracker_dossiers_next_check_at"
@@ -689,10 +696,7 @@ def section(
         "",
         common.date_line(today),
         common.machine_line(host, speed=False),
-        f"- PostgreSQL {pg['version']} on the same machine, default settings "
-        f"(shared_buffers {pg['shared_buffers']}, work_mem {pg['work_mem']}, "
-        f"effective_cache_size {pg['effective_cache_size']}, random_page_cost "
-        f"{pg['random_page_cost']})",
+        common.postgres_line(pg, *POSTGRES_SETTINGS),
         f"- Python {host['python']}, SQLAlchemy {host['sqlalchemy']}, asyncpg {host['asyncpg']}",
         common.load_line(result.load_average, "the benchmark itself keeps one core busy"),
         *common.command_lines(
@@ -812,14 +816,6 @@ def _hhmm(at: datetime) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------
-
-NAME = "tracker_scan"
-TITLE = "Tracker scan"
-ROW = (
-    f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | one scan flags 1,000 due dossiers "
-    "among 1,000,000 open in under a second, memory flat |"
-)
-POSTGRES_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -39,7 +39,7 @@ from bench.common.http import (
 from bench.common.dossiers import (
     AGENCIES, Applicants, BODIES_PER_AGENCY, BODY_SEED, GIVEN, MIDDLE, MOBILE_PREFIXES,
     PROCEDURES, PROVINCE_CODES, ProcedureSpec, STREETS, SURNAMES, WARDS, bodies_by_agency,
-    check_phones, create_tokens, e164_of, phone_of, set_up_catalogue,
+    check_phones, create_tokens, e164_of, open_office, phone_of, set_up_catalogue,
 )
 from bench.common.load import (
     Answers, Clerk, LevelResult, REQUEST_TIMEOUT, TRANSPORT_ERRORS, close_clerks, drive,
@@ -50,8 +50,8 @@ from bench.common.ceiling import (
     measure_ceiling,
 )
 from bench.common.report import (
-    README, README_HEAD, command_lines, date_line, load_line, machine_line, mib, ms, slug,
-    write_section,
+    README, README_HEAD, command_lines, date_line, load_line, machine_line, mib, ms,
+    postgres_line, slug, write_section,
 )
 from bench.common.cli import (
     QUICK_CEILING_SECONDS, QUICK_CEILING_WARM_UP, arguments, ceiling_options, conclude, main,
@@ -64,18 +64,18 @@ __all__ = [
     "is_python", "load_average", "machine", "postgres_info", "proc_status_kib", "python_speed",
     "rss_kib", "versions_line", "CONNECT_TIMEOUT", "DEFAULT_PG_URL", "asyncpg_dsn",
     "bench_database_name", "chunks", "count_rows", "drop_database", "ensure_database",
-    "notice_statuses", "fresh_postgres", "fresh_sqlite", "sqlite_url", "without_password",
-    "MOTCUA", "READY_TIMEOUT", "poll", "ServiceProcess", "service_env", "start_broker",
+    "fresh_postgres", "fresh_sqlite", "notice_statuses", "sqlite_url", "without_password",
+    "MOTCUA", "READY_TIMEOUT", "ServiceProcess", "poll", "service_env", "start_broker",
     "start_services", "stop_services", "HttpConnection", "IDLE_REUSE", "bearer", "get_once",
     "AGENCIES", "Applicants", "BODIES_PER_AGENCY", "BODY_SEED", "GIVEN", "MIDDLE",
     "MOBILE_PREFIXES", "PROCEDURES", "PROVINCE_CODES", "ProcedureSpec", "STREETS", "SURNAMES",
-    "WARDS", "bodies_by_agency", "check_phones", "create_tokens", "e164_of", "phone_of",
-    "set_up_catalogue", "Answers", "Clerk", "LevelResult", "REQUEST_TIMEOUT",
+    "WARDS", "bodies_by_agency", "check_phones", "create_tokens", "e164_of", "open_office",
+    "phone_of", "set_up_catalogue", "Answers", "Clerk", "LevelResult", "REQUEST_TIMEOUT",
     "TRANSPORT_ERRORS", "close_clerks", "drive", "percentile", "seat_clerks", "CEILING_CLERKS",
     "CEILING_SECONDS", "CEILING_WARM_UP", "Ceiling", "CeilingProcess", "ceiling_method",
     "measure_ceiling", "README", "README_HEAD", "command_lines", "date_line", "load_line",
-    "machine_line", "mib", "ms", "slug", "write_section", "QUICK_CEILING_SECONDS",
-    "QUICK_CEILING_WARM_UP", "arguments", "ceiling_options", "conclude", "main",
-    "output_arguments", "quiet_logs", "work_folder",
+    "machine_line", "mib", "ms", "postgres_line", "slug", "write_section",
+    "QUICK_CEILING_SECONDS", "QUICK_CEILING_WARM_UP", "arguments", "ceiling_options",
+    "conclude", "main", "output_arguments", "quiet_logs", "work_folder",
 ]
 # fmt: on

@@ -6,7 +6,6 @@ share of it, so that figures taken on a shared machine at different times can be
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,17 +22,8 @@ class CeilingProcess(ServiceProcess):
     """`python -m bench.ceiling_app --port P`: a bare FastAPI endpoint validating the dossier
     body (the ceiling of what one uvicorn worker of this interpreter carries here)."""
 
-    def spawn(self) -> None:
-        self._terminated = False
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "bench.ceiling_app", "--port", str(self.port)]
 
 
 CEILING_CLERKS = 16  # where the ceiling's rate levels off with p99 still well under 50 ms

@@ -78,6 +78,16 @@ async def create_tokens(intake_url: str, roles: Sequence[tuple[str, str | None]]
         await engine.dispose()
 
 
+async def open_office(intake_url: str, port: int) -> dict[str, str]:
+    """The catalogue set up through the intake at `port` with an admin's token; a clerk's
+    token for each agency, by agency."""
+    roles: list[tuple[str, str | None]] = [("admin", None)]
+    roles += [("clerk", agency) for agency in AGENCIES]
+    admin, *clerk_tokens = await create_tokens(intake_url, roles)
+    await set_up_catalogue(port, admin)
+    return dict(zip(AGENCIES, clerk_tokens, strict=True))
+
+
 async def set_up_catalogue(port: int, admin_token: str) -> None:
     """The procedures, through the API as an admin does it (agencies come with them)."""
     conn = HttpConnection(port)

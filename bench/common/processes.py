@@ -68,12 +68,15 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def argv(self) -> list[str]:
+        return [*MOTCUA, self.command, "--port", str(self.port)]
+
     def spawn(self) -> None:
         self._terminated = False
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*MOTCUA, self.command, "--port", str(self.port)],
+                self.argv(),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

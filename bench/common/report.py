@@ -89,6 +89,12 @@ def load_line(load_average: tuple[float, float], note: str = "") -> str:
     )
 
 
+def postgres_line(pg: Mapping[str, str], *settings: str, note: str = "") -> str:
+    """The section's PostgreSQL line: its version and these settings (then `note`)."""
+    shown = ", ".join(f"{name} {pg[name]}" for name in settings) + (f": {note}" if note else "")
+    return f"- PostgreSQL {pg['version']} on the same machine, default settings ({shown})"
+
+
 def command_lines(what: str, command: str) -> list[str]:
     """The command that made the section, and what it does (in parentheses)."""
     return [f"- Command, from the repository root ({what}):", "", "  ```sh", f"  {command}",
