@@ -183,6 +183,30 @@ class GatewayProcess:
         first, total = await self.ask("count")
         return int(first), int(total)
 
+    async def wait_for(
+        self,
+        expected: int,
+        within: float,
+        *,
+        stalled_after: float = 20.0,
+        every: float = 0.2,
+        stall_before_first: bool = True,
+    ) -> int:
+        """Wait until `expected` distinct messages have come, or none came for
+        `stalled_after` seconds (not counted before the first one unless
+        `stall_before_first`), or `within` seconds are over; the count reached."""
+        deadline = time.monotonic() + within
+        count, _ = await self.count()
+        progress_at = time.monotonic()
+        while count < expected and time.monotonic() < deadline:
+            await asyncio.sleep(every)  # polling the gateway's count
+            now_count, _ = await self.count()
+            if now_count != count:
+                count, progress_at = now_count, time.monotonic()
+            elif (count or stall_before_first) and time.monotonic() - progress_at > stalled_after:
+                break
+        return count
+
     async def arrivals(self) -> list[Arrival]:
         return [Arrival(*row) for row in await self.ask("arrivals")]
 

@@ -31,10 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,6 +49,7 @@ from bench.common import (
     PROCEDURES,
     REQUEST_TIMEOUT,
     TRANSPORT_ERRORS,
+    Answers,
     Ceiling,
     CeilingProcess,
     Clerk,
@@ -62,10 +60,10 @@ from bench.common import (
     ServiceProcess,
     bodies_by_agency,
     drive,
+    mib,
     ms,
-    percentile,
 )
-from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, profile_tables, py_spy
+from bench.profiling import FUNCTIONS, WAITING, Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker
 from services.intake.adapters import tables as t
@@ -219,20 +217,14 @@ class Running:
             return 0
         return await common.count_rows(self.intake_url, t.outbox, t.outbox.c.published_at.is_(None))
 
+    def clerks(
+        self, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
+    ) -> list[Clerk]:
+        """Clerks spread over the setup's processes."""
+        return common.seat_clerks([p.port for p in self.processes], concurrency, tokens, bodies)
+
     def stop(self) -> list[int | None]:
         return common.stop_services(self.processes)
-
-
-async def clerks_for(
-    running: Running, concurrency: int, tokens: dict[str, str], bodies: dict[str, list[bytes]]
-) -> list[Clerk]:
-    ports = [p.port for p in running.processes]
-    clerks = []
-    for i in range(concurrency):
-        agency = AGENCIES[i % len(AGENCIES)]
-        auth = common.bearer(tokens[agency])
-        clerks.append(Clerk(HttpConnection(ports[i % len(ports)]), auth, bodies[agency]))
-    return clerks
 
 
 async def measure_level(running: Running, clerks: Sequence[Clerk], seconds: float) -> LevelResult:
@@ -256,28 +248,24 @@ async def run_setup(
         if ceiling:  # nothing checks a token there
             tokens = dict.fromkeys(AGENCIES, "mc_ceiling")
         else:
-            roles: list[tuple[str, str | None]] = [("admin", None)]
-            roles += [("clerk", agency) for agency in AGENCIES]
-            admin, *clerk_tokens = await common.create_tokens(running.intake_url, roles)
-            tokens = dict(zip(AGENCIES, clerk_tokens, strict=True))
-            await common.set_up_catalogue(running.processes[0].port, admin)
+            tokens = await common.open_office(running.intake_url, running.processes[0].port)
         bodies = bodies_by_agency()
         top = max(options.levels)
         if options.warm_up > 0:
-            clerks = await clerks_for(running, top, tokens, bodies)
+            clerks = running.clerks(top, tokens, bodies)
             result.warm_up = await drive(clerks, options.warm_up)
-            _close(clerks)
+            common.close_clerks(clerks)
         for level in options.levels:
-            clerks = await clerks_for(running, level, tokens, bodies)
+            clerks = running.clerks(level, tokens, bodies)
             measured = await measure_level(running, clerks, options.duration)
-            _close(clerks)
+            common.close_clerks(clerks)
             result.levels.append(measured)
             say(f"{setup.name}: {_level_line(measured)}")
         if options.profile:
-            clerks = await clerks_for(running, top, tokens, bodies)
+            clerks = running.clerks(top, tokens, bodies)
             recorder = Recorder(running.pids, options.duration, running.folder)
             result.profile_level = await drive(clerks, options.duration)
-            _close(clerks)
+            common.close_clerks(clerks)
             result.profile = await recorder.result()
             say(f"{setup.name}: profiled {_level_line(result.profile_level)}")
         if options.sustain > 0 and setup.name in options.sustain_setups:
@@ -298,18 +286,6 @@ async def run_setup(
 
 
 # -- memory under sustained load ----------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of a process, in KiB (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 @dataclass(frozen=True)
@@ -362,41 +338,23 @@ class RssTrend:
         return self.growth() <= FLAT_MIB
 
 
-@dataclass
-class SustainResult:
-    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled."""
+@dataclass(kw_only=True)
+class SustainResult(Answers):
+    """An open-loop run at a fixed offered rate, with the service processes' RSS sampled;
+    its latencies are counted from when each request was due."""
 
     rate: float  # dossiers/s offered
     seconds: float  # the offered period: from the first request due to the end of the last
     in_period: int  # 201s answered within it (the open requests answered after it are not)
     due: int  # requests due over the run
     not_sent: int  # due while SUSTAIN_IN_FLIGHT requests were open: not sent at all
-    latencies: list[float]  # of the 201s, from when each was due
-    statuses: Counter[int]
-    failures: Counter[str]
     rss: dict[str, RssTrend]  # by process ("intake", "intake-1", "motcua up", …)
     cpu: CpuShares | None = None
-
-    @property
-    def created(self) -> int:
-        return self.statuses[201]
-
-    @property
-    def errors(self) -> int:
-        return sum(c for s, c in self.statuses.items() if s != 201) + sum(self.failures.values())
 
     @property
     def carried(self) -> float:
         """201s a second within the offered period."""
         return self.in_period / self.seconds if self.seconds else 0.0
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction)
-
-    def error_text(self) -> str:
-        parts = [f"{c}× {s}" for s, c in sorted(self.statuses.items()) if s != 201]
-        parts += [f"{c}× {name}" for name, c in self.failures.most_common()]
-        return ", ".join(parts) or "0"
 
     def flat(self) -> bool:
         return all(trend.flat() for trend in self.rss.values())
@@ -449,14 +407,14 @@ async def sustain(
 
     def sample(at: float) -> None:
         for label, process in zip(labels, processes, strict=True):
-            kib = rss_kib(process.pid)
+            kib = common.rss_kib(process.pid)
             if kib is not None:
                 samples[label].append((at, kib))
             if process.command != "up":
                 continue
             # `motcua up`'s second process (the tracker and the notifier), when it has one
             for pid in [c for c in common.children(process.pid) if common.is_python(c)]:
-                kib = rss_kib(pid)
+                kib = common.rss_kib(pid)
                 if kib is not None:
                     samples.setdefault(f"{label} (second process)", []).append((at, kib))
 
@@ -515,8 +473,8 @@ async def sustain(
 
 def _sustain_line(r: SustainResult) -> str:
     trends = "; ".join(
-        f"{label} RSS {_mib(trend.start)} → {_mib(trend.at(SETTLE))} at {SETTLE:g} s → "
-        f"{_mib(trend.end)} (max {_mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
+        f"{label} RSS {mib(trend.start)} → {mib(trend.at(SETTLE))} at {SETTLE:g} s → "
+        f"{mib(trend.end)} (max {mib(trend.most)}), {trend.slope():+.2f} MiB/min over the last "
         f"{trend.window_seconds():.0f} s: {'flat' if trend.flat() else 'growing'}"
         for label, trend in r.rss.items()
     )
@@ -526,23 +484,10 @@ def _sustain_line(r: SustainResult) -> str:
     )
 
 
-def _mib(kib: float) -> str:
-    return f"{kib / 1024:,.1f} MiB"
-
-
-def _close(clerks: Sequence[Clerk]) -> None:
-    for clerk in clerks:
-        clerk.conn.close()
-
-
 async def _drained(running: Running, within: float) -> int:
     """Wait for the outbox relay to publish every row; the rows left after `within` s."""
-    deadline = time.monotonic() + within
-    left = await running.backlog()
-    while left and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)  # polling the outbox while the relay catches up
-        left = await running.backlog()
-    return left
+    # polling the outbox every 0.5 s while the relay catches up
+    return await common.poll(running.backlog, lambda left: not left, within, 0.5)
 
 
 def _level_line(level: LevelResult) -> str:
@@ -750,8 +695,8 @@ def sustain_table(result: Run) -> str:
                 f"| {r.not_sent:,} | {r.error_text()} | {ms(r.p(0.5))} | {ms(r.p(0.99))} "
                 f"| {cpu.cores('intake') if cpu else float('nan'):.2f} "
                 f"| {cpu.cores('other') if cpu else float('nan'):.2f} "
-                f"| {_mib(trend.start)} | {_mib(trend.at(SETTLE))} | {_mib(trend.end)} "
-                f"| {_mib(trend.most)} "
+                f"| {mib(trend.start)} | {mib(trend.at(SETTLE))} | {mib(trend.end)} "
+                f"| {mib(trend.most)} "
                 f"| {trend.slope():+.2f} MiB/min "
                 f"| {trend.growth():+.1f} MiB over {trend.window_seconds():.0f} s "
                 f"| **{'flat' if trend.flat() else 'growing'}** |"
@@ -831,27 +776,28 @@ def section(
     if memory := _memory_verdict(result):
         parts += [memory, ""]
     parts += [
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}; "
-        "the load generator, the service(s), PostgreSQL and the broker all share these cores",
+        common.date_line(today),
+        common.machine_line(
+            host,
+            shared="the load generator, the service(s), PostgreSQL and the broker all share "
+            "these cores",
+        ),
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]
     if pg:
         parts.append(
-            f"- PostgreSQL {pg['version']} on the same machine, default settings "
-            f"(shared_buffers {pg['shared_buffers']}, synchronous_commit "
-            f"{pg['synchronous_commit']}: every dossier's commit waits for its WAL flush)"
-        )
+            common.postgres_line(
+                pg, "shared_buffers", "synchronous_commit",
+                note="every dossier's commit waits for its WAL flush",
+            )
+        )  # fmt: skip
     parts += [
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (starts the broker and the services, creates the "
-        "database if missing, empties the intake's tables, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "starts the broker and the services, creates the database if missing, empties the "
+            "intake's tables, measures, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -884,7 +830,7 @@ def section(
         "statements prepared) precedes the first level. *Slowest second*: the fewest 201s "
         "completed in any whole second of the level.",
         "- **The load generator** is this script, in its own process, with a minimal HTTP/1.1 "
-        "client on asyncio streams (`bench/common.py`, `HttpConnection`; httpx costs several "
+        "client on asyncio streams (`bench/common/http.py`, `HttpConnection`; httpx costs several "
         "times more CPU a request) so that it takes as little of the two cores as possible; "
         "its own CPU is measured and shown (*CPU generator*).",
         "- **CPU** columns are cores used over the level (1.00 = one core all the time), from "
@@ -1223,13 +1169,10 @@ def _round_trip_paragraph(costs: RoundTripCosts) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.intake_throughput", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)))
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per level")
     parser.add_argument("--setups", default=",".join(SETUPS), help=", ".join(SETUPS))
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
     parser.add_argument("--profile", action="store_true", help="py-spy one more run per setup")
     parser.add_argument(
         "--quick",
@@ -1252,9 +1195,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sustain-setups", default="up", help="the setups --sustain applies to (default: up)"
     )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
+    common.output_arguments(parser, keep="logs and SQLite files")
     return parser.parse_args(argv)
 
 
@@ -1265,33 +1206,25 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print(f"--sustain: none of {sustained} is among --setups", file=sys.stderr)
         return 2
     levels = [1, 4] if args.quick else [int(v) for v in args.levels.split(",") if v]
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+    if args.profile and not have_py_spy():
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-intake-"))
-    options = Options(
-        levels=levels,
-        duration=2.0 if args.quick else args.duration,
-        database_url=args.database_url,
-        profile=args.profile,
-        folder=folder,
-        warm_up=0.0 if args.quick else WARM_UP,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-        sustain=args.sustain,
-        sustain_rate=args.sustain_rate,
-        sustain_setups=sustained,
-    )
-    try:
+    with common.work_folder("intake", args.keep, "logs and SQLite files") as folder:
+        options = Options(
+            levels=levels,
+            duration=2.0 if args.quick else args.duration,
+            database_url=args.database_url,
+            profile=args.profile,
+            folder=folder,
+            warm_up=0.0 if args.quick else WARM_UP,
+            **common.ceiling_options(args.quick),
+            sustain=args.sustain,
+            sustain_rate=args.sustain_rate,
+            sustain_setups=sustained,
+        )
         result = await run(setups, options, say=lambda line: print(line, flush=True))
         pg = None
         if any(s.database == "postgres" for s in setups):
             pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs and files kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
     print()
     print(summary_table(result))
     if any(s.sustain for s in result.setups):
@@ -1299,22 +1232,14 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print(_memory_verdict(result))
         print()
         print(sustain_table(result))
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,9 @@ of its own (its name must contain "bench").
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -55,8 +51,7 @@ from bench.common import (
     ServiceProcess,
 )
 from bench.fake_gateway import Arrival, GatewayProcess
-from bench.profiling import Profile, Recorder, profile_tables, py_spy
-from bench.receipt_to_sms import notice_statuses
+from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
 from schemas.events import EVENT_TYPE_OF, Address, Applicant, Envelope, parse_payload
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ
@@ -341,12 +336,23 @@ async def run_case(
         result.ready_at = time.monotonic()
         # CPU from the first SMS on: start-up (imports, the consumer group's join) is not
         # the sending.
-        result.counted_from = await wait_for_count(gateway, 1, options.drain_timeout, 0.02)
+        result.counted_from = await gateway.wait_for(
+            1,
+            options.drain_timeout,
+            stalled_after=STALLED_AFTER,
+            every=0.02,
+            stall_before_first=False,
+        )
         before = CpuSnapshot.take()
         recorder = None
         if case.profile:
             recorder = Recorder([notifier.pid], PROFILE_SECONDS, folder)
-        await wait_for_count(gateway, case.notices, options.drain_timeout)
+        await gateway.wait_for(
+            case.notices,
+            options.drain_timeout,
+            stalled_after=STALLED_AFTER,
+            stall_before_first=False,
+        )
         if recorder is not None:
             result.profile = await recorder.result()
         result.cpu = common.cpu_between(before, CpuSnapshot.take(), groups)
@@ -362,31 +368,13 @@ async def run_case(
     return result
 
 
-async def wait_for_count(
-    gateway: GatewayProcess, expected: int, within: float, every: float = 0.2
-) -> int:
-    deadline = time.monotonic() + within
-    count, _ = await gateway.count()
-    progress_at = time.monotonic()
-    while count < expected and time.monotonic() < deadline:
-        await asyncio.sleep(every)  # polling the gateway's count
-        now_count, _ = await gateway.count()
-        if now_count != count:
-            count, progress_at = now_count, time.monotonic()
-        elif count and time.monotonic() - progress_at > STALLED_AFTER:
-            break
-    return count
-
-
 async def settled_statuses(url: str, expected: int, within: float = 10.0) -> dict[str, int]:
     """The notices by status once `expected` are accepted (the last SMS may have arrived
     before the notifier committed it), or as they are after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        statuses = dict(await notice_statuses(url))
-        if statuses.get("accepted", 0) >= expected or time.monotonic() > deadline:
-            return statuses
-        await asyncio.sleep(0.2)  # polling until the last outcomes are committed
+    statuses = await common.poll(
+        lambda: common.notice_statuses(url), lambda s: s["accepted"] >= expected, within, 0.2
+    )
+    return dict(statuses)
 
 
 def case_line(r: CaseResult, ceiling: Ceiling | None = None) -> str:
@@ -502,25 +490,19 @@ def section(
         "",
         result.ceiling.sentence() if result.ceiling else "",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}",
+        common.date_line(today),
+        common.machine_line(host),
         f"- {common.versions_line(host)}; SQLite {host['sqlite']}; broker {host['kafka']}",
     ]  # fmt: skip
     if pg:
-        parts.append(
-            f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
-            f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})"
-        )
+        parts.append(common.postgres_line(pg, "shared_buffers", "synchronous_commit"))
     parts += [
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (empties the notifier's tables, starts a broker, "
-        "a fake gateway and the notifier for each case, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "empties the notifier's tables, starts a broker, a fake gateway and the notifier "
+            "for each case, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -578,61 +560,7 @@ def section(
     return "\n".join(parts)
 
 
-# -- command line -----------------------------------------------------------------------------
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m bench.{NAME}", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
-    parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
-    parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
-    parser.add_argument(
-        "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
-    )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and SQLite files")
-    return parser.parse_args(argv)
-
-
-async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
-        return 2
-    notices = 50 if args.quick else args.notices
-    events = 50 if args.quick else args.events
-    limited = 30 if args.quick else args.default_rate_notices
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-notifier-"))
-    cases = default_cases(notices, events, limited, args.profile)
-    options = Options(
-        cases,
-        args.database_url,
-        folder,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-    )
-    try:
-        result = await run(options, say=lambda line: print(line, flush=True))
-        pg = None
-        if any(c.database == "postgres" for c in options.cases):
-            pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs and files kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+# -- what limits it ---------------------------------------------------------------------------
 
 
 def analysis(result: Run) -> str:
@@ -706,12 +634,43 @@ def _cpu_or_waiting(r: CaseResult) -> str:
     )
 
 
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = common.arguments(NAME, __doc__)
+    parser.add_argument("--notices", type=int, default=DEFAULT_NOTICES, help="stored notices")
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="dossier events")
+    parser.add_argument("--profile", action="store_true", help="py-spy two more cases")
+    parser.add_argument("--default-rate-notices", type=int, default=DEFAULT_RATE_NOTICES)
+    parser.add_argument(
+        "--quick", action="store_true", help="50 notices a case, the ceiling for 2 s (a smoke run)"
+    )
+    common.output_arguments(parser, keep="logs and SQLite files")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.profile and not have_py_spy():
+        return 2
+    notices = 50 if args.quick else args.notices
+    events = 50 if args.quick else args.events
+    limited = 30 if args.quick else args.default_rate_notices
+    cases = default_cases(notices, events, limited, args.profile)
+    with common.work_folder("notifier", args.keep, "logs and SQLite files") as folder:
+        options = Options(cases, args.database_url, folder, **common.ceiling_options(args.quick))
+        result = await run(options, say=lambda line: print(line, flush=True))
+        pg = None
+        if any(c.database == "postgres" for c in options.cases):
+            pg = await common.postgres_info(args.database_url)
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

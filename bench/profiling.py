@@ -72,6 +72,14 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
+def have_py_spy() -> bool:
+    """Whether py-spy is there for `--profile`; says how to install it when not."""
+    if py_spy() is None:
+        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Profile:
     seconds: float

@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,6 +34,7 @@ import sqlalchemy as sa
 from bench import common
 from bench.common import (
     PROCEDURES,
+    TRANSPORT_ERRORS,
     Applicants,
     Ceiling,
     CpuShares,
@@ -47,10 +45,9 @@ from bench.common import (
     percentile,
 )
 from bench.fake_gateway import Arrival, GatewayProcess
-from bench.profiling import Profile, Recorder, profile_tables, py_spy
+from bench.profiling import Profile, Recorder, have_py_spy, profile_tables
 from services.core.runtime.database import create_engine
 from services.core.runtime.embedded_broker import EmbeddedBroker, free_port
-from services.notifier.adapters import tables as nt
 from services.tracker.adapters import tables as tt
 
 NAME = "receipt_to_sms"
@@ -74,7 +71,6 @@ WINDOW = 10.0  # seconds: latency per window of arrivals, to show a backlog grow
 SEED = 20261124
 REQUEST_TIMEOUT = 60.0
 POOL_TIMEOUT = "QueuePool limit of size"  # SQLAlchemy's message when no connection came
-TRANSPORT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError)
 
 
 # -- the open-loop load -----------------------------------------------------------------------
@@ -363,24 +359,6 @@ class System:
         return codes
 
 
-async def wait_for_sms(
-    gateway: GatewayProcess, expected: int, within: float, stalled_after: float = 20.0
-) -> int:
-    """Wait until the gateway has `expected` distinct SMS, or none came for `stalled_after`
-    seconds, or `within` seconds are over; the count reached."""
-    deadline = time.monotonic() + within
-    count, _ = await gateway.count()
-    progress_at = time.monotonic()
-    while count < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)  # polling the gateway's count
-        now_count, _ = await gateway.count()
-        if now_count != count:
-            count, progress_at = now_count, time.monotonic()
-        elif time.monotonic() - progress_at > stalled_after:
-            break
-    return count
-
-
 async def warm_up(system: System, clerks: Clerks, count: int) -> None:
     """A few dossiers end to end: the consumer groups have joined, the pools are open."""
     assert system.gateway
@@ -388,14 +366,15 @@ async def warm_up(system: System, clerks: Clerks, count: int) -> None:
     created = sum(1 for p in posted if p.status == 201)
     if created != count:
         raise RuntimeError(f"warm-up: {created} of {count} dossiers created: {posted[:3]}")
-    got = await wait_for_sms(system.gateway, count, 120, stalled_after=90)
+    got = await system.gateway.wait_for(count, 120, stalled_after=90)
     if got < count:
         raise RuntimeError(f"warm-up: {got} of {count} SMS arrived")
-    deadline = time.monotonic() + 90
-    while (tracked := await common.count_rows(system.options.database_url, tt.dossiers)) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"warm-up: the tracker holds {tracked} of {count} dossiers")
-        await asyncio.sleep(0.2)  # the tracker's consumer group may still be joining
+    tracked = await common.poll(  # the tracker's consumer group may still be joining
+        lambda: common.count_rows(system.options.database_url, tt.dossiers),
+        lambda n: n >= count, 90, 0.2,
+    )  # fmt: skip
+    if tracked < count:
+        raise RuntimeError(f"warm-up: the tracker holds {tracked} of {count} dossiers")
     system.sent_sms = got
     system.phones |= {common.e164_of(p.serial) for p in posted}
 
@@ -413,7 +392,7 @@ async def measure_rate(
     cpu = common.cpu_between(before, CpuSnapshot.take(), system.cpu_groups())
     created = sum(1 for p in posted if p.status == 201)
     last_answer = max((p.answered for p in posted if p.answered), default=time.monotonic())
-    await wait_for_sms(system.gateway, system.sent_sms + created, o.drain_timeout)
+    await system.gateway.wait_for(system.sent_sms + created, o.drain_timeout)
     cpu_total = common.cpu_between(before, CpuSnapshot.take(), system.cpu_groups())
     arrivals = await system.gateway.arrivals()
     latencies, after_answer, duplicates, strays = latencies_of(posted, arrivals, system.phones)
@@ -463,11 +442,7 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
     try:
         say("starting the broker, the gateway and the three services")
         await system.start()
-        roles: list[tuple[str, str | None]] = [("admin", None)]
-        roles += [("clerk", agency) for agency in common.AGENCIES]
-        admin, *clerk_tokens = await common.create_tokens(options.database_url, roles)
-        await common.set_up_catalogue(system.intake.port, admin)
-        tokens = dict(zip(common.AGENCIES, clerk_tokens, strict=True))
+        tokens = await common.open_office(options.database_url, system.intake.port)
         clerks = Clerks(system.intake.port, tokens, SEED)
         await warm_up(system, clerks, options.warm_up)
         say(f"warm-up: {options.warm_up} dossiers texted")
@@ -483,7 +458,7 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
                 serial += len(result.profile_rate.posted) + 1
                 say("profiled " + rate_line(result.profile_rate, result.ceiling))
         clerks.close()
-        result.notices = await notice_statuses(options.database_url)
+        result.notices = await common.notice_statuses(options.database_url)
     finally:
         result.exit_codes = await system.stop()
     result.load_average = (load_at_start, common.load_average())
@@ -502,18 +477,6 @@ async def profiled_run(
     }
     measured = await measure_rate(system, clerks, min(o.rates), first_serial, seconds)
     return measured, {c: await r.result() for c, r in recorders.items()}
-
-
-async def notice_statuses(url: str) -> Counter[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(nt.notices.c.status, sa.func.count()).group_by(nt.notices.c.status)
-            )
-            return Counter({status: int(count) for status, count in rows})
-    finally:
-        await engine.dispose()
 
 
 def rate_line(r: RateResult, ceiling: Ceiling | None = None) -> str:
@@ -658,21 +621,16 @@ def section(
         "",
         result.ceiling.sentence() if result.ceiling else "",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}; "
-        f"Python's speed at the end: {host['speed']}; "
-        "every process below shares these cores",
+        common.date_line(today),
+        common.machine_line(host, shared="every process below shares these cores"),
         f"- {common.versions_line(host)}; broker {host['kafka']}",
-        f"- PostgreSQL {pg['version']} on the same machine, default settings (shared_buffers "
-        f"{pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']})",
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f}",
-        "- Command, from the repository root (starts everything, empties the three services' "
-        "tables in the database, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.postgres_line(pg, "shared_buffers", "synchronous_commit"),
+        common.load_line(result.load_average),
+        *common.command_lines(
+            "starts everything, empties the three services' tables in the database, measures, "
+            "rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -791,59 +749,7 @@ def _ceiling_sentence(result: Run) -> str:
     return f" Carried at {r.rate:g}/s offered: {result.ceiling.ratio(r.carried, 'dossiers/s')}."
 
 
-# -- command line -----------------------------------------------------------------------------
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m bench.{NAME}", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES))
-    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per rate")
-    parser.add_argument("--sms-rate", type=float, default=SMS_RATE)
-    parser.add_argument("--database-url", default=common.DEFAULT_PG_URL)
-    parser.add_argument("--profile", action="store_true", help="py-spy one more run")
-    parser.add_argument(
-        "--quick", action="store_true", help="20/s for 3 s, the ceiling for 2 s (a smoke run)"
-    )
-    parser.add_argument("--readme", type=Path, default=common.README)
-    parser.add_argument("--no-readme", action="store_true", help="print only")
-    parser.add_argument("--keep", action="store_true", help="keep the services' logs")
-    return parser.parse_args(argv)
-
-
-async def main_async(args: argparse.Namespace, command: str) -> int:
-    if args.profile and py_spy() is None:
-        print("py-spy is not installed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
-        return 2
-    folder = Path(tempfile.mkdtemp(prefix="motcua-bench-sms-"))
-    options = Options(
-        rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
-        duration=3.0 if args.quick else args.duration,
-        database_url=args.database_url,
-        folder=folder,
-        profile=args.profile,
-        sms_rate=args.sms_rate,
-        warm_up=5 if args.quick else WARM_UP,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
-    )
-    try:
-        result = await run(options, say=lambda line: print(line, flush=True))
-        pg = await common.postgres_info(args.database_url)
-    finally:
-        if args.keep:
-            print(f"logs kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    found = problems(result)
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(result, command, date.today(), common.machine(), pg, analysis(result))
-        common.write_section(args.readme, NAME, text, ROW)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+# -- what limits it ---------------------------------------------------------------------------
 
 
 def analysis(result: Run) -> str:
@@ -935,12 +841,46 @@ def _stage_sentence(r: RateResult) -> str:
     )
 
 
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = common.arguments(NAME, __doc__)
+    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES))
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="s per rate")
+    parser.add_argument("--sms-rate", type=float, default=SMS_RATE)
+    parser.add_argument("--profile", action="store_true", help="py-spy one more run")
+    parser.add_argument(
+        "--quick", action="store_true", help="20/s for 3 s, the ceiling for 2 s (a smoke run)"
+    )
+    common.output_arguments(parser, keep="services' logs")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace, command: str) -> int:
+    if args.profile and not have_py_spy():
+        return 2
+    with common.work_folder("sms", args.keep, "the services' logs") as folder:
+        options = Options(
+            rates=[20.0] if args.quick else [float(r) for r in args.rates.split(",") if r],
+            duration=3.0 if args.quick else args.duration,
+            database_url=args.database_url,
+            folder=folder,
+            profile=args.profile,
+            sms_rate=args.sms_rate,
+            warm_up=5 if args.quick else WARM_UP,
+            **common.ceiling_options(args.quick),
+        )
+        result = await run(options, say=lambda line: print(line, flush=True))
+        pg = await common.postgres_info(args.database_url)
+    return common.conclude(
+        args, NAME, ROW, problems(result),
+        lambda host: section(result, command, date.today(), host, pg, analysis(result)),
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [common.without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", f"bench.{NAME}", *shown])
-    common.quiet_logs()
-    return asyncio.run(main_async(args, command))
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":

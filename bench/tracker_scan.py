@@ -12,10 +12,11 @@ share of it::
     .venv/bin/python -m bench.tracker_scan [--dossiers 1000000] [--due 1000] [--quick]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench]
 
-Every row copies a template built through the real domain: the intake's ``Dossier`` records
-the receipt (and the start, a transfer), the tracker's ``apply`` turns those events into a
-``TrackedDossier``, ``scan`` plays the scanner up to an hour before ``NOW``, ``to_state``
-gives the JSON. Rows differ from their template by id and code only.
+Every row copies a template built through the real domain (``bench/tracker_backlog.py``):
+the intake's ``Dossier`` records the receipt (and the start, a transfer), the tracker's
+``apply`` turns those events into a ``TrackedDossier``, ``scan`` plays the scanner up to an
+hour before ``NOW``, ``to_state`` gives the JSON. Rows differ from their template by id and
+code only.
 
 The tracker tables of the database are emptied first: give the benchmark a database of its
 own (its name must contain "bench").
@@ -29,435 +30,56 @@ import contextlib
 import cProfile
 import gc
 import io
-import json
-import logging
-import os
-import platform
 import pstats
-import random
 import re
-import shlex
 import statistics
 import sys
 import time
 import tracemalloc
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from datetime import time as wall
-from importlib.metadata import version as package_version
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import common
-from bench.common import (
-    Ceiling,
-    asyncpg_dsn,
-    bench_database_name,
-    ensure_database,
-    without_password,
+from bench.common import Ceiling, asyncpg_dsn, mib
+from bench.tracker_backlog import (
+    COLUMNS,
+    NOW,
+    SEED,
+    TABLE,
+    THRESHOLD_MINUTES,
+    Rows,
+    TemplateCounts,
+    build_templates,
 )
-from schemas.events import EVENT_TYPE_OF, Applicant
 from services.core.calendars import CalendarBook
-from services.core.domain.calendar import VN_TZ, WorkingCalendar
-from services.core.domain.deadlines import TimeLimit, TimeUnit
 from services.core.runtime.database import create_engine
-from services.core.runtime.migrations import upgrade_async
-from services.intake.domain.model import Dossier, Procedure
 from services.tracker import handlers
 from services.tracker.adapters import repository as repo
-from services.tracker.domain import (
-    DEADLINE_DUE_SOON,
-    DEADLINE_OVERDUE,
-    DossierRef,
-    TrackedDossier,
-    apply,
-    due_soon_instant,
-    from_state,
-    overdue_instant,
-    scan,
-)
 
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=VN_TZ)  # Friday 20 November 2026, 10:00 in Vietnam
-THRESHOLD_MINUTES = 480  # due soon: 8 working hours left (the settings' default)
-BACKLOG = timedelta(hours=1)  # the due dossiers crossed their threshold in the last hour
+NAME = "tracker_scan"
+TITLE = "Tracker scan"
+ROW = (
+    f"| [{TITLE}](#{common.slug(TITLE)}) | `bench/{NAME}.py` | one scan flags 1,000 due dossiers "
+    "among 1,000,000 open in under a second, memory flat |"
+)
+POSTGRES_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost")
 BATCH_SIZE = 1000  # scan_due's default, as the tracker runs it
-DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/motcua_bench"
 DEFAULT_SIZES = (10_000, 100_000)
-README = Path(__file__).with_name("README.md")
-TABLE = "tracker_dossiers"
 DUE_INDEX = "ix_tracker_dossiers_next_check_at"
 COPY_CHUNK = 100_000
-SEED = 20261121
 REPEATS = 4  # the timed scan repeated, to show its spread
-
-# The columns of tracker_dossiers, in the order the repository writes them.
-COLUMNS = (
-    "dossier_id",
-    "code",
-    "agency_code",
-    "handling_agency",
-    "status",
-    "received_at",
-    "due_at",
-    "version",
-    "next_check_at",
-    "finished_at",
-    "outcome",
-    "state",
-    "updated_at",
-)
-ID_MARK = "@@dossier_id@@"
-CODE_MARK = "@@code@@"
-
-# -- the catalogue the dossiers come from -------------------------------------------------
-
-SATURDAY_MORNINGS: dict[str, Any] = {
-    "week": {
-        **{str(day): [["07:30", "11:30"], ["13:30", "17:00"]] for day in range(5)},
-        "5": [["07:30", "11:30"]],
-    },
-    "makeup_blocks": [],
-}
-# Office schedules per agency; {} is "none set": Mon–Fri 08–12, 13–17.
-SCHEDULES: dict[str, dict[str, Any]] = {
-    "UBND-Q1": SATURDAY_MORNINGS,
-    "UBND-P.BENNGHE": SATURDAY_MORNINGS,
-    "VPDK-Q1": {},
-    "STP": {},
-    "SKHDT": {},
-    "SXD": {},
-}
-
-
-def _procedure(
-    code: str, name: str, agency: str, value: int, unit: TimeUnit, cutoff: wall | None
-) -> Procedure:
-    return Procedure(code, name, agency, TimeLimit(value, unit), cutoff, postal_return=True)
-
-
-DAYS, HOURS, CALENDAR_DAYS = TimeUnit.WORKING_DAYS, TimeUnit.WORKING_HOURS, TimeUnit.CALENDAR_DAYS
-PROCEDURES = (
-    _procedure("B-XD-01", "Cấp giấy phép xây dựng nhà ở riêng lẻ", "UBND-Q1", 15, DAYS, wall(15)),
-    _procedure("B-DD-02", "Đăng ký biến động quyền sử dụng đất", "VPDK-Q1", 10, DAYS, wall(15)),
-    _procedure("B-TP-03", "Cấp Phiếu lý lịch tư pháp", "STP", 10, DAYS, None),
-    _procedure("B-DN-04", "Đăng ký thành lập doanh nghiệp", "SKHDT", 3, DAYS, None),
-    _procedure("B-CT-05", "Chứng thực hợp đồng, giao dịch", "UBND-P.BENNGHE", 16, HOURS, wall(15)),
-    _procedure("B-HT-06", "Xác nhận tình trạng hôn nhân", "UBND-P.BENNGHE", 3, DAYS, wall(15)),
-    _procedure("B-KN-07", "Giải quyết khiếu nại lần đầu", "SXD", 30, CALENDAR_DAYS, None),
-)
-# Inter-agency steps (liên thông): the agency consulted and its allotted working hours.
-TRANSFERS: dict[str, tuple[str, int]] = {
-    "UBND-Q1": ("SXD", 40),
-    "VPDK-Q1": ("CCT-Q1", 24),
-    "STP": ("CA-TP", 40),
-}
-APPLICANT = Applicant(full_name="Nguyễn Văn An", phone="+84912345678", id_number="001203004567")
-
-# -- templates: dossier states built through the real domain ------------------------------
-
-
-@dataclass(frozen=True)
-class Template:
-    """One tracked dossier, copied into many rows that differ by id and code only.
-
-    ``kind``: "due_soon" or "overdue" when a scan at ``NOW`` raises that flag (and nothing
-    else), "future" when its next check is after ``NOW``.
-    """
-
-    kind: str
-    tracked: TrackedDossier
-    code_prefix: str
-    head: tuple[Any, ...]  # the columns between code and state
-    state_json: str
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, kind: str, tracked: TrackedDossier) -> Template:
-        marked = replace(tracked, dossier_id=ID_MARK, code=CODE_MARK)
-        columns = repo.columns_of(marked, tracked.last_event_at)  # what the repository writes
-        if ("dossier_id", *columns) != COLUMNS:
-            raise RuntimeError(f"tracker_dossiers columns changed: {list(columns)}")
-        state_json = json.dumps(columns["state"])
-        if state_json.count(ID_MARK) != 1 or state_json.count(CODE_MARK) != 1:
-            raise RuntimeError("the state names the dossier id or code more than once")
-        day = tracked.received_at.astimezone(VN_TZ)
-        return cls(
-            kind=kind,
-            tracked=tracked,
-            code_prefix=f"{tracked.agency_code}-{day:%Y%m%d}",
-            head=tuple(columns[name] for name in COLUMNS[2:-2]),
-            state_json=state_json,
-            updated_at=columns["updated_at"],
-        )
-
-    def record(self, dossier_id: str, code: str) -> tuple[Any, ...]:
-        state = self.state_json.replace(ID_MARK, dossier_id, 1).replace(CODE_MARK, code, 1)
-        return (dossier_id, code, *self.head, state, self.updated_at)
-
-    def check_round_trip(self) -> None:
-        row = self.record("00000000-0000-4000-8000-000000000000", "X-20261120-0001")
-        expected = replace(self.tracked, dossier_id=row[0], code=row[1])
-        if from_state(json.loads(row[COLUMNS.index("state")])) != expected:
-            raise RuntimeError(f"template state does not round-trip: {self.code_prefix}")
-
-
-@dataclass(frozen=True)
-class TemplateCounts:
-    """How many receipts to sample per procedure and variant."""
-
-    due_per_window: int = 12  # per threshold (due soon, overdue) crossed in the backlog
-    future_per_variant: int = 150
-
-
-@dataclass(frozen=True)
-class Templates:
-    due: list[Template]
-    future: list[Template]
-
-
-def _first(predicate: Callable[[int], bool], lo: int, hi: int) -> int:
-    """The smallest n in [lo, hi) with predicate(n), or hi; predicate must be monotone."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if predicate(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-class TemplateBuilder:
-    """Samples receipts per procedure, plays their events and scans, keeps the usable ones."""
-
-    SEARCH = timedelta(days=120)  # how far back receipts are looked for
-
-    def __init__(self, calendars: CalendarBook, now: datetime, rng: random.Random) -> None:
-        self.calendars = calendars
-        self.now = now
-        self.rng = rng
-        self.scanned_until = now - BACKLOG
-
-    def calendar(self, procedure: Procedure) -> WorkingCalendar:
-        return self.calendars.for_schedule_dict(SCHEDULES[procedure.agency_code] or None)
-
-    def _receive(self, procedure: Procedure, at: datetime, channel: str) -> Dossier:
-        return Dossier.receive(
-            id=ID_MARK,
-            code=CODE_MARK,
-            procedure=procedure,
-            applicant=APPLICANT,
-            channel=channel,  # type: ignore[arg-type]
-            return_method="counter",
-            return_address=None,
-            received_at=at,
-            calendar=self.calendar(procedure),
-            office_schedule=SCHEDULES[procedure.agency_code],
-        )
-
-    def _channel(self, at: datetime) -> str:
-        local = at.astimezone(VN_TZ)
-        at_office = local.weekday() < 5 and wall(7, 30) <= local.time() < wall(17)
-        return (
-            self.rng.choice(("counter", "counter", "online", "postal")) if at_office else "online"
-        )
-
-    def track(self, procedure: Procedure, variant: str, received_at: datetime) -> TrackedDossier:
-        """The tracker's state of a dossier received at ``received_at``, as the scanner left
-        it an hour before ``now`` (every threshold crossed by then flagged at its instant)."""
-        calendar = self.calendar(procedure)
-        dossier = self._receive(procedure, received_at, self._channel(received_at))
-        at = received_at
-        if variant in ("started", "transferred"):
-            at += timedelta(minutes=self.rng.randint(5, 120))
-            if at < self.now:
-                dossier.start(at, unit="Bộ phận chuyên môn")
-        if variant == "transferred" and len(dossier.events) == 2:
-            to_agency, hours = TRANSFERS[procedure.agency_code]
-            at += timedelta(minutes=self.rng.randint(30, 600))
-            if at < self.now:
-                dossier.transfer(at, to_agency, hours, calendar)
-        ref = DossierRef(ID_MARK, CODE_MARK, procedure.agency_code)
-        tracked: TrackedDossier | None = None
-        for dossier_event in dossier.events:
-            if tracked is not None:
-                tracked = self._scan_until(tracked, min(dossier_event.at, self.scanned_until))
-            decision = apply(
-                tracked,
-                EVENT_TYPE_OF[type(dossier_event)],
-                dossier_event,
-                calendar,
-                THRESHOLD_MINUTES,
-                ref=ref,
-                event_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            )
-            if not decision.applied or decision.tracked is None:
-                raise RuntimeError(f"the tracker ignored the intake's event: {decision.ignored}")
-            tracked = decision.tracked
-        assert tracked is not None
-        return self._scan_until(tracked, self.scanned_until)
-
-    def _scan_until(self, tracked: TrackedDossier, until: datetime) -> TrackedDossier:
-        calendar = self.calendars.for_schedule_dict(tracked.schedule or None)
-        for _ in range(20):
-            check = tracked.next_check_at
-            if check is None or check > until:
-                return tracked
-            tracked = scan(tracked, check, calendar, THRESHOLD_MINUTES).tracked
-        raise RuntimeError(f"next_check_at stuck at {tracked.next_check_at}")
-
-    def classify(self, tracked: TrackedDossier) -> str | None:
-        """The template's kind: "due_soon" / "overdue" when a scan at ``now`` raises exactly
-        that flag and moves the next check past ``now``; "future" when nothing is due before
-        ``now``; None otherwise."""
-        check = tracked.next_check_at
-        if check is None:
-            return None  # every flag raised already: not in the partial index
-        calendar = self.calendars.for_schedule_dict(tracked.schedule or None)
-        result = scan(tracked, self.now, calendar, THRESHOLD_MINUTES)
-        if check > self.now:
-            return "future" if not result.events and not result.changed else None
-        after = result.tracked.next_check_at
-        if len(result.events) != 1 or (after is not None and after <= self.now):
-            return None
-        kind = result.events[0].type
-        return (
-            kind.removeprefix("deadline.")
-            if kind in (DEADLINE_DUE_SOON, DEADLINE_OVERDUE)
-            else None
-        )
-
-    def receipts_crossing(
-        self,
-        procedure: Procedure,
-        crossing: Callable[[TrackedDossier, WorkingCalendar], datetime],
-        after: datetime,
-        until: datetime,
-    ) -> tuple[datetime, datetime] | None:
-        """The receipt instants (to the minute) whose ``crossing`` falls in (after, until]."""
-        start = self.now - self.SEARCH
-        minutes = int(self.SEARCH.total_seconds() // 60)
-        calendar = self.calendar(procedure)
-
-        def crossed(minute: int) -> datetime:
-            at = start + timedelta(minutes=minute)
-            decision = apply(
-                None,
-                "dossier.received",
-                self._receive(procedure, at, "online").events[0],
-                calendar,
-                THRESHOLD_MINUTES,
-                ref=DossierRef(ID_MARK, CODE_MARK, procedure.agency_code),
-            )
-            assert decision.tracked is not None
-            return crossing(decision.tracked, calendar)
-
-        lo = _first(lambda m: crossed(m) > after, 0, minutes)
-        hi = _first(lambda m: crossed(m) > until, lo, minutes)
-        if lo >= hi:
-            return None
-        return start + timedelta(minutes=lo), start + timedelta(minutes=hi)
-
-    def sample(self, lo: datetime, hi: datetime) -> datetime:
-        seconds = self.rng.uniform(0, (hi - lo).total_seconds())
-        return (lo + timedelta(seconds=seconds)).replace(microsecond=0)
-
-    def build(self, counts: TemplateCounts) -> Templates:
-        due: list[Template] = []
-        future: list[Template] = []
-        windows: dict[str, Callable[[TrackedDossier, WorkingCalendar], datetime]] = {
-            "due_soon": lambda t, cal: due_soon_instant(t.clock, cal, THRESHOLD_MINUTES),
-            "overdue": lambda t, _cal: overdue_instant(t.clock.due_at),
-        }
-        for procedure in PROCEDURES:
-            for crossing in windows.values():
-                found = self.receipts_crossing(procedure, crossing, self.scanned_until, self.now)
-                if found is None:
-                    continue
-                for variant in ("received", "started"):
-                    for _ in range(counts.due_per_window):
-                        tracked = self.track(procedure, variant, self.sample(*found))
-                        kind = self.classify(tracked)
-                        if kind in ("due_soon", "overdue"):
-                            due.append(Template.of(kind, tracked))
-            # Receipts late enough for the dossier not to be overdue by now.
-            latest = self.receipts_crossing(
-                procedure, windows["overdue"], self.now, self.now + self.SEARCH
-            )
-            if latest is None:
-                continue
-            variants = ["received", "started"]
-            if procedure.agency_code in TRANSFERS:
-                variants.append("transferred")
-            for variant in variants:
-                kept = 0
-                for _ in range(counts.future_per_variant * 3):
-                    tracked = self.track(procedure, variant, self.sample(latest[0], self.now))
-                    if self.classify(tracked) == "future":
-                        future.append(Template.of("future", tracked))
-                        kept += 1
-                        if kept == counts.future_per_variant:
-                            break
-        if not due or not future:
-            raise RuntimeError(f"no templates: {len(due)} due, {len(future)} future")
-        for template in (*due, *future):
-            template.check_round_trip()
-        return Templates(due, future)
-
-
-def build_templates(
-    calendars: CalendarBook, counts: TemplateCounts = TemplateCounts(), seed: int = SEED
-) -> Templates:
-    return TemplateBuilder(calendars, NOW, random.Random(seed)).build(counts)
-
-
-class Rows:
-    """Rows copied from templates: a fresh id each (uuid4 from a seeded generator) and a code
-    numbered per agency and day of receipt, as the intake numbers them."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._numbers: Counter[str] = Counter()
-
-    def pairs(
-        self, templates: Sequence[Template], count: int
-    ) -> Iterator[tuple[Template, tuple[Any, ...]]]:
-        rng, numbers = self._rng, self._numbers
-        for _ in range(count):
-            template = templates[rng.randrange(len(templates))]
-            numbers[template.code_prefix] += 1
-            dossier_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            code = f"{template.code_prefix}-{numbers[template.code_prefix]:04d}"
-            yield template, template.record(dossier_id, code)
-
-    def make(self, templates: Sequence[Template], count: int) -> Iterator[tuple[Any, ...]]:
-        return (record for _, record in self.pairs(templates, count))
 
 
 # -- database -------------------------------------------------------------------------------
-
-
-async def prepare_database(url: str) -> None:
-    """The database, with the tracker's tables migrated and empty."""
-    bench_database_name(url)  # refuses a database that is not the benchmarks' own
-    await ensure_database(url)
-    await upgrade_async("tracker", url)
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(
-            "TRUNCATE tracker_dossiers, tracker_outbox, tracker_processed_events, "
-            "tracker_calendar_overrides"
-        )
-    finally:
-        await conn.close()
 
 
 async def copy_rows(conn: asyncpg.Connection, records: Iterable[tuple[Any, ...]]) -> None:
@@ -600,17 +222,6 @@ def execution_ms(plan: str) -> float | None:
 # -- memory -----------------------------------------------------------------------------------
 
 
-def memory_kib() -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (peak resident) of this process, in KiB."""
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    return found
-
-
 def reset_peak_rss() -> bool:
     """Make VmHWM start again from the current RSS (Linux >= 4.0); False if not allowed."""
     try:
@@ -692,11 +303,11 @@ async def measure(
     before = await settled_stats(conn, engine)
     gc.collect()
     peak_reset = reset_peak_rss()
-    memory_before = memory_kib()
+    memory_before = common.proc_status_kib("self", "VmRSS", "VmHWM")
     started = time.perf_counter()
     report = await scan_once(engine, calendars, batch_size)
     scan_seconds = time.perf_counter() - started
-    memory_after = memory_kib()
+    memory_after = common.proc_status_kib("self", "VmRSS", "VmHWM")
     db = (await stats_after(conn, engine, before, report.examined)).minus(before)
 
     outbox_rows = await conn.fetchval("SELECT count(*) FROM tracker_outbox")
@@ -886,10 +497,10 @@ async def run(
 ) -> Run:
     """Measure the ceiling, then load incrementally to each size (with the same `due`
     dossiers due) and measure."""
-    load_at_start = os.getloadavg()[0]
+    load_at_start = common.load_average()
     ceiling = await common.measure_ceiling(ceiling_seconds, warm_up=ceiling_warm_up)
     say(ceiling.line())
-    await prepare_database(url)
+    await common.fresh_postgres(url, ["tracker"])
     calendars = CalendarBook()
     started = time.perf_counter()
     templates = build_templates(calendars, counts, seed)
@@ -946,7 +557,7 @@ async def run(
         future_templates=len(templates.future),
         due_kinds=dict(due_kinds),
         steps=steps,
-        load_average=(load_at_start, os.getloadavg()[0]),
+        load_average=(load_at_start, common.load_average()),
         ceiling=ceiling,
     )
 
@@ -978,45 +589,6 @@ def problems(result: Run) -> list[str]:
 # -- report -----------------------------------------------------------------------------------
 
 
-def _mib(kib: float) -> str:
-    return f"{kib / 1024:.1f} MiB"
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as info:
-        for line in info:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": ram,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "sqlalchemy": package_version("sqlalchemy"),
-        "asyncpg": package_version("asyncpg"),
-    }
-
-
-async def postgres_info(url: str) -> dict[str, str]:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        info = {"version": await conn.fetchval("SHOW server_version")}
-        for name in ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost"):
-            info[name] = await conn.fetchval(f"SHOW {name}")
-    finally:
-        await conn.close()
-    return info
-
-
 def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -> str:
     lines = [
         "| Open dossiers | Due | Flags raised | Rows examined | Scan wall time "
@@ -1030,7 +602,7 @@ def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -
     for s in steps:
         per_second = s.flags / s.scan_seconds if s.scan_seconds else float("nan")
         share = f" ({ceiling.share(per_second):.0%})" if ceiling else ""
-        peak = f" ({_mib(s.rss_peak)})" if s.rss_peak is not None else ""
+        peak = f" ({mib(s.rss_peak)})" if s.rss_peak is not None else ""
         sql = f"{s.sql_ms:.1f} ms" if s.sql_ms is not None else "?"
         lines.append(
             f"| {s.open_dossiers:,} | {s.due:,} | {s.flags:,} | {s.examined:,} "
@@ -1039,7 +611,7 @@ def figures_table(steps: Sequence[StepResult], ceiling: Ceiling | None = None) -
             f"| {due_index_access(s.plan) or 'Seq Scan'} | {s.db.seq_scans} "
             f"| {s.db.heap_blocks:,} / {s.db.index_blocks:,} "
             f"| {s.table_bytes / 2**20:,.0f} MiB ({s.table_pages:,} pages) "
-            f"| {_mib(s.rss_before)} → {_mib(s.rss_after)}{peak} "
+            f"| {mib(s.rss_before)} → {mib(s.rss_after)}{peak} "
             f"| {s.tracemalloc_peak / 2**20:.1f} MiB |"
         )
     return "\n".join(lines)
@@ -1118,25 +690,20 @@ def section(
         f"({first.open_dossiers:,} → {last.open_dossiers:,}) the same scan took {ratio:.2f}× "
         "as long. Memory is flat: resident memory grew by at most "
         f"{growth:.1f} MiB during any scan, the process stayed at "
-        f"{_mib(min(rss))}–{_mib(max(rss))} resident from the smallest size to the largest, "
+        f"{mib(min(rss))}–{mib(max(rss))} resident from the smallest size to the largest, "
         f"and the Python allocations of a scan peaked at {min(peaks):.1f}–{max(peaks):.1f} MiB "
         "whatever the number of open dossiers (they follow the batch of due dossiers).",
         "",
-        f"- Date: {today.isoformat()}",
-        f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, {host['os']}",
-        f"- PostgreSQL {pg['version']} on the same machine, default settings "
-        f"(shared_buffers {pg['shared_buffers']}, work_mem {pg['work_mem']}, "
-        f"effective_cache_size {pg['effective_cache_size']}, random_page_cost "
-        f"{pg['random_page_cost']})",
+        common.date_line(today),
+        common.machine_line(host, speed=False),
+        common.postgres_line(pg, *POSTGRES_SETTINGS),
         f"- Python {host['python']}, SQLAlchemy {host['sqlalchemy']}, asyncpg {host['asyncpg']}",
-        f"- Load average (1 min) when the run began and ended: {result.load_average[0]:.2f}, "
-        f"{result.load_average[1]:.2f} (the benchmark itself keeps one core busy)",
-        "- Command, from the repository root (creates the database if missing, runs the "
-        "tracker's migrations, empties its tables, loads, measures, rewrites this section):",
-        "",
-        "  ```sh",
-        f"  {command}",
-        "  ```",
+        common.load_line(result.load_average, "the benchmark itself keeps one core busy"),
+        *common.command_lines(
+            "creates the database if missing, runs the tracker's migrations, empties its "
+            "tables, loads, measures, rewrites this section",
+            command,
+        ),
         "",
         "### Method",
         "",
@@ -1248,49 +815,13 @@ def _hhmm(at: datetime) -> str:
     return at.strftime("%H:%M")
 
 
-BEGIN, END = "<!-- BEGIN tracker_scan -->", "<!-- END tracker_scan -->"
-README_HEAD = """# Benchmarks
-
-Measured figures for motcua's acceptance criteria. Each benchmark is a script in this folder
-that loads realistic data into real infrastructure and writes its own section below; a re-run
-replaces its section only (the text between its `BEGIN` and `END` comments) and leaves the
-rest of this file alone.
-
-| Benchmark | Script | What it shows |
-| --- | --- | --- |
-| [Tracker scan](#tracker-scan) | `bench/tracker_scan.py` | one scan flags 1,000 due dossiers \
-among 1,000,000 open in under a second, memory flat |
-
-To add one: a module `bench/<name>.py` runnable as `.venv/bin/python -m bench.<name>`, a row in
-the table above, and a `## <Title>` section between `<!-- BEGIN <name> -->` and
-`<!-- END <name> -->` that records the date, the machine (cores, RAM, CPU model, versions of
-PostgreSQL, Kafka, Python as relevant), the method, the exact command, the figures and what
-they show. A small run of it belongs in `tests/e2e/`, asserting results, never timings.
-"""
-
-
-def write_section(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the text between the markers (or append it); the rest of the file stays."""
-    current = path.read_text(encoding="utf-8") if path.exists() else README_HEAD
-    block = f"{begin}\n{text.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(updated, encoding="utf-8")
-
-
 # -- command line ---------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tracker_scan", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.arguments(NAME, __doc__)
     parser.add_argument("--dossiers", type=int, default=1_000_000, help="open dossiers at most")
     parser.add_argument("--due", type=int, default=1000, help="dossiers due at the scan")
-    parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument(
         "--sizes",
         default=",".join(str(s) for s in DEFAULT_SIZES),
@@ -1311,8 +842,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="5,000 then 20,000 open dossiers, the scan once more, the ceiling for 2 s "
         "(a smoke run)",
     )
-    parser.add_argument("--readme", type=Path, default=README, help="where the figures go")
-    parser.add_argument("--no-readme", action="store_true", help="print only")
+    common.output_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -1327,8 +857,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         batch_size=args.batch_size,
         profile=args.profile,
         repeats=args.repeats,
-        ceiling_seconds=2.0 if args.quick else common.CEILING_SECONDS,
-        ceiling_warm_up=0.5 if args.quick else common.CEILING_WARM_UP,
+        **common.ceiling_options(args.quick),
         say=lambda line: print(line, flush=True),
     )
     print()
@@ -1344,24 +873,15 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
         print()
         print(result.steps[-1].profile)
     found = problems(result) + (result.ceiling.problems() if result.ceiling else [])
-    for problem in found:
-        print("PROBLEM:", problem)
-    if not args.no_readme:
-        text = section(
-            result, command, date.today(), machine(), await postgres_info(args.database_url)
-        )
-        write_section(args.readme, text)
-        print(f"\nFigures written to {args.readme}")
-    return 1 if found else 0
+    pg = await common.postgres_info(args.database_url, POSTGRES_SETTINGS)
+    return common.conclude(
+        args, NAME, ROW, found, lambda host: section(result, command, date.today(), host, pg)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    shown = [without_password(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = shlex.join([".venv/bin/python", "-m", "bench.tracker_scan", *shown])
-    # The scan logs one line per call; keep the benchmark's output to its figures.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    return asyncio.run(main_async(args, command))
+    # The scan logs one line per call; common.main keeps the output to the figures.
+    return common.main(NAME, argv, parse_args, main_async)
 
 
 if __name__ == "__main__":
