@@ -170,6 +170,18 @@ class DossierWithdrawn(DossierEvent):
     reason: str
 
 
+class PersonalDataErased(DossierEvent):
+    """Xoá dữ liệu cá nhân (Decree 13/2023/NĐ-CP): the retention after the dossier closed has
+    passed; the applicant's name, phone, ID number, e-mail and address were erased at the
+    intake, and every service that holds a copy erases its own. The dossier's code,
+    procedure, dates and outcome stay. ``at`` is when the intake erased; ``status`` the final
+    status the dossier closed with; ``due_at`` None (nothing is owed any more)."""
+
+    closed_at: AwareDatetime = Field(
+        description="when the dossier was closed: the retention counted from it"
+    )
+
+
 DOSSIER_EVENTS: dict[str, type[DossierEvent]] = {
     "dossier.received": DossierReceived,
     "dossier.started": DossierStarted,
@@ -183,6 +195,7 @@ DOSSIER_EVENTS: dict[str, type[DossierEvent]] = {
     "dossier.returned": DossierReturned,
     "dossier.rejected": DossierRejected,
     "dossier.withdrawn": DossierWithdrawn,
+    "dossier.personal_data_erased": PersonalDataErased,
 }
 
 EVENT_TYPE_OF: dict[type[DossierEvent], str] = {v: k for k, v in DOSSIER_EVENTS.items()}

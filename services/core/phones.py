@@ -50,3 +50,13 @@ def normalise_phone(raw: str) -> str:
     ):
         raise InvalidPhone("not a mobile number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(phone: str) -> str:
+    """What may stay of a number once its owner's data is erased (docs/privacy.md): the
+    country and network prefix and the last two digits, +84912345678 → +8491*****78, enough
+    to tell two notices' recipients apart in an audit, too little to reach anyone."""
+    keep_head, keep_tail = 5, 2
+    if len(phone) <= keep_head + keep_tail:
+        return "*" * len(phone)
+    return phone[:keep_head] + "*" * (len(phone) - keep_head - keep_tail) + phone[-keep_tail:]

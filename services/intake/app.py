@@ -23,7 +23,7 @@ from services.core.runtime.metrics import ServiceMetrics
 from services.core.runtime.outbox import expose_backlog
 from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
-from services.intake import commands, notifications
+from services.intake import commands, notifications, privacy
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
@@ -63,6 +63,7 @@ class IntakeService:
         self.replay = replay
         self.housekeeping = Housekeeping(self.name, clock, settings.housekeeping_interval_seconds)
         self.housekeeping.add("idempotency_keys_forgotten", self._forget_idempotency_keys)
+        self.housekeeping.add("personal_data_erased", self._erase_personal_data)
         self.messaging: Messaging | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self.metrics = ServiceMetrics()
@@ -134,6 +135,13 @@ class IntakeService:
         keep = timedelta(hours=self.settings.idempotency_keys_keep_hours)
         async with self.engine.begin() as conn:
             return await commands.forget_idempotent_before(conn, now - keep)
+
+    async def _erase_personal_data(self, now: datetime) -> int:
+        keep = timedelta(days=self.settings.personal_data_retention_days)
+        erased = await privacy.erase_closed_dossiers(self.engine, now, keep)
+        if erased:  # their dossier.personal_data_erased events wait in the outbox
+            self.context.wake_relay()
+        return erased
 
     async def stop(self) -> None:
         await self.context.dossier_writes.close()

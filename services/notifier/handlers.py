@@ -21,7 +21,9 @@ from schemas.events import (
     DOSSIER_EVENTS,
     CalendarEnvelope,
     DirectoryEnvelope,
+    DossierEvent,
     Envelope,
+    PersonalDataErased,
     PostalOrdered,
     PostalStatusChanged,
     parse_deadline_payload,
@@ -179,6 +181,9 @@ async def handle_dossier_events(
                 )
             decisions.append(decision)
         await repo.save_cards(conn, changed.values(), now)
+        await repo.erase_personal_data(
+            conn, [r.dossier_id for r, p in zip(refs, payloads, strict=True) if erases(p)], now
+        )
         # News of a dossier: an overdue flag about it waits until the news has settled.
         await repo.postpone_alerts(conn, cards.keys(), now + composer.policy.alert_settle)
         rows = [[composer.row(draft, now) for draft in d.notices] for d in decisions]
@@ -202,6 +207,12 @@ async def handle_dossier_events(
                 reason=decision.skipped,
             )
     return Applied(outcomes, len(new) + sum(placed))
+
+
+def erases(payload: DossierEvent) -> bool:
+    """The intake erased the applicant's data: so does the notifier, in the same transaction
+    as the card (whether it knows the card or not: its notices and order may outlive it)."""
+    return isinstance(payload, PersonalDataErased)
 
 
 async def _add_order(conn: AsyncConnection, order: PostalOrderDraft, now: datetime) -> bool:

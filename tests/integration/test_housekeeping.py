@@ -34,7 +34,7 @@ async def test_the_intake_forgets_idempotency_keys_after_their_horizon(
                     clock() - timedelta(hours=hours_ago),
                 )  # fmt: skip
         removed = await service.housekeeping.run_once()
-        assert removed == {"idempotency_keys_forgotten": 1}
+        assert removed == {"idempotency_keys_forgotten": 1, "personal_data_erased": 0}
         async with engine.connect() as conn:
             keys = await conn.execute(sa.select(t.idempotency_keys.c.key))
             assert list(keys.scalars()) == ["recent"]

@@ -47,6 +47,7 @@ from schemas.events import (
     DossierTransferred,
     DossierWithdrawn,
     Envelope,
+    PersonalDataErased,
     PostalOrdered,
     PostalStatusChanged,
     ResultReady,
@@ -293,6 +294,15 @@ EXAMPLES: list[tuple[str, DossierEvent]] = [
             status=DossierStatus.WITHDRAWN,
             due_at=DUE_AT,
             reason="Người nộp xin rút hồ sơ để bổ sung ngành nghề",
+        ),
+    ),
+    (
+        "dossier.personal_data_erased",
+        PersonalDataErased(
+            at=ict(2027, 3, 19, 3, 0),
+            status=DossierStatus.RETURNED,
+            due_at=None,
+            closed_at=ict(2026, 3, 18, 9, 30),
         ),
     ),
 ]

@@ -86,6 +86,26 @@ class Settings(BaseSettings):
     # A notice done with (sent, delivered, failed, skipped) is kept this long after its last
     # change, with its history: long enough to answer "did the citizen get the SMS?".
     notices_keep_days: float = Field(default=90, gt=0)
+    # The applicant's personal data (name, phone, ID number, e-mail, address) is erased this
+    # long after the dossier is closed (returned, rejected, withdrawn): Decree 13/2023/NĐ-CP
+    # sets no number, only "no longer than needed for the purpose". A year, because the
+    # result may be contested for a while after it (a complaint, the review of a refusal) and
+    # the office must still reach the applicant then. docs/privacy.md.
+    personal_data_retention_days: float = Field(default=365, gt=0)
+
+    @model_validator(mode="after")
+    def _copies_go_first(self) -> Settings:
+        # The published outbox rows (dossier.received carries the applicant) and the stored
+        # answers of idempotent requests (the dossier, applicant included) are forgotten
+        # whole, never erased field by field: they must be gone before the retention ends.
+        if self.personal_data_retention_days <= max(
+            self.outbox_keep_days, self.idempotency_keys_keep_hours / 24
+        ):
+            raise ValueError(
+                "MOTCUA_PERSONAL_DATA_RETENTION_DAYS must be longer than MOTCUA_OUTBOX_KEEP_DAYS "
+                "and MOTCUA_IDEMPOTENCY_KEYS_KEEP_HOURS: those rows carry the applicant's data"
+            )
+        return self
 
     @field_validator("callback_token")
     @classmethod

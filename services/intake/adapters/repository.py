@@ -448,9 +448,11 @@ def _row(dossier: Dossier, now: datetime) -> dict[str, Any]:
         "handling_agency": dossier.handling_agency,
         "procedure_code": dossier.procedure.code,
         "status": dossier.status.value,
-        "applicant_phone": dossier.applicant.phone,
+        "applicant_phone": dossier.applicant.phone if dossier.applicant else None,
         "received_at": dossier.received_at,
         "finished_at": dossier.finished_at,
+        "closed_at": dossier.closed_at,
+        "personal_data_erased_at": dossier.personal_data_erased_at,
         "supplement_requests": dossier.supplement_requests,
         "state": dossier_to_state(dossier),
         "updated_at": now,
@@ -549,7 +551,7 @@ def dossier_to_state(d: Dossier) -> dict[str, Any]:
         "code": d.code,
         "agency_code": d.agency_code,
         "procedure": _procedure_state(d.procedure),
-        "applicant": d.applicant.model_dump(mode="json"),
+        "applicant": d.applicant.model_dump(mode="json") if d.applicant else None,
         "channel": d.channel,
         "return_method": d.return_method,
         "return_address": d.return_address.model_dump(mode="json") if d.return_address else None,
@@ -563,6 +565,7 @@ def dossier_to_state(d: Dossier) -> dict[str, Any]:
         "supplement_requests": d.supplement_requests,
         "outcome": d.outcome,
         "finished_at": iso(d.finished_at),
+        "personal_data_erased_at": iso(d.personal_data_erased_at),
         "history": [
             {
                 "action": h.action,
@@ -581,7 +584,7 @@ def dossier_from_state(s: dict[str, Any]) -> Dossier:
         code=s["code"],
         agency_code=s["agency_code"],
         procedure=_procedure_from_state(s["procedure"]),
-        applicant=Applicant.model_validate(s["applicant"]),
+        applicant=Applicant.model_validate(s["applicant"]) if s["applicant"] else None,
         channel=s["channel"],
         return_method=s["return_method"],
         return_address=Address.model_validate(s["return_address"]) if s["return_address"] else None,
@@ -595,6 +598,8 @@ def dossier_from_state(s: dict[str, Any]) -> Dossier:
         supplement_requests=s["supplement_requests"],
         outcome=s["outcome"],
         finished_at=parse_dt(s["finished_at"]),
+        # Absent from states stored before erasure existed: not erased.
+        personal_data_erased_at=parse_dt(s.get("personal_data_erased_at")),
         history=[
             HistoryEntry(
                 h["action"],

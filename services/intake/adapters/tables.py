@@ -69,12 +69,18 @@ dossiers = sa.Table(
     sa.Column("handling_agency", sa.String(32), nullable=True),
     sa.Column("procedure_code", sa.String(64), nullable=False),
     sa.Column("status", sa.String(24), nullable=False),
-    sa.Column("applicant_phone", sa.String(20), nullable=False),
+    # None once the applicant's data is erased (docs/privacy.md): the public lookup then
+    # matches no phone.
+    sa.Column("applicant_phone", sa.String(20), nullable=True),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("due_at", UtcDateTime(), nullable=True),
     sa.Column("flag", sa.String(16), nullable=True),
     sa.Column("outcome", sa.String(16), nullable=True),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
+    # When it was returned, rejected or withdrawn (Dossier.closed_at), and when the applicant's
+    # personal data was erased, a retention after that (services/intake/privacy.py).
+    sa.Column("closed_at", UtcDateTime(), nullable=True),
+    sa.Column("personal_data_erased_at", UtcDateTime(), nullable=True),
     sa.Column("supplement_requests", sa.Integer, nullable=False, server_default="0"),
     # The tracker's deadline version and the rank of its last applied event within it
     # (changed < due_soon < overdue < closed): flags only move forward, so a redelivered
@@ -95,6 +101,13 @@ dossiers = sa.Table(
     sa.Index("ix_intake_dossiers_flag_seq", "flag", "seq"),
     sa.Index("ix_intake_dossiers_agency_received", "agency_code", "received_at"),
     sa.Index("ix_intake_dossiers_agency_finished", "agency_code", "finished_at"),
+    # The erasure reads only the closed dossiers whose data is still there.
+    sa.Index(
+        "ix_intake_dossiers_to_erase",
+        "closed_at",
+        postgresql_where=sa.text("closed_at IS NOT NULL AND personal_data_erased_at IS NULL"),
+        sqlite_where=sa.text("closed_at IS NOT NULL AND personal_data_erased_at IS NULL"),
+    ),
 )
 
 code_counters = sa.Table(

@@ -260,9 +260,18 @@ class DossierOut(BaseModel):
     procedure_name: str
     channel: str
     return_method: str
-    return_address: dict[str, str] | None
+    return_address: dict[str, str] | None = Field(
+        description="null: return at the counter, or erased (personal_data_erased_at)"
+    )
     postal: PostalOut | None = Field(default=None, description="null: no postal return ordered")
-    applicant: dict[str, Any]
+    applicant: dict[str, Any] | None = Field(
+        description="null once erased, a retention after the dossier closed (docs/privacy.md)"
+    )
+    personal_data_erased_at: LocalTime | None = Field(
+        default=None,
+        description="when the applicant's name, phone, ID number, e-mail and address were "
+        "erased; null while they are kept",
+    )
     received_at: LocalTime
     due_at: LocalTime | None
     original_due_at: LocalTime | None

@@ -88,6 +88,7 @@ async def public_lookup(
         raise NOT_FOUND from None
     async with ctx.engine.connect() as conn:
         found = await repo.get_dossier(conn, code)
+    # An erased phone (None) matches none: the same 404 as a wrong phone.
     if found is None or found[1].applicant_phone != normalised:
         raise NOT_FOUND
     dossier = found[0]

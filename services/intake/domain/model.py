@@ -25,6 +25,7 @@ from schemas.events import (
     DossierStatus,
     DossierTransferred,
     DossierWithdrawn,
+    PersonalDataErased,
     ResultReady,
     SupplementReceived,
     SupplementRequested,
@@ -42,7 +43,12 @@ from services.core.domain.deadlines import (
     outcome,
     step_due_at,
 )
-from services.core.domain.lifecycle import PENDING_STATUSES, Action, check_allowed
+from services.core.domain.lifecycle import (
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    Action,
+    check_allowed,
+)
 
 S = DossierStatus
 # The actions of the history that move the clock, as the clock replays them.
@@ -91,7 +97,8 @@ class Dossier:
     code: str
     agency_code: str
     procedure: Procedure
-    applicant: Applicant
+    # None once erased (erase_personal_data), as is the return address.
+    applicant: Applicant | None
     channel: Channel
     return_method: ReturnMethod
     return_address: Address | None
@@ -104,6 +111,7 @@ class Dossier:
     outcome: str | None = None
     finished_at: datetime | None = None
     history: list[HistoryEntry] = field(default_factory=list)
+    personal_data_erased_at: datetime | None = None
     events: list[DossierEvent] = field(default_factory=list, compare=False)
     # The calendar the clock was last rebuilt under (``follow_calendar``), not stored.
     _followed: WorkingCalendar | None = field(default=None, init=False, compare=False, repr=False)
@@ -121,6 +129,13 @@ class Dossier:
     @property
     def last_action_at(self) -> datetime:
         return self.history[-1].at if self.history else self.received_at
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When the dossier was closed (returned, rejected or withdrawn), None while it is not:
+        a final status allows no further action, so its last action closed it. The retention
+        of the applicant's personal data counts from here (erase_personal_data)."""
+        return self.last_action_at if self.status in FINAL_STATUSES else None
 
     @classmethod
     def receive(
@@ -336,6 +351,31 @@ class Dossier:
         self.finished_at = at
         event = DossierWithdrawn(at=at, status=self.status, due_at=None, reason=reason)
         self._record(Action.WITHDRAW, at, event, {"reason": reason})
+
+    def erase_personal_data(self, at: datetime) -> bool:
+        """Xoá dữ liệu cá nhân (Decree 13/2023/NĐ-CP: kept no longer than needed): the
+        applicant (name, phone, ID number, e-mail) and the return address go; the code, the
+        procedure, the dates, the clock, the outcome and the history stay, so the reports do
+        not change. Records `dossier.personal_data_erased`, which tells the services holding a
+        copy. False, and nothing recorded, when the dossier is not closed (its data is still
+        needed) or was erased already (told twice, it changes nothing).
+
+        The name goes too, though the issue names phone, e-mail, ID number and address:
+        nothing that stays needs it (reports count by agency and procedure; the paper dossier
+        the agency archives, found by its code, keeps it), and a name beside a dossier code
+        and procedure points to a person as surely as a phone. History details hold only
+        dates, agencies, outcomes and the clerk's reasons, no field of the applicant.
+        When the retention has passed is the caller's to decide (it selects by closed_at)."""
+        closed_at = self.closed_at
+        if closed_at is None or self.personal_data_erased_at is not None:
+            return False
+        self.applicant = None
+        self.return_address = None
+        self.personal_data_erased_at = at
+        self.events.append(
+            PersonalDataErased(at=at, status=self.status, due_at=None, closed_at=closed_at)
+        )
+        return True
 
     def _check(self, action: Action, at: datetime) -> None:
         check_allowed(action, self.status)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core.domain.calendar import CalendarOverride, DayKind
 from services.core.domain.deadline_projection import DeadlineMark
 from services.core.domain.lifecycle import PENDING_STATUSES
+from services.core.phones import mask_phone
 from services.core.runtime.database import dialect_insert, moves_forward
 from services.notifier.adapters import tables as t
 from services.notifier.domain.decisions import (
@@ -880,3 +881,71 @@ async def save_overrides(
     }
     insert = dialect_insert(conn, t.calendar).values(id=1, **values)
     await conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_=values))
+
+
+# -- personal data --------------------------------------------------------------------------
+
+ERASED_DETAIL = "personal_data_erased"
+WAITING = ("held", "pending", "sending")
+
+
+async def erase_personal_data(
+    conn: AsyncConnection, dossier_ids: Iterable[str], now: datetime
+) -> int:
+    """The copies of the applicants' data besides their cards (which `save_cards` writes
+    erased, see DossierCard.without_personal_data): each citizen notice about these dossiers
+    keeps its recipient masked (mask_phone: an audit still tells notices apart) and its text,
+    which names the dossier and the procedure, not the applicant; a postal order forgets its
+    receiver (name, phone, address). Whatever still waits to be sent cannot be any more: a
+    notice is skipped, an order failed. Returns how many rows changed; told twice, none.
+
+    Supervisors' notices are left alone: their recipients are not the applicant."""
+    ids = sorted(set(dossier_ids))
+    if not ids:
+        return 0
+    n = t.notices.c
+    rows = list(
+        await conn.execute(
+            sa.select(n.id, n.recipient, n.status).where(
+                n.dossier_id.in_(ids), n.audience == "citizen"
+            )
+        )
+    )
+    notices = [r for r in rows if r.recipient != mask_phone(r.recipient)]
+    if notices:
+        await conn.execute(
+            t.notices.update()
+            .where(n.id == sa.bindparam("b_id"))
+            .values(recipient=sa.bindparam("recipient"), updated_at=now),
+            [{"b_id": r.id, "recipient": mask_phone(r.recipient)} for r in notices],
+        )
+    waiting = [r.id for r in rows if r.status in WAITING]
+    if waiting:
+        await conn.execute(
+            t.notices.update()
+            .where(n.id.in_(waiting))
+            .values(status="skipped", error=ERASED_DETAIL, next_attempt_at=None, updated_at=now)
+        )
+        await conn.execute(
+            t.notice_history.insert(),
+            [_history_row(notice, "skipped", now, ERASED_DETAIL) for notice in waiting],
+        )
+    o = t.postal_orders.c
+    orders = [
+        r
+        for r in await conn.execute(
+            sa.select(o.dossier_id, o.receiver, o.status).where(o.dossier_id.in_(ids))
+        )
+        if r.receiver
+    ]
+    for order in orders:  # a result sent by post: few
+        unsent = order.status in ("pending", "sending")
+        values: dict[str, Any] = {"receiver": {}, "updated_at": now}
+        if unsent:
+            values.update(status="failed", error=ERASED_DETAIL, next_attempt_at=None)
+        await conn.execute(
+            t.postal_orders.update().where(o.dossier_id == order.dossier_id).values(values)
+        )
+        if unsent:
+            await add_postal_history(conn, order.dossier_id, "failed", now, ERASED_DETAIL)
+    return len(notices) + len(set(waiting) - {r.id for r in notices}) + len(orders)

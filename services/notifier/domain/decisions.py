@@ -24,6 +24,7 @@ from schemas.events import (
     DossierReturned,
     DossierStatus,
     DossierTransferred,
+    PersonalDataErased,
     ResultReady,
     StepOverdue,
     SupplementReceived,
@@ -53,6 +54,10 @@ class Contact:
     phone: str
 
 
+# A card's applicant once erased (PersonalDataErased): no name, no number.
+ERASED = Contact("", "")
+
+
 @dataclass(frozen=True)
 class DossierRef:
     dossier_id: str
@@ -73,6 +78,16 @@ class DossierCard:
     return_address: Mapping[str, str] | None
     status: str
     handling_agency: str | None = None  # after an inter-agency transfer; None: agency_code
+
+    @property
+    def erased(self) -> bool:
+        """The applicant's data was erased: nobody is texted or sent anything any more."""
+        return self.applicant == ERASED
+
+    def without_personal_data(self) -> DossierCard:
+        """The card once the intake erased the applicant's data (docs/privacy.md): the
+        dossier's code, agency, procedure, status and deadline stay."""
+        return replace(self, applicant=ERASED, return_address=None)
 
     @property
     def held_by(self) -> str:
@@ -153,11 +168,17 @@ def on_dossier_event(
     policy: NoticePolicy,
 ) -> Decision:
     """The citizen's notices (and the postal order) an action of the dossier calls for."""
+    if card is not None and card.erased:
+        # Nothing brings the data back, nor texts anyone: not a dossier.received replayed
+        # from a topic that kept it longer than the retention (docs/privacy.md).
+        return Decision(card, skipped="personal_data_erased")
     if isinstance(payload, DossierReceived):
         card = DossierCard.of_received(ref, payload)
     if card is None:
         return Decision(None, skipped="dossier_unknown")
     card = replace(card, status=payload.status.value, code=ref.code or card.code)
+    if isinstance(payload, PersonalDataErased):
+        return Decision(card.without_personal_data())
     if isinstance(payload, DossierTransferred):
         card = replace(card, handling_agency=payload.to_agency)
     stale = now - payload.at > policy.stale_after
@@ -222,6 +243,7 @@ def on_postal_order_placed(
 ) -> NoticeDraft:
     """The result left by post: the citizen gets the tracking code (mã bưu gửi)."""
     return NoticeDraft(
+        skip_reason="personal_data_erased" if card.erased else None,
         source_key=f"postal:{card.dossier_id}",
         audience=Audience.CITIZEN,
         phone=card.applicant.phone,

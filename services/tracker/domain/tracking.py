@@ -32,6 +32,7 @@ from schemas.events import (
     DossierTransferred,
     DossierWithdrawn,
     Envelope,
+    PersonalDataErased,
     ResultReady,
     SupplementReceived,
     SupplementRequested,
@@ -181,6 +182,11 @@ def apply(
         return _ignore(tracked, f"{type(payload).__name__} is not the payload of {envelope_type}")
     if tracked is not None and tracked.dossier_id != ref.dossier_id:
         return _ignore(tracked, f"event for {ref.dossier_id} applied to {tracked.dossier_id}")
+    if isinstance(payload, PersonalDataErased):
+        # The tracker keeps no personal data (code, agency, dates, clock and outcome only:
+        # docs/privacy.md), so there is nothing to erase; applied, so it is not taken for a
+        # replay or an error, and the dossier's clock, which the reports read, stays.
+        return Decision(tracked, (), None, changed=False)
     try:
         if isinstance(payload, DossierReceived):
             if tracked is not None:
