@@ -23,14 +23,14 @@ from services.core.runtime.metrics import ServiceMetrics
 from services.core.runtime.outbox import expose_backlog
 from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
-from services.intake import commands, notifications, privacy
+from services.intake import commands, postal_returns, privacy
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.public import SlidingWindowLimiter
 from services.intake.context import IntakeContext
-from services.intake.deadlines import apply_deadline_events, decode
+from services.intake.deadline_read_model import apply_deadline_events, decode
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -108,9 +108,9 @@ class IntakeService:
 
     async def on_notification_events(self, bodies: Sequence[bytes]) -> list[str | None]:
         """A run of the topic's records in one transaction (core.runtime.consumer)."""
-        changed = await notifications.apply_notification_events(
+        changed = await postal_returns.apply_notification_events(
             self.engine,
-            [notifications.decode(body) for body in bodies],
+            [postal_returns.decode(body) for body in bodies],
             self.context.calendars,
             self.context.clock(),
         )

@@ -46,6 +46,7 @@ from services.notifier.adapters.postal import (
 )
 from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGateway, SmsGateway
 from services.notifier.api import callbacks
+from services.notifier.composer import Composer
 from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
 from services.notifier.domain.decisions import NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
@@ -74,7 +75,7 @@ def templates_from(settings: Settings) -> TemplateSet:
     )
 
 
-def composer_from(settings: Settings) -> handlers.Composer:
+def composer_from(settings: Settings) -> Composer:
     policy = NoticePolicy(
         office=settings.office_name,
         lookup=settings.lookup_url,
@@ -82,7 +83,7 @@ def composer_from(settings: Settings) -> handlers.Composer:
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
         alert_settle=timedelta(seconds=settings.alert_settle_seconds),
     )
-    return handlers.Composer(
+    return Composer(
         templates_from(settings), policy, QuietHours.parse(settings.quiet_hours)
     )
 

@@ -33,6 +33,7 @@ from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
 from services.notifier.adapters.sms_gateway import SendResult, SmsGateway, SmsRequest
+from services.notifier.composer import Composer
 from services.notifier.domain.retry import RetryPolicy
 
 log = structlog.get_logger("motcua.notifier")
@@ -68,7 +69,7 @@ class Dispatcher:
         engine: AsyncEngine,
         gateways: Sequence[SmsGateway],
         postal: PostalOperator,
-        composer: handlers.Composer,
+        composer: Composer,
         settings: DispatchSettings,
         clock: Clock,
         jitter: Callable[[], float] = random.random,

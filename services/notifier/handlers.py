@@ -33,19 +33,18 @@ from services.core.calendars import CalendarBook
 from services.core.domain import postal_status
 from services.core.domain.calendar import VN_TZ, CalendarOverride, DayKind, WorkingCalendar
 from services.core.domain.deadline_projection import mark_of
-from services.core.phones import InvalidPhone, normalise_phone
 from services.core.runtime.consumer import DUPLICATE, decode_envelope, typed_payload
 from services.core.runtime.database import dialect_insert
 from services.core.runtime.kafka import DEADLINE_TOPIC, DOSSIER_TOPIC, NOTIFICATION_TOPIC
 from services.core.runtime.outbox import outbox_row
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters import tables as t
+from services.notifier.composer import Composer
 from services.notifier.domain.decisions import (
     Contact,
     DossierCard,
     DossierRef,
     NoticeDraft,
-    NoticePolicy,
     PendingAlert,
     PostalOrderDraft,
     decide_alert,
@@ -55,54 +54,11 @@ from services.notifier.domain.decisions import (
     on_postal_order_placed,
     on_postal_problem,
 )
-from services.notifier.domain.quiet_hours import QuietHours
-from services.notifier.domain.templates import TemplateSet
 
 log = structlog.get_logger("motcua.notifier")
 
 EVENT_ID_NAMESPACE = uuid.UUID("0c5e1f7a-8d2b-4c3e-a1f9-6d6f74637561")
 POSTAL_PROBLEMS = frozenset({"failed", "returned"})
-
-
-@dataclass(frozen=True)
-class Composer:
-    """Turns drafts into stored notices: rendered, addressed, and timed."""
-
-    templates: TemplateSet
-    policy: NoticePolicy
-    quiet: QuietHours | None = None
-
-    def row(self, draft: NoticeDraft, now: datetime) -> dict[str, Any]:
-        sms = self.templates.render(draft.key, draft.values)
-        status, error, recipient = self._status(draft, now)
-        when = self.quiet.release_at(now) if self.quiet and status == "held" else now
-        return {
-            "id": repo.notice_id(draft.source_key, recipient, draft.key.value),
-            "source_key": draft.source_key,
-            "recipient": recipient,
-            "template": draft.key.value,
-            "audience": draft.audience.value,
-            "dossier_id": draft.dossier_id,
-            "dossier_code": draft.dossier_code,
-            "agency_code": draft.agency_code,
-            "text": sms.text,
-            "unicode": self.templates.unicode,
-            "segments": sms.segments.parts,
-            "status": status,
-            "error": error,
-            "next_attempt_at": when if status in ("held", "pending") else None,
-        }
-
-    def _status(self, draft: NoticeDraft, now: datetime) -> tuple[str, str | None, str]:
-        try:
-            recipient = normalise_phone(draft.phone)
-        except InvalidPhone:
-            return "failed", "invalid phone number", draft.phone[:32]
-        if draft.skip_reason:
-            return "skipped", draft.skip_reason, recipient
-        if self.quiet and self.quiet.contains(now):
-            return "held", "quiet hours", recipient
-        return "pending", None, recipient
 
 
 async def store_notices(
@@ -476,7 +432,6 @@ async def _publish(
 
 __all__: Sequence[str] = [
     "Applied",
-    "Composer",
     "decide_alerts",
     "decode_deadline_event",
     "decode_dossier_event",

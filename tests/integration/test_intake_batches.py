@@ -23,7 +23,7 @@ from schemas.events import Envelope
 from services.core.domain.calendar import VN_TZ
 from services.core.runtime.consumer import PoisonEvent, TopicHandler
 from services.core.runtime.kafka import DEADLINE_TOPIC, NOTIFICATION_TOPIC
-from services.intake import deadlines, notifications
+from services.intake import deadline_read_model, postal_returns
 from services.intake.adapters import tables as t
 from tests.fixtures.intake import IntakeHarness
 
@@ -177,12 +177,12 @@ async def test_a_deadline_run_leaves_what_one_by_one_leaves(intake: IntakeHarnes
     engine = intake.service.engine
     before = await columns(intake)
 
-    expected = [await deadlines.apply_deadline_event(engine, e) for e in run]
+    expected = [await deadline_read_model.apply_deadline_event(engine, e) for e in run]
     expected_rows = await columns(intake)
     await put_back(intake, before)
     assert await columns(intake) == before
     with counting(engine) as seen:
-        taken = await deadlines.apply_deadline_events(engine, run)
+        taken = await deadline_read_model.apply_deadline_events(engine, run)
 
     assert taken == expected
     assert taken == [True, True, True, False, True, False, False, True, True, False, False, True]
@@ -222,7 +222,9 @@ async def test_a_poison_deadline_record_in_a_run_applies_none_of_it(
     before = await columns(intake)
     invalid = changed(b, 1).model_copy(update={"payload": {"version": 0}})
     with pytest.raises(PoisonEvent):
-        await deadlines.apply_deadline_events(intake.service.engine, [overdue(a, 1), invalid])
+        await deadline_read_model.apply_deadline_events(
+            intake.service.engine, [overdue(a, 1), invalid]
+        )
     assert await columns(intake) == before
 
 
@@ -310,10 +312,10 @@ async def test_a_postal_run_leaves_what_one_by_one_leaves(intake: IntakeHarness)
     engine = intake.service.engine
 
     expected = [
-        await notifications.apply_notification_event(engine, e, calendars, now)
+        await postal_returns.apply_notification_event(engine, e, calendars, now)
         for e in deliveries([one])
     ]
-    taken = await notifications.apply_notification_events(
+    taken = await postal_returns.apply_notification_events(
         engine, deliveries([other]), calendars, now
     )
 

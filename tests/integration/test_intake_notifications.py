@@ -24,7 +24,7 @@ from services.core.runtime.kafka import DOSSIER_TOPIC, NOTIFICATION_TOPIC, dlq
 from services.core.runtime.settings import Settings
 from services.intake.adapters import tables as t
 from services.intake.app import CONSUMER_GROUP, IntakeService
-from services.intake.notifications import apply_notification_event, decode
+from services.intake.postal_returns import apply_notification_event, decode
 from tests.fixtures.broker import KafkaEndpoint, consume, wait_for
 from tests.fixtures.intake import FakeClock, IntakeHarness, monday_morning
 
