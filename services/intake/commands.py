@@ -16,16 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.events import Address, Applicant
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
 from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, valid_agency_code
-from services.core.domain.lifecycle import PENDING_STATUSES, Action
+from services.core.domain.lifecycle import PENDING_STATUSES
 from services.core.runtime.group_commit import Batch
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
-from services.intake.api import models as m
 from services.intake.context import CatalogueEntry
+from services.intake.domain.actions import Decision, DossierAction, ReceiveDossier, Transfer
 from services.intake.domain.model import Dossier, InvalidCommand
 from services.intake.domain.postal import Postal
 
@@ -36,10 +35,9 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-def request_fingerprint(body: m.Body) -> str:
-    return hashlib.sha256(
-        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    ).hexdigest()
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """Of a request's body as JSON: a key used again must come with the same request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 async def find_idempotent(
@@ -97,7 +95,7 @@ async def agency_calendar(
 
 
 def check_receipt(
-    body: m.DossierIn, entry: CatalogueEntry | None, now: datetime, allowed_agency: str | None
+    order: ReceiveDossier, entry: CatalogueEntry | None, now: datetime, allowed_agency: str | None
 ) -> tuple[CatalogueEntry, datetime]:
     """Tiếp nhận hồ sơ, what needs no write: the procedure exists for the clerk's agency and
     the receipt is not in the future. Decided before the request joins a batch of writes."""
@@ -113,7 +111,7 @@ def check_receipt(
             f"its agency code is longer than {AGENCY_CODE_MAX_LENGTH} characters; "
             "record the procedure under an agency with a shorter code",
         )
-    received_at = (body.received_at or now).astimezone(VN_TZ)
+    received_at = (order.received_at or now).astimezone(VN_TZ)
     if received_at > now:
         raise InvalidCommand("received_at", "must not be in the future")
     return entry, received_at
@@ -122,7 +120,7 @@ def check_receipt(
 async def receive_dossier(
     conn: AsyncConnection,
     batch: Batch,
-    body: m.DossierIn,
+    order: ReceiveDossier,
     entry: CatalogueEntry,
     received_at: datetime,
     calendars: CalendarBook,
@@ -141,12 +139,10 @@ async def receive_dossier(
         id=repo.new_id(),
         code=code,
         procedure=procedure,
-        applicant=Applicant.model_validate(body.applicant.model_dump()),
-        channel=body.channel,
-        return_method=body.return_method,
-        return_address=Address.model_validate(body.return_address.model_dump())
-        if body.return_address
-        else None,
+        applicant=order.applicant,
+        channel=order.channel,
+        return_method=order.return_method,
+        return_address=order.return_address,
         received_at=received_at,
         calendar=calendar,
         office_schedule=schedule,
@@ -155,46 +151,15 @@ async def receive_dossier(
     return dossier
 
 
-async def check_references(conn: AsyncConnection, body: m.ActionIn) -> None:
+async def check_references(conn: AsyncConnection, action: DossierAction) -> None:
     """What an action names must exist: a dossier is transferred to an agency of the
     catalogue, spelled as it is there (else the dossier would sit with an office no clerk
     or supervisor has)."""
-    if not isinstance(body, m.TransferIn) or await repo.get_agency(conn, body.to_agency):
+    if not isinstance(action, Transfer) or await repo.get_agency(conn, action.to_agency):
         return
-    spelled = await repo.code_in_any_case(conn, t.agencies, body.to_agency)
+    spelled = await repo.code_in_any_case(conn, t.agencies, action.to_agency)
     hint = f"; did you mean {spelled}?" if spelled else ""
     raise InvalidCommand("to_agency", f"no such agency{hint}")
-
-
-Decision = Callable[[Dossier, datetime, WorkingCalendar], None]
-
-
-def decision_for(action: Action, body: m.ActionIn) -> Decision:
-    """The domain call an HTTP action stands for."""
-    match action, body:
-        case Action.START, m.StartIn():
-            return lambda d, at, _c: d.start(at, body.unit)
-        case Action.TRANSFER, m.TransferIn():
-            return lambda d, at, c: d.transfer(at, body.to_agency, body.allotted_hours, c)
-        case Action.REQUEST_SUPPLEMENT, m.SupplementRequestIn():
-            return lambda d, at, c: d.request_supplement(at, list(body.items), body.reason, c)
-        case Action.RECEIVE_SUPPLEMENT, _:
-            return lambda d, at, c: d.receive_supplement(at, c)
-        case Action.PAUSE, m.ReasonIn():
-            return lambda d, at, c: d.pause(at, body.reason, c)
-        case Action.RESUME, _:
-            return lambda d, at, c: d.resume(at, c)
-        case Action.EXTEND, m.ExtendIn():
-            return lambda d, at, c: d.extend(at, body.new_due_at.astimezone(VN_TZ), body.reason, c)
-        case Action.COMPLETE, _:
-            return lambda d, at, c: d.complete(at, c)
-        case Action.RETURN, _:
-            return lambda d, at, _c: d.return_result(at)
-        case Action.REJECT, m.ReasonIn():
-            return lambda d, at, _c: d.reject(at, body.reason)
-        case Action.WITHDRAW, m.ReasonIn():
-            return lambda d, at, _c: d.withdraw(at, body.reason)
-    raise AssertionError(f"no decision for {action}")
 
 
 async def act_on_dossier(

@@ -28,19 +28,17 @@ from schemas.events import (
     parse_notification_payload,
 )
 from services.core.calendars import CalendarBook
-from services.core.domain.lifecycle import Action
 from services.core.runtime.consumer import PoisonEvent, decode_envelope, typed_payload
 from services.core.runtime.kafka import NOTIFICATION_TOPIC
 from services.intake import commands
 from services.intake.adapters import repository as repo
-from services.intake.api import models as m
-from services.intake.domain import postal
+from services.intake.domain import actions, postal
 from services.intake.domain.model import Dossier
 from services.intake.domain.postal import Postal
 
 log = structlog.get_logger("motcua.intake")
 
-RETURN = commands.decision_for(Action.RETURN, m.ActionIn())
+RETURN = actions.decide(actions.ReturnResult())
 
 
 def decode(body: bytes) -> Envelope:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.events import DossierStatus
+from schemas.events import Address, Applicant, DossierStatus
 from services.core.domain.codes import dossier_code_prefix
 from services.core.domain.lifecycle import Action
 from services.core.runtime.group_commit import Batch
@@ -21,7 +21,7 @@ from services.intake.adapters.tokens import Principal
 from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.errors import ApiError, not_found
-from services.intake.domain import access
+from services.intake.domain import access, actions
 from services.intake.domain.model import Dossier
 from services.intake.domain.postal import Postal
 
@@ -75,6 +75,49 @@ def postal_out(postal: Postal | None) -> m.PostalOut | None:
     )
 
 
+def receive_order(body: m.DossierIn) -> actions.ReceiveDossier:
+    """The HTTP body as the use case takes it."""
+    return actions.ReceiveDossier(
+        procedure_code=body.procedure_code,
+        applicant=Applicant.model_validate(body.applicant.model_dump()),
+        channel=body.channel,
+        return_method=body.return_method,
+        return_address=Address.model_validate(body.return_address.model_dump())
+        if body.return_address
+        else None,
+        received_at=body.received_at,
+    )
+
+
+def action_of(action: Action, body: m.ActionIn) -> actions.DossierAction:
+    """The HTTP body of an action route as the use case takes it."""
+    at = body.at
+    match action, body:
+        case Action.START, m.StartIn():
+            return actions.Start(at, body.unit)
+        case Action.TRANSFER, m.TransferIn():
+            return actions.Transfer(body.to_agency, body.allotted_hours, at)
+        case Action.REQUEST_SUPPLEMENT, m.SupplementRequestIn():
+            return actions.RequestSupplement(tuple(body.items), body.reason, at)
+        case Action.RECEIVE_SUPPLEMENT, _:
+            return actions.ReceiveSupplement(at)
+        case Action.PAUSE, m.ReasonIn():
+            return actions.Pause(body.reason, at)
+        case Action.RESUME, _:
+            return actions.Resume(at)
+        case Action.EXTEND, m.ExtendIn():
+            return actions.Extend(body.new_due_at, body.reason, at)
+        case Action.COMPLETE, _:
+            return actions.Complete(at)
+        case Action.RETURN, _:
+            return actions.ReturnResult(at)
+        case Action.REJECT, m.ReasonIn():
+            return actions.Reject(body.reason, at)
+        case Action.WITHDRAW, m.ReasonIn():
+            return actions.Withdraw(body.reason, at)
+    raise AssertionError(f"no body model for {action}")  # pragma: no cover
+
+
 def may_see(caller: Principal) -> Callable[[Dossier], bool]:
     return partial(access.may_see, caller)
 
@@ -92,9 +135,10 @@ async def receive_dossier(
     """Tiếp nhận hồ sơ: record a complete dossier and return its receipt and appointment."""
     now = ctx.clock()
     allowed = access.agency_scope(caller)
+    order = receive_order(body)
     entry = await ctx.catalogue.get(ctx.engine, body.procedure_code)
-    entry, received_at = commands.check_receipt(body, entry, now, allowed)
-    fingerprint = commands.request_fingerprint(body) if key else ""
+    entry, received_at = commands.check_receipt(order, entry, now, allowed)
+    fingerprint = commands.request_fingerprint(body.model_dump(mode="json")) if key else ""
 
     async def record(conn: AsyncConnection, batch: Batch) -> commands.StoredResponse:
         # One unit of the batch's transaction (core.runtime.group_commit): it sees the keys
@@ -104,7 +148,7 @@ async def receive_dossier(
             if stored:
                 return stored
         dossier = await commands.receive_dossier(
-            conn, batch, body, entry, received_at, ctx.calendars, now
+            conn, batch, order, entry, received_at, ctx.calendars, now
         )
         out = commands.StoredResponse(201, dossier_out(dossier).model_dump(mode="json"))
         if key:
@@ -177,13 +221,12 @@ async def list_dossiers(
 
 def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
     async def act(code: str, ctx: Ctx, caller: Caller, body: Any = None) -> Any:
-        parsed: m.ActionIn = body or body_model()
+        asked = action_of(action, body or body_model())
         now = ctx.clock()
-        decide = commands.decision_for(action, parsed)
         async with ctx.engine.begin() as conn:
-            await commands.check_references(conn, parsed)
+            await commands.check_references(conn, asked)
             found = await commands.act_on_dossier(
-                conn, code, decide, parsed.at, ctx.calendars, now, may_see(caller)
+                conn, code, actions.decide(asked), asked.at, ctx.calendars, now, may_see(caller)
             )
         if found is None:
             raise not_found()
