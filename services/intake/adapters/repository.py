@@ -166,6 +166,43 @@ async def code_in_any_case(conn: AsyncConnection, table: sa.Table, code: str) ->
     return found.scalar_one_or_none()
 
 
+async def list_procedures(conn: AsyncConnection) -> list[Any]:
+    return list(await conn.execute(sa.select(t.procedures).order_by(t.procedures.c.code)))
+
+
+async def insert_procedure(conn: AsyncConnection, procedure: Any, now: datetime) -> None:
+    """A procedure row (catalogue.AddProcedure's fields)."""
+    await conn.execute(
+        t.procedures.insert().values(
+            code=procedure.code,
+            name=procedure.name,
+            agency_code=procedure.agency_code,
+            time_limit_value=procedure.time_limit_value,
+            time_limit_unit=procedure.time_limit_unit,
+            cutoff_time=procedure.cutoff_time,
+            postal_return=procedure.postal_return,
+            created_at=now,
+        )
+    )
+
+
+async def replace_override(
+    conn: AsyncConnection, day: date, kind: str, note: str | None, now: datetime
+) -> None:
+    c = t.calendar_overrides.c
+    await conn.execute(t.calendar_overrides.delete().where(c.day == day))
+    await conn.execute(
+        t.calendar_overrides.insert().values(day=day, kind=kind, note=note, updated_at=now)
+    )
+
+
+async def delete_override(conn: AsyncConnection, day: date) -> bool:
+    """Whether there was a correction that day."""
+    c = t.calendar_overrides.c
+    result = await conn.execute(t.calendar_overrides.delete().where(c.day == day))
+    return bool(result.rowcount)
+
+
 async def load_overrides(conn: AsyncConnection) -> list[CalendarOverride]:
     rows = await conn.execute(sa.select(t.calendar_overrides).order_by(t.calendar_overrides.c.day))
     return [CalendarOverride(r.day, DayKind(r.kind), r.note) for r in rows]

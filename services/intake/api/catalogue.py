@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
-from sqlalchemy.exc import IntegrityError
 
 from schemas.events import Supervisor
 from services.core.domain.calendar import OfficeSchedule
-from services.intake import directory
+from services.intake import catalogue, directory
 from services.intake.adapters import repository as repo
-from services.intake.adapters import tables as t
 from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
@@ -31,28 +28,17 @@ MIN_WEEKLY_MINUTES = 8 * 60
 )  # fmt: skip
 async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
     """Add a procedure (thủ tục hành chính) with its time limit (thời hạn giải quyết)."""
-    now = ctx.clock()
+    command = catalogue.AddProcedure(
+        code=body.code,
+        name=body.name,
+        agency_code=body.agency_code,
+        time_limit_value=body.time_limit.value,
+        time_limit_unit=body.time_limit.unit,
+        cutoff_time=body.cutoff_time,
+        postal_return=body.postal_return,
+    )
     try:
-        async with ctx.engine.begin() as conn:
-            existing = await repo.code_in_any_case(conn, t.procedures, body.code)
-            if existing is not None:
-                message = f"a procedure with this code exists: {existing}"
-                raise ApiError(409, "already_exists", message, "code")
-            await repo.ensure_agency(conn, body.agency_code, now)
-            await conn.execute(
-                t.procedures.insert().values(
-                    code=body.code,
-                    name=body.name,
-                    agency_code=body.agency_code,
-                    time_limit_value=body.time_limit.value,
-                    time_limit_unit=body.time_limit.unit,
-                    cutoff_time=body.cutoff_time,
-                    postal_return=body.postal_return,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        raise ApiError(409, "already_exists", "a procedure with this code exists", "code") from None
+        await catalogue.add_procedure(ctx.engine, command, ctx.clock())
     finally:
         ctx.catalogue.invalidate()
     return m.ProcedureOut(**body.model_dump())
@@ -61,7 +47,7 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
 @router.get("/procedures", response_model=list[m.ProcedureOut], tags=["catalogue"])
 async def list_procedures(ctx: Ctx, _caller: Caller) -> Any:
     async with ctx.engine.connect() as conn:
-        rows = await conn.execute(sa.select(t.procedures).order_by(t.procedures.c.code))
+        rows = await repo.list_procedures(conn)
         return [
             m.ProcedureOut(
                 code=r.code,
@@ -223,15 +209,7 @@ async def put_override(day: m.Day, body: m.CalendarDayIn, ctx: Ctx) -> Any:
     """Declare a day off (e.g. an announced Tết bridge) or a working day (make-up Saturday).
 
     The tracker hears of it on motcua.calendar.v1 and moves the open deadlines it touches."""
-    async with ctx.engine.begin() as conn:
-        await conn.execute(t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day))
-        await conn.execute(
-            t.calendar_overrides.insert().values(
-                day=day, kind=body.kind, note=body.note, updated_at=ctx.clock()
-            )
-        )
-        overrides = await repo.load_overrides(conn)
-        await repo.publish_calendar_change(conn, day, body.kind, overrides, ctx.clock())
+    overrides = await catalogue.set_calendar_day(ctx.engine, day, body.kind, body.note, ctx.clock())
     ctx.calendars.replace_overrides(overrides)
     ctx.wake_relay()
     return m.CalendarDayOut(day=day.isoformat(), kind=body.kind, note=body.note)
@@ -239,13 +217,8 @@ async def put_override(day: m.Day, body: m.CalendarDayIn, ctx: Ctx) -> Any:
 
 @router.delete("/calendar/overrides/{day}", status_code=204, dependencies=ADMIN, tags=["calendar"])
 async def delete_override(day: m.Day, ctx: Ctx) -> None:
-    async with ctx.engine.begin() as conn:
-        result = await conn.execute(
-            t.calendar_overrides.delete().where(t.calendar_overrides.c.day == day)
-        )
-        if result.rowcount == 0:
-            raise not_found("override")
-        overrides = await repo.load_overrides(conn)
-        await repo.publish_calendar_change(conn, day, None, overrides, ctx.clock())
+    overrides = await catalogue.clear_calendar_day(ctx.engine, day, ctx.clock())
+    if overrides is None:
+        raise not_found("override")
     ctx.calendars.replace_overrides(overrides)
     ctx.wake_relay()
