@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.calendars import CalendarBook
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
@@ -24,7 +24,13 @@ from services.core.runtime.group_commit import Batch
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.context import CatalogueEntry
-from services.intake.domain.actions import Decision, DossierAction, ReceiveDossier, Transfer
+from services.intake.domain.actions import (
+    Decision,
+    DossierAction,
+    ReceiveDossier,
+    Transfer,
+    decide,
+)
 from services.intake.domain.model import Dossier, InvalidCommand
 from services.intake.domain.postal import Postal
 
@@ -160,6 +166,21 @@ async def check_references(conn: AsyncConnection, action: DossierAction) -> None
     spelled = await repo.code_in_any_case(conn, t.agencies, action.to_agency)
     hint = f"; did you mean {spelled}?" if spelled else ""
     raise InvalidCommand("to_agency", f"no such agency{hint}")
+
+
+async def act(
+    engine: AsyncEngine,
+    code: str,
+    action: DossierAction,
+    calendars: CalendarBook,
+    now: datetime,
+    may_see: Callable[[Dossier], bool],
+) -> tuple[Dossier, repo.DeadlineView, Postal | None] | None:
+    """A clerk's action on a dossier, in its own transaction: what it names is checked, then
+    act_on_dossier. None when the dossier is not found or not the caller's to see."""
+    async with engine.begin() as conn:
+        await check_references(conn, action)
+        return await act_on_dossier(conn, code, decide(action), action.at, calendars, now, may_see)
 
 
 async def act_on_dossier(

@@ -223,11 +223,7 @@ def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
     async def act(code: str, ctx: Ctx, caller: Caller, body: Any = None) -> Any:
         asked = action_of(action, body or body_model())
         now = ctx.clock()
-        async with ctx.engine.begin() as conn:
-            await commands.check_references(conn, asked)
-            found = await commands.act_on_dossier(
-                conn, code, actions.decide(asked), asked.at, ctx.calendars, now, may_see(caller)
-            )
+        found = await commands.act(ctx.engine, code, asked, ctx.calendars, now, may_see(caller))
         if found is None:
             raise not_found()
         ctx.wake_relay()
