@@ -24,7 +24,7 @@ from services.core.runtime.outbox import expose_backlog
 from services.core.runtime.replay import Replay
 from services.core.runtime.settings import Settings
 from services.intake import commands, postal_returns, privacy
-from services.intake.adapters import repository as repo
+from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
 from services.intake.api.errors import install_error_handlers
@@ -120,7 +120,7 @@ class IntakeService:
 
     async def reload_overrides(self) -> None:
         async with self.engine.connect() as conn:
-            self.context.calendars.replace_overrides(await repo.load_overrides(conn))
+            self.context.calendars.replace_overrides(await catalogue_store.load_overrides(conn))
 
     async def _keep_overrides_fresh(self) -> None:
         # Another replica may have changed the calendar: its receipts must agree with ours.

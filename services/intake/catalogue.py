@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.domain.calendar import CalendarOverride
-from services.intake.adapters import repository as repo
+from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
-from services.intake.adapters.repository import CodeTaken
+from services.intake.adapters.catalogue_store import CodeTaken
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ async def add_procedure(engine: AsyncEngine, command: AddProcedure, now: datetim
     (a clerk typing 'dd-01' must find 'DD-01', not a second procedure)."""
     try:
         async with engine.begin() as conn:
-            existing = await repo.code_in_any_case(conn, t.procedures, command.code)
+            existing = await catalogue_store.code_in_any_case(conn, t.procedures, command.code)
             if existing is not None:
                 raise CodeTaken("code", f"a procedure with this code exists: {existing}")
-            await repo.ensure_agency(conn, command.agency_code, now)
-            await repo.insert_procedure(conn, command, now)
+            await catalogue_store.ensure_agency(conn, command.agency_code, now)
+            await catalogue_store.insert_procedure(conn, command, now)
     except IntegrityError:  # the same code added at the same moment elsewhere
         raise CodeTaken("code", "a procedure with this code exists") from None
 
@@ -50,9 +50,9 @@ async def set_calendar_day(
 ) -> list[CalendarOverride]:
     """Declare a day off or a working day; returns the corrections now in force."""
     async with engine.begin() as conn:
-        await repo.replace_override(conn, day, kind, note, now)
-        overrides = await repo.load_overrides(conn)
-        await repo.publish_calendar_change(conn, day, kind, overrides, now)
+        await catalogue_store.replace_override(conn, day, kind, note, now)
+        overrides = await catalogue_store.load_overrides(conn)
+        await catalogue_store.publish_calendar_change(conn, day, kind, overrides, now)
     return overrides
 
 
@@ -61,8 +61,8 @@ async def clear_calendar_day(
 ) -> list[CalendarOverride] | None:
     """Withdraw a correction; None when there was none that day."""
     async with engine.begin() as conn:
-        if not await repo.delete_override(conn, day):
+        if not await catalogue_store.delete_override(conn, day):
             return None
-        overrides = await repo.load_overrides(conn)
-        await repo.publish_calendar_change(conn, day, None, overrides, now)
+        overrides = await catalogue_store.load_overrides(conn)
+        await catalogue_store.publish_calendar_change(conn, day, None, overrides, now)
     return overrides

@@ -21,6 +21,7 @@ from services.core.domain.calendar import VN_TZ, WorkingCalendar
 from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, valid_agency_code
 from services.core.domain.lifecycle import PENDING_STATUSES
 from services.core.runtime.group_commit import Batch
+from services.intake.adapters import catalogue_store, read_model
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.context import CatalogueEntry
@@ -95,7 +96,7 @@ async def forget_idempotent_before(conn: AsyncConnection, before: datetime) -> i
 async def agency_calendar(
     conn: AsyncConnection, calendars: CalendarBook, agency_code: str
 ) -> tuple[WorkingCalendar, dict[str, Any]]:
-    agency = await repo.get_agency(conn, agency_code)
+    agency = await catalogue_store.get_agency(conn, agency_code)
     schedule: dict[str, Any] = agency.office_schedule if agency else {}
     return calendars.for_schedule_dict(schedule or None), schedule
 
@@ -161,9 +162,9 @@ async def check_references(conn: AsyncConnection, action: DossierAction) -> None
     """What an action names must exist: a dossier is transferred to an agency of the
     catalogue, spelled as it is there (else the dossier would sit with an office no clerk
     or supervisor has)."""
-    if not isinstance(action, Transfer) or await repo.get_agency(conn, action.to_agency):
+    if not isinstance(action, Transfer) or await catalogue_store.get_agency(conn, action.to_agency):
         return
-    spelled = await repo.code_in_any_case(conn, t.agencies, action.to_agency)
+    spelled = await catalogue_store.code_in_any_case(conn, t.agencies, action.to_agency)
     hint = f"; did you mean {spelled}?" if spelled else ""
     raise InvalidCommand("to_agency", f"no such agency{hint}")
 
@@ -175,7 +176,7 @@ async def act(
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, repo.DeadlineView, Postal | None] | None:
+) -> tuple[Dossier, read_model.DeadlineView, Postal | None] | None:
     """A clerk's action on a dossier, in its own transaction: what it names is checked, then
     act_on_dossier. None when the dossier is not found or not the caller's to see."""
     async with engine.begin() as conn:
@@ -191,7 +192,7 @@ async def act_on_dossier(
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, repo.DeadlineView, Postal | None] | None:
+) -> tuple[Dossier, read_model.DeadlineView, Postal | None] | None:
     """Load, decide, save with the events: all or nothing. None when not found or not visible.
 
     Returns the dossier, its read-model deadline and its postal return."""
@@ -213,5 +214,5 @@ async def act_on_dossier(
     await repo.save_dossier(conn, dossier, row.version, now, clock_moved=moved)
     postal = repo.postal_of(row)
     if moved:
-        return dossier, repo.DeadlineView.of_dossier(dossier), postal
-    return dossier, repo.DeadlineView.of(row), postal
+        return dossier, read_model.DeadlineView.of_dossier(dossier), postal
+    return dossier, read_model.DeadlineView.of(row), postal

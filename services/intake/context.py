@@ -15,7 +15,7 @@ from services.core.runtime.clock import Clock
 from services.core.runtime.group_commit import GroupCommit
 from services.core.runtime.proxies import TrustedProxies
 from services.core.runtime.settings import Settings
-from services.intake.adapters import repository as repo
+from services.intake.adapters import catalogue_store
 from services.intake.adapters.tokens import Principal
 from services.intake.domain.model import Procedure
 
@@ -90,10 +90,10 @@ class CatalogueCache:
 
     async def _read(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
         async with engine.connect() as conn:
-            procedure = await repo.get_procedure(conn, code)
+            procedure = await catalogue_store.get_procedure(conn, code)
             if procedure is None:
                 return None
-            agency = await repo.get_agency(conn, procedure.agency_code)
+            agency = await catalogue_store.get_agency(conn, procedure.agency_code)
         found = CatalogueEntry(procedure, (agency.office_schedule if agency else None) or {})
         if len(self._entries) >= self.max_entries:
             self._entries.clear()

@@ -18,8 +18,8 @@ from services.core.domain.deadline_projection import DeadlineMark, mark_of, move
 from services.core.domain.lifecycle import PENDING_STATUSES
 from services.core.runtime.consumer import decode_envelope, typed_payload
 from services.core.runtime.kafka import DEADLINE_TOPIC
-from services.intake.adapters import repository as repo
-from services.intake.adapters.repository import HeldDeadline
+from services.intake.adapters import read_model
+from services.intake.adapters.read_model import HeldDeadline
 
 log = structlog.get_logger("motcua.intake")
 PENDING = frozenset(s.value for s in PENDING_STATUSES)  # the statuses still owing a result
@@ -69,7 +69,7 @@ async def apply_deadline_events(engine: AsyncEngine, envelopes: Sequence[Envelop
     concerned = {e.dossier_id for e, mark in zip(envelopes, marks, strict=True) if mark}
     if concerned:
         async with engine.begin() as conn:
-            held = await repo.lock_deadlines(conn, concerned)
+            held = await read_model.lock_deadlines(conn, concerned)
             current = dict(held)
             for n, (envelope, mark) in enumerate(zip(envelopes, marks, strict=True)):
                 before = current.get(envelope.dossier_id)
@@ -77,7 +77,9 @@ async def apply_deadline_events(engine: AsyncEngine, envelopes: Sequence[Envelop
                 if after is not None:
                     current[envelope.dossier_id] = after
                     taken[n] = True
-            await repo.save_deadlines(conn, {i: h for i, h in current.items() if h != held[i]})
+            await read_model.save_deadlines(
+                conn, {i: h for i, h in current.items() if h != held[i]}
+            )
     for envelope, mark, applied in zip(envelopes, marks, taken, strict=True):
         if mark is not None:
             log.info(

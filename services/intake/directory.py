@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.events import Supervisor
-from services.intake.adapters import repository as repo
+from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
 
 
@@ -71,11 +71,11 @@ class SetAgency:
     office_schedule: dict[str, Any]
 
 
-def _agency_created_meanwhile() -> repo.CodeTaken:
+def _agency_created_meanwhile() -> catalogue_store.CodeTaken:
     # Two requests created the agency (or two spellings of it) at once: the unique index
     # kept one of them; the other may simply be sent again.
     message = "the agency was created by another request meanwhile; try again"
-    return repo.CodeTaken("agency_code", message)
+    return catalogue_store.CodeTaken("agency_code", message)
 
 
 async def _lock_agency(conn: AsyncConnection, agency_code: str) -> Any:
@@ -92,7 +92,7 @@ async def _lock_agency(conn: AsyncConnection, agency_code: str) -> Any:
 
 
 async def unknown_agency(conn: AsyncConnection, agency_code: str) -> NotFound:
-    spelled = await repo.code_in_any_case(conn, t.agencies, agency_code)
+    spelled = await catalogue_store.code_in_any_case(conn, t.agencies, agency_code)
     return NotFound(
         "agency_code", "agency", agency_code, f"; did you mean {spelled}?" if spelled else ""
     )
@@ -103,10 +103,10 @@ async def add_supervisor(engine: AsyncEngine, command: AddSupervisor, now: datet
     supervisor = Supervisor(id=str(uuid.uuid4()), **_details(command.details))
     try:
         async with engine.begin() as conn:
-            await repo.ensure_agency(conn, command.agency_code, now)
+            await catalogue_store.ensure_agency(conn, command.agency_code, now)
             await _lock_agency(conn, command.agency_code)
-            await repo.add_supervisor(conn, command.agency_code, supervisor, now)
-            await repo.publish_directory_entry(conn, command.agency_code, now)
+            await catalogue_store.add_supervisor(conn, command.agency_code, supervisor, now)
+            await catalogue_store.publish_directory_entry(conn, command.agency_code, now)
     except IntegrityError:
         raise _agency_created_meanwhile() from None
     return supervisor
@@ -118,11 +118,11 @@ async def change_supervisor(
     supervisor = Supervisor(id=command.supervisor_id, **_details(command.details))
     async with engine.begin() as conn:
         await _lock_agency(conn, command.agency_code)
-        if not await repo.save_supervisor(conn, command.agency_code, supervisor):
+        if not await catalogue_store.save_supervisor(conn, command.agency_code, supervisor):
             raise NotFound(
                 "supervisor_id", "supervisor", command.supervisor_id, f" at {command.agency_code}"
             )
-        await repo.publish_directory_entry(conn, command.agency_code, now)
+        await catalogue_store.publish_directory_entry(conn, command.agency_code, now)
     return supervisor
 
 
@@ -130,11 +130,13 @@ async def remove_supervisor(engine: AsyncEngine, command: RemoveSupervisor, now:
     """The notifier hears of the shorter list (an empty one when the last one goes)."""
     async with engine.begin() as conn:
         await _lock_agency(conn, command.agency_code)
-        if not await repo.remove_supervisor(conn, command.agency_code, command.supervisor_id):
+        if not await catalogue_store.remove_supervisor(
+            conn, command.agency_code, command.supervisor_id
+        ):
             raise NotFound(
                 "supervisor_id", "supervisor", command.supervisor_id, f" at {command.agency_code}"
             )
-        await repo.publish_directory_entry(conn, command.agency_code, now)
+        await catalogue_store.publish_directory_entry(conn, command.agency_code, now)
 
 
 async def set_agency(engine: AsyncEngine, command: SetAgency, now: datetime) -> None:
@@ -142,7 +144,7 @@ async def set_agency(engine: AsyncEngine, command: SetAgency, now: datetime) -> 
     concern it, so they alone publish nothing."""
     try:
         async with engine.begin() as conn:
-            created = await repo.ensure_agency(conn, command.agency_code, now)
+            created = await catalogue_store.ensure_agency(conn, command.agency_code, now)
             before = await _lock_agency(conn, command.agency_code)
             await conn.execute(
                 t.agencies.update()
@@ -150,7 +152,7 @@ async def set_agency(engine: AsyncEngine, command: SetAgency, now: datetime) -> 
                 .values(name=command.name, office_schedule=command.office_schedule)
             )
             if created or before.name != command.name:
-                await repo.publish_directory_entry(conn, command.agency_code, now)
+                await catalogue_store.publish_directory_entry(conn, command.agency_code, now)
     except IntegrityError:
         raise _agency_created_meanwhile() from None
 

@@ -33,7 +33,7 @@ from services.core.domain.calendar import WorkingCalendar as Calendar
 from services.core.domain.deadlines import Outcome, TimeLimit, TimeUnit
 from services.core.domain.lifecycle import ALLOWED_FROM, Action
 from services.core.holidays_vn import vietnam_calendar
-from services.intake.adapters.repository import dossier_from_state, dossier_to_state
+from services.intake.adapters.dossier_state import dossier_from_state, dossier_to_state
 from services.intake.domain.model import Channel, Dossier, InvalidCommand, Procedure
 from services.tracker.domain import (
     DEADLINE_CHANGED,

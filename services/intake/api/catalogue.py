@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from schemas.events import Supervisor
 from services.core.domain.calendar import OfficeSchedule
 from services.intake import catalogue, directory
-from services.intake.adapters import repository as repo
+from services.intake.adapters import catalogue_store
 from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
@@ -18,7 +18,7 @@ from services.intake.domain import access
 
 router = APIRouter(responses=ERRORS)
 ADMIN = [require("admin")]
-DEFAULT_SCHEDULE = repo.DEFAULT_SCHEDULE
+DEFAULT_SCHEDULE = catalogue_store.DEFAULT_SCHEDULE
 MIN_WEEKLY_MINUTES = 8 * 60
 
 
@@ -47,7 +47,7 @@ async def create_procedure(body: m.ProcedureIn, ctx: Ctx) -> Any:
 @router.get("/procedures", response_model=list[m.ProcedureOut], tags=["catalogue"])
 async def list_procedures(ctx: Ctx, _caller: Caller) -> Any:
     async with ctx.engine.connect() as conn:
-        rows = await repo.list_procedures(conn)
+        rows = await catalogue_store.list_procedures(conn)
         return [
             m.ProcedureOut(
                 code=r.code,
@@ -79,13 +79,13 @@ async def list_agencies(ctx: Ctx, _caller: Caller) -> Any:
     """The agencies of the catalogue, with their names and office hours; anyone with a token
     reads them, as procedures."""
     async with ctx.engine.connect() as conn:
-        return [_agency_out(row) for row in await repo.list_agencies(conn)]
+        return [_agency_out(row) for row in await catalogue_store.list_agencies(conn)]
 
 
 @router.get("/agencies/{agency_code}", response_model=m.AgencyOut, tags=["catalogue"])
 async def get_agency(agency_code: m.Code, ctx: Ctx, _caller: Caller) -> Any:
     async with ctx.engine.connect() as conn:
-        row = await repo.get_agency(conn, agency_code)
+        row = await catalogue_store.get_agency(conn, agency_code)
         if row is None:
             raise await directory.unknown_agency(conn, agency_code)
     return _agency_out(row)
@@ -136,9 +136,9 @@ async def list_supervisors(agency_code: m.Code, ctx: Ctx, caller: Caller) -> Any
     if not access.may_read_supervisors(caller, agency_code):
         raise ApiError(403, "forbidden", "an admin or a supervisor of the agency reads its list")
     async with ctx.engine.connect() as conn:
-        if await repo.get_agency(conn, agency_code) is None:
+        if await catalogue_store.get_agency(conn, agency_code) is None:
             raise await directory.unknown_agency(conn, agency_code)
-        people = await repo.load_supervisors(conn, agency_code)
+        people = await catalogue_store.load_supervisors(conn, agency_code)
     return [_supervisor_out(agency_code, s) for s in people]
 
 

@@ -16,6 +16,7 @@ from services.core.domain.codes import dossier_code_prefix
 from services.core.domain.lifecycle import Action
 from services.core.runtime.group_commit import Batch
 from services.intake import commands
+from services.intake.adapters import read_model
 from services.intake.adapters import repository as repo
 from services.intake.adapters.tokens import Principal
 from services.intake.api import models as m
@@ -33,13 +34,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 def dossier_out(
-    d: Dossier, deadline: repo.DeadlineView | None = None, postal: Postal | None = None
+    d: Dossier, deadline: read_model.DeadlineView | None = None, postal: Postal | None = None
 ) -> m.DossierOut:
     """The dossier as clerks see it; ``due_at``, ``flag`` and ``outcome`` come from the read
     model (the tracker's word) when given, else from the aggregate (a receipt just made);
     ``postal`` is the read model's (the notifier's word)."""
     if deadline is None:
-        deadline = repo.DeadlineView.of_dossier(d)
+        deadline = read_model.DeadlineView.of_dossier(d)
     return m.DossierOut(
         id=d.id,
         code=d.code,
@@ -181,7 +182,7 @@ async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, calle
     if found is None or not may_see(caller)(found[0]):
         raise not_found()
     dossier, row = found
-    return dossier_out(dossier, repo.DeadlineView.of(row), repo.postal_of(row))
+    return dossier_out(dossier, read_model.DeadlineView.of(row), repo.postal_of(row))
 
 
 @router.get("/dossiers", response_model=m.DossierPage, responses=ERRORS)
@@ -197,13 +198,13 @@ async def list_dossiers(
     if agency and not access.may_see_agency(caller, agency):
         raise ApiError(403, "forbidden", "you may list only your own agency's dossiers", "agency")
     try:
-        before = repo.decode_cursor(cursor) if cursor else None
+        before = read_model.decode_cursor(cursor) if cursor else None
     except ValueError:
         raise ApiError(
             422, "validation_error", "cursor: not a cursor we issued", "cursor"
         ) from None
     async with ctx.engine.connect() as conn:
-        dossiers, rows, next_cursor = await repo.list_dossiers(
+        dossiers, rows, next_cursor = await read_model.list_dossiers(
             conn,
             visible_to_agency=access.agency_scope(caller),
             status=status,
@@ -213,7 +214,7 @@ async def list_dossiers(
             before_seq=before,
         )
     items = [
-        dossier_out(d, repo.DeadlineView.of(r), repo.postal_of(r))
+        dossier_out(d, read_model.DeadlineView.of(r), repo.postal_of(r))
         for d, r in zip(dossiers, rows, strict=True)
     ]
     return m.DossierPage(items=items, next_cursor=next_cursor)

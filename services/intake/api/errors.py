@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 
 from services.core.domain.lifecycle import ForbiddenAction
 from services.core.runtime.http_errors import ApiError, error_body, install_common_handlers
-from services.intake.adapters.repository import CodeTaken, ConcurrentUpdate
+from services.intake.adapters.catalogue_store import CodeTaken
+from services.intake.adapters.repository import ConcurrentUpdate
 from services.intake.directory import NotFound
 from services.intake.domain.model import InvalidCommand
 

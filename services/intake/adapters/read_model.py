@@ -1,0 +1,152 @@
+"""The read model's side of a dossier row: the tracker's deadline word (due_at, flag, outcome,
+held per deadline version and rank) and the dossier list with its cursors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.intake.adapters import tables as t
+from services.intake.adapters.dossier_state import dossier_from_state
+from services.intake.domain import access
+from services.intake.domain.model import Dossier
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """The read model's deadline columns: what the tracker last said (hạn xử lý, cờ cảnh báo,
+    kết quả đúng hạn), or what the intake itself wrote when its own action moved the clock."""
+
+    due_at: datetime | None
+    flag: str | None
+    outcome: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> DeadlineView:
+        return cls(row.due_at, row.flag, row.outcome)
+
+    @classmethod
+    def of_dossier(cls, dossier: Dossier) -> DeadlineView:
+        """The aggregate's own deadline: a moved or ended clock has no flag until the
+        tracker raises one for the new deadline."""
+        return cls(dossier.due_at, None, dossier.outcome)
+
+
+@dataclass(frozen=True)
+class HeldDeadline:
+    """What the read model holds of the tracker's word on one dossier: its deadline columns,
+    the (deadline version, rank) they came from, and the dossier's status."""
+
+    status: str
+    version: int
+    rank: int
+    due_at: datetime | None
+    flag: str | None
+    outcome: str | None
+
+
+async def lock_deadlines(
+    conn: AsyncConnection, dossier_ids: Collection[str]
+) -> dict[str, HeldDeadline]:
+    """The deadlines held for the dossiers among `dossier_ids`, in one query, their rows
+    locked until commit (PostgreSQL, in id order; SQLite's BEGIN IMMEDIATE already holds the
+    database): a clerk's action on one of them waits instead of changing its status under us."""
+    if not dossier_ids:
+        return {}
+    c = t.dossiers.c
+    query = (
+        sa.select(c.id, c.status, c.deadline_version, c.deadline_rank, c.due_at, c.flag, c.outcome)
+        .where(c.id.in_(sorted(dossier_ids)))
+        .order_by(c.id)
+        .with_for_update()
+    )
+    return {
+        r.id: HeldDeadline(
+            r.status, r.deadline_version, r.deadline_rank, r.due_at, r.flag, r.outcome
+        )
+        for r in await conn.execute(query)
+    }
+
+
+async def save_deadlines(conn: AsyncConnection, held: Mapping[str, HeldDeadline]) -> None:
+    """Write the deadline columns of these dossiers, in one executemany (the status is the
+    aggregate's, and is left alone)."""
+    if not held:
+        return
+    c = t.dossiers.c
+    names = ("due_at", "flag", "outcome", "deadline_version", "deadline_rank")
+    query = (
+        t.dossiers.update()
+        .where(c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(name) for name in names})
+    )
+    rows = [
+        {
+            "b_id": dossier_id,
+            "due_at": h.due_at,
+            "flag": h.flag,
+            "outcome": h.outcome,
+            "deadline_version": h.version,
+            "deadline_rank": h.rank,
+        }
+        for dossier_id, h in held.items()
+    ]
+    await conn.execute(query, rows)
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    text = base64.urlsafe_b64decode(padded.encode()).decode()
+    # Only what encode_cursor makes: a BIGINT the database can compare with (else a 500).
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError("not a cursor")
+    # base64 decoding skips characters outside its alphabet: "MTA%3", a cursor mangled in
+    # copying, would otherwise pass for "MTA3" and show a page the client never asked for.
+    if encode_cursor(int(text)) != cursor:
+        raise ValueError("not a cursor")
+    return int(text)
+
+
+async def list_dossiers(
+    conn: AsyncConnection,
+    *,
+    visible_to_agency: str | None,
+    status: str | None,
+    agency: str | None,
+    flag: str | None,
+    limit: int,
+    before_seq: int | None,
+) -> tuple[list[Dossier], list[Any], str | None]:
+    query = sa.select(t.dossiers).order_by(t.dossiers.c.seq.desc()).limit(limit + 1)
+    if visible_to_agency:
+        query = query.where(_visible_to(visible_to_agency))
+    if agency:
+        query = query.where(_visible_to(agency))
+    if status:
+        query = query.where(t.dossiers.c.status == status)
+    if flag:
+        query = query.where(t.dossiers.c.flag == flag)
+    if before_seq is not None:
+        query = query.where(t.dossiers.c.seq < before_seq)
+    rows = list(await conn.execute(query))
+    cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    rows = rows[:limit]
+    return [dossier_from_state(r.state) for r in rows], rows, cursor
+
+
+def _visible_to(agency_code: str) -> sa.ColumnElement[bool]:
+    """access.may_see as a filter: the agency received the dossier or holds it."""
+    return sa.or_(*(t.dossiers.c[name] == agency_code for name in access.VISIBLE_THROUGH))
