@@ -121,14 +121,7 @@ class EsmsGateway(HttpProvider):
     async def send(self, request: SmsRequest) -> SendResult:
         answer = await self.post(self.body(request))
         verdict = answer if isinstance(answer, Verdict) else verdict_of(answer, request.request_id)
-        return SendResult(
-            outcome=verdict.outcome,
-            gateway=self.name,
-            message_id=verdict.value,
-            error=verdict.error,
-            retry_after_seconds=verdict.retry_after_seconds,
-            maybe_taken=verdict.maybe_taken,
-        )
+        return SendResult.of(verdict, self.name)
 
     async def check(self) -> tuple[bool, str]:
         """Sends nothing: whether the keys and the address work (the balance), or why not."""

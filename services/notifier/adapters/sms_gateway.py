@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.notifier.adapters.http_calls import HttpProvider, Outcome
+from services.notifier.adapters.http_calls import HttpProvider, Outcome, Verdict
 from services.notifier.adapters.jsonl_outbox import JsonlOutbox
 
 __all__ = [
@@ -55,6 +55,18 @@ class SendResult:
     retry_after_seconds: float | None = None  # from a Retry-After header on 429/503
     maybe_taken: bool = False  # a timeout: the gateway may have the message
 
+    @classmethod
+    def of(cls, verdict: Verdict, gateway: str) -> SendResult:
+        """What one call's verdict (adapters.http_calls) says of the send."""
+        return cls(
+            outcome=verdict.outcome,
+            gateway=gateway,
+            message_id=verdict.value,
+            error=verdict.error,
+            retry_after_seconds=verdict.retry_after_seconds,
+            maybe_taken=verdict.maybe_taken,
+        )
+
 
 class SmsGateway(Protocol):
     name: str
@@ -71,15 +83,7 @@ class HttpSmsGateway(HttpProvider):
         super().__init__(name, base_url, "/messages", **options)
 
     async def send(self, request: SmsRequest) -> SendResult:
-        verdict = await self.call(request.body(), "message_id")
-        return SendResult(
-            outcome=verdict.outcome,
-            gateway=self.name,
-            message_id=verdict.value,
-            error=verdict.error,
-            retry_after_seconds=verdict.retry_after_seconds,
-            maybe_taken=verdict.maybe_taken,
-        )
+        return SendResult.of(await self.call(request.body(), "message_id"), self.name)
 
 
 class JsonlSmsGateway:
