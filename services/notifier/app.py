@@ -83,9 +83,7 @@ def composer_from(settings: Settings) -> Composer:
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
         alert_settle=timedelta(seconds=settings.alert_settle_seconds),
     )
-    return Composer(
-        templates_from(settings), policy, QuietHours.parse(settings.quiet_hours)
-    )
+    return Composer(templates_from(settings), policy, QuietHours.parse(settings.quiet_hours))
 
 
 class NotifierService:
@@ -147,20 +145,8 @@ class NotifierService:
         if not urls:
             return [JsonlSmsGateway(s.outbox_dir / "sms.jsonl", self.clock)]
         if s.sms_provider == "esms":
-            assert s.sms_api_key and s.sms_secret_key  # Settings refuses esms without them
-            return [
-                EsmsGateway(
-                    name,
-                    url,
-                    api_key=s.sms_api_key.get_secret_value(),
-                    secret_key=s.sms_secret_key.get_secret_value(),
-                    sandbox=s.sms_sandbox,
-                    rate_per_second=s.sms_rate_per_second,
-                    burst=max(1, int(s.sms_rate_per_second)),
-                    timeout_seconds=s.sms_timeout_seconds,
-                )
-                for name, url in zip(("primary", "fallback"), urls, strict=False)
-            ]
+            names = zip(("primary", "fallback"), urls, strict=False)
+            return [EsmsGateway.from_settings(name, url, s) for name, url in names]
         return [
             HttpSmsGateway(
                 name,

@@ -23,13 +23,8 @@ async def check_gateways(settings: Settings) -> list[Result]:
     if not sms:
         results.append(("sms", True, f"no gateway: written to {s.outbox_dir / 'sms.jsonl'}"))
     for name, url in sms:
-        if s.sms_provider == "esms" and s.sms_api_key and s.sms_secret_key:
-            client = EsmsGateway(
-                name,
-                url,
-                api_key=s.sms_api_key.get_secret_value(),
-                secret_key=s.sms_secret_key.get_secret_value(),
-            )
+        if s.sms_provider == "esms":
+            client = EsmsGateway.from_settings(name, url, s)
             try:
                 ok, said = await client.check()
             finally:

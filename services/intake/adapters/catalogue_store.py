@@ -128,14 +128,7 @@ async def publish_calendar_change(
             ],
         ),
     )
-    row = outbox_row(
-        event_id=envelope.event_id,
-        topic=CALENDAR_TOPIC,
-        key=CALENDAR_KEY,
-        value=envelope.model_dump_json(),
-        created_at=now,
-    )
-    await add_to_outbox(conn, t.outbox, [row])
+    await _to_outbox(conn, envelope, CALENDAR_TOPIC, CALENDAR_KEY, now)
 
 
 class CodeTaken(Exception):
@@ -233,11 +226,16 @@ async def publish_directory_entry(conn: AsyncConnection, agency_code: str, now: 
             supervisors=await load_supervisors(conn, agency_code),
         ),
     )
-    row = outbox_row(
-        event_id=envelope.event_id,
-        topic=DIRECTORY_TOPIC,
-        key=agency_code,
-        value=envelope.model_dump_json(),
-        created_at=now,
-    )
+    await _to_outbox(conn, envelope, DIRECTORY_TOPIC, agency_code, now)
+
+
+async def _to_outbox(
+    conn: AsyncConnection,
+    envelope: CalendarEnvelope | DirectoryEnvelope,
+    topic: str,
+    key: str,
+    now: datetime,
+) -> None:
+    """One catalogue event into the intake's outbox, in the caller's transaction."""
+    row = outbox_row(envelope.event_id, topic, key, envelope.model_dump_json(), now)
     await add_to_outbox(conn, t.outbox, [row])

@@ -25,7 +25,14 @@ from typing import Any, Literal
 
 import httpx
 
-from services.notifier.adapters.http_calls import HttpProvider, Outcome, Verdict, send_json
+from services.core.runtime.settings import Settings
+from services.notifier.adapters.http_calls import (
+    HttpProvider,
+    Outcome,
+    Verdict,
+    json_object,
+    send_json,
+)
 from services.notifier.adapters.sms_gateway import SendResult, SmsRequest
 
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -63,15 +70,11 @@ def esms_phone(e164: str) -> str:
 
 def verdict_of(response: httpx.Response, request_id: str) -> Verdict:
     """What an eSMS answer says of one send."""
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        return Verdict("retry", error=f"esms HTTP {response.status_code}")
+    # eSMS answers 200 whatever became of the message: any other status is eSMS unwell.
     if response.status_code != 200:
         return Verdict("retry", error=f"esms HTTP {response.status_code}")
-    try:
-        body = response.json()
-    except ValueError:
-        return Verdict("retry", error="esms malformed answer")
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         return Verdict("retry", error="esms malformed answer")
     code = str(body.get("CodeResult", ""))
     outcome, meaning = ESMS_CODES.get(code, ("failed", "unknown answer"))
@@ -102,6 +105,22 @@ class EsmsGateway(HttpProvider):
         self._base = base_url.rstrip("/")
         self._keys = {"ApiKey": api_key, "SecretKey": secret_key}
         self._sandbox = sandbox
+
+    @classmethod
+    def from_settings(cls, name: str, url: str, settings: Settings) -> EsmsGateway:
+        """The gateway MOTCUA_SMS_PROVIDER=esms configures (Settings refuses it without keys)."""
+        s = settings
+        assert s.sms_api_key and s.sms_secret_key
+        return cls(
+            name,
+            url,
+            api_key=s.sms_api_key.get_secret_value(),
+            secret_key=s.sms_secret_key.get_secret_value(),
+            sandbox=s.sms_sandbox,
+            rate_per_second=s.sms_rate_per_second,
+            burst=max(1, int(s.sms_rate_per_second)),
+            timeout_seconds=s.sms_timeout_seconds,
+        )
 
     def body(self, request: SmsRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

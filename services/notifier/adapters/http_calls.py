@@ -89,7 +89,7 @@ def _is_transient(status: int) -> bool:
 
 
 def _success_value(response: httpx.Response, field: str) -> str | None:
-    body = _json_object(response)
+    body = json_object(response)
     value = body.get(field) if body is not None else None
     return value if isinstance(value, str) and value else None
 
@@ -101,7 +101,7 @@ def _error_text(response: httpx.Response) -> str:
 
 def error_code(response: httpx.Response) -> str | None:
     """The provider's short error code (``error``, ``code`` or ``error.code``), if it is one."""
-    body = _json_object(response)
+    body = json_object(response)
     if body is None:
         return None
     candidates = [body.get("error"), body.get("code")]
@@ -118,7 +118,7 @@ def _looks_like_code(value: str) -> bool:
     return _CODE.fullmatch(value) is not None and _LONG_DIGITS.search(value) is None
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
