@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     alert_settle_seconds: float = Field(default=300, ge=0)
     digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     callback_base_url: str | None = None
+    # Where citizens and clerks reach the intake (scheme and host): the lookup page's address
+    # in texts and on the receipt slip's QR code is built on it (services.intake.web.urls).
+    public_url: str | None = None
     # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.
     callback_token: str | None = None
     # Delivery receipts for a message not recorded yet: kept this many, this long at most.

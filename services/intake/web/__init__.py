@@ -1,0 +1,1 @@
+"""What people see in a browser or on paper: pages and printable documents served by the intake."""

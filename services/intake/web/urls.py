@@ -1,0 +1,14 @@
+"""Addresses of the pages citizens are sent to, built in one place: the receipt slip's QR code,
+the texts and the pages' own links must agree."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+LOOKUP_PATH = "/tra-cuu"
+
+
+def lookup_url(public_url: str, code: str | None = None) -> str:
+    """The citizen's lookup page, with the dossier's code filled in when given."""
+    base = public_url.rstrip("/") + LOOKUP_PATH
+    return f"{base}?code={quote(code, safe='')}" if code else base
