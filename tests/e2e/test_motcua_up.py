@@ -40,13 +40,19 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _up_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    env.update(consumer_env())
+    # The SMS must go out whatever the hour the test runs at (21:00-07:00 is quiet by default).
+    env["MOTCUA_QUIET_HOURS"] = ""
+    return env
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, Path]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(consumer_env())
+    env = _up_env()
     env["MOTCUA_DATA_DIR"] = str(tmp_path / "var")
-    env["MOTCUA_QUIET_HOURS"] = ""  # the SMS must go out whatever the hour the test runs at
     log_path = tmp_path / "motcua.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -164,8 +170,7 @@ def _motcua_up(
     """`motcua up` on a free port until the block ends (SIGTERM, and a clean exit), or until
     the block kills it (`killed_in_block`)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(consumer_env())
+    env = _up_env()
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
             [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],

@@ -234,7 +234,12 @@ def rejected_without_token(_ctx: Any, response: Any, case: Any) -> None:
 
 
 def _values(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
+    # schemathesis may hand a query parameter over as a collection, a dict among them (sent
+    # as its keys and values): its str() would be the repr, where a control character is
+    # spelled as an escape and no longer found.
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
 
 
 def _with_control(case: Any, where: str | None, char: str) -> Any:
