@@ -140,7 +140,7 @@ async def receive_dossier(
     stored once per batch); the dossier and its outbox row are inserted with the batch's other
     rows, in the same transaction."""
     procedure, schedule = entry.procedure, entry.schedule
-    calendar = calendars.for_schedule_dict(schedule or None)
+    calendar = calendars.for_schedule(entry.office_schedule)
     code = await repo.next_code(batch, conn, procedure.agency_code, received_at.date())
     dossier = Dossier.receive(
         id=repo.new_id(),

@@ -6,16 +6,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.calendars import CalendarBook
+from services.core.domain.calendar import OfficeSchedule
 from services.core.runtime.clock import Clock
 from services.core.runtime.group_commit import GroupCommit
 from services.core.runtime.proxies import TrustedProxies
 from services.core.runtime.settings import Settings
-from services.intake.adapters import catalogue_store
+from services.intake.adapters import catalogue_store, repository
 from services.intake.adapters.tokens import Principal
 from services.intake.domain.model import Procedure
 
@@ -59,6 +61,12 @@ class CatalogueEntry:
 
     procedure: Procedure
     schedule: dict[str, Any]
+
+    @cached_property
+    def office_schedule(self) -> OfficeSchedule | None:
+        # Parsed once per entry, not once per receipt (CalendarBook.for_schedule_dict keys
+        # its cache on the dict as JSON, a cost each POST /dossiers paid).
+        return OfficeSchedule.from_dict(self.schedule) if self.schedule else None
 
 
 class CatalogueCache:
@@ -120,4 +128,6 @@ class IntakeContext:
 
     def __post_init__(self) -> None:
         self.proxies = self.settings.proxies
-        self.dossier_writes = GroupCommit(self.engine, on_commit=lambda: self.wake_relay())
+        self.dossier_writes = GroupCommit(
+            self.engine, on_commit=lambda: self.wake_relay(), counters=repository.CODE_COUNTERS
+        )

@@ -28,7 +28,8 @@ the units one after another on its connection, then inserts the deferred rows an
   a counter). Give as `order` the row a unit locks (e.g. the counter it increments): every
   batch, of every process, then takes its locks in the same order, and two batches cannot
   deadlock on them (on PostgreSQL a deadlock aborts one batch with a transient error: 503
-  for all its callers).
+  for all its callers). With `counters`, the `order` keys name counters, and a batch reads
+  and locks all of its own in one statement before its first unit runs (`Counters`).
 - `on_commit` is called once per committed batch (e.g. to wake an outbox relay).
 """
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -50,15 +51,18 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
-CounterRead = Callable[[AsyncConnection, str], Awaitable[int]]
-CounterWrite = Callable[[AsyncConnection, str, int], Awaitable[None]]
+@dataclass(frozen=True)
+class Counters:
+    """A table of counters that units count on (e.g. the day's dossier codes per agency).
 
+    `read` returns the current values of the given keys, creating missing ones at 0, and
+    locks their rows until commit; `write` stores new values. Both take many keys at once:
+    a batch reads the counters its units will use in one statement (`GroupCommit(counters=)`,
+    in key order, so batches of every process lock them in one order) and writes them back in
+    one, whatever the number of units."""
 
-@dataclass
-class _Counter:
-    value: int
-    write: CounterWrite
-    dirty: bool = False
+    read: Callable[[AsyncConnection, Sequence[str]], Awaitable[Mapping[str, int]]]
+    write: Callable[[AsyncConnection, Mapping[str, int]], Awaitable[None]]
 
 
 class Batch:
@@ -68,34 +72,41 @@ class Batch:
 
     def __init__(self) -> None:
         self._rows: dict[sa.Table, list[dict[str, Any]]] = {}
-        self._counters: dict[str, _Counter] = {}
+        self._values: dict[tuple[Counters, str], int] = {}
+        self._dirty: set[tuple[Counters, str]] = set()
 
     def insert(self, table: sa.Table, *rows: dict[str, Any]) -> None:
         self._rows.setdefault(table, []).extend(rows)
 
-    async def next_value(
-        self, conn: AsyncConnection, key: str, read: CounterRead, write: CounterWrite
-    ) -> int:
-        """The counter `key` plus one. The batch's first use reads it with `read` (which must
-        lock its row until commit); the last value is stored with `write` when the batch (or
-        the unit's savepoint) is flushed. Nothing of a failed batch or unit is kept, so the
-        values handed out stay gapless."""
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = _Counter(await read(conn, key), write)
-        counter.value += 1
-        counter.dirty = True
-        return counter.value
+    async def preload(self, conn: AsyncConnection, counters: Counters, keys: Sequence[str]) -> None:
+        """Read (and lock) these counters now, in one statement, in the order given."""
+        missing = [key for key in keys if (counters, key) not in self._values]
+        if missing:
+            for key, value in (await counters.read(conn, missing)).items():
+                self._values[(counters, key)] = value
+
+    async def next_value(self, conn: AsyncConnection, counters: Counters, key: str) -> int:
+        """The counter `key` plus one. Read (and locked) at its first use in the batch unless
+        preloaded; its last value is stored when the batch (or the unit's savepoint) is
+        flushed. Nothing of a failed batch or unit is kept, so the values stay gapless."""
+        slot = (counters, key)
+        if slot not in self._values:
+            await self.preload(conn, counters, [key])
+        value = self._values[slot] = self._values[slot] + 1
+        self._dirty.add(slot)
+        return value
 
     async def flush(self, conn: AsyncConnection) -> None:
         rows, self._rows = self._rows, {}
         for table, values in rows.items():
             if values:
                 await conn.execute(table.insert(), values)
-        for key, counter in self._counters.items():
-            if counter.dirty:
-                await counter.write(conn, key, counter.value)
-                counter.dirty = False
+        dirty, self._dirty = self._dirty, set()
+        by_table: dict[Counters, dict[str, int]] = {}
+        for counters, key in sorted(dirty, key=lambda slot: slot[1]):
+            by_table.setdefault(counters, {})[key] = self._values[(counters, key)]
+        for counters, values in by_table.items():
+            await counters.write(conn, values)
 
 
 Unit = Callable[[AsyncConnection, Batch], Awaitable[R]]
@@ -135,8 +146,11 @@ class GroupCommit:
         *,
         max_batch: int = 256,
         on_commit: Callable[[], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.engine = engine
+        # The counters the units' `order` keys name, read for a batch in one statement.
+        self.counters = counters
         self.max_batch = max_batch
         self.on_commit = on_commit or (lambda: None)
         self.stats = BatchStats()
@@ -233,6 +247,9 @@ class GroupCommit:
         deferred = Batch()
         results: list[tuple[bool, Any]] = []
         async with self.engine.begin() as conn:
+            if self.counters is not None:
+                keys = sorted({p.order for p in batch if p.order})
+                await deferred.preload(conn, self.counters, keys)
             for p in batch:
                 try:
                     results.append((True, await p.unit(conn, deferred)))

@@ -69,6 +69,9 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         lifespan=lifespan,
         description="motcua: dossiers, legal deadlines, notices for one-stop offices",
         dependencies=[Depends(check_request)],  # every service's routes, before their own
+        # FastAPI's OpenTelemetry bridge looks for configured providers on every request;
+        # motcua exports its own metrics (/metrics) and logs, and configures no tracing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     for service in services:
         service.install(app)

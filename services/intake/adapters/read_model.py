@@ -37,6 +37,10 @@ class DeadlineView:
         tracker raises one for the new deadline."""
         return cls(dossier.due_at, None, dossier.outcome)
 
+    def columns(self) -> dict[str, Any]:
+        # Spelled out: dataclasses.asdict deep-copies every value, on every dossier written.
+        return {"due_at": self.due_at, "flag": self.flag, "outcome": self.outcome}
+
 
 @dataclass(frozen=True)
 class HeldDeadline:

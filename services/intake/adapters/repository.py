@@ -5,8 +5,7 @@ read_model.py, the state document in dossier_state.py."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
-from dataclasses import asdict
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from schemas.events import (
 )
 from services.core.domain.codes import dossier_code, dossier_code_prefix
 from services.core.runtime.database import dialect_insert
-from services.core.runtime.group_commit import Batch
+from services.core.runtime.group_commit import Batch, Counters
 from services.core.runtime.kafka import (
     DOSSIER_TOPIC,
 )
@@ -41,31 +40,39 @@ class ConcurrentUpdate(Exception):
 async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: date) -> str:
     """Mã hồ sơ: agency, date received, sequence of that agency's day (e.g. UBND-20261121-0007).
 
-    The counter row is read once per group commit batch, locked until the batch commits (so
+    The counter row is read once per group commit batch (with the batch's other counters,
+    when the batch was told of them: `CODE_COUNTERS`), locked until the batch commits (so
     concurrent batches, of any replica, never hand out the same number), counted on in the
     batch and stored once when the batch is flushed.
     """
     prefix = dossier_code_prefix(agency_code, day)
-    sequence = await batch.next_value(conn, prefix, _read_counter, _write_counter)
-    return dossier_code(prefix, sequence)
+    return dossier_code(prefix, await batch.next_value(conn, CODE_COUNTERS, prefix))
 
 
-async def _read_counter(conn: AsyncConnection, prefix: str) -> int:
-    # An upsert that changes nothing: creates the day's row if missing and, on PostgreSQL,
-    # takes its row lock (a plain SELECT would not); SQLite's BEGIN IMMEDIATE holds the file.
+async def _read_counters(conn: AsyncConnection, prefixes: Sequence[str]) -> dict[str, int]:
+    # An upsert that changes nothing: creates the day's rows if missing and, on PostgreSQL,
+    # takes their row locks, in the order given (a plain SELECT would not lock); SQLite's
+    # BEGIN IMMEDIATE holds the file.
     c = t.code_counters.c
     stmt = (
         dialect_insert(conn, t.code_counters)
-        .values(prefix=prefix, last=0)
+        .values([{"prefix": prefix, "last": 0} for prefix in prefixes])
         .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
-        .returning(c.last)
+        .returning(c.prefix, c.last)
     )
-    return int((await conn.execute(stmt)).scalar_one())
+    return {row.prefix: int(row.last) for row in await conn.execute(stmt)}
 
 
-async def _write_counter(conn: AsyncConnection, prefix: str, last: int) -> None:
+async def _write_counters(conn: AsyncConnection, values: Mapping[str, int]) -> None:
     c = t.code_counters.c
-    await conn.execute(t.code_counters.update().where(c.prefix == prefix).values(last=last))
+    stmt = t.code_counters.update().where(c.prefix == sa.bindparam("b_prefix"))
+    await conn.execute(
+        stmt.values(last=sa.bindparam("b_last")),
+        [{"b_prefix": prefix, "b_last": last} for prefix, last in values.items()],
+    )
+
+
+CODE_COUNTERS = Counters(read=_read_counters, write=_write_counters)
 
 
 def new_id() -> str:
@@ -115,7 +122,7 @@ async def save_dossier(
 
 
 def _clock_columns(dossier: Dossier) -> dict[str, Any]:
-    return asdict(DeadlineView.of_dossier(dossier))
+    return DeadlineView.of_dossier(dossier).columns()
 
 
 async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:
