@@ -12,20 +12,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.core.runtime.database import create_engine
-from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.notifier.adapters import tables as t
 from services.notifier.adapters.postal import PostalOrderRequest
 from services.notifier.adapters.viettelpost import ViettelPostOperator, place_key, status_of
-from services.notifier.app import NotifierService
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.intake import FakeClock
-from tests.fixtures.notifier import CALLBACK, CALLBACK_TOKEN, NotifierHarness, notifier_settings
+from tests.fixtures.notifier import (
+    CALLBACK_TOKEN,
+    NotifierHarness,
+    notifier_settings,
+    running_notifier,
+)
 from tests.fixtures.tracker import TrackerHarness
 from tests.fixtures.viettelpost import PASSWORD, PICKUP, USERNAME, FakeViettelPost
 
@@ -295,23 +296,10 @@ async def n(
         postal_username=USERNAME,
         postal_password=PASSWORD,
     )
-    service = NotifierService(
-        settings,
-        clock=tracker.clock,
-        engine=create_engine(database_url.format(service="notifier")),
-        run_dispatcher=False,
-        run_scheduler=False,
-    )
-    service.dispatcher.jitter = lambda: 0.0
-    await service.start()
-    transport = httpx.ASGITransport(app=build_app([service]), raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://notifier.test", params=CALLBACK
-    ) as client:
-        yield NotifierHarness(
-            tracker.intake, tracker, service, client, fake_sms_gateway, fake_postal_operator
-        )
-    await service.stop()
+    async with running_notifier(
+        tracker, database_url, settings, fake_sms_gateway, fake_postal_operator
+    ) as harness:
+        yield harness
 
 
 WEBHOOK = f"/postal/viettelpost/{CALLBACK_TOKEN}"
