@@ -368,10 +368,14 @@ async def test_the_webhook_refuses_a_wrong_token_and_bad_bodies_and_acks_strange
     assert forged.status_code == 403
     missing = await n.client.post(WEBHOOK, json={"DATA": {"ORDER_NUMBER": "1"}})
     assert missing.status_code == 422 and "ORDER_STATUS" in missing.text
-    stranger = {"DATA": {"ORDER_NUMBER": "999", "ORDER_STATUS": 501}}
+    stranger = {"DATA": {"ORDER_NUMBER": 1755979999999, "ORDER_STATUS": "501"}}
     unknown = await n.client.post(WEBHOOK, json=stranger)
     assert unknown.status_code == 200 and unknown.json() == {"status": "unknown"}
-    assert [s for _, _, s in await orders(n)] == [None]  # nothing moved
+    # Its number as a JSON number is the same order.
+    number = int(fake_viettelpost.orders[code]["number"])
+    as_number = {"DATA": {"ORDER_NUMBER": number, "ORDER_STATUS": 105}}
+    assert (await n.client.post(WEBHOOK, json=as_number)).json() == {"status": "recorded"}
+    assert [s for _, _, s in await orders(n)] == ["picked_up"]  # only ours moved
 
 
 async def test_a_returned_parcel_alerts_the_supervisors(

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.core.runtime.http_errors import ApiError
@@ -46,13 +46,24 @@ class PostalStatus(RequestModel):
     status: Literal["picked_up", "in_transit", "delivered", "failed", "returned"]
 
 
+def _digits_as_text(value: Any) -> Any:
+    # Viettel Post's numbers are digits, and JSON from some of its systems carries them as
+    # numbers: the same order either way.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+OrderCode = Annotated[str, BeforeValidator(_digits_as_text)]
+
+
 class ViettelPostOrder(RequestModel):
     """DATA of Viettel Post's webhook (notifier.adapters.viettelpost); the rest is ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    number: str = Field(alias="ORDER_NUMBER", min_length=1, max_length=TRACKING_CODE_MAX_LENGTH)
-    reference: str | None = Field(default=None, alias="ORDER_REFERENCE", max_length=64)
+    number: OrderCode = Field(
+        alias="ORDER_NUMBER", min_length=1, max_length=TRACKING_CODE_MAX_LENGTH
+    )
+    reference: OrderCode | None = Field(default=None, alias="ORDER_REFERENCE", max_length=64)
     status: int = Field(alias="ORDER_STATUS")
     status_name: Annotated[str, FREE_TEXT] | None = Field(
         default=None, alias="STATUS_NAME", max_length=200
