@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.tracker",
     "tests.fixtures.gateways",
     "tests.fixtures.esms",
+    "tests.fixtures.viettelpost",
     "tests.fixtures.notifier",
 ]
 

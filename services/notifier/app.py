@@ -45,6 +45,7 @@ from services.notifier.adapters.postal import (
     PostalOperator,
 )
 from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGateway, SmsGateway
+from services.notifier.adapters.viettelpost import ViettelPostOperator
 from services.notifier.api import callbacks
 from services.notifier.composer import Composer
 from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
@@ -162,6 +163,8 @@ class NotifierService:
         s = self.settings
         if not s.postal_api_url:
             return JsonlPostalOperator(s.outbox_dir / "postal.jsonl", self.clock)
+        if s.postal_provider == "viettelpost":
+            return ViettelPostOperator.from_settings("postal", s, self.clock)
         return HttpPostalOperator(
             "postal",
             s.postal_api_url,

@@ -310,9 +310,10 @@ class Dispatcher:
                 order.attempts, order.first_attempt_at, now, result.retry_after_seconds
             )
         status = "pending" if at else "failed"
-        await repo.update_order(
+        if not await repo.update_order(
             conn, order, now, status=status, next_attempt_at=at, error=error[:200]
-        )
+        ):
+            return  # placed meanwhile, by the operator's webhook
         await repo.add_postal_history(conn, order.dossier_id, status, now, error)
         if status == "failed":
             await handlers.record_order_refused(conn, order, self.composer, now)

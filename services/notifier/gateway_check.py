@@ -1,13 +1,16 @@
 """`motcua gateways check`: can the notifier reach its providers, with the credentials it has?
 Nothing is sent: a provider that offers a balance or profile call is asked it (eSMS's
-balance); one that does not is only reached (any HTTP answer means the address works)."""
+balance; Viettel Post's sign-in and its pickup address); one that does not is only reached
+(any HTTP answer means the address works)."""
 
 from __future__ import annotations
 
 import httpx
 
+from services.core.runtime.clock import system_clock
 from services.core.runtime.settings import Settings
 from services.notifier.adapters.esms import EsmsGateway
+from services.notifier.adapters.viettelpost import ViettelPostOperator
 
 Result = tuple[str, bool, str]  # (gateway, ok, what was found: no secret, no personal data)
 
@@ -32,7 +35,14 @@ async def check_gateways(settings: Settings) -> list[Result]:
             results.append((f"{name} (esms)", ok, said))
         else:
             results.append((name, *await _reachable(url)))
-    if s.postal_api_url:
+    if s.postal_api_url and s.postal_provider == "viettelpost":
+        operator = ViettelPostOperator.from_settings("postal", s, system_clock)
+        try:
+            ok, said = await operator.check()
+        finally:
+            await operator.aclose()
+        results.append(("postal (viettelpost)", ok, said))
+    elif s.postal_api_url:
         results.append(("postal", *await _reachable(s.postal_api_url)))
     else:
         results.append(("postal", True, f"no operator: written to {s.outbox_dir / 'postal.jsonl'}"))

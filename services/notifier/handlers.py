@@ -340,20 +340,40 @@ async def record_order_placed(
     tracking_code: str,
     composer: Composer,
     now: datetime,
-) -> None:
-    """The operator took the order: keep its tracking code, text it, tell the intake."""
-    await repo.update_order(
+) -> bool:
+    """The operator took the order: keep its tracking code, text it, tell the intake. False
+    when it was placed already (told by the webhook, then by the answer): nothing again."""
+    if not await repo.update_order(
         conn, order, now, status="placed", tracking_code=tracking_code, error=None
-    )
+    ):
+        return False
     await repo.add_postal_history(conn, order.dossier_id, "placed", now, tracking_code)
     card = await repo.load_card(conn, order.dossier_id)
     if card is None:
-        return
+        return True
     await store_notices(
         conn, composer, [on_postal_order_placed(card, tracking_code, composer.policy)], now
     )
     event = PostalOrdered(reference=order.reference, tracking_code=tracking_code, at=now)
     await _publish(conn, card, "postal.ordered", event.model_dump(mode="json"), "ordered", now)
+    return True
+
+
+async def record_order_number(
+    engine: AsyncEngine, composer: Composer, reference: str, tracking_code: str, now: datetime
+) -> bool:
+    """The operator told its number for our reference before its answer to the order came,
+    or instead of it (an operator that refuses a repeated reference without the first
+    order's number: Viettel Post): the order is placed with it, as if the answer had come.
+    False when no order of this reference waits for one."""
+    async with engine.begin() as conn:
+        order = await repo.unplaced_order(conn, reference)
+        placed = order is not None and await record_order_placed(
+            conn, order, tracking_code, composer, now
+        )
+    if placed:
+        log.info("postal_order_number_told", dossier_id=order.dossier_id if order else None)
+    return placed
 
 
 async def record_order_refused(
@@ -441,6 +461,7 @@ __all__: Sequence[str] = [
     "handle_directory_event",
     "handle_dossier_event",
     "handle_dossier_events",
+    "record_order_number",
     "record_order_placed",
     "record_postal_status",
     "record_receipt",

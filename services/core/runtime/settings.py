@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     sms_secret_key: SecretStr | None = None
     sms_sandbox: bool = False  # the provider checks and answers, and sends nothing
     postal_api_url: str | None = None
+    # Who the postal operator is: "generic" speaks motcua's own protocol, "viettelpost" Viettel
+    # Post's partner API (notifier.adapters.viettelpost), signed in with its account.
+    postal_provider: Literal["generic", "viettelpost"] = "generic"
+    postal_username: str | None = None
+    postal_password: SecretStr | None = None
+    # Which of the account's registered pickup addresses (Viettel Post's GROUPADDRESS_ID) the
+    # parcels leave from; unset: the first one registered.
+    postal_pickup_id: int | None = Field(default=None, ge=1)
+    postal_service_code: str = Field(default="VCN", min_length=1, max_length=10)
     scan_interval_seconds: float = Field(default=60, gt=0)
     due_soon_working_hours: int = Field(default=8, ge=0, le=800)
     quiet_hours: str = "21:00-07:00"
@@ -146,6 +155,18 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"MOTCUA_SMS_PROVIDER=esms needs {', '.join(missing)}")
+        if self.postal_provider == "viettelpost":
+            missing = [
+                name
+                for name, value in (
+                    ("MOTCUA_POSTAL_API_URL", self.postal_api_url),
+                    ("MOTCUA_POSTAL_USERNAME", self.postal_username),
+                    ("MOTCUA_POSTAL_PASSWORD", self.postal_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"MOTCUA_POSTAL_PROVIDER=viettelpost needs {', '.join(missing)}")
         return self
 
     def database_url_for(self, service: ServiceName) -> str:

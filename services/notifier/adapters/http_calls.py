@@ -54,12 +54,21 @@ async def post_json(
 
 
 async def send_json(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout_seconds: float
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any] | None,
+    timeout_seconds: float,
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response | Verdict:
-    """POST ``body``: the provider's answer, or the verdict when none came (network trouble:
-    always a retry). For a provider whose answers need reading of their own (eSMS)."""
+    """POST ``body`` (or GET, without one): the provider's answer, or the verdict when none
+    came (network trouble: always a retry). For a provider whose answers need reading of
+    their own (eSMS, Viettel Post)."""
     try:
-        return await client.post(url, json=body, timeout=timeout_seconds)
+        return await client.request(
+            method, url, json=body, headers=headers, timeout=timeout_seconds
+        )
     except httpx.TimeoutException as exc:
         # The provider may have taken the message: retrying is safe because it deduplicates.
         return Verdict("retry", error=f"timeout ({type(exc).__name__})", maybe_taken=True)
@@ -167,10 +176,12 @@ class HttpProvider:
         answer = await self.post(body)
         return answer if isinstance(answer, Verdict) else classify(answer, success_field)
 
-    async def post(self, body: dict[str, Any]) -> httpx.Response | Verdict:
+    async def post(
+        self, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response | Verdict:
         """One POST within the rate: the answer, or the verdict when none came."""
         await self._bucket.acquire()
-        return await send_json(self._client, self._url, body, self._timeout)
+        return await send_json(self._client, self._url, body, self._timeout, headers=headers)
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -796,25 +796,27 @@ class PendingOrder:
     attempts: int
     first_attempt_at: datetime | None
 
+    @classmethod
+    def of(cls, r: Any) -> PendingOrder:
+        return cls(r.dossier_id, r.reference, r.receiver, r.content, r.attempts, r.first_attempt_at)
+
 
 async def claim_due_orders(
     conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
 ) -> list[PendingOrder]:
     rows = await _claim_due(conn, t.postal_orders, "dossier_id", ("pending",), now, limit, lease)
-    return [
-        PendingOrder(
-            r.dossier_id, r.reference, r.receiver, r.content, r.attempts, r.first_attempt_at
-        )
-        for r in rows
-    ]
+    return [PendingOrder.of(r) for r in rows]
 
 
 async def update_order(
     conn: AsyncConnection, order: PendingOrder, now: datetime, **values: Any
-) -> None:
-    await conn.execute(
+) -> bool:
+    """The outcome of an attempt, if the order is still waiting for one; False when it was
+    placed meanwhile (the operator's webhook told its number before the answer came)."""
+    c = t.postal_orders.c
+    result = await conn.execute(
         t.postal_orders.update()
-        .where(t.postal_orders.c.dossier_id == order.dossier_id)
+        .where(c.dossier_id == order.dossier_id, c.status.in_(("pending", "sending")))
         .values(
             attempts=order.attempts + 1,
             first_attempt_at=order.first_attempt_at or now,
@@ -823,6 +825,7 @@ async def update_order(
             **values,
         )
     )
+    return bool(result.rowcount)
 
 
 async def advance_carrier_status(
@@ -846,6 +849,16 @@ async def order_by_tracking(conn: AsyncConnection, tracking_code: str) -> Any:
             sa.select(t.postal_orders).where(t.postal_orders.c.tracking_code == tracking_code)
         )
     ).first()
+
+
+async def unplaced_order(conn: AsyncConnection, reference: str) -> PendingOrder | None:
+    """The order of this reference (dossier code) if it waits for the operator's answer."""
+    c = t.postal_orders.c
+    query = sa.select(t.postal_orders).where(
+        c.reference == reference, c.status.in_(("pending", "sending"))
+    )
+    row = (await conn.execute(query)).first()
+    return PendingOrder.of(row) if row is not None else None
 
 
 # -- metrics --------------------------------------------------------------------------------

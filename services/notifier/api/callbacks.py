@@ -12,15 +12,18 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from services.core.domain.codes import TRACKING_CODE_MAX_LENGTH
 from services.core.runtime.http_errors import ApiError
 from services.core.runtime.request_models import FREE_TEXT, RequestModel
 from services.notifier import handlers
+from services.notifier.adapters import viettelpost
 from services.notifier.adapters.esms import receipt_of
 
+log = structlog.get_logger("motcua.notifier")
 router = APIRouter(tags=["callbacks"])
 
 
@@ -41,6 +44,38 @@ class PostalStatus(RequestModel):
 
     tracking_code: str = Field(min_length=1, max_length=TRACKING_CODE_MAX_LENGTH)
     status: Literal["picked_up", "in_transit", "delivered", "failed", "returned"]
+
+
+def _digits_as_text(value: Any) -> Any:
+    # Viettel Post's numbers are digits, and JSON from some of its systems carries them as
+    # numbers: the same order either way.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+OrderCode = Annotated[str, BeforeValidator(_digits_as_text)]
+
+
+class ViettelPostOrder(RequestModel):
+    """DATA of Viettel Post's webhook (notifier.adapters.viettelpost); the rest is ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    number: OrderCode = Field(
+        alias="ORDER_NUMBER", min_length=1, max_length=TRACKING_CODE_MAX_LENGTH
+    )
+    reference: OrderCode | None = Field(default=None, alias="ORDER_REFERENCE", max_length=64)
+    status: int = Field(alias="ORDER_STATUS")
+    status_name: Annotated[str, FREE_TEXT] | None = Field(
+        default=None, alias="STATUS_NAME", max_length=200
+    )
+    status_date: str | None = Field(default=None, alias="ORDER_STATUSDATE", max_length=40)
+
+
+class ViettelPostWebhook(RequestModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    data: ViettelPostOrder = Field(alias="DATA")
+    token: str | None = Field(default=None, alias="TOKEN", max_length=500)
 
 
 def _notifier(request: Request) -> Any:
@@ -129,6 +164,34 @@ async def postal_status(body: PostalStatus, notifier: Notifier) -> dict[str, str
     )
     if outcome is None:
         raise ApiError(404, "not_found", "no order with this tracking code", "tracking_code")
+    if outcome == "recorded":
+        notifier.wake_dispatcher()
+    return {"status": outcome}
+
+
+@router.post("/postal/viettelpost/{token}")
+async def viettelpost_status(body: ViettelPostWebhook, notifier: NotifierByPath) -> dict[str, str]:
+    """Viettel Post's webhook. Its ORDER_REFERENCE (our dossier code) places an order whose
+    createOrder answer has not come (or never will: a repeat refused as a duplicate) with its
+    ORDER_NUMBER. Its ORDER_STATUS, mapped onto ours (adapters.viettelpost.STATUSES), is then
+    taken as at /postal/callbacks. Always 200 unless refused: Viettel Post sends again what
+    was not, and a code that moves nothing, or an order that is not ours, never will."""
+    data, now = body.data, notifier.clock()
+    told = bool(data.reference) and await handlers.record_order_number(
+        notifier.engine, notifier.composer, str(data.reference), data.number, now
+    )
+    if told:
+        notifier.wake_dispatcher()
+    status = viettelpost.status_of(data.status)
+    if status is None:
+        log.info("viettelpost_status_ignored", code=data.status)
+        return {"status": "placed" if told else "ignored"}
+    outcome = await handlers.record_postal_status(
+        notifier.engine, notifier.composer, data.number, status, now
+    )
+    if outcome is None:
+        log.info("viettelpost_order_unknown", code=data.status)
+        return {"status": "unknown"}
     if outcome == "recorded":
         notifier.wake_dispatcher()
     return {"status": outcome}
