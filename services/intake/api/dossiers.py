@@ -225,10 +225,10 @@ async def get_receipt_slip(
     return Response(
         pdf,
         media_type="application/pdf",
-        # It holds the applicant's name and phone: no cache keeps a copy.
         headers={
             # A code is ASCII letters, digits, "_.-" (core.domain.codes): safe in a header.
             "Content-Disposition": f'inline; filename="{dossier.code}.pdf"',
+            # It holds the applicant's name and phone: no cache keeps a copy.
             "Cache-Control": "no-store",
         },
     )
