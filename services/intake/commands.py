@@ -153,6 +153,7 @@ async def receive_dossier(
         received_at=received_at,
         calendar=calendar,
         office_schedule=schedule,
+        documents=order.documents,
     )
     repo.defer_new_dossier(batch, dossier, now)
     return dossier

@@ -43,12 +43,14 @@ def person(n: int) -> dict[str, Any]:
             "district": "Quận 1",
             "province": "TP Hồ Chí Minh",
         },
+        # A paper's name may name a person: it goes with the rest.
+        "documents": [{"name": f"Giấy khai sinh của cháu Phạm Minh Khôi {n}", "copies": 1}],
     }
 
 
 def needles(p: dict[str, Any]) -> list[str]:
     """What must not survive of an applicant: the phone in any form (its last nine digits
-    are in every one), the ID number, the e-mail, the street, the name."""
+    are in every one), the ID number, the e-mail, the street, the name, the papers' names."""
     a = p["applicant"]
     return [
         a["phone"][1:],
@@ -56,6 +58,7 @@ def needles(p: dict[str, Any]) -> list[str]:
         a["email"],
         p["return_address"]["street"],
         a["full_name"],
+        p["documents"][0]["name"],
     ]
 
 
@@ -198,6 +201,7 @@ async def test_a_retention_after_closing_no_copy_remains_and_reports_do_not_chan
     assert shown.status_code == 200
     after = shown.json()
     assert after["applicant"] is None and after["return_address"] is None
+    assert after["documents"] == []
     assert after["personal_data_erased_at"] is not None
     kept = ("code", "status", "procedure_code", "received_at", "due_at", "outcome", "history")
     assert {k: after[k] for k in kept} == {k: shown_before[k] for k in kept}

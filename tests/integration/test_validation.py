@@ -142,6 +142,42 @@ async def test_cccd_must_be_twelve_digits(intake: IntakeHarness) -> None:
         )  # fmt: skip
 
 
+async def test_the_papers_received_are_checked_one_by_one(intake: IntakeHarness) -> None:
+    """documents: at most 50 papers, each a name of 1 to 200 characters without control
+    characters and a number of copies from 1 to 99; the error names the paper and field."""
+    await intake.procedure()
+    paper = {"name": "Tờ khai đăng ký khai sinh", "copies": 1}
+    for papers, field in (
+        ([paper, {"name": "", "copies": 1}], "documents.1.name"),
+        ([{"name": "   ", "copies": 1}], "documents.0.name"),
+        ([{"name": "x" * 201, "copies": 1}], "documents.0.name"),
+        ([{"name": "Tờ khai\x07", "copies": 1}], "documents.0.name"),
+        ([{"name": "Tờ khai\nbản sao", "copies": 1}], "documents.0.name"),
+        ([{"name": 12, "copies": 1}], "documents.0.name"),
+        ([{"copies": 1}], "documents.0.name"),
+        ([{"name": "Tờ khai", "copies": 0}], "documents.0.copies"),
+        ([{"name": "Tờ khai", "copies": 100}], "documents.0.copies"),
+        ([{"name": "Tờ khai", "copies": "2"}], "documents.0.copies"),
+        ([{"name": "Tờ khai", "copies": 1.5}], "documents.0.copies"),
+        ([{"name": "Tờ khai"}], "documents.0.copies"),
+        ([{**paper, "pages": 3}], "documents.0.pages"),
+        ([paper] * 51, "documents"),
+        ({"name": "Tờ khai", "copies": 1}, "documents"),
+    ):
+        await rejected(
+            intake, "POST", "/dossiers", json=dossier_body(documents=papers),
+            status=422, field=field, code="validation_error",
+        )  # fmt: skip
+    papers = [{"name": f"Giấy tờ {n}", "copies": 99} for n in range(50)]
+    r = await intake.client.post(
+        "/dossiers", json=dossier_body(documents=papers), headers=intake.clerk
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["documents"] == papers
+    r = await intake.client.post("/dossiers", json=dossier_body(), headers=intake.clerk)
+    assert r.json()["documents"] == []  # optional: none listed
+
+
 async def test_legacy_eleven_digit_phone_is_accepted_and_modernised(
     intake: IntakeHarness,
 ) -> None:

@@ -3,7 +3,8 @@
 A service contributes routers and a start/stop pair; the host starts them in order inside
 FastAPI's lifespan and stops them in reverse, so `motcua up` and `motcua intake` share code.
 The host serves /healthz, /readyz and /metrics (every hosted service's metrics, and the
-HTTP request durations by route template), and refuses oversized bodies for every service.
+HTTP request durations by route template), /docs from the package (api_docs), and refuses
+oversized bodies for every service.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.core.runtime.api_docs import DOCS_PATH, docs_router
 from services.core.runtime.body_limit import BodyLimit
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, exposition
@@ -72,6 +74,9 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
         # FastAPI's OpenTelemetry bridge looks for configured providers on every request;
         # motcua exports its own metrics (/metrics) and logs, and configures no tracing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: api_docs serves /docs.
+        docs_url=None,
+        redoc_url=None,
     )
     for service in services:
         service.install(app)
@@ -79,6 +84,7 @@ def build_app(services: Sequence[Service], title: str = "motcua") -> FastAPI:
             app.include_router(router)
     http = HttpMetrics(services)
     app.include_router(_index_router(services))
+    app.include_router(docs_router(title))
     app.include_router(_health_router(services))
     app.include_router(_metrics_router(services, http))
     # Added before the metrics middleware, so it runs inside it: a 413 is logged and counted.
@@ -169,7 +175,7 @@ def _index_router(services: Sequence[Service]) -> APIRouter:
     router = APIRouter(tags=["health"])
     # A person who opens the bare address (or `curl localhost:8000`) learns where to go.
     links = {
-        "api_docs": "/docs",
+        "api_docs": DOCS_PATH,
         "openapi": "/openapi.json",
         "ready": "/readyz",
         "metrics": "/metrics",

@@ -12,7 +12,7 @@ from schemas.events import (
 )
 from services.core.domain.clock_state import clock_from_state, clock_to_state, iso, parse_dt
 from services.core.domain.deadlines import TimeLimit, TimeUnit
-from services.intake.domain.model import Dossier, HistoryEntry, Procedure
+from services.intake.domain.model import Document, Dossier, HistoryEntry, Procedure
 
 # --- state (de)serialisation -------------------------------------------------------------
 
@@ -28,6 +28,7 @@ def dossier_to_state(d: Dossier) -> dict[str, Any]:
         "return_method": d.return_method,
         "return_address": d.return_address.model_dump(mode="json") if d.return_address else None,
         "received_at": d.received_at.isoformat(),
+        "documents": [{"name": doc.name, "copies": doc.copies} for doc in d.documents],
         "clock": clock_to_state(d.clock),
         "status": d.status.value,
         "handling_agency": d.handling_agency,
@@ -61,6 +62,8 @@ def dossier_from_state(s: dict[str, Any]) -> Dossier:
         return_method=s["return_method"],
         return_address=Address.model_validate(s["return_address"]) if s["return_address"] else None,
         received_at=datetime.fromisoformat(s["received_at"]),
+        # Absent from states stored before the papers were listed: none listed.
+        documents=tuple(Document(doc["name"], doc["copies"]) for doc in s.get("documents", ())),
         clock=clock_from_state(s["clock"], original_due_at=parse_dt(s["original_due_at"])),
         status=DossierStatus(s["status"]),
         handling_agency=s["handling_agency"],

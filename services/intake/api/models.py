@@ -195,6 +195,18 @@ class AddressIn(Body):
     province: Name
 
 
+class DocumentIn(Body):
+    """A paper handed in (thành phần hồ sơ), as the receipt slip lists it."""
+
+    name: Name = Field(description="e.g. Đơn đăng ký biến động đất đai (bản chính)")
+    copies: int = Field(ge=1, le=99, description="số bản")
+
+
+class DocumentOut(BaseModel):
+    name: str
+    copies: int
+
+
 class DossierIn(Body):
     procedure_code: ProcedureCode
     applicant: ApplicantIn
@@ -203,6 +215,11 @@ class DossierIn(Body):
     return_address: AddressIn | None = None
     received_at: Moment | None = Field(
         default=None, description="for importing existing dossiers; default now"
+    )
+    documents: list[DocumentIn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="the papers received, listed on the receipt slip; none by default",
     )
 
 
@@ -273,6 +290,9 @@ class DossierOut(BaseModel):
         "erased; null while they are kept",
     )
     received_at: LocalTime
+    documents: list[DocumentOut] = Field(
+        description="the papers received; empty when none were listed, or once erased"
+    )
     due_at: LocalTime | None
     original_due_at: LocalTime | None
     flag: Literal["due_soon", "overdue"] | None

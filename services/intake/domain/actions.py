@@ -15,7 +15,7 @@ from datetime import datetime
 
 from schemas.events import Address, Applicant
 from services.core.domain.calendar import VN_TZ, WorkingCalendar
-from services.intake.domain.model import Dossier
+from services.intake.domain.model import Document, Dossier
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ReceiveDossier:
     return_method: str
     return_address: Address | None = None
     received_at: datetime | None = None
+    documents: tuple[Document, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,15 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class Document:
+    """A paper handed in with the dossier (thành phần hồ sơ), as the receipt slip lists it.
+    Its name may name a person (a child's birth certificate): personal data."""
+
+    name: str
+    copies: int
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     action: str
     at: datetime
@@ -104,6 +113,8 @@ class Dossier:
     return_address: Address | None
     received_at: datetime
     clock: DeadlineClock
+    # The papers received (thành phần hồ sơ): empty when the clerk listed none, or erased.
+    documents: tuple[Document, ...] = ()
     status: DossierStatus = S.RECEIVED
     handling_agency: str | None = None
     status_before_pause: DossierStatus | None = None
@@ -151,6 +162,7 @@ class Dossier:
         received_at: datetime,
         calendar: WorkingCalendar,
         office_schedule: dict[str, Any],
+        documents: tuple[Document, ...] = (),
     ) -> Dossier:
         """Tiếp nhận hồ sơ: accept a complete dossier and fix its appointment."""
         if return_method == "postal":
@@ -174,6 +186,7 @@ class Dossier:
             return_address=return_address,
             received_at=received_at,
             clock=clock,
+            documents=documents,
         )
         dossier._record(
             "receive",
@@ -354,7 +367,8 @@ class Dossier:
 
     def erase_personal_data(self, at: datetime) -> bool:
         """Xoá dữ liệu cá nhân (Decree 13/2023/NĐ-CP: kept no longer than needed): the
-        applicant (name, phone, ID number, e-mail) and the return address go; the code, the
+        applicant (name, phone, ID number, e-mail), the return address and the list of papers
+        received (a paper's name may name a person) go; the code, the
         procedure, the dates, the clock, the outcome and the history stay, so the reports do
         not change. Records `dossier.personal_data_erased`, which tells the services holding a
         copy. False, and nothing recorded, when the dossier is not closed (its data is still
@@ -371,6 +385,7 @@ class Dossier:
             return False
         self.applicant = None
         self.return_address = None
+        self.documents = ()
         self.personal_data_erased_at = at
         self.events.append(
             PersonalDataErased(at=at, status=self.status, due_at=None, closed_at=closed_at)
