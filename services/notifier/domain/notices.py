@@ -13,9 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from services.core.domain.calendar import VN_TZ
 from services.core.domain.codes import DOSSIER_CODE_MAX_LENGTH, TRACKING_CODE_MAX_LENGTH
 from services.core.domain.deadlines import MINUTES_PER_WORKING_DAY
+from services.core.domain.vn_time import minute_text
 
 # Segment caps (số tin nhắn tối đa) the default texts are built for. Unicode needs more: a
 # Vietnamese sentence with diacritics is 67 characters a segment instead of 153.
@@ -173,9 +173,7 @@ POSTAL_STATUS_TEXTS: Mapping[str, str] = MappingProxyType(
 
 def appointment_text(at: datetime) -> str:
     """Hẹn trả kết quả as printed: "HH:MM dd/mm/yyyy" in Vietnam time."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"appointment must be timezone-aware, got {at!r}")
-    return at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
+    return minute_text(at)
 
 
 def lateness_text(working_minutes: int, minutes_per_day: int = MINUTES_PER_WORKING_DAY) -> str:
