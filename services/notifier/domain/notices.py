@@ -47,7 +47,10 @@ class NoticeKey(StrEnum):
 PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
     {
         "office": 20,  # short sender name in the text, e.g. "UBND Q1"
-        "lookup": 40,  # where to look a dossier up (tra cứu), e.g. "dichvucong.gov.vn"
+        # Where to look a dossier up (tra cứu): MOTCUA_LOOKUP_URL, e.g. "dichvucong.gov.vn", at
+        # most 40; the lookup page's address with the code is longer, and its longest is
+        # given when the templates are loaded (services.notifier.lookup_link).
+        "lookup": 40,
         "procedure": 60,  # procedure name (tên thủ tục)
         "code": DOSSIER_CODE_MAX_LENGTH,  # dossier code (mã hồ sơ)
         "appointment": 16,  # "HH:MM dd/mm/yyyy", see appointment_text
