@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.gateways",
     "tests.fixtures.esms",
     "tests.fixtures.notifier",
+    "tests.fixtures.browser",
 ]
 
 
