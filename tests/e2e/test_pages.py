@@ -24,8 +24,9 @@ from services.core.runtime.settings import Settings
 from services.intake.adapters.tokens import create_token
 from services.intake.app import IntakeService
 from services.intake.web.urls import lookup_url
-from tests.fixtures.browser import Phone, axe_check, screenshot, serving
+from tests.fixtures.browser import Phone, axe_check, screenshot
 from tests.fixtures.intake import FakeClock, dossier_body, monday_morning
+from tests.fixtures.serving import serving
 
 PHONE = "0912345678"  # the applicant's, in tests.fixtures.intake.dossier_body
 ITEMS = ["Bản sao CCCD có chứng thực", "Sơ đồ thửa đất do Văn phòng đăng ký đất đai lập"]

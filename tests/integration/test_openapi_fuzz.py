@@ -207,10 +207,10 @@ def error_shape(_ctx: Any, response: Any, case: Any) -> None:
     refused on its form before the page was asked (core.runtime.request_checks: JSON)."""
     if not 400 <= response.status_code < 500:
         return
-    if "pages" in case.operation.definition.raw.get("tags", ()):
-        if response.headers.get("content-type", [""])[0].startswith("text/html"):
-            assert 'role="alert"' in response.text, response.text
-            return
+    is_page = "pages" in case.operation.definition.raw.get("tags", ())
+    if is_page and response.headers.get("content-type", [""])[0].startswith("text/html"):
+        assert 'role="alert"' in response.text, response.text
+        return
     error = _error_body(response)
     assert isinstance(error.get("code"), str) and error["code"], f"no error.code: {error!r}"
     assert isinstance(error.get("message"), str) and error["message"], f"no message: {error!r}"
