@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.esms",
     "tests.fixtures.viettelpost",
     "tests.fixtures.notifier",
+    "tests.fixtures.browser",
 ]
 
 

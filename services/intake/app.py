@@ -28,9 +28,10 @@ from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, public, reports
 from services.intake.api.errors import install_error_handlers
-from services.intake.api.public import SlidingWindowLimiter
 from services.intake.context import IntakeContext
 from services.intake.deadline_read_model import apply_deadline_events, decode
+from services.intake.public_lookup import SlidingWindowLimiter
+from services.intake.web import lookup
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -70,7 +71,7 @@ class IntakeService:
         expose_backlog(self.metrics, self.engine, t.outbox)
 
     def routers(self) -> Sequence[APIRouter]:
-        return [dossiers.router, catalogue.router, public.router, reports.router]
+        return [dossiers.router, catalogue.router, public.router, reports.router, lookup.router]
 
     def install(self, app: FastAPI) -> None:
         app.state.intake = self.context

@@ -52,7 +52,13 @@ from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
 from services.notifier.domain.decisions import NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
-from services.notifier.domain.templates import TemplateSet, default_templates
+from services.notifier.domain.templates import (
+    DEFAULT_TEXTS,
+    TemplateError,
+    TemplateSet,
+    default_templates,
+)
+from services.notifier.lookup_link import NATIONAL_PORTAL, LookupLink
 from services.notifier.metrics import expose_statuses
 
 log = structlog.get_logger("motcua.notifier")
@@ -63,23 +69,42 @@ CONSUMER_GROUP = "motcua-notifier"
 def templates_from(settings: Settings) -> TemplateSet:
     """The default texts, with an admin's file (JSON: template key → text) over them.
     A text that is unknown, malformed or can render past the cap stops the start, naming
-    the template (TemplateError)."""
+    the template (TemplateError); ``{lookup}`` counts at its longest (LookupLink)."""
     overrides = None
     if settings.sms_templates_file is not None:
         overrides = json.loads(settings.sms_templates_file.read_text(encoding="utf-8"))
         if not isinstance(overrides, dict):
             raise ValueError(f"{settings.sms_templates_file}: expected a JSON object of texts")
-    return default_templates(
-        unicode=settings.sms_unicode,
-        max_segments=settings.sms_max_segments,
-        overrides=overrides,
-    )
+    link = LookupLink.of(settings)
+    try:
+        return default_templates(
+            unicode=settings.sms_unicode,
+            max_segments=settings.sms_max_segments,
+            overrides=overrides,
+            limits=link.limits(),
+        )
+    except TemplateError as exc:
+        text = {**DEFAULT_TEXTS, **(overrides or {})}.get(exc.key, "")
+        if not link.is_page or "{lookup}" not in str(text):
+            raise
+        # The admin changed no text: say which setting made the link too long.
+        longest = link.limits()["lookup"]
+        raise TemplateError(
+            exc.key,
+            f"{exc.problem}; its {{lookup}} is the lookup page on MOTCUA_PUBLIC_URL with the "
+            f"longest code, {longest} characters: shorten MOTCUA_PUBLIC_URL or set "
+            "MOTCUA_LOOKUP_URL",
+        ) from None
 
 
 def composer_from(settings: Settings) -> Composer:
+    link = LookupLink.of(settings)
+    if link(None) == NATIONAL_PORTAL:
+        # Said at start: the texts' link leads to a portal that knows none of these codes.
+        log.info("texts_link_to_the_national_portal", set_to_fix="MOTCUA_PUBLIC_URL")
     policy = NoticePolicy(
         office=settings.office_name,
-        lookup=settings.lookup_url,
+        lookup=link,
         collection_place=settings.collection_place,
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
         alert_settle=timedelta(seconds=settings.alert_settle_seconds),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,16 @@ from services.notifier.adapters.postal import JsonlPostalOperator
 from tests.fixtures.notifier import NotifierHarness
 
 LONGEST_AGENCY = "UBND-PHUONG-BENNGHE1"
+# The texts link to the lookup page with the code in it (issue 14 item 3): the longest code
+# in the link too, and the text still within the segment cap.
+PUBLIC_URL = "https://tracuu.ubnd-phuong-bennghe.gov.vn"
+
+
+@pytest.fixture
+def notifier_overrides() -> dict[str, Any]:
+    return {"public_url": PUBLIC_URL}
+
+
 ADDRESS = {"street": "12 Lê Lợi", "ward": "Bến Nghé", "district": "Quận 1", "province": "TP HCM"}
 
 
@@ -111,6 +122,9 @@ async def test_every_text_shows_the_dossier_and_tracking_codes_whole(
             assert f" {tracking}" in text, text
         if notice["template"] == "daily_digest":
             assert late in text, text
+        if notice["template"] == "received":
+            assert text.endswith(f" {PUBLIC_URL}/tra-cuu?code={notice['dossier_code']}"), text
+        assert notice["segments"] <= 2, text
 
 
 async def test_an_agency_code_longer_than_its_maximum_is_refused_naming_the_field(

@@ -201,10 +201,15 @@ def _error_body(response: Any) -> dict[str, Any]:
     return body["error"]
 
 
-def error_shape(_ctx: Any, response: Any, _case: Any) -> None:
+def error_shape(_ctx: Any, response: Any, case: Any) -> None:
     """Every 4xx is {"error": {"code": str, "message": str, ...}} (docs/api.md,
-    "Errors")."""
+    "Errors"); a page's (tag `pages`) is a page saying what is wrong, unless the request was
+    refused on its form before the page was asked (core.runtime.request_checks: JSON)."""
     if not 400 <= response.status_code < 500:
+        return
+    is_page = "pages" in case.operation.definition.raw.get("tags", ())
+    if is_page and response.headers.get("content-type", [""])[0].startswith("text/html"):
+        assert 'role="alert"' in response.text, response.text
         return
     error = _error_body(response)
     assert isinstance(error.get("code"), str) and error["code"], f"no error.code: {error!r}"

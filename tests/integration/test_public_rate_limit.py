@@ -4,7 +4,6 @@ it (a real server on loopback, where uvicorn's own proxy handling trusted any lo
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,15 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from services.cli import _uvicorn_config
 from services.core.runtime.database import create_engine
-from services.core.runtime.embedded_broker import free_port
 from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.intake.app import IntakeService
-from tests.fixtures.broker import wait_for
+from tests.fixtures.serving import serving
 
 LOOKUP = "/public/dossiers/UBND-Q1-20261116-0001?phone=0912345678"
 
@@ -100,24 +96,14 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_count(folder: Path
 
 
 async def test_served_by_uvicorn_a_local_peer_cannot_rotate_forwarded_for(folder: Path) -> None:
-    async with intake(folder) as service:
-        port = free_port()
-        server = uvicorn.Server(_uvicorn_config(build_app([service]), "127.0.0.1", port))
-        serving = asyncio.create_task(server.serve())
-
-        async def started() -> bool:
-            assert not serving.done(), "uvicorn stopped"
-            return server.started
-
-        try:
-            await wait_for(started, timeout=30, message="uvicorn started")
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
-                statuses = []
-                for n in range(3):
-                    r = await c.get(LOOKUP, headers={"X-Forwarded-For": f"198.51.100.{n}"})
-                    statuses.append(r.status_code)
-                assert statuses == [404, 404, 429]
-                assert int(r.headers["Retry-After"]) >= 1
-        finally:
-            server.should_exit = True
-            await serving
+    async with (
+        intake(folder) as service,
+        serving(build_app([service])) as url,
+        httpx.AsyncClient(base_url=url) as c,
+    ):
+        statuses = []
+        for n in range(3):
+            r = await c.get(LOOKUP, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+            statuses.append(r.status_code)
+        assert statuses == [404, 404, 429]
+        assert int(r.headers["Retry-After"]) >= 1

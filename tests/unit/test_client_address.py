@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from services.core.runtime.proxies import TrustedProxies, parse_networks
 from services.core.runtime.settings import Settings
-from services.intake.api.public import SlidingWindowLimiter
+from services.intake.public_lookup import SlidingWindowLimiter
 
 PROXIES = TrustedProxies(parse_networks("10.0.0.0/8, 192.0.2.7, ::1"))
 

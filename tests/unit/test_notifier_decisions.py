@@ -43,6 +43,7 @@ from services.notifier.domain.decisions import (
 )
 from services.notifier.domain.notices import NoticeKey
 from services.notifier.domain.templates import default_templates
+from services.notifier.lookup_link import LookupLink
 
 
 def vn(day: int, hour: int, minute: int = 0) -> datetime:
@@ -51,7 +52,7 @@ def vn(day: int, hour: int, minute: int = 0) -> datetime:
 
 POLICY = NoticePolicy(
     office="UBND Quan 1",
-    lookup="dichvucong.gov.vn",
+    lookup=LookupLink(fixed="dichvucong.gov.vn"),
     collection_place="Bo phan Mot cua UBND Quan 1",
     stale_after=timedelta(hours=24),
 )

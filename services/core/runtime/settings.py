@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     sms_retry_horizon_hours: float = Field(default=24, gt=0)
     postal_rate_per_second: float = Field(default=5, ge=0)
     office_name: str = Field(default="Bộ phận Một cửa", min_length=1, max_length=20)
-    lookup_url: str = Field(default="dichvucong.gov.vn", min_length=1, max_length=40)
+    # Where the texts say to look a dossier up; unset: the lookup page on public_url with the
+    # dossier's code in it (services.notifier.lookup_link).
+    lookup_url: str | None = Field(default=None, min_length=1, max_length=40)
     collection_place: str = Field(default="Bộ phận Một cửa", min_length=1, max_length=60)
     citizen_notice_max_age_hours: float = Field(default=24, gt=0)
     # An overdue flag is told once its dossier has had no news this long (history being
@@ -124,6 +126,12 @@ class Settings(BaseSettings):
     def _no_empty_token(cls, value: str | None) -> str | None:
         # docker-compose passes an unset variable as "": that is no secret at all.
         return (value.strip() or None) if value is not None else None
+
+    @field_validator("lookup_url", "public_url", mode="before")
+    @classmethod
+    def _empty_address_is_unset(cls, value: object) -> object:
+        # As for the token: docker-compose passes an unset variable as "", no address at all.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trusted_proxies")
     @classmethod

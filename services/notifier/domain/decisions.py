@@ -9,7 +9,7 @@ events (an overdue alert goes once per dossier, though each new deadline may be 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -114,14 +114,16 @@ class NoticePolicy:
     """The notifier's settings that shape what it says."""
 
     office: str  # tên cơ quan in the text
-    lookup: str  # where to look a dossier up (tra cứu)
+    # Where to look a dossier up (tra cứu), given its code (None: a text about no one
+    # dossier): services.notifier.lookup_link.
+    lookup: Callable[[str | None], str]
     collection_place: str  # nơi trả kết quả at the counter
     stale_after: timedelta  # an action older than this is history, not news
     # How long an overdue flag waits after the last news of its dossier (PendingAlert).
     alert_settle: timedelta = timedelta(minutes=5)
 
-    def common(self, procedure: str) -> dict[str, Value]:
-        return {"office": self.office, "lookup": self.lookup, "procedure": procedure}
+    def common(self, procedure: str, code: str | None) -> dict[str, Value]:
+        return {"office": self.office, "lookup": self.lookup(code), "procedure": procedure}
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def on_dossier_event(
         audience=Audience.CITIZEN,
         phone=card.applicant.phone,
         key=key,
-        values={**policy.common(card.procedure_name), "code": card.code, **values},
+        values={**policy.common(card.procedure_name, card.code), "code": card.code, **values},
         dossier_id=card.dossier_id,
         dossier_code=card.code,
         agency_code=card.agency_code,
@@ -249,7 +251,7 @@ def on_postal_order_placed(
         phone=card.applicant.phone,
         key=NoticeKey.RESULT_READY_POSTAL,
         values={
-            **policy.common(card.procedure_name),
+            **policy.common(card.procedure_name, card.code),
             "code": card.code,
             "tracking": tracking_code,
         },
@@ -377,7 +379,7 @@ def decide_alert(
         return "not_due_yet"
     ref = DossierRef(card.dossier_id, card.code or alert.dossier_code, alert.agency_code)
     values: dict[str, Value] = {
-        **policy.common(card.procedure_name),
+        **policy.common(card.procedure_name, card.code),
         "code": ref.code,
         "agency": agency_name or alert.agency_code,  # a name, once the directory gave one
     }
@@ -404,7 +406,7 @@ def on_postal_problem(
 ) -> tuple[NoticeDraft, ...]:
     """The result did not reach the citizen (failed, returned to sender)."""
     values = {
-        **policy.common(card.procedure_name),
+        **policy.common(card.procedure_name, card.code),
         "code": card.code,
         "tracking": tracking_code,
         "postal_status": POSTAL_STATUS_TEXTS.get(status, status),
@@ -466,7 +468,7 @@ def digest_notices(
     if digest.due_soon == 0 and digest.overdue == 0:
         return ()
     values: dict[str, Value] = {
-        **policy.common(""),
+        **policy.common("", None),
         "agency": agency_name or digest.agency_code,
         "due_soon": digest.due_soon,
         "overdue": digest.overdue,

@@ -13,9 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from services.core.domain.calendar import VN_TZ
 from services.core.domain.codes import DOSSIER_CODE_MAX_LENGTH, TRACKING_CODE_MAX_LENGTH
 from services.core.domain.deadlines import MINUTES_PER_WORKING_DAY
+from services.core.domain.vn_time import minute_text
 
 # Segment caps (số tin nhắn tối đa) the default texts are built for. Unicode needs more: a
 # Vietnamese sentence with diacritics is 67 characters a segment instead of 153.
@@ -47,7 +47,10 @@ class NoticeKey(StrEnum):
 PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
     {
         "office": 20,  # short sender name in the text, e.g. "UBND Q1"
-        "lookup": 40,  # where to look a dossier up (tra cứu), e.g. "dichvucong.gov.vn"
+        # Where to look a dossier up (tra cứu): MOTCUA_LOOKUP_URL, e.g. "dichvucong.gov.vn", at
+        # most 40; the lookup page's address with the code is longer, and its longest is
+        # given when the templates are loaded (services.notifier.lookup_link).
+        "lookup": 40,
         "procedure": 60,  # procedure name (tên thủ tục)
         "code": DOSSIER_CODE_MAX_LENGTH,  # dossier code (mã hồ sơ)
         "appointment": 16,  # "HH:MM dd/mm/yyyy", see appointment_text
@@ -173,9 +176,7 @@ POSTAL_STATUS_TEXTS: Mapping[str, str] = MappingProxyType(
 
 def appointment_text(at: datetime) -> str:
     """Hẹn trả kết quả as printed: "HH:MM dd/mm/yyyy" in Vietnam time."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"appointment must be timezone-aware, got {at!r}")
-    return at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
+    return minute_text(at)
 
 
 def lateness_text(working_minutes: int, minutes_per_day: int = MINUTES_PER_WORKING_DAY) -> str:

@@ -167,9 +167,9 @@ class _Compiled:
     worst_case: SegmentCount
 
 
-def _template_for(key: NoticeKey, text: str) -> Template:
+def _template_for(key: NoticeKey, text: str, limits: Mapping[str, int]) -> Template:
     allowed = NOTICE_SPECS[key].allowed
-    return Template(key, text, MappingProxyType({n: PLACEHOLDER_LIMITS[n] for n in allowed}))
+    return Template(key, text, MappingProxyType({n: limits[n] for n in allowed}))
 
 
 def _check_content(template: Template, unicode: bool) -> None:
@@ -220,8 +220,16 @@ def _codes_at_longest(pieces: Iterable[Piece]) -> str:
     return f" (codes are never cut: {shown} characters)"
 
 
-def load_templates(mapping: Mapping[str, str], *, unicode: bool, max_segments: int) -> TemplateSet:
+def load_templates(
+    mapping: Mapping[str, str],
+    *,
+    unicode: bool,
+    max_segments: int,
+    limits: Mapping[str, int] | None = None,
+) -> TemplateSet:
     """Validate and compile every notice text (key → text); all keys of ``NoticeKey`` needed.
+    ``limits`` replaces some of ``PLACEHOLDER_LIMITS``: a value whose longest is known only
+    from the settings (``{lookup}``, the lookup page's address with the code in it).
 
     Refused with a ``TemplateError`` naming the template: an unknown or missing key, an empty
     or malformed text, an unknown, positional or formatted placeholder, a required one left
@@ -233,11 +241,16 @@ def load_templates(mapping: Mapping[str, str], *, unicode: bool, max_segments: i
     unknown = sorted(set(mapping) - set(NoticeKey))
     if unknown:
         raise TemplateError(unknown[0], f"unknown template; known: {', '.join(NoticeKey)}")
+    unknown_limits = sorted(set(limits or {}) - set(PLACEHOLDER_LIMITS))
+    if unknown_limits:
+        raise ValueError(f"no placeholder {unknown_limits[0]!r} to set a limit for")
+    bounds = {**PLACEHOLDER_LIMITS, **(limits or {})}
     compiled: dict[str, _Compiled] = {}
     for key in NoticeKey:
         if key not in mapping:
             raise TemplateError(key, "missing: every notice needs a text")
-        compiled[key] = _compile(_template_for(key, mapping[key]), unicode, max_segments)
+        template = _template_for(key, mapping[key], bounds)
+        compiled[key] = _compile(template, unicode, max_segments)
     return TemplateSet(unicode, max_segments, MappingProxyType(compiled))
 
 
@@ -251,12 +264,13 @@ def default_templates(
     unicode: bool = False,
     max_segments: int | None = None,
     overrides: Mapping[str, str] | None = None,
+    limits: Mapping[str, int] | None = None,
 ) -> TemplateSet:
     """``DEFAULT_TEXTS``, with ``overrides`` (key → text) over them, loaded with
-    ``max_segments`` or the default cap of the mode."""
+    ``max_segments`` or the default cap of the mode, and ``limits`` (see load_templates)."""
     texts = {**DEFAULT_TEXTS, **(overrides or {})}
     cap = default_cap(unicode) if max_segments is None else max_segments
-    return load_templates(texts, unicode=unicode, max_segments=cap)
+    return load_templates(texts, unicode=unicode, max_segments=cap, limits=limits)
 
 
 # -- rendering ------------------------------------------------------------------------------
