@@ -49,9 +49,11 @@ async def erase_closed_dossiers(
             in_batch = 0
             # Locked and read again: another replica's round may have erased one meanwhile,
             # and the domain then says there is nothing to do.
-            for dossier, row in (await repo.lock_dossiers(conn, selected)).values():
-                if dossier.erase_personal_data(now):
-                    await repo.save_dossier(conn, dossier, row.version, now, clock_moved=False)
+            for stored in (await repo.lock_dossiers(conn, selected)).values():
+                if stored.dossier.erase_personal_data(now):
+                    await repo.save_dossier(
+                        conn, stored.dossier, stored.version, now, clock_moved=False
+                    )
                     in_batch += 1
         erased += in_batch
         if len(selected) < batch_size or not in_batch:
