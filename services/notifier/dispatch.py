@@ -38,6 +38,10 @@ from services.notifier.domain.retry import RetryPolicy
 
 log = structlog.get_logger("motcua.notifier")
 
+# How long a pass woken by a consumer run waits for the next runs to join it.
+DISPATCH_LINGER_SECONDS = 0.02
+ALERTS_EVERY = timedelta(seconds=1)  # how often a pass looks for alerts whose wait is over
+
 
 @dataclass(frozen=True)
 class DispatchSettings:
@@ -86,6 +90,7 @@ class Dispatcher:
         self.jitter = jitter
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._alerts_decided_at: datetime | None = None
         self._limit = asyncio.Semaphore(settings.concurrency)
         metrics = metrics or ServiceMetrics()
         self._sms_attempts = metrics.counter(
@@ -121,14 +126,23 @@ class Dispatcher:
                 raise
             except Exception as exc:  # the database may be away: the next pass retries
                 log.error("dispatch_failed", error_class=type(exc).__name__)
-            await wait_event(self._wake, poll_seconds)
+            if await wait_event(self._wake, poll_seconds):
+                # Woken by a consumer run: the runs of the next moment join this pass
+                # (a claim, a send, a record of outcomes) instead of each paying for one.
+                await asyncio.sleep(DISPATCH_LINGER_SECONDS)
             self._wake.clear()
 
     async def run_once(self) -> int:
         """Every notice and order due now, until none is left; returns attempts made. The
         overdue alerts whose wait is over are decided first (handlers.decide_alerts): this
         loop is the notifier's heartbeat, and an alert decided goes out in the same pass."""
-        await handlers.decide_alerts(self.engine, self.composer, self.clock())
+        now = self.clock()
+        last = self._alerts_decided_at
+        # An alert waits minutes to settle: looking once a second is soon enough, and spares
+        # the passes a consumer run wakes (hundreds a second under load) a query each.
+        if last is None or not last <= now < last + ALERTS_EVERY:
+            await handlers.decide_alerts(self.engine, self.composer, now)
+            self._alerts_decided_at = now
         attempts = 0
         while True:
             sent = await self.send_due_sms()
