@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.domain.calendar import VN_TZ
 from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, AGENCY_CODE_PATTERN
+from services.intake import satisfaction as sat
 from services.intake.adapters import reports as r
 from services.intake.adapters.tokens import Principal
 from services.intake.api import models as m
@@ -123,7 +125,7 @@ async def on_time_report(
     async with ctx.engine.connect() as conn:
         report = await r.on_time_report(conn, scope, local_days(start, end))
     if format_ == "csv":
-        return csv_response(report, scope, start, end)
+        return csv_response("on-time", report_csv(report), scope, start, end)
     return OnTimeReportOut(
         from_=start,
         to=end,
@@ -184,26 +186,151 @@ def row_out(row: r.ReportRow) -> OnTimeRowOut:
     )
 
 
+# --- satisfaction (SIPAS) ----------------------------------------------------------------
+
+SATISFACTION_FIELDS = (
+    "answers",
+    *(f"mean_{q.name}" for q in sat.QUESTIONS),
+    "satisfied",
+    "satisfied_rate",
+)
+SATISFACTION_CSV_COLUMNS = ("agency_code", "procedure_code", "procedure_name", *SATISFACTION_FIELDS)
+
+
+class SatisfactionFiguresOut(BaseModel):
+    answers: int
+    mean_ease: float | None = Field(description="mean answer to the ease of the procedure, 1-5")
+    mean_attitude: float | None = Field(description="mean answer on the clerk's attitude, 1-5")
+    mean_on_time: float | None = Field(description="mean answer on the result on time, 1-5")
+    mean_overall: float | None = Field(description="mean overall answer, 1-5")
+    satisfied: int = Field(description="answers of 4 or 5 overall")
+    satisfied_rate: float | None = Field(description="satisfied / answers, 4 decimals")
+
+
+class SatisfactionRowOut(SatisfactionFiguresOut):
+    agency_code: str
+    procedure_code: str
+    procedure_name: str | None
+
+
+class SatisfactionReportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    to: date
+    agency: str | None
+    rows: list[SatisfactionRowOut]
+    totals: SatisfactionFiguresOut
+
+
+@router.get(
+    "/reports/satisfaction",
+    response_model=SatisfactionReportOut,
+    responses={**ERRORS, **CSV_RESPONSE},
+    dependencies=[require("supervisor", "admin")],
+)
+async def satisfaction_report(
+    ctx: Ctx,
+    caller: Caller,
+    agency: Annotated[
+        str | None,
+        Query(min_length=1, max_length=AGENCY_CODE_MAX_LENGTH, pattern=AGENCY_CODE_PATTERN),
+    ] = None,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> Any:
+    """Đánh giá mức độ hài lòng (SIPAS): the citizens' ratings, per agency and procedure.
+
+    **Who** and **period**: as `/reports/on-time` (a supervisor their agency, an admin one or
+    all; `from` and `to` dates in Asia/Ho_Chi_Minh, both included, this month by default).
+
+    **Figures**, of the ratings answered in the period, per receiving agency and procedure:
+    - `answers`: how many dossiers were rated (one rating per dossier);
+    - `mean_ease`, `mean_attitude`, `mean_on_time`, `mean_overall`: the mean answer (1 to 5)
+      to each question, 2 decimals (ease of the procedure, the clerk's attitude, the result
+      on time, overall); null without answers;
+    - `satisfied`: answers of 4 (hài lòng) or 5 (rất hài lòng) overall, and `satisfied_rate`
+      their share, 4 decimals.
+
+    `totals` has the same fields over all rows. `format=csv` gives the same table as UTF-8
+    CSV with a byte order mark, a header line, one line per row and a last `TOTAL` line.
+    Comments are not reported: free text, erased with the applicant's data.
+    """
+    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
+    scope = agency_in_scope(caller, agency)
+    async with ctx.engine.connect() as conn:
+        report = await sat.satisfaction_report(conn, scope, local_days(start, end))
+    if format_ == "csv":
+        lines = [
+            (row.agency_code, row.procedure_code, row.procedure_name, _figure_cells(row.figures))
+            for row in report.rows
+        ]
+        content = table_csv(SATISFACTION_CSV_COLUMNS, lines, _figure_cells(report.totals))
+        return csv_response("satisfaction", content, scope, start, end)
+    return SatisfactionReportOut(
+        from_=start,
+        to=end,
+        agency=scope,
+        rows=[
+            SatisfactionRowOut(
+                agency_code=row.agency_code,
+                procedure_code=row.procedure_code,
+                procedure_name=row.procedure_name,
+                **_figures(row.figures),
+            )
+            for row in report.rows
+        ],
+        totals=SatisfactionFiguresOut(**_figures(report.totals)),
+    )
+
+
+def _figures(figures: sat.Figures) -> dict[str, Any]:
+    means = {f"mean_{name}": mean for name, mean in figures.means().items()}
+    return {
+        "answers": figures.answers,
+        **means,
+        "satisfied": figures.satisfied,
+        "satisfied_rate": figures.satisfied_rate,
+    }
+
+
+def _figure_cells(figures: sat.Figures) -> list[object]:
+    values = _figures(figures)
+    return ["" if values[name] is None else values[name] for name in SATISFACTION_FIELDS]
+
+
 # --- CSV ---------------------------------------------------------------------------------
 
 
-def csv_response(report: r.OnTimeReport, agency: str | None, start: date, end: date) -> Response:
-    filename = f"on-time-{_filename_part(agency or 'all')}-{start}-{end}.csv"
+def csv_response(name: str, content: bytes, agency: str | None, start: date, end: date) -> Response:
+    filename = f"{name}-{_filename_part(agency or 'all')}-{start}-{end}.csv"
     return Response(
-        content=report_csv(report),
+        content=content,
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 def report_csv(report: r.OnTimeReport) -> bytes:
+    lines = [(row.agency_code, row.procedure_code, row.procedure_name, _count_cells(row.counts))
+             for row in report.rows]  # fmt: skip
+    return table_csv(CSV_COLUMNS, lines, _count_cells(report.totals))
+
+
+def table_csv(
+    columns: Sequence[str],
+    rows: Iterable[tuple[str, str, str | None, list[object]]],
+    totals: list[object],
+) -> bytes:
+    """A report as CSV: the header, a line per agency and procedure, a last TOTAL line."""
     out = io.StringIO()
     writer = csv.writer(out)  # \r\n line ends: RFC 4180, and what Excel itself writes
-    writer.writerow(CSV_COLUMNS)
-    for row in report.rows:
-        key = (row.agency_code, row.procedure_code, row.procedure_name or "")
-        writer.writerow([*(_text_cell(v) for v in key), *_count_cells(row.counts)])
-    writer.writerow(["TOTAL", "", "", *_count_cells(report.totals)])
+    writer.writerow(columns)
+    for agency_code, procedure_code, procedure_name, figures in rows:
+        key = (agency_code, procedure_code, procedure_name or "")
+        writer.writerow([*(_text_cell(v) for v in key), *figures])
+    writer.writerow(["TOTAL", "", "", *totals])
     # The BOM is what makes Excel read the file as UTF-8 rather than the local code page.
     return out.getvalue().encode("utf-8-sig")
 
