@@ -220,6 +220,23 @@ def test_up_makes_a_callback_token_keeps_it_and_refuses_callbacks_without_it(
         assert r.status_code == 202 and r.json() == {"status": "kept"}
 
 
+def _a_dossier(client: httpx.Client, procedure: str, agency: str) -> str:
+    """A procedure of one working day and a dossier of it, through the API as an admin."""
+    r = client.post(
+        "/procedures",
+        json={"code": procedure, "name": "Chứng thực bản sao", "agency_code": agency,
+              "time_limit": {"value": 1, "unit": "working_days"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/dossiers",
+        json={"procedure_code": procedure, "channel": "counter", "return_method": "counter",
+              "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
 def test_up_shares_a_link_secret_so_the_returned_sms_opens_the_rating_page(
     tmp_path: Path,
 ) -> None:
@@ -238,19 +255,7 @@ def test_up_shares_a_link_secret_so_the_returned_sms_opens_the_rating_page(
         )  # fmt: skip
         auth = {"Authorization": f"Bearer {created.stdout.strip()}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
-            r = client.post(
-                "/procedures",
-                json={"code": "HT-01", "name": "Đăng ký khai sinh", "agency_code": "UBND-P1",
-                      "time_limit": {"value": 3, "unit": "working_days"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            r = client.post(
-                "/dossiers",
-                json={"procedure_code": "HT-01", "channel": "counter", "return_method": "counter",
-                      "applicant": {"full_name": "Lê Văn C", "phone": "0987654321"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            code = r.json()["code"]
+            code = _a_dossier(client, "HT-01", "UBND-P1")
             for action in ("complete", "return"):
                 assert client.post(f"/dossiers/{code}/{action}").status_code == 200
             sms = data_dir / "outbox" / "sms.jsonl"
@@ -307,19 +312,7 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
         ).stdout.strip()  # fmt: skip
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            r = client.post(
-                "/procedures",
-                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
-                      "time_limit": {"value": 1, "unit": "working_days"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            r = client.post(
-                "/dossiers",
-                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
-                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            code = r.json()["code"]
+            code = _a_dossier(client, "HT-02", "UBND-P2")
         sms_file = data_dir / "outbox" / "sms.jsonl"
         _wait_until(
             lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),

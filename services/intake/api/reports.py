@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.domain.calendar import VN_TZ
@@ -66,23 +67,37 @@ class OnTimeRowOut(OnTimeCountsOut):
     procedure_name: str | None
 
 
-class OnTimeReportOut(BaseModel):
+class ReportOut(BaseModel):
+    """What every report starts with: its period and whose it is (null: every agency)."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     from_: date = Field(alias="from")
     to: date
     agency: str | None
+
+
+class OnTimeReportOut(ReportOut):
     rows: list[OnTimeRowOut]
     totals: OnTimeCountsOut
 
 
-@router.get(
-    "/reports/on-time",
-    response_model=OnTimeReportOut,
-    responses={**ERRORS, **CSV_RESPONSE},
-    dependencies=[require("supervisor", "admin")],
-)
-async def on_time_report(
+@dataclass(frozen=True)
+class ReportAsked:
+    """What a report was asked for: whose (None: every agency, an admin's), which days
+    (Vietnam dates, both included), and whether as CSV."""
+
+    agency: str | None
+    start: date
+    end: date
+    csv: bool
+
+    @property
+    def period(self) -> r.Period:
+        return local_days(self.start, self.end)
+
+
+async def report_asked(
     ctx: Ctx,
     caller: Caller,
     agency: Annotated[
@@ -92,7 +107,27 @@ async def on_time_report(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
     format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
-) -> Any:
+) -> ReportAsked:
+    """The query every report takes, checked: the period and who may see which agency."""
+    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
+    return ReportAsked(agency_in_scope(caller, agency), start, end, format_ == "csv")
+
+
+Asked = Annotated[ReportAsked, Depends(report_asked)]
+
+
+def report_route(path: str, model: type[BaseModel]) -> Callable[[Any], Any]:
+    """A report's route: JSON or CSV, for supervisors and admins."""
+    return router.get(
+        path,
+        response_model=model,
+        responses={**ERRORS, **CSV_RESPONSE},
+        dependencies=[require("supervisor", "admin")],
+    )
+
+
+@report_route("/reports/on-time", OnTimeReportOut)
+async def on_time_report(ctx: Ctx, asked: Asked) -> Any:
     """Báo cáo tỷ lệ đúng hạn: per agency and procedure, how dossiers were handled.
 
     **Who**: a supervisor sees only their own agency (no `agency` → theirs; another → 403);
@@ -120,16 +155,14 @@ async def on_time_report(
     CSV with a byte order mark (so Excel shows Vietnamese names), a header line, one line per
     row and a last `TOTAL` line.
     """
-    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
-    scope = agency_in_scope(caller, agency)
     async with ctx.engine.connect() as conn:
-        report = await r.on_time_report(conn, scope, local_days(start, end))
-    if format_ == "csv":
-        return csv_response("on-time", report_csv(report), scope, start, end)
+        report = await r.on_time_report(conn, asked.agency, asked.period)
+    if asked.csv:
+        return csv_response("on-time", report_csv(report), asked)
     return OnTimeReportOut(
-        from_=start,
-        to=end,
-        agency=scope,
+        from_=asked.start,
+        to=asked.end,
+        agency=asked.agency,
         rows=[row_out(row) for row in report.rows],
         totals=counts_out(report.totals),
     )
@@ -213,33 +246,13 @@ class SatisfactionRowOut(SatisfactionFiguresOut):
     procedure_name: str | None
 
 
-class SatisfactionReportOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: date = Field(alias="from")
-    to: date
-    agency: str | None
+class SatisfactionReportOut(ReportOut):
     rows: list[SatisfactionRowOut]
     totals: SatisfactionFiguresOut
 
 
-@router.get(
-    "/reports/satisfaction",
-    response_model=SatisfactionReportOut,
-    responses={**ERRORS, **CSV_RESPONSE},
-    dependencies=[require("supervisor", "admin")],
-)
-async def satisfaction_report(
-    ctx: Ctx,
-    caller: Caller,
-    agency: Annotated[
-        str | None,
-        Query(min_length=1, max_length=AGENCY_CODE_MAX_LENGTH, pattern=AGENCY_CODE_PATTERN),
-    ] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
-) -> Any:
+@report_route("/reports/satisfaction", SatisfactionReportOut)
+async def satisfaction_report(ctx: Ctx, asked: Asked) -> Any:
     """Đánh giá mức độ hài lòng (SIPAS): the citizens' ratings, per agency and procedure.
 
     **Who** and **period**: as `/reports/on-time` (a supervisor their agency, an admin one or
@@ -257,21 +270,19 @@ async def satisfaction_report(
     CSV with a byte order mark, a header line, one line per row and a last `TOTAL` line.
     Comments are not reported: free text, erased with the applicant's data.
     """
-    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
-    scope = agency_in_scope(caller, agency)
     async with ctx.engine.connect() as conn:
-        report = await sat.satisfaction_report(conn, scope, local_days(start, end))
-    if format_ == "csv":
+        report = await sat.satisfaction_report(conn, asked.agency, asked.period)
+    if asked.csv:
         lines = [
             (row.agency_code, row.procedure_code, row.procedure_name, _figure_cells(row.figures))
             for row in report.rows
         ]
         content = table_csv(SATISFACTION_CSV_COLUMNS, lines, _figure_cells(report.totals))
-        return csv_response("satisfaction", content, scope, start, end)
+        return csv_response("satisfaction", content, asked)
     return SatisfactionReportOut(
-        from_=start,
-        to=end,
-        agency=scope,
+        from_=asked.start,
+        to=asked.end,
+        agency=asked.agency,
         rows=[
             SatisfactionRowOut(
                 agency_code=row.agency_code,

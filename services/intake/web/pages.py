@@ -39,6 +39,18 @@ HTML_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def page_responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A page's answers for OpenAPI: the page, and each error page with what it means."""
+    pages = {status: {"content": {"text/html": {}}, "description": what} for status, what in errors}
+    return {**HTML_RESPONSES, **pages}
+
+
+def form_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A page's form, for OpenAPI (openapi_extra): the pages read it themselves."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {FORM: {"schema": schema}}}}
+
+
 def render(
     template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
 ) -> HTMLResponse:
@@ -47,6 +59,8 @@ def render(
 
 
 FORM = "application/x-www-form-urlencoded"
+NOT_A_FORM = (415, f"the body is not a form ({FORM})")
+NOT_A_FORM_PROBLEM = f"Biểu mẫu phải được gửi dưới dạng {FORM}."  # the page's own words
 
 
 def is_form(request: Request) -> bool:

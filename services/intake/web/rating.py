@@ -10,7 +10,7 @@ already, 409), a returned dossier only (409), bad answers named (422).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
@@ -19,7 +19,15 @@ from services.intake import satisfaction as rule
 from services.intake.api.deps import Ctx
 from services.intake.context import IntakeContext
 from services.intake.link_mac import MAC_LENGTH
-from services.intake.web.pages import FORM, HTML_RESPONSES, form_fields, is_form, render
+from services.intake.web.pages import (
+    NOT_A_FORM,
+    NOT_A_FORM_PROBLEM,
+    form_body,
+    form_fields,
+    is_form,
+    page_responses,
+    render,
+)
 from services.intake.web.urls import RATING_PATH
 
 CODE_MAX = 64  # as the dossiers' column
@@ -35,40 +43,24 @@ LABELS = {q.name: q.text for q in rule.QUESTIONS} | {"comment": "Góp ý thêm"}
 
 router = APIRouter(tags=["pages"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"content": {"text/html": {}}, "description": description}
-    for status, description in (
-        (404, "no dossier for this link: an unknown code or a wrong MAC (the same page)"),
-        (409, "rated already (one answer per dossier), or not returned yet"),
-        (415, "the body is not a form (application/x-www-form-urlencoded)"),
-        (422, "an answer is missing or out of 1-5, or the comment is too long or malformed"),
-    )
-}
-_FORM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": [q.name for q in rule.QUESTIONS],
-                    "properties": {
-                        **{
-                            q.name: {"type": "integer", "minimum": 1, "maximum": 5}
-                            for q in rule.QUESTIONS
-                        },
-                        "comment": {"type": "string", "maxLength": rule.COMMENT_MAX},
-                    },
-                }
-            }
-        },
-    }
-}
+_RESPONSES = page_responses(
+    (404, "no dossier for this link: an unknown code or a wrong MAC (the same page)"),
+    (409, "rated already (one answer per dossier), or not returned yet"),
+    NOT_A_FORM,
+    (422, "an answer is missing or out of 1-5, or the comment is too long or malformed"),
+)
+_FORM_BODY = form_body(
+    {
+        **{q.name: {"type": "integer", "minimum": 1, "maximum": 5} for q in rule.QUESTIONS},
+        "comment": {"type": "string", "maxLength": rule.COMMENT_MAX},
+    },
+    [q.name for q in rule.QUESTIONS],
+)
 Code = Annotated[str, Path(description="the dossier's code, as in the SMS")]
 Mac = Annotated[str, Path(description="the link's MAC, as in the SMS")]
 
 
-@router.get(PAGE, response_class=HTMLResponse, responses={**HTML_RESPONSES, **_ERRORS})
+@router.get(PAGE, response_class=HTMLResponse, responses=_RESPONSES)
 async def rating_form(ctx: Ctx, code: Code, mac: Mac) -> HTMLResponse:
     """The four questions for a returned dossier; what became of it otherwise."""
     target = await _find(ctx, code, mac)
@@ -80,7 +72,7 @@ async def rating_form(ctx: Ctx, code: Code, mac: Mac) -> HTMLResponse:
 @router.post(
     PAGE,
     response_class=HTMLResponse,
-    responses={**HTML_RESPONSES, **_ERRORS},
+    responses=_RESPONSES,
     openapi_extra=_FORM_BODY,
 )
 async def rating_answer(request: Request, ctx: Ctx, code: Code, mac: Mac) -> HTMLResponse:
@@ -89,7 +81,7 @@ async def rating_answer(request: Request, ctx: Ctx, code: Code, mac: Mac) -> HTM
     if target is None or target.standing is not rule.Standing.OPEN:
         return _standing(ctx, target, rated_status=409)
     if not is_form(request):
-        problem = f"Biểu mẫu phải được gửi dưới dạng {FORM}."
+        problem = NOT_A_FORM_PROBLEM
         return _page(ctx, 415, "form", target, problem=problem)
     form = await form_fields(request)
     try:
