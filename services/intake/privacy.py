@@ -51,10 +51,12 @@ async def erase_closed_dossiers(
             erased_now = []
             # Locked and read again: another replica's round may have erased one meanwhile,
             # and the domain then says there is nothing to do.
-            for dossier, row in (await repo.lock_dossiers(conn, selected)).values():
-                if dossier.erase_personal_data(now):
-                    await repo.save_dossier(conn, dossier, row.version, now, clock_moved=False)
-                    erased_now.append(dossier.id)
+            for stored in (await repo.lock_dossiers(conn, selected)).values():
+                if stored.dossier.erase_personal_data(now):
+                    await repo.save_dossier(
+                        conn, stored.dossier, stored.version, now, clock_moved=False
+                    )
+                    erased_now.append(stored.dossier.id)
             # The citizen's comment on the service may name her: it goes with her data. A
             # rating saved later finds the dossier erased and is refused (satisfaction.find).
             await ratings.erase_comments(conn, erased_now)
