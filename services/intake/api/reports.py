@@ -314,8 +314,9 @@ def _figure_cells(figures: sat.Figures) -> list[object]:
 # --- CSV ---------------------------------------------------------------------------------
 
 
-def csv_response(name: str, content: bytes, agency: str | None, start: date, end: date) -> Response:
-    filename = f"{name}-{_filename_part(agency or 'all')}-{start}-{end}.csv"
+def csv_response(name: str, content: bytes, asked: ReportAsked) -> Response:
+    who = _filename_part(asked.agency or "all")
+    filename = f"{name}-{who}-{asked.start}-{asked.end}.csv"
     return Response(
         content=content,
         media_type=CSV_MEDIA_TYPE,
