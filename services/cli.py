@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from services.core.runtime.clock import system_clock
@@ -256,7 +257,7 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
-    settings = _kept_callback_token(settings)
+    settings = _kept_link_secret(_kept_callback_token(settings))
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(_run_embedded(args, settings))
     return 0
@@ -294,13 +295,29 @@ def _kept_callback_token(settings: Settings) -> Settings:
     callbacks act on nothing without it, and the gateways get it in their callback URLs."""
     if settings.callback_token:
         return settings
-    from services.notifier.callback_token import load_or_create
+    from services.notifier.callback_token import FILE_NAME
 
-    token, path, made = load_or_create(settings.data_dir)
+    return settings.model_copy(update={"callback_token": _kept(settings, FILE_NAME)})
+
+
+def _kept_link_secret(settings: Settings) -> Settings:
+    """MOTCUA_LINK_SECRET, or the one kept in the data dir: the intake and the notifier of
+    `motcua up` share it, and the rating links already texted keep opening after a restart."""
+    if settings.link_secret:
+        return settings
+    secret = SecretStr(_kept(settings, "link_secret"))
+    return settings.model_copy(update={"link_secret": secret})
+
+
+def _kept(settings: Settings, name: str) -> str:
+    """The secret kept in the data dir's file ``name`` (core.runtime.kept_secrets)."""
+    from services.core.runtime.kept_secrets import load_or_create
+
+    secret, path, made = load_or_create(settings.data_dir, name)
     if path.stat().st_mode & 0o077:
         print(f"motcua: {path} is readable by others: chmod 600 it", file=sys.stderr)
-    log.info("callback_token_made" if made else "callback_token_reused", file=str(path))
-    return settings.model_copy(update={"callback_token": token})
+    log.info(f"{name}_made" if made else f"{name}_reused", file=str(path))
+    return secret
 
 
 def _notifier_callback_token(settings: Settings, host: str) -> Settings | None:

@@ -31,7 +31,7 @@ from services.intake.api.errors import install_error_handlers
 from services.intake.context import IntakeContext
 from services.intake.deadline_read_model import apply_deadline_events, decode
 from services.intake.public_lookup import SlidingWindowLimiter
-from services.intake.web import lookup
+from services.intake.web import lookup, rating
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -71,7 +71,14 @@ class IntakeService:
         expose_backlog(self.metrics, self.engine, t.outbox)
 
     def routers(self) -> Sequence[APIRouter]:
-        return [dossiers.router, catalogue.router, public.router, reports.router, lookup.router]
+        return [
+            dossiers.router,
+            catalogue.router,
+            public.router,
+            reports.router,
+            lookup.router,
+            rating.router,
+        ]
 
     def install(self, app: FastAPI) -> None:
         app.state.intake = self.context
@@ -79,6 +86,9 @@ class IntakeService:
         install_error_handlers(app)
 
     async def start(self) -> None:
+        if self.settings.public_url and not self.settings.link_key:
+            # Said at start: the notifier sends no rating link, and none would open here.
+            log.info("rating_page_closed", set_to_fix="MOTCUA_LINK_SECRET")
         await self.reload_overrides()
         self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
         self.messaging = Messaging.of(self, t.outbox, t.outbox_checkpoint)

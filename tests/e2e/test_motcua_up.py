@@ -165,12 +165,16 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
 
 @contextlib.contextmanager
 def _motcua_up(
-    data_dir: Path, log_path: Path, *, killed_in_block: bool = False
+    data_dir: Path,
+    log_path: Path,
+    *,
+    killed_in_block: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`motcua up` on a free port until the block ends (SIGTERM, and a clean exit), or until
-    the block kills it (`killed_in_block`)."""
+    the block kills it (`killed_in_block`); with these MOTCUA_ `settings` too."""
     port = free_port()
-    env = _up_env()
+    env = {**_up_env(), **(settings or {})}
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
             [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],
@@ -216,6 +220,59 @@ def test_up_makes_a_callback_token_keeps_it_and_refuses_callbacks_without_it(
         assert r.status_code == 202 and r.json() == {"status": "kept"}
 
 
+def _a_dossier(client: httpx.Client, procedure: str, agency: str) -> str:
+    """A procedure of one working day and a dossier of it, through the API as an admin."""
+    r = client.post(
+        "/procedures",
+        json={"code": procedure, "name": "Chứng thực bản sao", "agency_code": agency,
+              "time_limit": {"value": 1, "unit": "working_days"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/dossiers",
+        json={"procedure_code": procedure, "channel": "counter", "return_method": "counter",
+              "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
+def test_up_shares_a_link_secret_so_the_returned_sms_opens_the_rating_page(
+    tmp_path: Path,
+) -> None:
+    """Issue 14 item 4: the notifier (in the second process) signs the rating link with the
+    secret `motcua up` made, and the intake (in the first) opens it."""
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    public = "https://motcua.ubndp1.example.vn"
+    settings = {"MOTCUA_PUBLIC_URL": public, "MOTCUA_UP_PROCESSES": "2"}
+    with _motcua_up(data_dir, log_path, settings=settings) as (port, _):
+        path = data_dir / "link_secret"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        secret = path.read_text().strip()
+        created = subprocess.run(
+            [*MOTCUA, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        auth = {"Authorization": f"Bearer {created.stdout.strip()}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+            code = _a_dossier(client, "HT-01", "UBND-P1")
+            for action in ("complete", "return"):
+                assert client.post(f"/dossiers/{code}/{action}").status_code == 200
+            sms = data_dir / "outbox" / "sms.jsonl"
+
+            def rating_texts() -> list[str]:
+                lines = sms.read_text().splitlines() if sms.exists() else []
+                return [t for t in (json.loads(x)["text"] for x in lines) if "/danh-gia/" in t]
+
+            _wait_until(rating_texts, 60, "the returned SMS")
+            [text] = rating_texts()
+            link = text.rsplit(" ", 1)[1]
+            assert link.startswith(f"{public}/danh-gia/{code}/")
+            page = client.get(link.removeprefix(public))
+            assert page.status_code == 200 and "Gửi đánh giá" in page.text, page.text
+    assert secret not in log_path.read_text()  # the log says where it is, never what
+
+
 def _workers_of(parent: int) -> list[int]:
     """The pids of `motcua up`'s second process (the tracker and the notifier)."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
@@ -255,19 +312,7 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
         ).stdout.strip()  # fmt: skip
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            r = client.post(
-                "/procedures",
-                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
-                      "time_limit": {"value": 1, "unit": "working_days"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            r = client.post(
-                "/dossiers",
-                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
-                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            code = r.json()["code"]
+            code = _a_dossier(client, "HT-02", "UBND-P2")
         sms_file = data_dir / "outbox" / "sms.jsonl"
         _wait_until(
             lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.
     callback_token: str | None = None
+    # The key of the links texted to citizens (the rating page's, services.intake.link_mac):
+    # the same for the intake and the notifier; `motcua up` makes one in the data dir when
+    # unset. Without it no rating link is sent, and none opens.
+    link_secret: SecretStr | None = None
     # Delivery receipts for a message not recorded yet: kept this many, this long at most.
     early_receipts_max: int = Field(default=10_000, ge=1)
     early_receipt_max_age_hours: float = Field(default=24, gt=0)
@@ -126,6 +130,12 @@ class Settings(BaseSettings):
     def _no_empty_token(cls, value: str | None) -> str | None:
         # docker-compose passes an unset variable as "": that is no secret at all.
         return (value.strip() or None) if value is not None else None
+
+    @field_validator("link_secret", mode="before")
+    @classmethod
+    def _no_empty_secret(cls, value: object) -> object:
+        # As for the token: docker-compose's unset variable is "", no secret at all.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("lookup_url", "public_url", mode="before")
     @classmethod
@@ -188,6 +198,11 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def link_key(self) -> str | None:
+        """MOTCUA_LINK_SECRET's value; None when unset (no rating links)."""
+        return self.link_secret.get_secret_value() if self.link_secret else None
 
     @property
     def proxies(self) -> TrustedProxies:

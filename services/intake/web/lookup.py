@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -24,12 +23,19 @@ from services.intake import public_lookup as rule
 from services.intake.api.deps import Ctx
 from services.intake.context import IntakeContext
 from services.intake.web.lookup_view import citizen_view
-from services.intake.web.pages import HTML_RESPONSES, render
+from services.intake.web.pages import (
+    NOT_A_FORM,
+    NOT_A_FORM_PROBLEM,
+    form_body,
+    form_fields,
+    is_form,
+    page_responses,
+    render,
+)
 from services.intake.web.urls import LOOKUP_PATH
 
 CODE_MAX = 64  # as the JSON lookup's path parameter and the dossiers' column
 PHONE_MAX = 32
-FORM = "application/x-www-form-urlencoded"
 LABELS = {"code": "Mã hồ sơ", "phone": "Số điện thoại"}
 NOT_FOUND = (
     "Không tìm thấy hồ sơ có mã hồ sơ và số điện thoại này. Vui lòng kiểm tra lại mã hồ sơ "
@@ -38,32 +44,19 @@ NOT_FOUND = (
 
 router = APIRouter(tags=["pages"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"content": {"text/html": {}}, "description": description}
-    for status, description in (
-        (404, "no dossier with this code and phone (the same page for either wrong)"),
-        (415, "the body is not a form (application/x-www-form-urlencoded)"),
-        (422, "a field is missing, too long or malformed: the page names it"),
-        (429, "too many lookups from this client; Retry-After says when to try again"),
-    )
-}
-_FORM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["code", "phone"],
-                    "properties": {
-                        "code": {"type": "string", "maxLength": CODE_MAX},
-                        "phone": {"type": "string", "maxLength": PHONE_MAX},
-                    },
-                }
-            }
-        },
-    }
-}
+_RESPONSES = page_responses(
+    (404, "no dossier with this code and phone (the same page for either wrong)"),
+    NOT_A_FORM,
+    (422, "a field is missing, too long or malformed: the page names it"),
+    (429, "too many lookups from this client; Retry-After says when to try again"),
+)
+_FORM_BODY = form_body(
+    {
+        "code": {"type": "string", "maxLength": CODE_MAX},
+        "phone": {"type": "string", "maxLength": PHONE_MAX},
+    },
+    ["code", "phone"],
+)
 
 
 class BadField(ValueError):
@@ -72,7 +65,7 @@ class BadField(ValueError):
         self.field = field
 
 
-@router.get(LOOKUP_PATH, response_class=HTMLResponse, responses={**HTML_RESPONSES, **_ERRORS})
+@router.get(LOOKUP_PATH, response_class=HTMLResponse, responses=_RESPONSES)
 async def lookup_page(
     ctx: Ctx,
     code: Annotated[
@@ -90,15 +83,14 @@ async def lookup_page(
 @router.post(
     LOOKUP_PATH,
     response_class=HTMLResponse,
-    responses={**HTML_RESPONSES, **_ERRORS},
+    responses=_RESPONSES,
     openapi_extra=_FORM_BODY,
 )
 async def lookup_result(request: Request, ctx: Ctx) -> HTMLResponse:
     """Where the dossier stands: status, appointment, steps, what is missing, the parcel."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM:
-        return _form(ctx, 415, problem=f"Biểu mẫu phải được gửi dưới dạng {FORM}.")
-    form = _parse(await request.body())
+    if not is_form(request):
+        return _form(ctx, 415, problem=NOT_A_FORM_PROBLEM)
+    form = await form_fields(request)
     typed = form.get("code", "")
     try:
         code = _field("code", form.get("code"), CODE_MAX)
@@ -141,16 +133,6 @@ def _common(ctx: IntakeContext) -> dict[str, Any]:
         "code_max": CODE_MAX,
         "phone_max": PHONE_MAX,
     }
-
-
-def _parse(body: bytes) -> dict[str, str]:
-    """The form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD and
-    are refused as a field's bad characters would be."""
-    text = body.decode("utf-8", errors="replace")
-    fields: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        fields.setdefault(name, value)
-    return fields
 
 
 def _field(name: str, value: str | None, max_length: int, *, required: bool = True) -> str:

@@ -8,7 +8,9 @@ The Content-Security-Policy holds the page to that: a browser fetches nothing el
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -37,8 +39,40 @@ HTML_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def page_responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A page's answers for OpenAPI: the page, and each error page with what it means."""
+    pages = {status: {"content": {"text/html": {}}, "description": what} for status, what in errors}
+    return {**HTML_RESPONSES, **pages}
+
+
+def form_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A page's form, for OpenAPI (openapi_extra): the pages read it themselves."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {FORM: {"schema": schema}}}}
+
+
 def render(
     template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
 ) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+FORM = "application/x-www-form-urlencoded"
+NOT_A_FORM = (415, f"the body is not a form ({FORM})")
+NOT_A_FORM_PROBLEM = f"Biểu mẫu phải được gửi dưới dạng {FORM}."  # the page's own words
+
+
+def is_form(request: Request) -> bool:
+    """Whether the body is sent as the pages' forms send it."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD and
+    are refused as a field's bad characters would be."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        fields.setdefault(name, value)
+    return fields
