@@ -20,10 +20,13 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import (
+    Address,
     Applicant,
+    DossierEvent,
     DossierReceived,
     DossierStatus,
     Envelope,
+    ResultReady,
     TimeLimitPayload,
 )
 from services.core.domain.calendar import VN_TZ
@@ -34,9 +37,21 @@ from services.core.runtime.migrations import upgrade_async
 from services.notifier.adapters import tables as nt
 from tests.fixtures.broker import start_embedded_broker, wait_for
 from tests.fixtures.esms import FakeEsms
-from tests.fixtures.gateways import FakeSmsGateway
+from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
 from tests.fixtures.processes import ServiceProcess, clean_env
-from tests.fixtures.providers import PROVIDERS, SmsSide, sms_side
+from tests.fixtures.providers import (
+    POSTAL_PROVIDERS,
+    PROVIDERS,
+    PostalSide,
+    SmsSide,
+    postal_side,
+    sms_side,
+)
+from tests.fixtures.viettelpost import FakeViettelPost
+
+DOSSIER_ID = str(uuid.uuid4())
+CODE = "UBND-P1-20261121-0001"
+ADDRESS = Address(street="12 Lê Lợi", ward="Bến Nghé", district="Quận 1", province="TP Hồ Chí Minh")
 
 
 @pytest.fixture
@@ -48,7 +63,23 @@ async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
         await broker.stop()
 
 
-def received_envelope() -> bytes:
+def envelope(kind: str, payload: DossierEvent, dossier_id: str) -> bytes:
+    return (
+        Envelope(
+            event_id=str(uuid.uuid4()),
+            type=kind,
+            occurred_at=payload.at,
+            dossier_id=dossier_id,
+            dossier_code=CODE,
+            agency_code="UBND-P1",
+            payload=payload.model_dump(mode="json"),
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def received_envelope(dossier_id: str | None = None, postal: bool = False) -> bytes:
     now = datetime.now(VN_TZ).replace(microsecond=0)  # the process reads the real clock
     payload = DossierReceived(
         at=now,
@@ -57,23 +88,38 @@ def received_envelope() -> bytes:
         procedure_code="P1",
         procedure_name="Đăng ký khai sinh",
         channel="counter",
-        return_method="counter",
+        return_method="postal" if postal else "counter",
+        return_address=ADDRESS if postal else None,
         applicant=Applicant(full_name="Trần Thị Bình", phone="+84912345678"),
         received_at=now,
         clock_started_at=now,
         time_limit=TimeLimitPayload(value=3, unit="working_days"),
         office_schedule={},
     )
-    envelope = Envelope(
-        event_id=str(uuid.uuid4()),
-        type="dossier.received",
-        occurred_at=now,
-        dossier_id=str(uuid.uuid4()),
-        dossier_code="UBND-P1-20261121-0001",
-        agency_code="UBND-P1",
-        payload=payload.model_dump(mode="json"),
+    return envelope("dossier.received", payload, dossier_id or str(uuid.uuid4()))
+
+
+def result_ready_envelope(dossier_id: str) -> bytes:
+    now = datetime.now(VN_TZ).replace(microsecond=0)
+    payload = ResultReady(
+        at=now,
+        status=DossierStatus.RESULT_READY,
+        due_at=now,
+        return_method="postal",
+        original_due_at=now,
+        outcome="on_time",
     )
-    return envelope.model_dump_json().encode()
+    return envelope("dossier.result_ready", payload, dossier_id)
+
+
+async def publish(bootstrap: str, *values: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(DOSSIER_TOPIC, value, key=b"k")
+    finally:
+        await producer.stop()
 
 
 async def notice_status(url: str) -> list[str]:
@@ -112,12 +158,7 @@ async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sm
     hold = provider.hold_next()
     await notifier.start()
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
-        await producer.start()
-        try:
-            await producer.send_and_wait(DOSSIER_TOPIC, received_envelope(), key=b"k")
-        finally:
-            await producer.stop()
+        await publish(broker.bootstrap, received_envelope())
 
         await asyncio.to_thread(hold.wait_arrived, 90)
         notifier.kill()  # the gateway took the SMS; its answer never reaches the notifier
@@ -142,6 +183,82 @@ async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sm
         assert await asyncio.to_thread(provider.delivered) in (200, 202)
         assert await notice_status(url) == ["delivered"]
         assert provider.went_out() == 1  # with Zalo: the ZNS, and no SMS after it
+    finally:
+        if notifier.running:
+            assert notifier.stop() == 0
+
+
+async def order_status(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.select(nt.postal_orders.c.status))
+            return list(rows.scalars())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=POSTAL_PROVIDERS)
+def operator(
+    request: pytest.FixtureRequest,
+    fake_postal_operator: FakePostalOperator,
+    fake_viettelpost: FakeViettelPost,
+) -> PostalSide:
+    return postal_side(request.param, fake_postal_operator, fake_viettelpost)
+
+
+async def test_a_notifier_killed_between_the_operator_and_its_commit_places_one_order(
+    tmp_path: Path, broker: EmbeddedBroker, fake_sms_gateway: FakeSmsGateway, operator: PostalSide
+) -> None:
+    """The result sent by post: the operator took the order, the notifier died before it
+    committed it. The order is placed again with the same reference (the dossier code), and
+    the operator makes no second one (Viettel Post refuses it, then tells its number by its
+    webhook)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
+    await upgrade_async("notifier", url)
+    port = free_port()
+    env = clean_env(
+        **operator.env,
+        MOTCUA_DATA_DIR=str(tmp_path / "var"),
+        MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
+        MOTCUA_NOTIFIER_DATABASE_URL=url,
+        MOTCUA_SMS_GATEWAY_URL=fake_sms_gateway.url,
+        MOTCUA_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
+        MOTCUA_QUIET_HOURS="",
+        MOTCUA_SEND_LEASE_SECONDS="1",
+        MOTCUA_DISPATCH_POLL_SECONDS="0.2",
+    )
+    notifier = ServiceProcess("notifier", env, tmp_path / "notifier.log", port)
+    hold = operator.hold_next()
+    await notifier.start()
+    try:
+        dossier = str(uuid.uuid4())
+        await publish(
+            broker.bootstrap,
+            received_envelope(dossier, postal=True),
+            result_ready_envelope(dossier),
+        )
+        await asyncio.to_thread(hold.wait_arrived, 90)
+        notifier.kill()  # the operator made the order; its answer never reaches the notifier
+        hold.release()
+        assert await order_status(url) == ["sending"]
+
+        await notifier.start()
+
+        async def placed_again() -> bool:
+            return len(operator.references()) == 2
+
+        await wait_for(placed_again, timeout=60, message="the order is placed again")
+        first, second = operator.references()
+        assert first == second == CODE
+        token = (tmp_path / "var" / "callback_token").read_text().strip()
+        assert await asyncio.to_thread(operator.settle, notifier.url, token) in (None, 200)
+
+        async def placed() -> bool:
+            return await order_status(url) == ["placed"]
+
+        await wait_for(placed, timeout=30, message="the order is placed")
+        assert operator.orders_made() == 1
     finally:
         if notifier.running:
             assert notifier.stop() == 0
