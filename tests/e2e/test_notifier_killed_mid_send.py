@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.exc import OperationalError
 
 from schemas.events import (
     Address,
@@ -37,7 +40,7 @@ from services.core.runtime.migrations import upgrade_async
 from services.notifier.adapters import tables as nt
 from tests.fixtures.broker import start_embedded_broker, wait_for
 from tests.fixtures.esms import FakeEsms
-from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
+from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway, Hold
 from tests.fixtures.processes import ServiceProcess, clean_env
 from tests.fixtures.providers import (
     POSTAL_PROVIDERS,
@@ -49,7 +52,6 @@ from tests.fixtures.providers import (
 )
 from tests.fixtures.viettelpost import FakeViettelPost
 
-DOSSIER_ID = str(uuid.uuid4())
 CODE = "UBND-P1-20261121-0001"
 ADDRESS = Address(street="12 Lê Lợi", ward="Bến Nghé", district="Quận 1", province="TP Hồ Chí Minh")
 
@@ -122,13 +124,75 @@ async def publish(bootstrap: str, *values: bytes) -> None:
         await producer.stop()
 
 
-async def notice_status(url: str) -> list[str]:
+async def statuses(url: str, table: sa.Table) -> list[str]:
+    """The status of each row of the notifier's notices or postal orders."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return list((await conn.execute(sa.select(nt.notices.c.status))).scalars())
+            return list((await conn.execute(sa.select(table.c.status))).scalars())
     finally:
         await engine.dispose()
+
+
+async def until_statuses(url: str, table: sa.Table, wanted: list[str], what: str) -> None:
+    """Wait for the rows to be ``wanted``. A read may find SQLite's write lock held by the
+    running notifier (its dispatcher's pass) past the busy timeout: it reads again."""
+
+    async def there() -> bool:
+        try:
+            return await statuses(url, table) == wanted
+        except OperationalError:
+            return False
+
+    await wait_for(there, timeout=30, message=what)
+
+
+@asynccontextmanager
+async def notifier_process(
+    tmp_path: Path, broker: EmbeddedBroker, **settings: str
+) -> AsyncIterator[tuple[ServiceProcess, str]]:
+    """`motcua notifier` on a migrated SQLite file (its URL given too), not started yet;
+    stopped with SIGTERM at the end if it runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
+    await upgrade_async("notifier", url)
+    port = free_port()
+    env = clean_env(
+        **settings,
+        MOTCUA_DATA_DIR=str(tmp_path / "var"),
+        MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
+        MOTCUA_NOTIFIER_DATABASE_URL=url,
+        MOTCUA_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
+        MOTCUA_QUIET_HOURS="",  # whatever the hour the test runs at
+        MOTCUA_SEND_LEASE_SECONDS="1",
+        MOTCUA_DISPATCH_POLL_SECONDS="0.2",
+    )
+    notifier = ServiceProcess("notifier", env, tmp_path / "notifier.log", port)
+    try:
+        yield notifier, url
+    finally:
+        if notifier.running:
+            assert notifier.stop() == 0
+
+
+async def killed_once_taken(
+    notifier: ServiceProcess,
+    hold: Hold,
+    left: Callable[[], Awaitable[list[str]]],
+    calls: Callable[[], list[str]],
+) -> list[str]:
+    """SIGKILL once the provider took the call (its answer held back), the row left
+    `sending`; restarted, the notifier calls again: the keys of both calls."""
+    await asyncio.to_thread(hold.wait_arrived, 90)
+    notifier.kill()  # the provider has it; its answer never reaches the notifier
+    hold.release()
+    assert await left() == ["sending"]
+    await notifier.start()
+
+    async def called_again() -> bool:
+        return len(calls()) == 2
+
+    await wait_for(called_again, timeout=60, message="called again after the restart")
+    return calls()
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -141,61 +205,19 @@ def provider(
 async def test_a_notifier_killed_between_the_gateway_and_its_commit_sends_one_sms(
     tmp_path: Path, broker: EmbeddedBroker, provider: SmsSide
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
-    await upgrade_async("notifier", url)
-    port = free_port()
-    env = clean_env(
-        **provider.env,
-        MOTCUA_DATA_DIR=str(tmp_path / "var"),
-        MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
-        MOTCUA_NOTIFIER_DATABASE_URL=url,
-        MOTCUA_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
-        MOTCUA_QUIET_HOURS="",  # whatever the hour the test runs at
-        MOTCUA_SEND_LEASE_SECONDS="1",
-        MOTCUA_DISPATCH_POLL_SECONDS="0.2",
-    )
-    notifier = ServiceProcess("notifier", env, tmp_path / "notifier.log", port)
-    hold = provider.hold_next()
-    await notifier.start()
-    try:
-        await publish(broker.bootstrap, received_envelope())
-
-        await asyncio.to_thread(hold.wait_arrived, 90)
-        notifier.kill()  # the gateway took the SMS; its answer never reaches the notifier
-        hold.release()
-        assert await notice_status(url) == ["sending"]
-
+    async with notifier_process(tmp_path, broker, **provider.env) as (notifier, url):
+        hold = provider.hold_next()
         await notifier.start()
-
-        async def sent_again() -> bool:
-            return len(provider.request_ids()) == 2
-
-        await wait_for(sent_again, timeout=60, message="the notice is sent again")
-        first, second = provider.request_ids()
+        await publish(broker.bootstrap, received_envelope())
+        notices = partial(statuses, url, nt.notices)
+        first, second = await killed_once_taken(notifier, hold, notices, provider.request_ids)
         assert first == second
         assert provider.went_out() == 1
 
-        async def accepted() -> bool:
-            return await notice_status(url) == ["accepted"]
-
-        await wait_for(accepted, timeout=30, message="the resent notice is accepted")
-
+        await until_statuses(url, nt.notices, ["accepted"], "the resent notice is accepted")
         assert await asyncio.to_thread(provider.delivered) in (200, 202)
-        assert await notice_status(url) == ["delivered"]
+        await until_statuses(url, nt.notices, ["delivered"], "the notice is delivered")
         assert provider.went_out() == 1  # with Zalo: the ZNS, and no SMS after it
-    finally:
-        if notifier.running:
-            assert notifier.stop() == 0
-
-
-async def order_status(url: str) -> list[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(sa.select(nt.postal_orders.c.status))
-            return list(rows.scalars())
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(params=POSTAL_PROVIDERS)
@@ -214,51 +236,21 @@ async def test_a_notifier_killed_between_the_operator_and_its_commit_places_one_
     committed it. The order is placed again with the same reference (the dossier code), and
     the operator makes no second one (Viettel Post refuses it, then tells its number by its
     webhook)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
-    await upgrade_async("notifier", url)
-    port = free_port()
-    env = clean_env(
-        **operator.env,
-        MOTCUA_DATA_DIR=str(tmp_path / "var"),
-        MOTCUA_KAFKA_BOOTSTRAP=broker.bootstrap,
-        MOTCUA_NOTIFIER_DATABASE_URL=url,
-        MOTCUA_SMS_GATEWAY_URL=fake_sms_gateway.url,
-        MOTCUA_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
-        MOTCUA_QUIET_HOURS="",
-        MOTCUA_SEND_LEASE_SECONDS="1",
-        MOTCUA_DISPATCH_POLL_SECONDS="0.2",
-    )
-    notifier = ServiceProcess("notifier", env, tmp_path / "notifier.log", port)
-    hold = operator.hold_next()
-    await notifier.start()
-    try:
+    sms = {"MOTCUA_SMS_GATEWAY_URL": fake_sms_gateway.url}
+    async with notifier_process(tmp_path, broker, **operator.env, **sms) as (notifier, url):
+        hold = operator.hold_next()
+        await notifier.start()
         dossier = str(uuid.uuid4())
         await publish(
             broker.bootstrap,
             received_envelope(dossier, postal=True),
             result_ready_envelope(dossier),
         )
-        await asyncio.to_thread(hold.wait_arrived, 90)
-        notifier.kill()  # the operator made the order; its answer never reaches the notifier
-        hold.release()
-        assert await order_status(url) == ["sending"]
-
-        await notifier.start()
-
-        async def placed_again() -> bool:
-            return len(operator.references()) == 2
-
-        await wait_for(placed_again, timeout=60, message="the order is placed again")
-        first, second = operator.references()
+        orders = partial(statuses, url, nt.postal_orders)
+        first, second = await killed_once_taken(notifier, hold, orders, operator.references)
         assert first == second == CODE
         token = (tmp_path / "var" / "callback_token").read_text().strip()
         assert await asyncio.to_thread(operator.settle, notifier.url, token) in (None, 200)
 
-        async def placed() -> bool:
-            return await order_status(url) == ["placed"]
-
-        await wait_for(placed, timeout=30, message="the order is placed")
+        await until_statuses(url, nt.postal_orders, ["placed"], "the order is placed")
         assert operator.orders_made() == 1
-    finally:
-        if notifier.running:
-            assert notifier.stop() == 0

@@ -6,13 +6,8 @@ internet."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -21,10 +16,9 @@ from services.core.runtime.settings import Settings
 from services.notifier.adapters import tables as t
 from services.notifier.adapters.esms import REQUEST_ID_PREFIX, EsmsZalo, ZnsRequest
 from services.notifier.app import composer_from
-from tests.fixtures.esms import API_KEY, BRANDNAME, OA_ID, SECRET_KEY, FakeEsms
+from tests.fixtures.esms import API_KEY, OA_ID, SECRET_KEY, FakeEsms, gateways_check
 from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
-from tests.fixtures.notifier import NotifierHarness, notifier_settings, running_notifier
-from tests.fixtures.tracker import TrackerHarness
+from tests.fixtures.notifier import NotifierHarness, call_back, notifier_settings
 
 TEMPLATES = {
     "received": {"template": "200607", "params": {"code": "ma_ho_so", "appointment": "ngay_hen"}},
@@ -154,37 +148,17 @@ def test_zalo_half_configured_does_not_start(
 # -- the notifier: Zalo first ----------------------------------------------------------------
 
 
-def zalo_settings(
-    tmp_path: Path, esms: FakeEsms, sms: FakeSmsGateway, postal: FakePostalOperator, **kw: Any
-) -> Settings:
-    values: dict[str, Any] = {
-        "sms_gateway_url": esms.url,
-        "sms_provider": "esms",
-        "sms_api_key": API_KEY,
-        "sms_secret_key": SECRET_KEY,
-        "sms_sender": BRANDNAME,
-        "sms_timeout_seconds": 1,
-        "zalo_oa_id": OA_ID,
-        "zalo_templates": TEMPLATES,
-        "zalo_report_wait_seconds": WAIT,
-    }
-    return notifier_settings(tmp_path, sms, postal, **{**values, **kw})
+ZALO = {"zalo_oa_id": OA_ID, "zalo_templates": TEMPLATES, "zalo_report_wait_seconds": WAIT}
 
 
 @pytest.fixture
-async def n(
-    tracker: TrackerHarness,
-    database_url: str,
-    tmp_path: Path,
-    fake_esms: FakeEsms,
-    fake_sms_gateway: FakeSmsGateway,
-    fake_postal_operator: FakePostalOperator,
-) -> AsyncIterator[NotifierHarness]:
-    settings = zalo_settings(tmp_path, fake_esms, fake_sms_gateway, fake_postal_operator)
-    async with running_notifier(
-        tracker, database_url, settings, fake_sms_gateway, fake_postal_operator
-    ) as harness:
-        yield harness
+def esms_overrides() -> dict[str, Any]:
+    return ZALO
+
+
+@pytest.fixture
+def n(esms_notifier: NotifierHarness) -> NotifierHarness:
+    return esms_notifier
 
 
 async def received(n: NotifierHarness) -> dict[str, Any]:
@@ -194,10 +168,9 @@ async def received(n: NotifierHarness) -> dict[str, Any]:
     return dossier
 
 
-async def call_back(n: NotifierHarness, url: str) -> str:
+async def told(n: NotifierHarness, url: str) -> str:
     """eSMS's GET to the URL it was given, made to the notifier in-process: its answer."""
-    parts = urlsplit(url)
-    r = await n.client.get(parts.path, params=dict(parse_qsl(parts.query)))
+    r = await call_back(n, url)
     assert r.status_code == 200, r.text
     return str(r.json()["status"])
 
@@ -225,8 +198,8 @@ async def test_a_notice_goes_by_zalo_and_its_report_ends_it(
     assert (notice["status"], notice["channel"]) == ("accepted", "zalo")
     assert notice["zns_message_id"] == sent["SMSID"] and notice["message_id"] is None
 
-    assert await call_back(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
-    assert await call_back(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
+    assert await told(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
+    assert await told(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
     notice = await the_notice(n)
     assert (notice["status"], notice["channel"]) == ("delivered", "zalo")
     n.intake.clock.advance(seconds=WAIT * 10)  # the bound is long past: nothing more goes
@@ -249,15 +222,15 @@ async def test_a_citizen_without_zalo_gets_the_sms_once(
     zalo_url = fake_esms.zns_callback_url(f"zalo-{notice['id']}")
     assert fake_esms.requests == []  # the SMS waits for the ZNS's fate
 
-    assert await call_back(n, zalo_url) == "recorded"
+    assert await told(n, zalo_url) == "recorded"
     notice = await the_notice(n)
     assert (notice["status"], notice["channel"]) == ("pending", "sms")
     assert await n.dispatch() == 1
     (sms,) = fake_esms.requests
     assert sms["RequestId"] == notice["id"] and sms["Phone"] == CITIZEN
-    assert await call_back(n, fake_esms.callback_url(notice["id"])) == "recorded"
+    assert await told(n, fake_esms.callback_url(notice["id"])) == "recorded"
     # The ZNS's report told again, late: recorded, and nothing else.
-    assert await call_back(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}", delivered=True))
+    assert await told(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}", delivered=True))
     await n.dispatch()
     notice = await the_notice(n)
     assert (notice["status"], notice["channel"]) == ("delivered", "sms")
@@ -301,7 +274,7 @@ async def test_no_report_within_the_bound_sends_the_sms_and_a_late_one_changes_n
     assert len(fake_esms.sent) == 1
 
     late = fake_esms.zns_callback_url(f"zalo-{notice['id']}", delivered=True)
-    assert await call_back(n, late) == "recorded"
+    assert await told(n, late) == "recorded"
     assert await n.dispatch() == 0
     assert (await the_notice(n))["status"] == "accepted"  # the SMS's, still awaited
     assert [s for s, _ in await history(n, notice["id"])] == [
@@ -321,7 +294,7 @@ async def test_a_zns_report_before_its_answer_is_kept_then_taken(
     hold = fake_esms.hold_next()
     sending = asyncio.create_task(n.dispatch())
     request_id = await asyncio.to_thread(hold.wait_arrived)
-    assert await call_back(n, fake_esms.zns_callback_url(request_id)) == "kept"
+    assert await told(n, fake_esms.zns_callback_url(request_id)) == "kept"
     assert fake_esms.requests == []
     hold.release()
     await sending  # the answer recorded, the report applied, the SMS sent in the same pass
@@ -343,7 +316,7 @@ async def test_a_zns_that_timed_out_is_sent_again_and_no_sms_follows(
     notice = await the_notice(n)
     assert notice["zns_message_id"] == REQUEST_ID_PREFIX + f"zalo-{notice['id']}"
     # Its report carries the first send's SMSID, unknown here: found by the request id.
-    assert await call_back(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
+    assert await told(n, fake_esms.zns_callback_url(f"zalo-{notice['id']}")) == "recorded"
     notice = await the_notice(n)
     assert (notice["status"], notice["channel"]) == ("delivered", "zalo")
     assert len(fake_esms.zns_sent) == 1 and fake_esms.requests == []
@@ -363,7 +336,7 @@ async def test_a_kind_without_a_template_goes_by_sms_and_waits_its_turn(
     assert await n.dispatch() == 0  # the receipt's ZNS has no report yet
     first, second = await n.notices()
     assert (second["channel"], second["zns"], second["status"]) == ("sms", None, "pending")
-    await call_back(n, fake_esms.zns_callback_url(f"zalo-{first['id']}"))
+    await told(n, fake_esms.zns_callback_url(f"zalo-{first['id']}"))
     assert await n.dispatch() == 1
     (sms,) = fake_esms.requests
     assert sms["RequestId"] == second["id"]
@@ -372,22 +345,15 @@ async def test_a_kind_without_a_template_goes_by_sms_and_waits_its_turn(
 def test_gateways_check_says_whether_the_official_account_is_there(
     fake_esms: FakeEsms, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(
-        MOTCUA_DATA_DIR=str(tmp_path),
-        MOTCUA_SMS_PROVIDER="esms",
-        MOTCUA_SMS_GATEWAY_URL=fake_esms.url,
-        MOTCUA_SMS_API_KEY=API_KEY,
-        MOTCUA_SMS_SECRET_KEY=SECRET_KEY,
-        MOTCUA_ZALO_OA_ID=OA_ID,
-        MOTCUA_ZALO_TEMPLATES='{"received": {"template": "200607"}}',
+    templates = '{"received": {"template": "200607"}}'
+    good = gateways_check(
+        fake_esms, tmp_path, MOTCUA_ZALO_OA_ID=OA_ID, MOTCUA_ZALO_TEMPLATES=templates
     )
-    command = [sys.executable, "-m", "services.cli", "gateways", "check"]
-    good = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stdout + good.stderr
     assert f"zalo (esms): ok: official account {OA_ID}" in good.stdout
-    env["MOTCUA_ZALO_OA_ID"] = "42"
-    bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    bad = gateways_check(
+        fake_esms, tmp_path, MOTCUA_ZALO_OA_ID="42", MOTCUA_ZALO_TEMPLATES=templates
+    )
     assert bad.returncode == 1 and "official account 42 is not on this eSMS" in bad.stdout
     assert fake_esms.requests == [] and fake_esms.zns_requests == []
 
@@ -399,8 +365,15 @@ def test_the_notifier_refuses_a_template_setting_naming_what_is_wrong(
     fake_postal_operator: FakePostalOperator,
 ) -> None:
     wrong = {"received": {"template": "200607", "params": {"reason": "ly_do"}}}
-    settings = zalo_settings(
-        tmp_path, fake_esms, fake_sms_gateway, fake_postal_operator, zalo_templates=wrong
+    settings = notifier_settings(
+        tmp_path,
+        fake_sms_gateway,
+        fake_postal_operator,
+        **{**ZALO, "zalo_templates": wrong},
+        sms_provider="esms",
+        sms_gateway_url=fake_esms.url,
+        sms_api_key=API_KEY,
+        sms_secret_key=SECRET_KEY,
     )
     with pytest.raises(ValueError, match=r"MOTCUA_ZALO_TEMPLATES\['received'\]: no placeholder"):
         composer_from(settings)

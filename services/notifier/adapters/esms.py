@@ -140,18 +140,7 @@ class EsmsGateway(HttpProvider):
     @classmethod
     def from_settings(cls, name: str, url: str, settings: Settings) -> EsmsGateway:
         """The gateway MOTCUA_SMS_PROVIDER=esms configures (Settings refuses it without keys)."""
-        s = settings
-        assert s.sms_api_key and s.sms_secret_key
-        return cls(
-            name,
-            url,
-            api_key=s.sms_api_key.get_secret_value(),
-            secret_key=s.sms_secret_key.get_secret_value(),
-            sandbox=s.sms_sandbox,
-            rate_per_second=s.sms_rate_per_second,
-            burst=max(1, int(s.sms_rate_per_second)),
-            timeout_seconds=s.sms_timeout_seconds,
-        )
+        return cls(name, url, **_account(settings))
 
     def body(self, request: SmsRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -175,17 +164,10 @@ class EsmsGateway(HttpProvider):
 
     async def check(self) -> tuple[bool, str]:
         """Sends nothing: whether the keys and the address work (the balance), or why not."""
-        answer = await send_json(self._client, self._base + BALANCE_PATH, self._keys, 10.0)
-        if isinstance(answer, Verdict):
-            return False, f"unreachable: {answer.error}"
-        try:
-            body = answer.json()
-        except ValueError:
-            return False, f"unexpected answer: HTTP {answer.status_code}"
-        code = str(body.get("CodeResponse", "")) if isinstance(body, dict) else ""
-        if code == "100":
-            return True, f"balance {body.get('Balance')}"
-        return False, f"refused: esms {code or answer.status_code}"
+        body = await _ask(self._client, self._base + BALANCE_PATH, self._keys, "CodeResponse")
+        if isinstance(body, str):
+            return False, body
+        return True, f"balance {body.get('Balance')}"
 
 
 @dataclass(frozen=True)
@@ -224,17 +206,7 @@ class EsmsZalo(HttpProvider):
         s = settings
         if not s.zalo_oa_id or s.sms_provider != "esms" or not s.sms_gateway_url:
             return None
-        assert s.sms_api_key and s.sms_secret_key
-        return cls(
-            s.sms_gateway_url,
-            api_key=s.sms_api_key.get_secret_value(),
-            secret_key=s.sms_secret_key.get_secret_value(),
-            oa_id=s.zalo_oa_id,
-            sandbox=s.sms_sandbox,
-            rate_per_second=s.sms_rate_per_second,
-            burst=max(1, int(s.sms_rate_per_second)),
-            timeout_seconds=s.sms_timeout_seconds,
-        )
+        return cls(s.sms_gateway_url, oa_id=s.zalo_oa_id, **_account(s))
 
     def body(self, request: ZnsRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -259,21 +231,44 @@ class EsmsZalo(HttpProvider):
 
     async def check(self) -> tuple[bool, str]:
         """Sends nothing: whether the Official Account is on the eSMS account."""
-        answer = await send_json(self._client, self._base + OA_LIST_PATH, self._keys, 10.0)
-        if isinstance(answer, Verdict):
-            return False, f"unreachable: {answer.error}"
-        try:
-            body = answer.json()
-        except ValueError:
-            return False, f"unexpected answer: HTTP {answer.status_code}"
-        code = str(body.get("CodeResult", "")) if isinstance(body, dict) else ""
-        if code != "100":
-            return False, f"refused: esms {code or answer.status_code}"
+        body = await _ask(self._client, self._base + OA_LIST_PATH, self._keys, "CodeResult")
+        if isinstance(body, str):
+            return False, body
         accounts = body.get("ZOAList") or []
         for oa in accounts if isinstance(accounts, list) else []:
             if isinstance(oa, dict) and str(oa.get("OAID")) == self._oa_id:
                 return True, f"official account {self._oa_id} ({oa.get('OAName')})"
         return False, f"official account {self._oa_id} is not on this eSMS account"
+
+
+def _account(settings: Settings) -> dict[str, Any]:
+    """What an eSMS client takes from the settings (Settings refuses esms without its keys)."""
+    s = settings
+    assert s.sms_api_key and s.sms_secret_key
+    return {
+        "api_key": s.sms_api_key.get_secret_value(),
+        "secret_key": s.sms_secret_key.get_secret_value(),
+        "sandbox": s.sms_sandbox,
+        "rate_per_second": s.sms_rate_per_second,
+        "burst": max(1, int(s.sms_rate_per_second)),
+        "timeout_seconds": s.sms_timeout_seconds,
+    }
+
+
+async def _ask(
+    client: httpx.AsyncClient, url: str, keys: dict[str, str], code_field: str
+) -> dict[str, Any] | str:
+    """One of eSMS's calls that send nothing: its answer when it says 100, or why not."""
+    answer = await send_json(client, url, keys, 10.0)
+    if isinstance(answer, Verdict):
+        return f"unreachable: {answer.error}"
+    body = json_object(answer)
+    if body is None:
+        return f"unexpected answer: HTTP {answer.status_code}"
+    code = str(body.get(code_field, ""))
+    if code != "100":
+        return f"refused: esms {code or answer.status_code}"
+    return body
 
 
 def request_of(request_id: str) -> tuple[str, bool]:

@@ -167,7 +167,7 @@ async def esms_receipt(
         zalo=zalo,
         also_as=REQUEST_ID_PREFIX + request_id if request_id else None,
     )
-    if notice and zalo:
+    if notice and zalo and receipt.status == "failed":
         notifier.wake_dispatcher()  # the SMS may be due now
     return {"status": "recorded" if notice else "kept"}
 
