@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.core.runtime.settings import Settings
+from services.notifier.adapters import repository as repo
 from services.notifier.adapters import tables as t
 from services.notifier.adapters.esms import REQUEST_ID_PREFIX, EsmsZalo, ZnsRequest
 from services.notifier.app import composer_from
@@ -377,3 +378,19 @@ def test_the_notifier_refuses_a_template_setting_naming_what_is_wrong(
     )
     with pytest.raises(ValueError, match=r"MOTCUA_ZALO_TEMPLATES\['received'\]: no placeholder"):
         composer_from(settings)
+
+
+async def test_a_zns_waiting_for_its_report_is_not_followed_by_an_sms_once_erased(
+    n: NotifierHarness, fake_esms: FakeEsms
+) -> None:
+    """The applicant's data erased while her ZNS awaits its report: no SMS may follow (its
+    recipient is masked now), as for any notice still to be sent."""
+    dossier = await received(n)
+    await n.dispatch()
+    async with n.engine.begin() as conn:
+        await repo.erase_personal_data(conn, [str(dossier["id"])], n.intake.clock())
+    n.intake.clock.advance(seconds=WAIT * 2)
+    assert await n.dispatch() == 0
+    notice = await the_notice(n)
+    assert (notice["status"], notice["error"]) == ("skipped", repo.ERASED_DETAIL)
+    assert fake_esms.requests == []
