@@ -257,6 +257,7 @@ class Dispatcher:
                 now,
                 self.settings.zalo_report_wait,
                 retry_at,
+                notice.first_attempt_at,
             )
             return repo.Attempt.of_move(notice, move, gateway, result.message_id)
         if result.outcome == "accepted" and result.message_id:

@@ -54,6 +54,14 @@ def test_a_zns_that_may_have_gone_is_sent_again_not_followed_by_the_sms() -> Non
     assert (spent.status, spent.channel) == ("pending", SMS)
 
 
+def test_a_zns_is_not_retried_past_the_report_bound() -> None:
+    first = NOW - WAIT + timedelta(seconds=10)
+    within = after_zalo_answer("retry", "t", True, NOW, WAIT, NOW + timedelta(seconds=5), first)
+    assert (within.status, within.channel) == ("pending", ZALO)
+    past = after_zalo_answer("retry", "t", True, NOW, WAIT, NOW + timedelta(seconds=30), first)
+    assert (past.status, past.channel, past.history) == ("pending", SMS, FALLBACK)
+
+
 def test_no_report_within_the_bound_sends_the_sms() -> None:
     move = report_overdue(NOW, WAIT)
     assert (move.status, move.channel, move.history) == ("pending", SMS, FALLBACK)
@@ -121,6 +129,8 @@ def test_the_zns_carries_the_template_and_the_values_worded_as_in_the_sms() -> N
         "params": {"ma_ho_so": "UBND-Q1-20261123-0001", "hen": "15:00 27/11/2026"},
     }
     assert setup.zns("rejected", {"code": "X"}) is None  # no template: SMS only
+    digest = zalo_setup("1", {"daily_digest": {"template": "9", "params": {"oldest": "ds"}}}, WAIT)
+    assert digest.zns("daily_digest", {}) == {"template": "9", "params": {"ds": ""}}
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,11 @@ class ZaloSetup:
         if template is None:
             return None
         params = {
+            # An optional placeholder without a value (a digest with no overdue dossier)
+            # is empty: the template still has the parameter.
             theirs: fit_value(value_text(key, ours, values[ours]), PLACEHOLDER_LIMITS[ours], True)
+            if ours in values
+            else ""
             for ours, theirs in template.params.items()
         }
         return {"template": template.template_id, "params": params}
@@ -153,12 +157,17 @@ def after_zalo_answer(
     now: datetime,
     report_wait: timedelta,
     retry_at: datetime | None,
+    first_attempt_at: datetime | None = None,
 ) -> Move:
     """What the provider's answer to a ZNS makes of the notice. ``retry_at`` is when to send
-    it again after a timeout (None: the retries are spent)."""
+    it again after a timeout (None: the retries are spent). The ZNS is not retried past
+    ``report_wait`` from its first attempt: the citizen waits no longer for a ZNS that may
+    never have gone than for the report of one that went."""
     if outcome == "accepted":
         return Move("accepted", ZALO, "accepted", ZALO, next_attempt_at=now + report_wait)
     why = f"zalo: {error or outcome}"
+    if retry_at is not None and retry_at > (first_attempt_at or now) + report_wait:
+        retry_at = None
     if outcome == "retry" and maybe_taken and retry_at is not None:
         # It may have gone: only the same request again can tell (the provider knows its id).
         return Move("pending", ZALO, "retry", why, next_attempt_at=retry_at)
