@@ -38,7 +38,7 @@ from services.core.runtime.settings import Settings
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters import tables as t
-from services.notifier.adapters.esms import EsmsGateway
+from services.notifier.adapters.esms import EsmsGateway, EsmsZalo
 from services.notifier.adapters.postal import (
     HttpPostalOperator,
     JsonlPostalOperator,
@@ -49,6 +49,7 @@ from services.notifier.adapters.viettelpost import ViettelPostOperator
 from services.notifier.api import callbacks
 from services.notifier.composer import Composer
 from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
+from services.notifier.domain.channels import ZaloSetup, zalo_setup
 from services.notifier.domain.decisions import NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.retry import RetryPolicy
@@ -121,7 +122,17 @@ def composer_from(settings: Settings) -> Composer:
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
         alert_settle=timedelta(seconds=settings.alert_settle_seconds),
     )
-    return Composer(templates_from(settings), policy, QuietHours.parse(settings.quiet_hours))
+    quiet = QuietHours.parse(settings.quiet_hours)
+    return Composer(templates_from(settings), policy, quiet, zalo_from(settings))
+
+
+def zalo_from(settings: Settings) -> ZaloSetup | None:
+    """The kinds told by Zalo first, or None (off) without MOTCUA_ZALO_OA_ID; a template
+    setting that names an unknown kind or placeholder stops the start, saying which."""
+    if not settings.zalo_oa_id:
+        return None
+    wait = timedelta(seconds=settings.zalo_report_wait_seconds)
+    return zalo_setup(settings.zalo_oa_id, settings.zalo_templates, wait)
 
 
 class NotifierService:
@@ -169,6 +180,7 @@ class NotifierService:
             self._dispatch_settings(),
             clock,
             metrics=self.metrics,
+            zalo=EsmsZalo.from_settings(settings),
         )
         self.run_dispatcher = run_dispatcher
         self.run_scheduler = run_scheduler
@@ -240,6 +252,7 @@ class NotifierService:
             early_receipts=self.early_receipts,
             batch_size=claim_size(s.sms_rate_per_second, lease),
             postal_batch_size=claim_size(s.postal_rate_per_second, lease),
+            zalo_report_wait=timedelta(seconds=s.zalo_report_wait_seconds),
         )
 
     # -- Service ------------------------------------------------------------------------------
@@ -284,6 +297,8 @@ class NotifierService:
             await self.messaging.stop()
         for gateway in self.dispatcher.gateways:
             await gateway.aclose()
+        if self.dispatcher.zalo:
+            await self.dispatcher.zalo.aclose()
         await self.dispatcher.postal.aclose()
         await self.engine.dispose()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.core.phones import InvalidPhone, normalise_phone
 from services.notifier.adapters import repository as repo
+from services.notifier.domain.channels import SMS, ZALO, ZaloSetup
 from services.notifier.domain.decisions import NoticeDraft, NoticePolicy
 from services.notifier.domain.quiet_hours import QuietHours
 from services.notifier.domain.templates import TemplateSet
@@ -22,9 +23,11 @@ class Composer:
     templates: TemplateSet
     policy: NoticePolicy
     quiet: QuietHours | None = None
+    zalo: ZaloSetup | None = None  # the kinds told by Zalo first
 
     def row(self, draft: NoticeDraft, now: datetime) -> dict[str, Any]:
         sms = self.templates.render(draft.key, draft.values)
+        zns = self.zalo.zns(draft.key, draft.values) if self.zalo else None
         status, error, recipient = self._status(draft, now)
         when = self.quiet.release_at(now) if self.quiet and status == "held" else now
         return {
@@ -42,6 +45,8 @@ class Composer:
             "status": status,
             "error": error,
             "next_attempt_at": when if status in ("held", "pending") else None,
+            "channel": ZALO if zns else SMS,
+            "zns": zns,
         }
 
     def _status(self, draft: NoticeDraft, now: datetime) -> tuple[str, str | None, str]:

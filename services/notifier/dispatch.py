@@ -12,6 +12,11 @@ Failover: after an answer that says the gateway did not take the message (429, 5
 refused connection) the next attempt goes to the other gateway. After a timeout it stays on
 the same one: the first may have taken the message, and only it can recognise the
 request_id, so switching could text the citizen twice.
+
+Zalo first (notifier.domain.channels): a notice whose kind has a ZNS template goes to Zalo,
+and to the SMS gateway only once the ZNS is known to have failed: refused, reported failed
+(api/callbacks.py), or not reported within `zalo_report_wait` (checked in the transaction
+that claims a batch, one statement for all).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,9 +36,11 @@ from services.core.runtime.metrics import ServiceMetrics
 from services.core.runtime.waiting import wait_event
 from services.notifier import handlers
 from services.notifier.adapters import repository as repo
+from services.notifier.adapters.esms import EsmsZalo, ZnsRequest
 from services.notifier.adapters.postal import OrderResult, PostalOperator, PostalOrderRequest
 from services.notifier.adapters.sms_gateway import SendResult, SmsGateway, SmsRequest
 from services.notifier.composer import Composer
+from services.notifier.domain import channels
 from services.notifier.domain.retry import RetryPolicy
 
 log = structlog.get_logger("motcua.notifier")
@@ -54,6 +61,7 @@ class DispatchSettings:
     batch_size: int = 100  # SMS claimed at a time
     concurrency: int = 8
     postal_batch_size: int = 100  # postal orders claimed at a time
+    zalo_report_wait: timedelta = timedelta(minutes=10)  # a ZNS's report, then the SMS
 
 
 def claim_size(rate_per_second: float, lease: timedelta, most: int = 100) -> int:
@@ -78,12 +86,14 @@ class Dispatcher:
         clock: Clock,
         jitter: Callable[[], float] = random.random,
         metrics: ServiceMetrics | None = None,
+        zalo: EsmsZalo | None = None,
     ) -> None:
         if not gateways:
             raise ValueError("at least one SMS gateway is needed")
         self.engine = engine
         self.gateways = list(gateways)
         self.postal = postal
+        self.zalo = zalo
         self.composer = composer
         self.settings = settings
         self.clock = clock
@@ -161,6 +171,7 @@ class Dispatcher:
         if quiet and quiet.contains(now):
             return 0  # held until the window ends, citizens and supervisors alike
         async with self.engine.begin() as conn:
+            await repo.fall_back_unreported(conn, now, self.settings.zalo_report_wait)
             due = await repo.claim_due_notices(
                 conn, now, self.settings.batch_size, self.settings.lease
             )
@@ -174,22 +185,39 @@ class Dispatcher:
 
     async def _send(self, notice: repo.Outgoing) -> SendResult:
         async with self._limit:
-            gateway = self.gateways[notice.gateway_index % len(self.gateways)]
-            request = SmsRequest(
-                to=notice.recipient,
-                text=notice.text,
-                unicode=notice.unicode,
-                request_id=notice.id,
-                sender=self.settings.sender,
-                callback_url=self.settings.sms_callback_url,
-            )
+            sending: Awaitable[SendResult]
+            if notice.channel == channels.ZALO:
+                if self.zalo is None or not notice.zns:  # Zalo taken out of the settings
+                    return SendResult("failed", channels.ZALO, error="not configured")
+                name, sending = self.zalo.name, self.zalo.send(self._zns(notice))
+            else:
+                gateway = self.gateways[notice.gateway_index % len(self.gateways)]
+                name, sending = gateway.name, gateway.send(self._sms(notice))
             try:
-                return await gateway.send(request)
+                return await sending
             except Exception as exc:  # a client bug must not lose the notice
                 taken = isinstance(exc, TimeoutError)
-                return SendResult(
-                    "retry", gateway.name, error=type(exc).__name__, maybe_taken=taken
-                )
+                return SendResult("retry", name, error=type(exc).__name__, maybe_taken=taken)
+
+    def _sms(self, notice: repo.Outgoing) -> SmsRequest:
+        return SmsRequest(
+            to=notice.recipient,
+            text=notice.text,
+            unicode=notice.unicode,
+            request_id=notice.id,
+            sender=self.settings.sender,
+            callback_url=self.settings.sms_callback_url,
+        )
+
+    def _zns(self, notice: repo.Outgoing) -> ZnsRequest:
+        zns = notice.zns or {}
+        return ZnsRequest(
+            to=notice.recipient,
+            template_id=str(zns["template"]),
+            params=dict(zns["params"]),
+            request_id=notice.id,
+            callback_url=self.settings.sms_callback_url,
+        )
 
     async def _record_sms(self, sent: Sequence[tuple[repo.Outgoing, SendResult]]) -> None:
         """The batch's outcomes in one transaction. Until it commits the notices stay
@@ -214,8 +242,24 @@ class Dispatcher:
     def _attempt(self, notice: repo.Outgoing, result: SendResult, now: datetime) -> repo.Attempt:
         """What the gateway's answer makes of the notice: accepted, failed for good, or
         pending again (on the other gateway after a refusal, on the same after a timeout,
-        failed once the retry horizon is spent)."""
+        failed once the retry horizon is spent). A ZNS's: channels.after_zalo_answer."""
         gateway = result.gateway
+        if notice.channel == channels.ZALO:
+            retry_at = None
+            if result.outcome == "retry" and result.maybe_taken:
+                retry_at = self._next_attempt(
+                    notice.attempts, notice.first_attempt_at, now, result.retry_after_seconds
+                )
+            move = channels.after_zalo_answer(
+                result.outcome,
+                result.error,
+                result.maybe_taken,
+                now,
+                self.settings.zalo_report_wait,
+                retry_at,
+                notice.first_attempt_at,
+            )
+            return repo.Attempt.of_move(notice, move, gateway, result.message_id)
         if result.outcome == "accepted" and result.message_id:
             return repo.Attempt(notice, "accepted", gateway, message_id=result.message_id)
         if result.outcome == "failed":

@@ -1,7 +1,8 @@
 """`motcua gateways check`: can the notifier reach its providers, with the credentials it has?
 Nothing is sent: a provider that offers a balance or profile call is asked it (eSMS's
-balance; Viettel Post's sign-in and its pickup address); one that does not is only reached
-(any HTTP answer means the address works)."""
+balance, and with Zalo whether the Official Account is on the account; Viettel Post's sign-in
+and its pickup address); one that does not is only reached (any HTTP answer means the
+address works)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import httpx
 
 from services.core.runtime.clock import system_clock
 from services.core.runtime.settings import Settings
-from services.notifier.adapters.esms import EsmsGateway
+from services.notifier.adapters.esms import EsmsGateway, EsmsZalo
 from services.notifier.adapters.viettelpost import ViettelPostOperator
 
 Result = tuple[str, bool, str]  # (gateway, ok, what was found: no secret, no personal data)
@@ -35,6 +36,13 @@ async def check_gateways(settings: Settings) -> list[Result]:
             results.append((f"{name} (esms)", ok, said))
         else:
             results.append((name, *await _reachable(url)))
+    zalo = EsmsZalo.from_settings(s)
+    if zalo is not None:
+        try:
+            ok, said = await zalo.check()
+        finally:
+            await zalo.aclose()
+        results.append(("zalo (esms)", ok, said))
     if s.postal_api_url and s.postal_provider == "viettelpost":
         operator = ViettelPostOperator.from_settings("postal", s, system_clock)
         try:

@@ -327,10 +327,16 @@ async def record_receipt(
     now: datetime,
     early: repo.EarlyReceipts | None = None,
     notice_id: str | None = None,
+    *,
+    zalo: bool = False,
+    also_as: str | None = None,
 ) -> str | None:
+    """A delivery report (repository.apply_receipt): the notice's id, None when kept."""
     async with engine.begin() as conn:
-        notice = await repo.apply_receipt(conn, message_id, status, error, now, early, notice_id)
-    log.info("receipt_recorded", notice_id=notice, status=status)
+        notice = await repo.apply_receipt(
+            conn, message_id, status, error, now, early, notice_id, zalo=zalo, also_as=also_as
+        )
+    log.info("receipt_recorded", notice_id=notice, status=status, zalo=zalo)
     return notice
 
 

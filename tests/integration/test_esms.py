@@ -5,26 +5,21 @@ PostgreSQL. No test reaches the internet."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 
-from services.core.runtime.database import create_engine
-from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.notifier.adapters.esms import REQUEST_ID_PREFIX, EsmsGateway
 from services.notifier.adapters.sms_gateway import SmsRequest
-from services.notifier.app import NotifierService
-from tests.fixtures.esms import API_KEY, BRANDNAME, SECRET_KEY, FakeEsms
-from tests.fixtures.gateways import FakePostalOperator, FakeSmsGateway
-from tests.fixtures.notifier import CALLBACK, CALLBACK_TOKEN, NotifierHarness, notifier_settings
-from tests.fixtures.tracker import TrackerHarness
+from tests.fixtures.esms import (
+    API_KEY,
+    BRANDNAME,
+    SECRET_KEY,
+    FakeEsms,
+    gateways_check,
+)
+from tests.fixtures.notifier import CALLBACK_TOKEN, NotifierHarness, call_back
 
 
 def request(request_id: str = "n-1", *, unicode: bool = False) -> SmsRequest:
@@ -133,42 +128,8 @@ def test_esms_without_its_keys_does_not_start(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def n(
-    tracker: TrackerHarness,
-    database_url: str,
-    tmp_path: Path,
-    fake_esms: FakeEsms,
-    fake_sms_gateway: FakeSmsGateway,
-    fake_postal_operator: FakePostalOperator,
-) -> AsyncIterator[NotifierHarness]:
-    settings = notifier_settings(
-        tmp_path,
-        fake_sms_gateway,
-        fake_postal_operator,
-        sms_gateway_url=fake_esms.url,
-        sms_provider="esms",
-        sms_api_key=API_KEY,
-        sms_secret_key=SECRET_KEY,
-        sms_sender=BRANDNAME,
-        sms_timeout_seconds=1,
-    )
-    service = NotifierService(
-        settings,
-        clock=tracker.clock,
-        engine=create_engine(database_url.format(service="notifier")),
-        run_dispatcher=False,
-        run_scheduler=False,
-    )
-    service.dispatcher.jitter = lambda: 0.0
-    await service.start()
-    transport = httpx.ASGITransport(app=build_app([service]), raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://notifier.test", params=CALLBACK
-    ) as client:
-        yield NotifierHarness(
-            tracker.intake, tracker, service, client, fake_sms_gateway, fake_postal_operator
-        )
-    await service.stop()
+def n(esms_notifier: NotifierHarness) -> NotifierHarness:
+    return esms_notifier
 
 
 async def received(n: NotifierHarness) -> dict[str, object]:
@@ -176,12 +137,6 @@ async def received(n: NotifierHarness) -> dict[str, object]:
     dossier = await n.intake.dossier()
     await n.feed()
     return dossier
-
-
-async def call_back(n: NotifierHarness, url: str) -> httpx.Response:
-    """eSMS's GET to the URL it was given, made to the notifier in-process."""
-    parts = urlsplit(url)
-    return await n.client.get(parts.path, params=dict(parse_qsl(parts.query)))
 
 
 async def test_the_notifier_texts_through_esms_and_takes_its_callbacks(
@@ -243,20 +198,10 @@ async def test_a_callback_before_the_answer_and_a_resend_are_both_taken(
 def test_gateways_check_asks_esms_its_balance_and_sends_nothing(
     fake_esms: FakeEsms, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(
-        MOTCUA_DATA_DIR=str(tmp_path),
-        MOTCUA_SMS_PROVIDER="esms",
-        MOTCUA_SMS_GATEWAY_URL=fake_esms.url,
-        MOTCUA_SMS_API_KEY=API_KEY,
-        MOTCUA_SMS_SECRET_KEY=SECRET_KEY,
-    )
-    command = [sys.executable, "-m", "services.cli", "gateways", "check"]
-    good = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    good = gateways_check(fake_esms, tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "sms (esms): ok: balance 36693" in good.stdout
     assert SECRET_KEY not in good.stdout + good.stderr
-    env["MOTCUA_SMS_SECRET_KEY"] = "wrong"
-    bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    bad = gateways_check(fake_esms, tmp_path, MOTCUA_SMS_SECRET_KEY="wrong")
     assert bad.returncode == 1 and "NOT OK: refused: esms 101" in bad.stdout
     assert fake_esms.requests == []  # nothing was sent

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     sms_api_key: SecretStr | None = None
     sms_secret_key: SecretStr | None = None
     sms_sandbox: bool = False  # the provider checks and answers, and sends nothing
+    # Zalo ZNS through eSMS, SMS as the fallback (notifier.domain.channels): the office's
+    # Official Account, and per notice kind the ZNS template approved for it, as JSON
+    # {"received": {"template": "200607", "params": {"code": "ma_ho_so", ...}}}. Off unless
+    # both are set; a ZNS without a delivery report this long is taken as failed.
+    zalo_oa_id: str | None = Field(default=None, min_length=1, max_length=40)
+    zalo_templates: dict[str, dict[str, object]] = Field(default_factory=dict)
+    zalo_report_wait_seconds: float = Field(default=600, gt=0)
     postal_api_url: str | None = None
     # Who the postal operator is: "generic" speaks motcua's own protocol, "viettelpost" Viettel
     # Post's partner API (notifier.adapters.viettelpost), signed in with its account.
@@ -173,6 +180,10 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"MOTCUA_SMS_PROVIDER=esms needs {', '.join(missing)}")
+        if bool(self.zalo_oa_id) != bool(self.zalo_templates):
+            raise ValueError("Zalo needs both MOTCUA_ZALO_OA_ID and MOTCUA_ZALO_TEMPLATES")
+        if self.zalo_oa_id and self.sms_provider != "esms":
+            raise ValueError("MOTCUA_ZALO_OA_ID: Zalo goes through eSMS (MOTCUA_SMS_PROVIDER=esms)")
         if self.postal_provider == "viettelpost":
             missing = [
                 name

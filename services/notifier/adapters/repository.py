@@ -18,6 +18,8 @@ from services.core.domain.lifecycle import PENDING_STATUSES
 from services.core.phones import mask_phone
 from services.core.runtime.database import dialect_insert, moves_forward
 from services.notifier.adapters import tables as t
+from services.notifier.domain import channels
+from services.notifier.domain.channels import SMS, ZALO, Channel, Effect, Move
 from services.notifier.domain.decisions import (
     AgencyDigest,
     Contact,
@@ -451,6 +453,8 @@ class Outgoing:
     first_attempt_at: datetime | None
     gateway_index: int
     dossier_id: str | None
+    channel: Channel = SMS
+    zns: Mapping[str, Any] | None = None  # the ZNS's template and parameters
 
 
 async def _claim_due(
@@ -504,7 +508,11 @@ _WAITS_FOR_AN_EARLIER = (
         _EARLIER.c.dossier_id == t.notices.c.dossier_id,
         _EARLIER.c.recipient == t.notices.c.recipient,
         _EARLIER.c.seq < t.notices.c.seq,
-        _EARLIER.c.status.in_(("held", "pending", "sending")),
+        sa.or_(
+            _EARLIER.c.status.in_(("held", "pending", "sending")),
+            # A ZNS waiting for its report may yet be followed by its SMS.
+            sa.and_(_EARLIER.c.status == "accepted", _EARLIER.c.channel == ZALO),
+        ),
     )
     .correlate(t.notices)
 )
@@ -534,6 +542,8 @@ async def claim_due_notices(
             r.first_attempt_at,
             r.gateway_index,
             r.dossier_id,
+            r.channel,
+            r.zns,
         )
         for r in rows
     ]
@@ -562,10 +572,33 @@ class Attempt:
     error: str | None = None
     next_attempt_at: datetime | None = None
     gateway_index: int | None = None  # None: the same as before
+    # The Zalo leg (notifier.domain.channels): the channel after this attempt (None: the
+    # same), the ZNS's id when accepted, the history row the move says, and whether the
+    # SMS starts its own attempts afresh.
+    channel: Channel | None = None
+    zns_message_id: str | None = None
+    note: tuple[str, str | None] | None = None
+    restart: bool = False
+
+    @classmethod
+    def of_move(cls, notice: Outgoing, move: Move, gateway: str, zns_id: str | None) -> Attempt:
+        return cls(
+            notice,
+            move.status,
+            gateway,
+            error=move.detail if move.status != "accepted" else None,
+            next_attempt_at=move.next_attempt_at,
+            channel=move.channel,
+            zns_message_id=zns_id if move.status == "accepted" else None,
+            note=(move.history, move.detail),
+            restart=move.restart,
+        )
 
     @property
-    def history(self) -> tuple[str, str]:
+    def history(self) -> tuple[str, str | None]:
         """The history row's status and detail."""
+        if self.note is not None:
+            return self.note
         if self.status == "accepted":
             return "accepted", self.gateway
         return ("retry" if self.status == "pending" else "failed"), f"{self.gateway}: {self.error}"
@@ -590,7 +623,13 @@ _AFTER_ATTEMPT = (
             sa.bindparam("a_gateway_index", type_=sa.Integer), t.notices.c.gateway_index
         ),
         attempts=sa.bindparam("a_attempts"),
-        first_attempt_at=sa.bindparam("a_first_attempt_at"),
+        first_attempt_at=sa.bindparam(
+            "a_first_attempt_at", type_=t.notices.c.first_attempt_at.type
+        ),
+        channel=sa.func.coalesce(sa.bindparam("a_channel", type_=sa.String), t.notices.c.channel),
+        zns_message_id=sa.func.coalesce(
+            sa.bindparam("a_zns_message_id", type_=sa.String), t.notices.c.zns_message_id
+        ),
         updated_at=sa.bindparam("a_now"),
     )
 )
@@ -619,8 +658,10 @@ async def record_attempts(
                 "a_next_attempt_at": a.next_attempt_at,
                 "a_error": None if a.status == "accepted" or a.error is None else a.error[:200],
                 "a_gateway_index": a.gateway_index,
-                "a_attempts": a.notice.attempts + 1,
-                "a_first_attempt_at": a.notice.first_attempt_at or now,
+                "a_attempts": 0 if a.restart else a.notice.attempts + 1,
+                "a_first_attempt_at": None if a.restart else a.notice.first_attempt_at or now,
+                "a_channel": a.channel,
+                "a_zns_message_id": a.zns_message_id,
                 "a_now": now,
             }
             for a in attempts
@@ -631,7 +672,11 @@ async def record_attempts(
         t.notice_history.insert(),
         [_history_row(notice, status, now, detail) for notice, status, detail in history],
     )
-    accepted = [a.message_id for a in attempts if a.status == "accepted" and a.message_id]
+    accepted = [
+        a.message_id or a.zns_message_id
+        for a in attempts
+        if a.status == "accepted" and (a.message_id or a.zns_message_id)
+    ]
     if not accepted:
         return
     c = t.early_receipts.c
@@ -653,33 +698,94 @@ async def apply_receipt(
     now: datetime,
     early: EarlyReceipts | None = None,
     notice_id: str | None = None,
+    *,
+    zalo: bool = False,
+    also_as: str | None = None,
 ) -> str | None:
-    """Delivery receipt (báo cáo gửi tin): accepted → delivered | failed. Returns the notice
-    id, or None when no notice has the message id yet (kept for when it does, within
-    ``early``'s bounds). ``notice_id``, when the gateway echoes our request id, finds a
-    notice it accepted under another message id (a resend it recognised); one not yet
-    accepted is not taken by it, or the answer's record would overwrite the receipt."""
+    """Delivery receipt (báo cáo gửi tin) of a notice's SMS or ZNS: what it does is
+    channels.after_report's to say (a ZNS failed sends the SMS; a ZNS report after the SMS
+    was chosen is only recorded). Returns the notice id, or None when no notice has the
+    message id yet (kept for when it does, within ``early``'s bounds, under ``also_as``
+    too: the id a resend the gateway recognised is recorded with). ``notice_id``, when the
+    gateway echoes our request id (``zalo``: the ZNS's), finds a notice it accepted under
+    another message id; one not yet accepted is not taken by it, or the answer's record
+    would overwrite the receipt."""
     c = t.notices.c
-    row = (await conn.execute(sa.select(c.id, c.status).where(c.message_id == message_id))).first()
-    if row is None and notice_id:
-        row = (
-            await conn.execute(
-                sa.select(c.id, c.status).where(
-                    c.id == notice_id, c.status.in_(("accepted", "delivered", "failed"))
-                )
-            )
-        ).first()
-    if row is None:
-        await _keep_early_receipt(conn, message_id, status, error, now, early or EarlyReceipts())
-        return None
-    if row.status in ("accepted", "sending", "pending"):
+    on_zalo = (c.zns_message_id == message_id).label("on_zalo")
+    columns = (c.id, c.status, c.channel, on_zalo)
+    row = (
         await conn.execute(
-            t.notices.update()
-            .where(c.id == row.id)
-            .values(status=status, error=error[:200] if error else None, updated_at=now)
+            sa.select(*columns).where(
+                sa.or_(c.message_id == message_id, c.zns_message_id == message_id)
+            )
         )
-        await add_history(conn, row.id, status, now, error)
+    ).first()
+    if row is None and notice_id:
+        accepted = (
+            c.zns_message_id.is_not(None)
+            if zalo
+            else sa.and_(c.channel == SMS, c.status.in_(("accepted", "delivered", "failed")))
+        )
+        on = sa.literal(zalo).label("on_zalo")
+        query = sa.select(c.id, c.status, c.channel, on).where(c.id == notice_id, accepted)
+        row = (await conn.execute(query)).first()
+    move = None
+    if row is not None:
+        about = ZALO if row.on_zalo else SMS
+        delivered = status == "delivered"
+        move = channels.after_report(row.status, row.channel, about, delivered, error, now)
+    if row is None or move is None or move.effect == Effect.KEEP:
+        for key in dict.fromkeys(k for k in (message_id, also_as) if k):
+            await _keep_early_receipt(conn, key, status, error, now, early or EarlyReceipts())
+        return None
+    if move.effect == Effect.APPLY:
+        moved = await conn.execute(
+            t.notices.update()
+            .where(c.id == row.id, c.status == row.status, c.channel == row.channel)
+            .values(**_moved(move, now))
+        )
+        if not moved.rowcount:  # moved meanwhile (the report bound ran out): told again
+            return await apply_receipt(
+                conn, message_id, status, error, now, early, notice_id, zalo=zalo, also_as=also_as
+            )
+    if move.effect != Effect.IGNORE:
+        await add_history(conn, row.id, move.history, now, move.detail)
     return str(row.id)
+
+
+def _moved(move: Move, now: datetime) -> dict[str, Any]:
+    """The columns a move sets (on a notice that is not being sent)."""
+    values: dict[str, Any] = {
+        "status": move.status,
+        "channel": move.channel,
+        "error": move.detail[:200] if move.detail and move.status != "delivered" else None,
+        "next_attempt_at": move.next_attempt_at,
+        "updated_at": now,
+    }
+    if move.restart:
+        values.update(attempts=0, first_attempt_at=None, lease_until=None)
+    return values
+
+
+async def fall_back_unreported(conn: AsyncConnection, now: datetime, wait: timedelta) -> int:
+    """The ZNS accepted whose report did not come within ``wait`` are taken as failed: their
+    SMS is due now (channels.report_overdue). One UPDATE and one INSERT for all of them, in
+    the transaction that then claims them; a report that comes after finds them on the SMS."""
+    c = t.notices.c
+    move = channels.report_overdue(now, wait)
+    moved = await conn.execute(
+        t.notices.update()
+        .where(c.status == "accepted", c.channel == ZALO, c.next_attempt_at <= now)
+        .values(**_moved(move, now))
+        .returning(c.id)
+    )
+    ids = list(moved.scalars())
+    if ids:
+        await conn.execute(
+            t.notice_history.insert(),
+            [_history_row(notice, move.history, now, move.detail) for notice in ids],
+        )
+    return len(ids)
 
 
 async def _keep_early_receipt(
@@ -919,7 +1025,7 @@ async def erase_personal_data(
     n = t.notices.c
     rows = list(
         await conn.execute(
-            sa.select(n.id, n.recipient, n.status).where(
+            sa.select(n.id, n.recipient, n.status, n.channel).where(
                 n.dossier_id.in_(ids), n.audience == "citizen"
             )
         )
@@ -932,7 +1038,10 @@ async def erase_personal_data(
             .values(recipient=sa.bindparam("recipient"), updated_at=now),
             [{"b_id": r.id, "recipient": mask_phone(r.recipient)} for r in notices],
         )
-    waiting = [r.id for r in rows if r.status in WAITING]
+    # A ZNS waiting for its report (channels) may still be followed by an SMS: it waits too.
+    waiting = [
+        r.id for r in rows if r.status in WAITING or (r.status == "accepted" and r.channel == ZALO)
+    ]
     if waiting:
         await conn.execute(
             t.notices.update()

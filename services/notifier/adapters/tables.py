@@ -94,6 +94,13 @@ notices = sa.Table(
     # rowid by a trigger on SQLite: migration 0004): the order of the facts they tell, which
     # created_at cannot give (one transaction decides several at the same instant).
     sa.Column("seq", BIG_ID, nullable=True),
+    # Zalo first, the SMS when Zalo cannot (notifier.domain.channels; migration 0006): the
+    # channel the notice is on, what its ZNS carries (template and parameters; none: SMS
+    # only), and the provider's id of the ZNS, apart from the SMS's, so that a report about
+    # the ZNS after the SMS was chosen is still recognised.
+    sa.Column("channel", sa.String(8), nullable=False, server_default="sms"),
+    sa.Column("zns", sa.JSON, nullable=True),
+    sa.Column("zns_message_id", sa.String(100), nullable=True),
     sa.UniqueConstraint("source_key", "recipient", "template", name="uq_notifier_notices_identity"),
     # The dispatcher reads only what is waiting to go out.
     sa.Index(
@@ -112,6 +119,14 @@ notices = sa.Table(
         sqlite_where=sa.text("status IN ('held', 'pending', 'sending')"),
     ),
     sa.Index("ix_notifier_notices_message_id", "message_id"),
+    sa.Index("ix_notifier_notices_zns_message_id", "zns_message_id"),
+    # A ZNS accepted waits for its delivery report until next_attempt_at.
+    sa.Index(
+        "ix_notifier_notices_zalo_wait",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'accepted' AND channel = 'zalo'"),
+        sqlite_where=sa.text("status = 'accepted' AND channel = 'zalo'"),
+    ),
     sa.Index("ix_notifier_notices_dossier", "dossier_id"),
 )
 

@@ -21,7 +21,13 @@ from services.core.runtime.http_errors import ApiError
 from services.core.runtime.request_models import FREE_TEXT, RequestModel
 from services.notifier import handlers
 from services.notifier.adapters import viettelpost
-from services.notifier.adapters.esms import receipt_of
+from services.notifier.adapters.esms import (
+    REQUEST_ID_PREFIX,
+    ZALO_TYPE_IDS,
+    receipt_of,
+    request_of,
+    zalo_error,
+)
 
 log = structlog.get_logger("motcua.notifier")
 router = APIRouter(tags=["callbacks"])
@@ -133,23 +139,36 @@ async def esms_receipt(
     sent_ok: Annotated[int, Query(alias="SendSuccess", ge=0)] = 0,
     sent_failed: Annotated[int, Query(alias="SendFailed", ge=0)] = 0,
     request_id: Annotated[str, Query(alias="RequestId", max_length=100)] = "",
+    type_id: Annotated[str, Query(alias="TypeId", max_length=4)] = "",
+    error_info: Annotated[str, Query(max_length=2000)] = "",
 ) -> dict[str, str]:
-    """eSMS's delivery callback (an HTTP GET; notifier.adapters.esms). A status on the way
-    (pending, waiting, sent to the carrier) is acknowledged and changes nothing; a final one
-    moves the notice, found by eSMS's SMSID or, for a resend eSMS recognised, by our request
-    id (the notice's id). Before the send's answer is recorded, it is kept, like /sms/receipts."""
+    """eSMS's delivery callback (an HTTP GET; notifier.adapters.esms), of an SMS or a ZNS
+    (TypeId 24, 25). A status on the way (pending, waiting, sent to the carrier) is
+    acknowledged and changes nothing; a final one moves the notice, found by eSMS's SMSID or,
+    for a resend eSMS recognised, by our request id (the notice's id). Before the send's
+    answer is recorded, it is kept, like /sms/receipts. A ZNS failed sends the SMS instead; a
+    ZNS report after the SMS was chosen is recorded in the notice's history, nothing else."""
     receipt = receipt_of(send_status, sent_ok, sent_failed)
     if receipt is None:
         return {"status": "ignored"}
+    notice_id, zalo = request_of(request_id)
+    zalo = zalo or type_id in ZALO_TYPE_IDS
+    error = receipt.error
+    if zalo and receipt.status == "failed":
+        error = f"{error} ({zalo_error(error_info) or 'zalo'})"
     notice = await handlers.record_receipt(
         notifier.engine,
         sms_id,
         receipt.status,
-        receipt.error,
+        error,
         notifier.clock(),
         notifier.early_receipts,
-        notice_id=request_id or None,
+        notice_id=notice_id or None,
+        zalo=zalo,
+        also_as=REQUEST_ID_PREFIX + request_id if request_id else None,
     )
+    if notice and zalo and receipt.status == "failed":
+        notifier.wake_dispatcher()  # the SMS may be due now
     return {"status": "recorded" if notice else "kept"}
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "appointment_text",
     "default_cap",
     "default_templates",
+    "value_text",
     "fit_value",
     "lateness_text",
     "load_templates",
@@ -276,7 +277,7 @@ def default_templates(
 # -- rendering ------------------------------------------------------------------------------
 
 
-def _value_text(key: str, name: str, value: object) -> str:
+def value_text(key: str, name: str, value: object) -> str:
     if isinstance(value, datetime):
         return appointment_text(value)
     if isinstance(value, str):
@@ -333,7 +334,7 @@ class TemplateSet:
             return piece
         if piece.name not in values:
             raise TemplateError(key, f"no value for placeholder {{{piece.name}}}")
-        text = _value_text(key, piece.name, values[piece.name])
+        text = value_text(key, piece.name, values[piece.name])
         if not piece.whole:
             return fit_value(text, piece.max_length, self.unicode)
         line = _fold(text, self.unicode)
