@@ -154,7 +154,10 @@ class PostalOrderDraft:
 
 
 @dataclass(frozen=True)
-class Decision:
+class NoticeDecision:
+    """What one event calls for: the dossier's card as it now stands, the notices and the
+    postal order to make, or why nothing (`skipped`)."""
+
     card: DossierCard | None
     notices: tuple[NoticeDraft, ...] = ()
     postal_order: PostalOrderDraft | None = None
@@ -171,19 +174,19 @@ def on_dossier_event(
     payload: DossierEvent,
     now: datetime,
     policy: NoticePolicy,
-) -> Decision:
+) -> NoticeDecision:
     """The citizen's notices (and the postal order) an action of the dossier calls for."""
     if card is not None and card.erased:
         # Nothing brings the data back, nor texts anyone: not a dossier.received replayed
         # from a topic that kept it longer than the retention (docs/privacy.md).
-        return Decision(card, skipped="personal_data_erased")
+        return NoticeDecision(card, skipped="personal_data_erased")
     if isinstance(payload, DossierReceived):
         card = DossierCard.of_received(ref, payload)
     if card is None:
-        return Decision(None, skipped="dossier_unknown")
+        return NoticeDecision(None, skipped="dossier_unknown")
     card = replace(card, status=payload.status.value, code=ref.code or card.code)
     if isinstance(payload, PersonalDataErased):
-        return Decision(card.without_personal_data())
+        return NoticeDecision(card.without_personal_data())
     if isinstance(payload, DossierTransferred):
         card = replace(card, handling_agency=payload.to_agency)
     stale = now - payload.at > policy.stale_after
@@ -191,7 +194,7 @@ def on_dossier_event(
         return _postal_return(card, stale)
     told = _citizen_notice(payload, policy, card)
     if told is None:
-        return Decision(card)
+        return NoticeDecision(card)
     key, values = told
     notice = NoticeDraft(
         source_key=event_id,
@@ -204,7 +207,7 @@ def on_dossier_event(
         agency_code=card.agency_code,
         skip_reason="historical_action" if stale else None,
     )
-    return Decision(card, (notice,))
+    return NoticeDecision(card, (notice,))
 
 
 def _citizen_notice(
@@ -231,11 +234,11 @@ def _citizen_notice(
     return None
 
 
-def _postal_return(card: DossierCard, stale: bool) -> Decision:
+def _postal_return(card: DossierCard, stale: bool) -> NoticeDecision:
     if stale:
-        return Decision(card, skipped="historical_action")
+        return NoticeDecision(card, skipped="historical_action")
     if not card.return_address:
-        return Decision(card, skipped="no_return_address")
+        return NoticeDecision(card, skipped="no_return_address")
     order = PostalOrderDraft(
         dossier_id=card.dossier_id,
         reference=card.code,
@@ -243,7 +246,7 @@ def _postal_return(card: DossierCard, stale: bool) -> Decision:
         address=card.return_address,
         content=f"Kết quả giải quyết hồ sơ {card.code}: {card.procedure_name}"[:200],
     )
-    return Decision(card, postal_order=order)
+    return NoticeDecision(card, postal_order=order)
 
 
 def on_postal_order_placed(
