@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from services.core.runtime.clock import system_clock
@@ -24,6 +25,9 @@ from services.core.runtime.settings import SERVICES, Settings
 from services.core.runtime.version import motcua_version
 
 log = structlog.get_logger("motcua")
+
+# The internal token's file in the data dir when MOTCUA_INTERNAL_TOKEN is unset.
+INTERNAL_TOKEN_FILE = "internal_token"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -256,7 +260,7 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
-    settings = _kept_callback_token(settings)
+    settings = _kept_internal_token(_kept_callback_token(settings))
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(_run_embedded(args, settings))
     return 0
@@ -294,13 +298,28 @@ def _kept_callback_token(settings: Settings) -> Settings:
     callbacks act on nothing without it, and the gateways get it in their callback URLs."""
     if settings.callback_token:
         return settings
-    from services.notifier.callback_token import load_or_create
+    from services.notifier.callback_token import FILE_NAME
 
-    token, path, made = load_or_create(settings.data_dir)
+    return settings.model_copy(update={"callback_token": _kept_secret(settings, FILE_NAME)})
+
+
+def _kept_internal_token(settings: Settings) -> Settings:
+    """MOTCUA_INTERNAL_TOKEN, or the one kept in the data dir (made on first start): the
+    intake's questions to the notifier (services.intake.notifier_client) carry it."""
+    if settings.internal_token:
+        return settings
+    token = SecretStr(_kept_secret(settings, INTERNAL_TOKEN_FILE))
+    return settings.model_copy(update={"internal_token": token})
+
+
+def _kept_secret(settings: Settings, file_name: str) -> str:
+    from services.core.runtime.kept_secret import load_or_create
+
+    token, path, made = load_or_create(settings.data_dir, file_name)
     if path.stat().st_mode & 0o077:
         print(f"motcua: {path} is readable by others: chmod 600 it", file=sys.stderr)
-    log.info("callback_token_made" if made else "callback_token_reused", file=str(path))
-    return settings.model_copy(update={"callback_token": token})
+    log.info("secret_made" if made else "secret_reused", file=str(path))
+    return token
 
 
 def _notifier_callback_token(settings: Settings, host: str) -> Settings | None:
@@ -345,9 +364,15 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
             from services.core.runtime.worker_process import WorkerProcess
             from services.notifier.api.callbacks import router as callbacks
 
-            hosted = _services(settings, ["intake"], bootstrap, replay)
-            hosted.append(WorkerProcess(settings, ["tracker", "notifier"], bootstrap, [callbacks]))
+            workers = WorkerProcess(settings, ["tracker", "notifier"], bootstrap, [callbacks])
+            # The intake asks the notifier where it runs: the second process's own port
+            # (its internal routes are not forwarded from the public one).
+            settings = settings.model_copy(update={"notifier_url": workers.base_url})
+            hosted = [*_services(settings, ["intake"], bootstrap, replay), workers]
         else:
+            settings = settings.model_copy(
+                update={"notifier_url": _reachable_url(args.host, args.port)}
+            )
             hosted = _services(settings, list(SERVICES), bootstrap, replay)
         server = _Server(_uvicorn_config(build_app(hosted), args.host, args.port))
         server.announce = _announcement(settings, args)
@@ -357,6 +382,13 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
             await replay.offsets.close()
         if broker:
             await broker.stop()
+
+
+def _reachable_url(host: str, port: int) -> str:
+    """Where this machine reaches a server bound to ``host``: loopback for "every address"."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    reached = wildcard.get(host, host)
+    return f"http://[{reached}]:{port}" if ":" in reached else f"http://{reached}:{port}"
 
 
 def _announcement(settings: Settings, args: argparse.Namespace) -> str:
