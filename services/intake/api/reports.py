@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
 from services.intake.api.errors import ApiError
+from services.intake.context import IntakeContext
 from services.intake.domain import access
 
 router = APIRouter(tags=["reports"])
@@ -118,10 +120,8 @@ async def on_time_report(
     CSV with a byte order mark (so Excel shows Vietnamese names), a header line, one line per
     row and a last `TOTAL` line.
     """
-    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
-    scope = agency_in_scope(caller, agency)
-    async with ctx.engine.connect() as conn:
-        report = await r.on_time_report(conn, scope, local_days(start, end))
+    figures = await on_time_figures(ctx, caller, agency, from_, to)
+    start, end, scope, report = figures.start, figures.end, figures.agency, figures.report
     if format_ == "csv":
         return csv_response(report, scope, start, end)
     return OnTimeReportOut(
@@ -131,6 +131,31 @@ async def on_time_report(
         rows=[row_out(row) for row in report.rows],
         totals=counts_out(report.totals),
     )
+
+
+@dataclass(frozen=True)
+class OnTimeFigures:
+    start: date
+    end: date
+    agency: str | None  # None: every agency (an admin's)
+    report: r.OnTimeReport
+
+
+async def on_time_figures(
+    ctx: IntakeContext,
+    caller: Principal,
+    agency: str | None,
+    start: date | None,
+    end: date | None,
+) -> OnTimeFigures:
+    """The on-time report's figures for the caller: this route's, and the dashboard's chart
+    (web.dashboard), from the one rule. The period's defaults and checks, the caller's
+    scope (ApiError 422 or 403 naming the field) as the route documents them."""
+    start, end = resolve_period(start, end, ctx.clock().astimezone(VN_TZ).date())
+    scope = agency_in_scope(caller, agency)
+    async with ctx.engine.connect() as conn:
+        report = await r.on_time_report(conn, scope, local_days(start, end))
+    return OnTimeFigures(start, end, scope, report)
 
 
 def resolve_period(start: date | None, end: date | None, today: date) -> tuple[date, date]:

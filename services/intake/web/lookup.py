@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -24,12 +23,11 @@ from services.intake import public_lookup as rule
 from services.intake.api.deps import Ctx
 from services.intake.context import IntakeContext
 from services.intake.web.lookup_view import citizen_view
-from services.intake.web.pages import HTML_RESPONSES, render
+from services.intake.web.pages import FORM, HTML_RESPONSES, parse_form, render
 from services.intake.web.urls import LOOKUP_PATH
 
 CODE_MAX = 64  # as the JSON lookup's path parameter and the dossiers' column
 PHONE_MAX = 32
-FORM = "application/x-www-form-urlencoded"
 LABELS = {"code": "Mã hồ sơ", "phone": "Số điện thoại"}
 NOT_FOUND = (
     "Không tìm thấy hồ sơ có mã hồ sơ và số điện thoại này. Vui lòng kiểm tra lại mã hồ sơ "
@@ -98,7 +96,7 @@ async def lookup_result(request: Request, ctx: Ctx) -> HTMLResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         return _form(ctx, 415, problem=f"Biểu mẫu phải được gửi dưới dạng {FORM}.")
-    form = _parse(await request.body())
+    form = parse_form(await request.body())
     typed = form.get("code", "")
     try:
         code = _field("code", form.get("code"), CODE_MAX)
@@ -141,16 +139,6 @@ def _common(ctx: IntakeContext) -> dict[str, Any]:
         "code_max": CODE_MAX,
         "phone_max": PHONE_MAX,
     }
-
-
-def _parse(body: bytes) -> dict[str, str]:
-    """The form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD and
-    are refused as a field's bad characters would be."""
-    text = body.decode("utf-8", errors="replace")
-    fields: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        fields.setdefault(name, value)
-    return fields
 
 
 def _field(name: str, value: str | None, max_length: int, *, required: bool = True) -> str:

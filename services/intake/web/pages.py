@@ -8,6 +8,7 @@ The Content-Security-Policy holds the page to that: a browser fetches nothing el
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -42,3 +43,16 @@ def render(
 ) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """A form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD, which
+    the pages refuse as they refuse a field's bad characters."""
+    text = body.decode("utf-8", errors="replace")
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        fields.setdefault(name, value)
+    return fields

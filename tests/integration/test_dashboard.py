@@ -1,0 +1,342 @@
+"""The supervisors' dashboard (GET /bang-dieu-khien, issue 14 item 5) on SQLite and PostgreSQL:
+signing in and out (the cookie's attributes, CSRF, who may), the chart's figures against GET
+/reports/on-time, the tracker's flags as lists with how late in working time, each agency its
+own, and the failed notices asked of a real notifier on loopback."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from services.intake.web import signin
+from services.intake.web.dashboard_view import rate_text
+from tests.fixtures.intake import IntakeHarness
+from tests.fixtures.notifier import INTERNAL_TOKEN, NotifierHarness, asking_notifier_at
+from tests.fixtures.tracker import TrackerHarness
+
+PAGE = "/bang-dieu-khien"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def intake_overrides(notifier_port: int) -> dict[str, Any]:
+    return asking_notifier_at(notifier_port)
+
+
+@pytest.fixture
+def notifier_overrides() -> dict[str, Any]:
+    return {"internal_token": INTERNAL_TOKEN}
+
+
+def bearer(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def set_cookies(r: httpx.Response) -> dict[str, str]:
+    return {c.split("=", 1)[0]: c for c in r.headers.get_list("set-cookie")}
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    form = await client.get(PAGE)
+    assert form.status_code == 200
+    body = {"token": token, "csrf": csrf_of(form.text)}
+    return await client.post(signin.SIGN_IN_PATH, data=body, headers=FORM)
+
+
+@asynccontextmanager
+async def signed_in(h: IntakeHarness, who: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of its own (its own cookies) on the intake, signed in as ``who``."""
+    transport = h.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as client:
+        r = await sign_in(client, bearer(who))
+        assert r.status_code == 303, r.text
+        yield client
+
+
+def text(page: str) -> str:
+    """What a person reads: the main part's words, spaces between them made one."""
+    main = page.split("<main>", 1)[-1]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", main)).split())
+
+
+async def test_sign_in_keeps_the_token_in_a_strict_httponly_cookie_and_sign_out_drops_it(
+    intake: IntakeHarness,
+) -> None:
+    client = intake.client
+    form = await client.get(PAGE)
+    assert form.status_code == 200 and "Đăng nhập" in form.text
+    csrf_cookie = set_cookies(form)[signin.CSRF_COOKIE]
+    for attribute in ("HttpOnly", "SameSite=strict", f"Path={PAGE}"):
+        assert attribute in csrf_cookie, csrf_cookie
+    assert "Secure" not in csrf_cookie  # plain HTTP here: a Secure cookie would never return
+
+    r = await client.post(
+        signin.SIGN_IN_PATH,
+        data={"token": bearer(intake.supervisor), "csrf": csrf_of(form.text)},
+        headers=FORM,
+    )
+    assert r.status_code == 303 and r.headers["location"] == PAGE
+    session = set_cookies(r)[signin.SESSION_COOKIE]
+    assert session.startswith(f"{signin.SESSION_COOKIE}={bearer(intake.supervisor)};")
+    for attribute in ("HttpOnly", "SameSite=strict", f"Path={PAGE}"):
+        assert attribute in session, session
+    assert set_cookies(r)[signin.CSRF_COOKIE] != csrf_cookie  # a fresh one once signed in
+
+    page = await client.get(PAGE)
+    assert page.status_code == 200 and "Tỷ lệ giải quyết đúng hạn" in page.text
+    assert "Lãnh đạo UBND-Q1" in text(page.text) and "Đăng xuất" in page.text
+
+    out = await client.post(signin.SIGN_OUT_PATH, data={"csrf": csrf_of(page.text)}, headers=FORM)
+    assert out.status_code == 303
+    assert "Max-Age=0" in set_cookies(out)[signin.SESSION_COOKIE]
+    again = await client.get(PAGE)
+    assert "Tỷ lệ giải quyết đúng hạn" not in again.text and 'name="token"' in again.text
+
+
+async def test_over_https_the_cookies_are_secure(intake: IntakeHarness) -> None:
+    transport = intake.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="https://intake.test") as client:
+        r = await sign_in(client, bearer(intake.admin))
+        assert r.status_code == 303
+        for cookie in set_cookies(r).values():
+            assert "Secure" in cookie, cookie
+
+
+async def test_the_forms_need_their_csrf_token(intake: IntakeHarness) -> None:
+    client = intake.client
+    token = bearer(intake.supervisor)
+    form = await client.get(PAGE)
+    for sent in ({"token": token}, {"token": token, "csrf": "x" * 43}):
+        r = await client.post(signin.SIGN_IN_PATH, data=sent, headers=FORM)
+        assert r.status_code == 403 and 'role="alert"' in r.text
+        assert signin.SESSION_COOKIE not in set_cookies(r)
+    # Without the CSRF cookie (a form posted from another site's page), the field is not enough.
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://intake.test"
+    ) as other:
+        r = await other.post(
+            signin.SIGN_IN_PATH, data={"token": token, "csrf": csrf_of(form.text)}, headers=FORM
+        )
+        assert r.status_code == 403 and signin.SESSION_COOKIE not in set_cookies(r)
+
+    async with signed_in(intake, intake.supervisor) as browser:
+        r = await browser.post(signin.SIGN_OUT_PATH, data={}, headers=FORM)
+        assert r.status_code == 403 and signin.SESSION_COOKIE not in set_cookies(r)
+        assert "Tỷ lệ giải quyết đúng hạn" in (await browser.get(PAGE)).text  # still signed in
+        json_body = await browser.post(
+            signin.SIGN_OUT_PATH, json={"csrf": "x"}, headers={"content-type": "application/json"}
+        )
+        assert json_body.status_code == 415
+
+
+async def test_only_supervisors_and_admins_sign_in(intake: IntakeHarness) -> None:
+    r = await sign_in(intake.client, bearer(intake.clerk))
+    assert r.status_code == 403 and "Chỉ lãnh đạo hoặc quản trị viên" in r.text
+    assert signin.SESSION_COOKIE not in set_cookies(r)
+    r = await sign_in(intake.client, "not-a-token")
+    assert r.status_code == 401 and "không đúng" in r.text
+    r = await sign_in(intake.client, "")
+    assert r.status_code == 422 and "Mã truy cập: chưa nhập." in r.text
+
+
+async def test_the_json_api_never_takes_the_cookie(intake: IntakeHarness) -> None:
+    async with signed_in(intake, intake.admin) as browser:
+        assert browser.cookies.get(signin.SESSION_COOKIE) == bearer(intake.admin)
+        # Sent as a page elsewhere could make a browser send it, were it not path-bound.
+        cookie = {"Cookie": f"{signin.SESSION_COOKIE}={bearer(intake.admin)}"}
+        for path in ("/reports/on-time", "/dossiers", "/procedures"):
+            r = await browser.get(path, headers=cookie)
+            assert r.status_code == 401, (path, r.text)
+            assert r.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_revoked_token_signs_the_browser_out(intake: IntakeHarness) -> None:
+    supervisor = await intake.token("supervisor", "UBND-Q1")
+    async with signed_in(intake, supervisor) as browser:
+        from services.intake.adapters.tokens import find_principal, revoke_token
+
+        async with intake.service.engine.begin() as conn:
+            found = await find_principal(conn, bearer(supervisor))
+            assert found is not None
+            await revoke_token(conn, found.id, intake.clock())
+        intake.service.context.principals._entries.clear()  # no second's wait for the cache
+        r = await browser.get(PAGE)
+        assert r.status_code == 200 and "Phiên đăng nhập đã hết hạn" in r.text
+        assert "Max-Age=0" in set_cookies(r)[signin.SESSION_COOKIE]
+
+
+# -- what it shows --------------------------------------------------------------------------
+
+
+async def seed(h: IntakeHarness) -> dict[str, str]:
+    """Two procedures of UBND-Q1 (one finished early, one late and one on time), one of
+    UBND-Q2; all received this month."""
+    await h.procedure("P1", name="Cấp giấy chứng nhận quyền sử dụng đất")
+    await h.procedure(
+        "P2", name="Đăng ký hộ kinh doanh", time_limit={"value": 1, "unit": "working_days"}
+    )
+    await h.procedure("P9", agency="UBND-Q2", name="Chứng thực bản sao")
+    early = (await h.dossier(procedure_code="P1"))["code"]
+    late = (await h.dossier(procedure_code="P2"))["code"]
+    in_time = (await h.dossier(procedure_code="P2"))["code"]
+    q2_clerk = await h.token("clerk", "UBND-Q2")
+    r = await h.client.post("/dossiers", json={**_body("P9")}, headers=q2_clerk)
+    assert r.status_code == 201, r.text
+    h.clock.advance(hours=1)
+    for code in (early, in_time):
+        await _act(h, code, "complete")
+    h.clock.advance(days=3)
+    await _act(h, late, "complete")
+    return {"early": early, "late": late, "in_time": in_time, "other": r.json()["code"]}
+
+
+def _body(procedure: str) -> dict[str, Any]:
+    from tests.fixtures.intake import dossier_body
+
+    return dossier_body(procedure_code=procedure)
+
+
+async def _act(h: IntakeHarness, code: str, action: str) -> None:
+    r = await h.client.post(f"/dossiers/{code}/{action}", json={}, headers=h.clerk)
+    assert r.status_code == 200, r.text
+
+
+async def test_the_chart_shows_the_figures_of_the_on_time_report(intake: IntakeHarness) -> None:
+    await seed(intake)
+    for who in (intake.supervisor, intake.admin):
+        report = (await intake.client.get("/reports/on-time", headers=who)).json()
+        async with signed_in(intake, who) as browser:
+            page = (await browser.get(PAGE)).text
+        bars = re.findall(r"<g transform[^>]*>\s*<title>([^<]*)</title>", page)
+        expected = []
+        for row in report["rows"]:
+            counts = row["finished_early"] + row["finished_on_time"]
+            finished = counts + row["finished_late"]
+            detail = f" ({counts}/{finished} hồ sơ đúng hạn)" if finished else ""
+            expected.append(f"{row['procedure_name']}: {rate_text(row['on_time_rate'])}{detail}")
+        assert [html.unescape(b) for b in bars] == expected
+        assert f"Chung: {rate_text(report['totals']['on_time_rate'])}" in text(page)
+    # The supervisor's rows are UBND-Q1's; the admin's, every agency's.
+    q1 = (await intake.client.get("/reports/on-time", headers=intake.supervisor)).json()
+    assert {r["agency_code"] for r in q1["rows"]} == {"UBND-Q1"}
+    assert [r["on_time_rate"] for r in q1["rows"]] == [1.0, 0.5]
+
+
+async def test_a_period_is_chosen_and_a_bad_one_is_named(intake: IntakeHarness) -> None:
+    await seed(intake)
+    async with signed_in(intake, intake.admin) as browser:
+        october = await browser.get(PAGE, params={"from": "2026-10-01", "to": "2026-10-31"})
+        assert october.status_code == 200 and "Chưa có hồ sơ nào trong kỳ." in october.text
+        assert 'value="2026-10-01"' in october.text
+        one = await browser.get(PAGE, params={"agency": "UBND-Q2"})
+        assert "Chứng thực bản sao" in one.text and "Đăng ký hộ kinh doanh" not in one.text
+        bad = await browser.get(PAGE, params={"from": "2026-11-31"})
+        assert bad.status_code == 422 and "Từ ngày: không phải ngày" in text(bad.text)
+        upside = await browser.get(PAGE, params={"from": "2026-11-20", "to": "2026-11-01"})
+        assert upside.status_code == 422 and "Từ ngày: không được sau" in text(upside.text)
+
+
+async def deadlines_to_intake(tracker: TrackerHarness) -> None:
+    """The tracker's flags, scanned at the harness clock's time, handed to the intake's
+    consumer as the deadline topic would."""
+    await tracker.feed()
+    await tracker.scan()
+    bodies = [json.dumps(e).encode() for e in await tracker.flags()]
+    await tracker.intake.service.on_deadline_events(bodies)
+
+
+async def test_overdue_with_how_late_in_working_time_and_due_soon(tracker: TrackerHarness) -> None:
+    h = tracker.intake
+    await h.procedure("P1", time_limit={"value": 1, "unit": "working_days"})
+    await h.procedure("P9", agency="UBND-Q2", time_limit={"value": 1, "unit": "working_days"})
+    # Office hours 08-12 and 13-17: Monday 09:00 is due Tuesday 09:00; Monday 12:00 (lunch)
+    # counts from 13:00, due Tuesday 12:00.
+    first = (await h.dossier(procedure_code="P1"))["code"]
+    q2_clerk = await h.token("clerk", "UBND-Q2")
+    q2 = (await h.client.post("/dossiers", json=_body("P9"), headers=q2_clerk)).json()["code"]
+    h.clock.advance(hours=3)
+    second = (await h.dossier(procedure_code="P1"))["code"]
+
+    h.clock.now = h.clock.now.replace(day=17, hour=10, minute=0)  # Tuesday
+    await deadlines_to_intake(tracker)
+    async with signed_in(h, h.supervisor) as browser:
+        page = text((await browser.get(PAGE)).text)
+    overdue, due_soon = sections(page)
+    assert overdue.startswith("Hồ sơ quá hạn (1)") and due_soon.startswith("Hồ sơ sắp đến hạn (1)")
+    assert (
+        f"{first} Cấp giấy chứng nhận quyền sử dụng đất Hạn: 09:00 17/11/2026 · trễ 1 giờ"
+        in overdue
+    )
+    assert (
+        f"{second} Cấp giấy chứng nhận quyền sử dụng đất Hạn: 12:00 17/11/2026 · còn 2 giờ"
+        in due_soon
+    )
+    assert q2 not in page  # another agency's
+
+    h.clock.now = h.clock.now.replace(day=18)  # Wednesday 10:00
+    await deadlines_to_intake(tracker)
+    async with signed_in(h, h.supervisor) as browser:
+        overdue, due_soon = sections(text((await browser.get(PAGE)).text))
+    assert overdue.startswith("Hồ sơ quá hạn (2)") and due_soon.startswith("Hồ sơ sắp đến hạn (0)")
+    # A working day and an hour; Tuesday 13-17 and Wednesday 08-10.
+    name = "Cấp giấy chứng nhận quyền sử dụng đất"
+    assert f"{first} {name} Hạn: 09:00 17/11/2026 · trễ 1 ngày 1 giờ {second}" in overdue
+    assert overdue.endswith(f"{second} {name} Hạn: 12:00 17/11/2026 · trễ 6 giờ")
+    async with signed_in(h, h.admin) as browser:
+        overdue, _ = sections(text((await browser.get(PAGE)).text))
+    assert overdue.startswith("Hồ sơ quá hạn (3)") and q2 in overdue
+
+
+def sections(page: str) -> tuple[str, str]:
+    """The overdue list's words and the due-soon list's."""
+    overdue = "Hồ sơ quá hạn" + page.split("Hồ sơ quá hạn", 1)[1]
+    overdue, due_soon = overdue.split("Hồ sơ sắp đến hạn", 1)
+    return overdue.strip(), "Hồ sơ sắp đến hạn" + due_soon.split("Tin nhắn, bưu gửi", 1)[0]
+
+
+async def test_failed_notices_are_asked_of_the_notifier(
+    notifier_on_loopback: NotifierHarness,
+) -> None:
+    n = notifier_on_loopback
+    await n.intake.procedure()
+    code = (await n.intake.dossier())["code"]
+    await n.feed()
+    await n.dispatch()
+    (message,) = n.sms.messages.values()
+    receipt = {"message_id": message["message_id"], "status": "failed", "error": "số không có"}
+    assert (await n.client.post("/sms/receipts", json=receipt)).status_code == 202
+    async with signed_in(n.intake, n.intake.supervisor) as browser:
+        raw = (await browser.get(PAGE)).text
+        earlier = text(
+            (await browser.get(PAGE, params={"from": "2026-10-01", "to": "2026-10-31"})).text
+        )
+    failed = text(raw).split("Tin nhắn, bưu gửi không thành công", 1)[1]
+    assert failed.startswith(" (1) 09:00 16/11/2026 · SMS · Công dân +8491*****78")
+    assert f"{code} số không có" in failed
+    assert "912345678" not in raw  # the phone, masked by the notifier
+    assert "Tin nhắn, bưu gửi không thành công (0)" in earlier  # not in October
+    async with signed_in(n.intake, await n.intake.token("supervisor", "UBND-Q2")) as browser:
+        other = text((await browser.get(PAGE)).text)
+    assert "Tin nhắn, bưu gửi không thành công (0)" in other and code not in other
+
+
+async def test_the_notifier_down_leaves_the_rest_of_the_page(intake: IntakeHarness) -> None:
+    await seed(intake)  # nothing listens where the intake asks the notifier
+    async with signed_in(intake, intake.supervisor) as browser:
+        r = await browser.get(PAGE)
+    assert r.status_code == 200
+    page = text(r.text)
+    assert "dịch vụ gửi tin không trả lời" in page and "Đăng ký hộ kinh doanh: 50 %" in page
