@@ -6,7 +6,6 @@ own, and the failed notices asked of a real notifier on loopback."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -249,15 +248,6 @@ async def test_a_period_is_chosen_and_a_bad_one_is_named(intake: IntakeHarness) 
         assert upside.status_code == 422 and "Từ ngày: không được sau" in text(upside.text)
 
 
-async def deadlines_to_intake(tracker: TrackerHarness) -> None:
-    """The tracker's flags, scanned at the harness clock's time, handed to the intake's
-    consumer as the deadline topic would."""
-    await tracker.feed()
-    await tracker.scan()
-    bodies = [json.dumps(e).encode() for e in await tracker.flags()]
-    await tracker.intake.service.on_deadline_events(bodies)
-
-
 async def test_overdue_with_how_late_in_working_time_and_due_soon(tracker: TrackerHarness) -> None:
     h = tracker.intake
     await h.procedure("P1", time_limit={"value": 1, "unit": "working_days"})
@@ -271,7 +261,7 @@ async def test_overdue_with_how_late_in_working_time_and_due_soon(tracker: Track
     second = (await h.dossier(procedure_code="P1"))["code"]
 
     h.clock.now = h.clock.now.replace(day=17, hour=10, minute=0)  # Tuesday
-    await deadlines_to_intake(tracker)
+    await tracker.flags_to_intake()
     async with signed_in(h, h.supervisor) as browser:
         page = text((await browser.get(PAGE)).text)
     overdue, due_soon = sections(page)
@@ -287,7 +277,7 @@ async def test_overdue_with_how_late_in_working_time_and_due_soon(tracker: Track
     assert q2 not in page  # another agency's
 
     h.clock.now = h.clock.now.replace(day=18)  # Wednesday 10:00
-    await deadlines_to_intake(tracker)
+    await tracker.flags_to_intake()
     async with signed_in(h, h.supervisor) as browser:
         overdue, due_soon = sections(text((await browser.get(PAGE)).text))
     assert overdue.startswith("Hồ sơ quá hạn (2)") and due_soon.startswith("Hồ sơ sắp đến hạn (0)")
