@@ -165,12 +165,16 @@ async def test_up_records_a_dossier_publishes_it_and_stops_cleanly(running) -> N
 
 @contextlib.contextmanager
 def _motcua_up(
-    data_dir: Path, log_path: Path, *, killed_in_block: bool = False
+    data_dir: Path,
+    log_path: Path,
+    *,
+    killed_in_block: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`motcua up` on a free port until the block ends (SIGTERM, and a clean exit), or until
     the block kills it (`killed_in_block`)."""
     port = free_port()
-    env = _up_env()
+    env = {**_up_env(), **(extra_env or {})}
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
             [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],
@@ -278,3 +282,55 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
         proc.kill()  # SIGKILL: no chance to stop its children itself
         proc.wait()
         _wait_until(lambda: not _alive(second), 30, "the worker dying with motcua up")
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_up_tells_what_was_sent_through_the_notifier_it_runs(
+    tmp_path: Path, processes: str
+) -> None:
+    """GET /dossiers/{code}/notices on `motcua up`: the intake asks the notifier where `up`
+    runs it (its own port, or the second process's) with the internal token `up` keeps."""
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
+    with _motcua_up(data_dir, log_path, extra_env={"MOTCUA_UP_PROCESSES": processes}) as (port, _):
+        secret = data_dir / "internal_token"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        token = subprocess.run(
+            [*MOTCUA, "token", "create", "--role", "admin"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            r = client.post(
+                "/procedures",
+                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
+                      "time_limit": {"value": 1, "unit": "working_days"}},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            r = client.post(
+                "/dossiers",
+                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
+                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            code = r.json()["code"]
+            sms_file = data_dir / "outbox" / "sms.jsonl"
+            _wait_until(
+                lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
+                60,
+                "the receipt SMS",
+            )
+
+            def accepted() -> bool:
+                answer = client.get(f"/dossiers/{code}/notices")
+                assert answer.status_code == 200, answer.text
+                found = answer.json()["notices"]
+                return bool(found) and found[0]["status"] == "accepted"
+
+            _wait_until(accepted, 30, "the SMS recorded as accepted")
+            (notice,) = client.get(f"/dossiers/{code}/notices").json()["notices"]
+            assert notice["recipient"] == "+8491*****78" and notice["template"] == "received"
+            # The internal route, without its secret, answers nobody on the public port.
+            inner = httpx.get(f"{base}/internal/dossiers/x/notices", timeout=10)
+            assert inner.status_code == (401 if processes == "1" else 404)
+    assert secret.read_text().strip() not in log_path.read_text()
