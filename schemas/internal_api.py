@@ -51,7 +51,7 @@ class SentNotice(InternalModel):
                                  "None for a postal order")  # fmt: skip
     text: str = Field(description="the SMS as sent, or what the parcel holds")
     status: str = Field(description="where it stands now: the last of `history`")
-    error: str | None = Field(description="why it failed, when it did")
+    reason: str | None = Field(description="why it failed, when it did: the gateway's words")
     tracking_code: str | None = Field(description="the postal order's, once placed")
     dossier_code: str | None
     agency_code: str | None

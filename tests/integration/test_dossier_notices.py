@@ -120,7 +120,7 @@ async def test_held_in_quiet_hours_then_failed_with_the_reason(
     assert (await n.client.post("/sms/receipts", json=failed)).status_code == 202
     (notice,) = (await notices(n.intake, code, n.intake.clerk)).json()["notices"]
     assert statuses(notice) == ["held", "accepted", "failed"]
-    assert notice["status"] == "failed" and notice["error"] == "thuê bao tắt máy"
+    assert notice["status"] == "failed" and notice["reason"] == "thuê bao tắt máy"
     assert notice["history"][-1]["detail"] == "thuê bao tắt máy"
     assert notice["history"][1]["at"] > notice["history"][0]["at"]
 

@@ -156,7 +156,7 @@ def failed_rows(notices: Sequence[SentNotice]) -> list[FailedRow]:
             kind=KIND_WORDS.get(notice.kind, notice.kind),
             role=ROLE_WORDS.get(notice.role, notice.role),
             recipient=notice.recipient,
-            reason=notice.error or _last_detail(notice) or notice.status,
+            reason=notice.reason or _last_detail(notice) or notice.status,
         )
         for notice in notices
     ]
