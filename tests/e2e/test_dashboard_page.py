@@ -14,7 +14,6 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.intake.app import IntakeService
 from services.notifier.app import NotifierService
-from tests.fixtures.browser import Phone, axe_check, screenshot
+from tests.fixtures.browser import Phone, axe_check, press, screenshot
 from tests.fixtures.intake import FakeClock, IntakeHarness, dossier_body, monday_morning
 from tests.fixtures.notifier import INTERNAL_TOKEN, asking_notifier_at
 from tests.fixtures.serving import serving
@@ -103,14 +102,6 @@ async def seed(h: IntakeHarness) -> str:
     r = await h.client.post(f"/dossiers/{late}/complete", json={}, headers=h.clerk)
     assert r.status_code == 200, r.text
     return overdue
-
-
-async def press(page: Any, name: str) -> int:
-    """Press a form's button; the HTTP status of the page it leads to."""
-    async with page.expect_navigation() as navigation:
-        await page.get_by_role("button", name=name).click()
-    response = await navigation.value
-    return int(response.status)
 
 
 async def test_the_supervisor_signs_in_and_sees_the_overdue_dossier(

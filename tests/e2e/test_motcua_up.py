@@ -239,6 +239,38 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _texted_dossier(port: int, data_dir: Path) -> tuple[httpx.Client, str]:
+    """An admin's client of `motcua up` on `port`, and the code of a dossier it received whose
+    receipt SMS is in the outbox."""
+    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
+    token = subprocess.run(
+        [*MOTCUA, "token", "create", "--role", "admin"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    client = httpx.Client(base_url=base, headers=auth, timeout=30)
+    r = client.post(
+        "/procedures",
+        json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
+              "time_limit": {"value": 1, "unit": "working_days"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/dossiers",
+        json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
+              "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    sms_file = data_dir / "outbox" / "sms.jsonl"
+    _wait_until(
+        lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
+        60,
+        "the receipt SMS",
+    )
+    return client, code
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     tmp_path: Path,
@@ -246,38 +278,14 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     """On two cores the tracker and the notifier run in a process of their own; killed, it is
     started again and the dossiers go on being tracked and texted; and it dies with `up`."""
     data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
-    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
     with _motcua_up(data_dir, log_path, killed_in_block=True) as (port, proc):
         (first,) = _workers_of(proc.pid)
         os.kill(first, signal.SIGKILL)
         _wait_until(lambda: first not in _workers_of(proc.pid), 30, "the worker reaped")
         _wait_until(lambda: len(_workers_of(proc.pid)) == 1, 60, "a new worker process")
         _wait_until(lambda: _ready(port), 120, "readiness after the restart")
-        token = subprocess.run(
-            [*MOTCUA, "token", "create", "--role", "admin"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            r = client.post(
-                "/procedures",
-                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
-                      "time_limit": {"value": 1, "unit": "working_days"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            r = client.post(
-                "/dossiers",
-                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
-                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            code = r.json()["code"]
-        sms_file = data_dir / "outbox" / "sms.jsonl"
-        _wait_until(
-            lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
-            60,
-            "the receipt SMS sent by the restarted notifier",
-        )
+        client, _ = _texted_dossier(port, data_dir)  # texted by the restarted notifier
+        client.close()
         (second,) = _workers_of(proc.pid)
         proc.kill()  # SIGKILL: no chance to stop its children itself
         proc.wait()
@@ -291,35 +299,11 @@ def test_up_tells_what_was_sent_through_the_notifier_it_runs(
     """GET /dossiers/{code}/notices on `motcua up`: the intake asks the notifier where `up`
     runs it (its own port, or the second process's) with the internal token `up` keeps."""
     data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
-    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
     with _motcua_up(data_dir, log_path, extra_env={"MOTCUA_UP_PROCESSES": processes}) as (port, _):
         secret = data_dir / "internal_token"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-        token = subprocess.run(
-            [*MOTCUA, "token", "create", "--role", "admin"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            r = client.post(
-                "/procedures",
-                json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
-                      "time_limit": {"value": 1, "unit": "working_days"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            r = client.post(
-                "/dossiers",
-                json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
-                      "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            code = r.json()["code"]
-            sms_file = data_dir / "outbox" / "sms.jsonl"
-            _wait_until(
-                lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
-                60,
-                "the receipt SMS",
-            )
+        client, code = _texted_dossier(port, data_dir)
+        try:
 
             def accepted() -> bool:
                 answer = client.get(f"/dossiers/{code}/notices")
@@ -331,6 +315,8 @@ def test_up_tells_what_was_sent_through_the_notifier_it_runs(
             (notice,) = client.get(f"/dossiers/{code}/notices").json()["notices"]
             assert notice["recipient"] == "+8491*****78" and notice["template"] == "received"
             # The internal route, without its secret, answers nobody on the public port.
-            inner = httpx.get(f"{base}/internal/dossiers/x/notices", timeout=10)
+            inner = httpx.get(f"{client.base_url}/internal/dossiers/x/notices", timeout=10)
             assert inner.status_code == (401 if processes == "1" else 404)
+        finally:
+            client.close()
     assert secret.read_text().strip() not in log_path.read_text()

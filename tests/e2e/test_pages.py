@@ -24,7 +24,7 @@ from services.core.runtime.settings import Settings
 from services.intake.adapters.tokens import create_token
 from services.intake.app import IntakeService
 from services.intake.web.urls import lookup_url
-from tests.fixtures.browser import Phone, axe_check, screenshot
+from tests.fixtures.browser import Phone, axe_check, press, screenshot
 from tests.fixtures.intake import FakeClock, dossier_body, monday_morning
 from tests.fixtures.serving import serving
 
@@ -81,10 +81,7 @@ async def site(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Site]:
 
 async def submit(page: Any) -> int:
     """Press the form's button; the answer's HTTP status."""
-    async with page.expect_navigation() as navigation:
-        await page.get_by_role("button", name="Tra cứu").click()
-    response = await navigation.value
-    return int(response.status)
+    return await press(page, "Tra cứu")
 
 
 async def test_from_the_qr_code_the_citizen_types_her_phone_and_reads_the_status(

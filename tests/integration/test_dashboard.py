@@ -12,26 +12,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 
 from services.intake.web import signin
 from services.intake.web.dashboard_view import rate_text
+from tests.fixtures.asking_notifier import (  # noqa: F401 (fixtures)
+    intake_asking_the_notifier,
+    notifier_answering_the_intake,
+)
 from tests.fixtures.intake import IntakeHarness
-from tests.fixtures.notifier import INTERNAL_TOKEN, NotifierHarness, asking_notifier_at
+from tests.fixtures.notifier import NotifierHarness
 from tests.fixtures.tracker import TrackerHarness
 
 PAGE = "/bang-dieu-khien"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def intake_overrides(notifier_port: int) -> dict[str, Any]:
-    return asking_notifier_at(notifier_port)
-
-
-@pytest.fixture
-def notifier_overrides() -> dict[str, Any]:
-    return {"internal_token": INTERNAL_TOKEN}
 
 
 def bearer(headers: dict[str, str]) -> str:

@@ -14,26 +14,19 @@ import httpx
 import pytest
 
 from schemas.internal_api import INTERNAL_TOKEN_HEADER
+from tests.fixtures.asking_notifier import (  # noqa: F401 (fixtures)
+    intake_asking_the_notifier,
+    notifier_answering_the_intake,
+)
 from tests.fixtures.intake import IntakeHarness
 from tests.fixtures.notifier import (
     INTERNAL_TOKEN,
     SUPERVISOR_PHONES,
     NotifierHarness,
-    asking_notifier_at,
 )
 
 ADDRESS = {"street": "12 Lê Lợi", "ward": "Bến Nghé", "district": "Quận 1", "province": "TP HCM"}
 APPLICANT_PHONE = "0912345678"  # tests.fixtures.intake.dossier_body's
-
-
-@pytest.fixture
-def intake_overrides(notifier_port: int) -> dict[str, Any]:
-    return asking_notifier_at(notifier_port)
-
-
-@pytest.fixture
-def notifier_overrides() -> dict[str, Any]:
-    return {"internal_token": INTERNAL_TOKEN}
 
 
 async def notices(h: IntakeHarness, code: str, headers: dict[str, str]) -> httpx.Response:

@@ -33,7 +33,7 @@ from services.intake.context import IntakeContext
 from services.intake.notifier_client import NotifierClient, NotifierUnavailable
 from services.intake.web import dashboard_view as view
 from services.intake.web import signin
-from services.intake.web.pages import FORM, HTML_RESPONSES, parse_form, render
+from services.intake.web.pages import FORM, html_responses, parse_form, render
 
 router = APIRouter(tags=["pages"])
 DASHBOARD_ROLES = ("supervisor", "admin")
@@ -46,16 +46,15 @@ NOT_A_SUPERVISOR = "Chỉ lãnh đạo hoặc quản trị viên được xem b�
 STALE_FORM = "Biểu mẫu đã hết hạn. Vui lòng thử lại."
 NOTIFIER_DOWN = "Chưa lấy được danh sách tin nhắn lỗi: dịch vụ gửi tin không trả lời. Tải lại sau."
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"content": {"text/html": {}}, "description": description}
-    for status, description in (
-        (303, "signed in or out: to the dashboard"),
-        (401, "a token that is unknown or revoked"),
-        (403, "a clerk's token, another agency, or a form without its CSRF token"),
-        (415, "the body is not a form (application/x-www-form-urlencoded)"),
-        (422, "a date or a field that cannot be read: the page names it"),
-    )
-}
+_RESPONSES = html_responses(
+    {
+        303: "signed in or out: to the dashboard",
+        401: "a token that is unknown or revoked",
+        403: "a clerk's token, another agency, or a form without its CSRF token",
+        415: "the body is not a form (application/x-www-form-urlencoded)",
+        422: "a date or a field that cannot be read: the page names it",
+    }
+)
 
 
 def _form_body(*fields: str) -> dict[str, Any]:
@@ -80,9 +79,7 @@ async def _signed_in(request: Request, ctx: IntakeContext) -> Principal | None:
     return found if found is not None and found.role in DASHBOARD_ROLES else None
 
 
-@router.get(
-    signin.DASHBOARD_PATH, response_class=HTMLResponse, responses={**HTML_RESPONSES, **_ERRORS}
-)
+@router.get(signin.DASHBOARD_PATH, response_class=HTMLResponse, responses=_RESPONSES)
 async def dashboard(
     request: Request,
     ctx: Ctx,
@@ -156,7 +153,7 @@ async def dashboard(
 @router.post(
     signin.SIGN_IN_PATH,
     response_class=HTMLResponse,
-    responses={**HTML_RESPONSES, **_ERRORS},
+    responses=_RESPONSES,
     openapi_extra=_form_body("token", signin.CSRF_FIELD),
 )
 async def sign_in(request: Request, ctx: Ctx) -> Response:
@@ -183,7 +180,7 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
 @router.post(
     signin.SIGN_OUT_PATH,
     response_class=HTMLResponse,
-    responses={**HTML_RESPONSES, **_ERRORS},
+    responses=_RESPONSES,
     openapi_extra=_form_body(signin.CSRF_FIELD),
 )
 async def sign_out(request: Request, ctx: Ctx) -> Response:

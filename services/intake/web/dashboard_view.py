@@ -117,34 +117,42 @@ def overdue_rows(
     dossiers: Sequence[FlaggedDossier], calendars: dict[str, WorkingCalendar], now: datetime
 ) -> list[FlaggedRow]:
     """How late each is, in its agency's working time since its deadline."""
-    return [
-        _row(d, "trễ " + lateness_text(calendars[d.agency_code].working_minutes_between(due, now)))
-        for d in dossiers
-        if (due := d.due_at) is not None
-    ]
+    return _flagged_rows(dossiers, calendars, now, late=True)
 
 
 def due_soon_rows(
     dossiers: Sequence[FlaggedDossier], calendars: dict[str, WorkingCalendar], now: datetime
 ) -> list[FlaggedRow]:
     """How much working time each has left before its deadline."""
-    return [
-        _row(d, "còn " + lateness_text(calendars[d.agency_code].working_minutes_between(now, due)))
-        for d in dossiers
-        if (due := d.due_at) is not None
-    ]
+    return _flagged_rows(dossiers, calendars, now, late=False)
 
 
-def _row(dossier: FlaggedDossier, how: str) -> FlaggedRow:
-    assert dossier.due_at is not None
-    return FlaggedRow(
-        code=dossier.code,
-        procedure=dossier.procedure_name or dossier.procedure_code,
-        agency=dossier.agency_code,
-        due_at=minute_text(dossier.due_at),
-        due_at_iso=dossier.due_at.isoformat(),
-        how=how,
-    )
+def _flagged_rows(
+    dossiers: Sequence[FlaggedDossier],
+    calendars: dict[str, WorkingCalendar],
+    now: datetime,
+    *,
+    late: bool,
+) -> list[FlaggedRow]:
+    rows = []
+    for dossier in dossiers:
+        due = dossier.due_at
+        if due is None:  # a clock stopped since the flag: nothing to count from
+            continue
+        calendar = calendars[dossier.agency_code]
+        minutes = calendar.working_minutes_between(*((due, now) if late else (now, due)))
+        how = ("trễ " if late else "còn ") + lateness_text(minutes)
+        rows.append(
+            FlaggedRow(
+                code=dossier.code,
+                procedure=dossier.procedure_name or dossier.procedure_code,
+                agency=dossier.agency_code,
+                due_at=minute_text(due),
+                due_at_iso=due.isoformat(),
+                how=how,
+            )
+        )
+    return rows
 
 
 def failed_rows(notices: Sequence[SentNotice]) -> list[FailedRow]:

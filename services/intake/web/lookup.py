@@ -23,7 +23,7 @@ from services.intake import public_lookup as rule
 from services.intake.api.deps import Ctx
 from services.intake.context import IntakeContext
 from services.intake.web.lookup_view import citizen_view
-from services.intake.web.pages import FORM, HTML_RESPONSES, parse_form, render
+from services.intake.web.pages import FORM, html_responses, parse_form, render
 from services.intake.web.urls import LOOKUP_PATH
 
 CODE_MAX = 64  # as the JSON lookup's path parameter and the dossiers' column
@@ -36,15 +36,14 @@ NOT_FOUND = (
 
 router = APIRouter(tags=["pages"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"content": {"text/html": {}}, "description": description}
-    for status, description in (
-        (404, "no dossier with this code and phone (the same page for either wrong)"),
-        (415, "the body is not a form (application/x-www-form-urlencoded)"),
-        (422, "a field is missing, too long or malformed: the page names it"),
-        (429, "too many lookups from this client; Retry-After says when to try again"),
-    )
-}
+_RESPONSES = html_responses(
+    {
+        404: "no dossier with this code and phone (the same page for either wrong)",
+        415: "the body is not a form (application/x-www-form-urlencoded)",
+        422: "a field is missing, too long or malformed: the page names it",
+        429: "too many lookups from this client; Retry-After says when to try again",
+    }
+)
 _FORM_BODY = {
     "requestBody": {
         "required": True,
@@ -70,7 +69,7 @@ class BadField(ValueError):
         self.field = field
 
 
-@router.get(LOOKUP_PATH, response_class=HTMLResponse, responses={**HTML_RESPONSES, **_ERRORS})
+@router.get(LOOKUP_PATH, response_class=HTMLResponse, responses=_RESPONSES)
 async def lookup_page(
     ctx: Ctx,
     code: Annotated[
@@ -88,7 +87,7 @@ async def lookup_page(
 @router.post(
     LOOKUP_PATH,
     response_class=HTMLResponse,
-    responses={**HTML_RESPONSES, **_ERRORS},
+    responses=_RESPONSES,
     openapi_extra=_FORM_BODY,
 )
 async def lookup_result(request: Request, ctx: Ctx) -> HTMLResponse:

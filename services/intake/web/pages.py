@@ -38,6 +38,15 @@ HTML_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def html_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A page route's OpenAPI responses: the page, and each status's page with what it means."""
+    pages = {
+        status: {"content": {"text/html": {}}, "description": description}
+        for status, description in described.items()
+    }
+    return {**HTML_RESPONSES, **pages}
+
+
 def render(
     template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
 ) -> HTMLResponse:
