@@ -18,7 +18,7 @@ from tests.fixtures.asking_notifier import (  # noqa: F401 (fixtures)
     intake_asking_the_notifier,
     notifier_answering_the_intake,
 )
-from tests.fixtures.intake import IntakeHarness
+from tests.fixtures.intake import IntakeHarness, dossier_body
 from tests.fixtures.notifier import (
     INTERNAL_TOKEN,
     SUPERVISOR_PHONES,
@@ -193,3 +193,56 @@ async def test_a_notifier_that_does_not_answer_costs_two_seconds_then_503(
     waited = time.monotonic() - started
     assert r.status_code == 503 and r.json()["error"]["code"] == "notifier_unavailable"
     assert 1.9 <= waited < 4, waited
+
+
+async def test_failures_of_a_period_hold_sms_and_parcels_of_the_agency_asked(
+    notifier_on_loopback: NotifierHarness, notifier_port: int
+) -> None:
+    """The dashboard's question (GET /internal/notices/failed): an order the operator refused,
+    a parcel sent back, an SMS that never arrived; one agency's, or all; in the period."""
+    n = notifier_on_loopback
+    await n.supervisors()
+    await n.intake.procedure()
+    await n.intake.procedure("P9", agency="UBND-Q2")
+    both = [await n.intake.dossier(return_method="postal", return_address=ADDRESS) for _ in "ab"]
+    q2_clerk = await n.intake.token("clerk", "UBND-Q2")
+    r = await n.intake.client.post(
+        "/dossiers", json={**dossier_body(procedure_code="P9")}, headers=q2_clerk
+    )
+    assert r.status_code == 201
+    await n.feed()
+    await n.dispatch()
+    q2_message = next(m for m in n.sms.messages.values() if r.json()["code"] in m["text"])
+    failed = {"message_id": q2_message["message_id"], "status": "failed", "error": "absent"}
+    assert (await n.client.post("/sms/receipts", json=failed)).status_code == 202
+    for dossier in both:
+        await n.act(dossier["code"], "complete")
+    await n.feed()
+    n.postal.reject_next()  # one of the two orders: refused for good
+    await n.dispatch()
+    (order,) = n.postal.orders.values()  # the other, placed
+    returned = order["reference"]
+    (refused,) = {d["code"] for d in both} - {returned}
+    sent_back = {"tracking_code": order["tracking_code"], "status": "returned"}
+    assert (await n.client.post("/postal/callbacks", json=sent_back)).status_code == 202
+
+    url = f"http://127.0.0.1:{notifier_port}/internal/notices/failed"
+    day = {"from": "2026-11-16T00:00:00+07:00", "to": "2026-11-17T00:00:00+07:00"}
+    async with httpx.AsyncClient(headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN}) as client:
+        q1 = (await client.get(url, params={**day, "agency": "UBND-Q1"})).json()
+        every = (await client.get(url, params=day)).json()
+        before = (await client.get(url, params={"from": day["from"], "to": day["from"]})).json()
+        one = (await client.get(url, params={**day, "limit": 1})).json()
+        upside = await client.get(url, params={"from": day["to"], "to": day["from"]})
+    assert q1["total"] == 2 and every["total"] == 3 and before == {"notices": [], "total": 0}
+    parcels = {x["dossier_code"]: x for x in q1["notices"]}
+    assert set(parcels) == {refused, returned}
+    assert {x["kind"] for x in q1["notices"]} == {"postal"}
+    assert parcels[returned]["status"] == "returned"
+    assert parcels[returned]["tracking_code"] == order["tracking_code"]
+    assert parcels[refused]["status"] == "failed" and parcels[refused]["reason"]
+    (sms,) = [x for x in every["notices"] if x["kind"] == "sms"]
+    assert sms["agency_code"] == "UBND-Q2" and sms["reason"] == "absent"
+    assert sms["recipient"] == "+8491*****78"
+    assert len(one["notices"]) == 1 and one["total"] == 3
+    assert upside.status_code == 422 and upside.json()["error"]["field"] == "from"
