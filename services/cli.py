@@ -26,8 +26,9 @@ from services.core.runtime.version import motcua_version
 
 log = structlog.get_logger("motcua")
 
-# The internal token's file in the data dir when MOTCUA_INTERNAL_TOKEN is unset.
+# The files in the data dir of the secrets `motcua up` keeps when their setting is unset.
 INTERNAL_TOKEN_FILE = "internal_token"
+LINK_SECRET_FILE = "link_secret"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,7 +261,7 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
-    settings = _kept_internal_token(_kept_callback_token(settings))
+    settings = _kept_link_secret(_kept_internal_token(_kept_callback_token(settings)))
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(_run_embedded(args, settings))
     return 0
@@ -300,7 +301,7 @@ def _kept_callback_token(settings: Settings) -> Settings:
         return settings
     from services.notifier.callback_token import FILE_NAME
 
-    return settings.model_copy(update={"callback_token": _kept_secret(settings, FILE_NAME)})
+    return settings.model_copy(update={"callback_token": _kept(settings, FILE_NAME)})
 
 
 def _kept_internal_token(settings: Settings) -> Settings:
@@ -308,18 +309,28 @@ def _kept_internal_token(settings: Settings) -> Settings:
     intake's questions to the notifier (services.intake.notifier_client) carry it."""
     if settings.internal_token:
         return settings
-    token = SecretStr(_kept_secret(settings, INTERNAL_TOKEN_FILE))
+    token = SecretStr(_kept(settings, INTERNAL_TOKEN_FILE))
     return settings.model_copy(update={"internal_token": token})
 
 
-def _kept_secret(settings: Settings, file_name: str) -> str:
-    from services.core.runtime.kept_secret import load_or_create
+def _kept_link_secret(settings: Settings) -> Settings:
+    """MOTCUA_LINK_SECRET, or the one kept in the data dir: the intake and the notifier of
+    `motcua up` share it, and the rating links already texted keep opening after a restart."""
+    if settings.link_secret:
+        return settings
+    secret = SecretStr(_kept(settings, LINK_SECRET_FILE))
+    return settings.model_copy(update={"link_secret": secret})
 
-    token, path, made = load_or_create(settings.data_dir, file_name)
+
+def _kept(settings: Settings, name: str) -> str:
+    """The secret kept in the data dir's file ``name`` (core.runtime.kept_secrets)."""
+    from services.core.runtime.kept_secrets import load_or_create
+
+    secret, path, made = load_or_create(settings.data_dir, name)
     if path.stat().st_mode & 0o077:
         print(f"motcua: {path} is readable by others: chmod 600 it", file=sys.stderr)
-    log.info("secret_made" if made else "secret_reused", file=str(path))
-    return token
+    log.info(f"{name}_made" if made else f"{name}_reused", file=str(path))
+    return secret
 
 
 def _notifier_callback_token(settings: Settings, host: str) -> Settings | None:

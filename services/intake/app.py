@@ -32,7 +32,7 @@ from services.intake.context import IntakeContext
 from services.intake.deadline_read_model import apply_deadline_events, decode
 from services.intake.notifier_client import NotifierClient
 from services.intake.public_lookup import SlidingWindowLimiter
-from services.intake.web import dashboard, lookup
+from services.intake.web import dashboard, lookup, rating
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -81,6 +81,7 @@ class IntakeService:
             reports.router,
             lookup.router,
             dashboard.router,
+            rating.router,
         ]
 
     def install(self, app: FastAPI) -> None:
@@ -90,6 +91,9 @@ class IntakeService:
         install_error_handlers(app)
 
     async def start(self) -> None:
+        if self.settings.public_url and not self.settings.link_key:
+            # Said at start: the notifier sends no rating link, and none would open here.
+            log.info("rating_page_closed", set_to_fix="MOTCUA_LINK_SECRET")
         await self.reload_overrides()
         self._reload_task = asyncio.create_task(self._keep_overrides_fresh())
         self.messaging = Messaging.of(self, t.outbox, t.outbox_checkpoint)

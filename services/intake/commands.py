@@ -26,14 +26,13 @@ from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 from services.intake.context import CatalogueEntry
 from services.intake.domain.actions import (
-    Decision,
     DossierAction,
+    DossierChange,
     ReceiveDossier,
     Transfer,
     decide,
 )
 from services.intake.domain.model import Dossier, InvalidCommand
-from services.intake.domain.postal import Postal
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def check_receipt(
     return entry, received_at
 
 
-async def receive_dossier(
+async def record_receipt(
     conn: AsyncConnection,
     batch: Batch,
     order: ReceiveDossier,
@@ -177,7 +176,7 @@ async def act(
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, read_model.DeadlineView, Postal | None] | None:
+) -> read_model.StoredDossier | None:
     """A clerk's action on a dossier, in its own transaction: what it names is checked, then
     act_on_dossier. None when the dossier is not found or not the caller's to see."""
     async with engine.begin() as conn:
@@ -188,19 +187,19 @@ async def act(
 async def act_on_dossier(
     conn: AsyncConnection,
     code: str,
-    decide: Decision,
+    change: DossierChange,
     at: datetime | None,
     calendars: CalendarBook,
     now: datetime,
     may_see: Callable[[Dossier], bool],
-) -> tuple[Dossier, read_model.DeadlineView, Postal | None] | None:
+) -> read_model.StoredDossier | None:
     """Load, decide, save with the events: all or nothing. None when not found or not visible.
 
-    Returns the dossier, its read-model deadline and its postal return."""
-    found = await repo.get_dossier(conn, code)
-    if found is None or not may_see(found[0]):
+    Returns the dossier as saved, with its read-model deadline and its postal return."""
+    found = await repo.load_dossier(conn, code)
+    if found is None or not may_see(found.dossier):
         return None
-    dossier, row = found
+    dossier = found.dossier
     when = (at or now).astimezone(VN_TZ)
     if when > now:
         raise InvalidCommand("at", "must not be in the future")
@@ -209,11 +208,9 @@ async def act_on_dossier(
     # a deadline moved by a calendar change alone is the tracker's to publish.
     dossier.follow_calendar(calendar)
     due_before, was_pending = dossier.due_at, dossier.status in PENDING_STATUSES
-    decide(dossier, when, calendar)
+    change(dossier, when, calendar)
     ended = was_pending and dossier.status not in PENDING_STATUSES
     moved = dossier.due_at != due_before or ended
-    await repo.save_dossier(conn, dossier, row.version, now, clock_moved=moved)
-    postal = repo.postal_of(row)
-    if moved:
-        return dossier, read_model.DeadlineView.of_dossier(dossier), postal
-    return dossier, read_model.DeadlineView.of(row), postal
+    await repo.save_dossier(conn, dossier, found.version, now, clock_moved=moved)
+    deadline = read_model.DeadlineView.of_dossier(dossier) if moved else found.deadline
+    return read_model.StoredDossier(dossier, found.version + 1, deadline, found.postal)

@@ -78,8 +78,8 @@ async def apply_notification_events(
     outcomes: list[Followed | None] = []  # None: an unknown dossier
     async with engine.begin() as conn:
         found = await repo.lock_dossiers(conn, {e.dossier_id for e in envelopes})
-        dossiers = {dossier_id: dossier for dossier_id, (dossier, _) in found.items()}
-        stored = {dossier_id: repo.postal_of(row) for dossier_id, (_, row) in found.items()}
+        dossiers = {dossier_id: s.dossier for dossier_id, s in found.items()}
+        stored = {dossier_id: s.postal for dossier_id, s in found.items()}
         postals = dict(stored)
         for envelope, event in zip(envelopes, events, strict=True):
             dossier = dossiers.get(envelope.dossier_id)
@@ -151,7 +151,7 @@ async def _return_result(
     acted = await commands.act_on_dossier(conn, dossier.code, RETURN, at, calendars, now, _anyone)
     if acted is None:  # a bug: the dossier is locked by this very transaction
         raise LookupError(f"dossier {dossier.id} vanished while locked")
-    return acted[0]
+    return acted.dossier
 
 
 def _anyone(_dossier: Dossier) -> bool:

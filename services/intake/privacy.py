@@ -2,7 +2,8 @@
 
 The intake owns dossiers, so it decides: a housekeeping job erases the applicant's data from
 the dossiers closed more than the retention ago, and, in the same transaction, queues
-`dossier.personal_data_erased` for each, so the services holding a copy erase theirs. What
+`dossier.personal_data_erased` for each, so the services holding a copy erase theirs, and
+forgets the comment of its satisfaction rating. What
 is erased is the domain's rule (`Dossier.erase_personal_data`); this module only finds the
 dossiers and saves them.
 """
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.adapters import ratings
 from services.intake.adapters import repository as repo
 from services.intake.adapters import tables as t
 
@@ -46,13 +48,19 @@ async def erase_closed_dossiers(
                 )
             ).scalars()
             selected = list(ids)
-            in_batch = 0
+            erased_now = []
             # Locked and read again: another replica's round may have erased one meanwhile,
             # and the domain then says there is nothing to do.
-            for dossier, row in (await repo.lock_dossiers(conn, selected)).values():
-                if dossier.erase_personal_data(now):
-                    await repo.save_dossier(conn, dossier, row.version, now, clock_moved=False)
-                    in_batch += 1
+            for stored in (await repo.lock_dossiers(conn, selected)).values():
+                if stored.dossier.erase_personal_data(now):
+                    await repo.save_dossier(
+                        conn, stored.dossier, stored.version, now, clock_moved=False
+                    )
+                    erased_now.append(stored.dossier.id)
+            # The citizen's comment on the service may name her: it goes with her data. A
+            # rating saved later finds the dossier erased and is refused (satisfaction.find).
+            await ratings.erase_comments(conn, erased_now)
+            in_batch = len(erased_now)
         erased += in_batch
         if len(selected) < batch_size or not in_batch:
             return erased

@@ -13,7 +13,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from fastapi import Request
 
@@ -91,9 +90,9 @@ async def find(ctx: IntakeContext, code: str, phone: str) -> Found | None:
     except InvalidPhone:
         return None
     async with ctx.engine.connect() as conn:
-        found: tuple[Dossier, Any] | None = await repo.get_dossier(conn, code)
+        found = await repo.load_dossier(conn, code)
     # An erased phone (None) matches none: the same None as a wrong phone.
-    if found is None or found[1].applicant_phone != normalised:
+    applicant = found.dossier.applicant if found else None
+    if found is None or applicant is None or applicant.phone != normalised:
         return None
-    dossier, row = found
-    return Found(dossier, row.due_at, repo.postal_of(row))
+    return Found(found.dossier, found.deadline.due_at, found.postal)

@@ -60,6 +60,7 @@ from services.notifier.domain.templates import (
 )
 from services.notifier.lookup_link import NATIONAL_PORTAL, LookupLink
 from services.notifier.metrics import expose_statuses
+from services.notifier.rating_link import RatingLink
 
 log = structlog.get_logger("motcua.notifier")
 
@@ -69,31 +70,36 @@ CONSUMER_GROUP = "motcua-notifier"
 def templates_from(settings: Settings) -> TemplateSet:
     """The default texts, with an admin's file (JSON: template key → text) over them.
     A text that is unknown, malformed or can render past the cap stops the start, naming
-    the template (TemplateError); ``{lookup}`` counts at its longest (LookupLink)."""
+    the template (TemplateError); ``{lookup}`` and ``{rating}`` count at their longest
+    (LookupLink, RatingLink)."""
     overrides = None
     if settings.sms_templates_file is not None:
         overrides = json.loads(settings.sms_templates_file.read_text(encoding="utf-8"))
         if not isinstance(overrides, dict):
             raise ValueError(f"{settings.sms_templates_file}: expected a JSON object of texts")
-    link = LookupLink.of(settings)
+    link, rating = LookupLink.of(settings), RatingLink.of(settings)
+    limits = {**link.limits(), **rating.limits()}
     try:
         return default_templates(
             unicode=settings.sms_unicode,
             max_segments=settings.sms_max_segments,
             overrides=overrides,
-            limits=link.limits(),
+            limits=limits,
         )
     except TemplateError as exc:
-        text = {**DEFAULT_TEXTS, **(overrides or {})}.get(exc.key, "")
-        if not link.is_page or "{lookup}" not in str(text):
+        text = str({**DEFAULT_TEXTS, **(overrides or {})}.get(exc.key, ""))
+        pages = [
+            f"its {{{name}}} is the {name} page on MOTCUA_PUBLIC_URL with the longest code, "
+            f"{limits[name]} characters"
+            for name, on in (("lookup", link.is_page), ("rating", rating.is_on))
+            if on and "{" + name + "}" in text
+        ]
+        if not pages:
             raise
         # The admin changed no text: say which setting made the link too long.
-        longest = link.limits()["lookup"]
+        fix = " or set MOTCUA_LOOKUP_URL" if link.is_page and "{lookup}" in text else ""
         raise TemplateError(
-            exc.key,
-            f"{exc.problem}; its {{lookup}} is the lookup page on MOTCUA_PUBLIC_URL with the "
-            f"longest code, {longest} characters: shorten MOTCUA_PUBLIC_URL or set "
-            "MOTCUA_LOOKUP_URL",
+            exc.key, f"{exc.problem}; {'; '.join(pages)}: shorten MOTCUA_PUBLIC_URL{fix}"
         ) from None
 
 
@@ -102,9 +108,15 @@ def composer_from(settings: Settings) -> Composer:
     if link(None) == NATIONAL_PORTAL:
         # Said at start: the texts' link leads to a portal that knows none of these codes.
         log.info("texts_link_to_the_national_portal", set_to_fix="MOTCUA_PUBLIC_URL")
+    rating = RatingLink.of(settings)
+    if not rating.is_on:
+        # Said at start too: the "returned" texts will carry no rating link.
+        missing = "MOTCUA_PUBLIC_URL" if settings.public_url is None else "MOTCUA_LINK_SECRET"
+        log.info("texts_carry_no_rating_link", set_to_fix=missing)
     policy = NoticePolicy(
         office=settings.office_name,
         lookup=link,
+        rating=rating,
         collection_place=settings.collection_place,
         stale_after=timedelta(hours=settings.citizen_notice_max_age_hours),
         alert_settle=timedelta(seconds=settings.alert_settle_seconds),

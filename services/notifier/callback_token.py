@@ -1,9 +1,9 @@
 """The shared secret of the gateways' callbacks when MOTCUA_CALLBACK_TOKEN is not set.
 
 `motcua up`, and `motcua notifier` bound to loopback, keep one in the data dir
-(`<data_dir>/callback_token`, readable by its owner only) and reuse it on restart: the
-callback URLs handed to the gateways with earlier SMS and orders carry it, so a new one at
-each start would make their receipts bounce (services.core.runtime.kept_secret).
+(`<data_dir>/callback_token`, readable by its owner only, services.core.runtime.kept_secrets)
+and reuse it on restart: the callback URLs handed to the gateways with earlier SMS and orders
+carry it, so a new one at each start would make their receipts bounce.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from services.core.runtime import kept_secret
+from services.core.runtime import kept_secrets
 
 FILE_NAME = "callback_token"
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -29,4 +29,4 @@ def is_loopback(host: str) -> bool:
 
 def load_or_create(data_dir: Path) -> tuple[str, Path, bool]:
     """The token kept in ``data_dir``, made on first use: (token, its file, made now)."""
-    return kept_secret.load_or_create(data_dir, FILE_NAME)
+    return kept_secrets.load_or_create(data_dir, FILE_NAME)

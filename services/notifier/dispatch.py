@@ -38,6 +38,10 @@ from services.notifier.domain.retry import RetryPolicy
 
 log = structlog.get_logger("motcua.notifier")
 
+# How long a pass woken by a consumer run waits for the next runs to join it.
+DISPATCH_LINGER_SECONDS = 0.02
+ALERTS_EVERY = timedelta(seconds=1)  # how often a pass looks for alerts whose wait is over
+
 
 @dataclass(frozen=True)
 class DispatchSettings:
@@ -86,6 +90,7 @@ class Dispatcher:
         self.jitter = jitter
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._alerts_decided_at: datetime | None = None
         self._limit = asyncio.Semaphore(settings.concurrency)
         metrics = metrics or ServiceMetrics()
         self._sms_attempts = metrics.counter(
@@ -121,14 +126,23 @@ class Dispatcher:
                 raise
             except Exception as exc:  # the database may be away: the next pass retries
                 log.error("dispatch_failed", error_class=type(exc).__name__)
-            await wait_event(self._wake, poll_seconds)
+            if await wait_event(self._wake, poll_seconds):
+                # Woken by a consumer run: the runs of the next moment join this pass
+                # (a claim, a send, a record of outcomes) instead of each paying for one.
+                await asyncio.sleep(DISPATCH_LINGER_SECONDS)
             self._wake.clear()
 
     async def run_once(self) -> int:
         """Every notice and order due now, until none is left; returns attempts made. The
         overdue alerts whose wait is over are decided first (handlers.decide_alerts): this
         loop is the notifier's heartbeat, and an alert decided goes out in the same pass."""
-        await handlers.decide_alerts(self.engine, self.composer, self.clock())
+        now = self.clock()
+        last = self._alerts_decided_at
+        # An alert waits minutes to settle: looking once a second is soon enough, and spares
+        # the passes a consumer run wakes (hundreds a second under load) a query each.
+        if last is None or not last <= now < last + ALERTS_EVERY:
+            await handlers.decide_alerts(self.engine, self.composer, now)
+            self._alerts_decided_at = now
         attempts = 0
         while True:
             sent = await self.send_due_sms()
@@ -152,25 +166,11 @@ class Dispatcher:
             )
         if not due:
             return 0
-        results = await self._send_in_order(due)
-        await self._record_sms([(n, results[n.id]) for n in due])
+        # All at once, within the rate limit: the claim gives at most one notice per dossier
+        # and recipient (repo.claim_due_notices), so no two in a batch must keep an order.
+        results = await asyncio.gather(*(self._send(notice) for notice in due))
+        await self._record_sms(list(zip(due, results, strict=True)))
         return len(due)
-
-    async def _send_in_order(self, due: list[repo.Outgoing]) -> dict[str, SendResult]:
-        """Send the batch concurrently, except that the notices of one dossier to one phone
-        go one after the other, in the order they were claimed (the order of the facts): a
-        citizen must not read "needs a supplement" before "received"."""
-        chains: dict[tuple[str, str], list[repo.Outgoing]] = {}
-        for notice in due:
-            chains.setdefault((notice.dossier_id or notice.id, notice.recipient), []).append(notice)
-        results: dict[str, SendResult] = {}
-
-        async def send_chain(chain: list[repo.Outgoing]) -> None:
-            for notice in chain:
-                results[notice.id] = await self._send(notice)
-
-        await asyncio.gather(*(send_chain(chain) for chain in chains.values()))
-        return results
 
     async def _send(self, notice: repo.Outgoing) -> SendResult:
         async with self._limit:

@@ -22,8 +22,8 @@ from services.core.runtime.kafka import DOSSIER_TOPIC
 from services.tracker.adapters import repository as repo
 from services.tracker.domain import (
     DeadlineEvent,
-    Decision,
     DossierRef,
+    EventOutcome,
     TrackedDossier,
     apply,
     recompute,
@@ -55,7 +55,7 @@ async def handle_dossier_event(
     calendars: CalendarBook,
     threshold_minutes: int,
     now: datetime,
-) -> Decision | None:
+) -> EventOutcome | None:
     """Apply one dossier event once: None when its `event_id` was applied before."""
     [decision] = await handle_dossier_events(engine, [envelope], calendars, threshold_minutes, now)
     return decision
@@ -67,7 +67,7 @@ async def handle_dossier_events(
     calendars: CalendarBook,
     threshold_minutes: int,
     now: datetime,
-) -> list[Decision | None]:
+) -> list[EventOutcome | None]:
     """Apply a run of dossier events in one transaction, each once, in the order given (each
     partition's, hence each dossier's): one decision per event, None for an event whose
     `event_id` was applied before, or earlier in the run.
@@ -78,7 +78,7 @@ async def handle_dossier_events(
     those of applying the events one by one. All or nothing: an invalid payload raises
     PoisonEvent before the transaction, any failure in it writes nothing."""
     payloads = [typed_payload(envelope, parse_payload) for envelope in envelopes]
-    decisions: list[Decision | None] = []
+    decisions: list[EventOutcome | None] = []
     async with engine.begin() as conn:
         fresh = await repo.claim_events(conn, [e.event_id for e in envelopes], now)
         stored = await repo.load_many(
@@ -119,7 +119,7 @@ async def handle_dossier_events(
     return decisions
 
 
-def _log_decision(envelope: Envelope, decision: Decision) -> None:
+def _log_decision(envelope: Envelope, decision: EventOutcome) -> None:
     if decision.ignored:
         log.warning(
             "event_ignored",

@@ -4,7 +4,8 @@ notifier it asks on a port of its own.
 
 A supervisor signs in with her token; a dossier made overdue in the test (the injected clock
 moved past its deadline, the tracker's scan, its flag on the intake's read model) is listed
-with how late; the pages fetch nothing but themselves; axe-core finds no WCAG 2.1 A/AA fault;
+with how late; a citizen's rating of a returned dossier is counted with its procedure; the
+pages fetch nothing but themselves; axe-core finds no WCAG 2.1 A/AA fault;
 she signs out. Screenshots go to test-output/screens/ for a person to look at.
 """
 
@@ -23,9 +24,17 @@ from services.core.runtime.embedded_broker import free_port
 from services.core.runtime.host import build_app
 from services.core.runtime.settings import Settings
 from services.intake.app import IntakeService
+from services.intake.link_mac import link_mac
+from services.intake.web.urls import rating_url
 from services.notifier.app import NotifierService
 from tests.fixtures.browser import Phone, axe_check, press, screenshot
-from tests.fixtures.intake import FakeClock, IntakeHarness, dossier_body, monday_morning
+from tests.fixtures.intake import (
+    LINK_SECRET,
+    FakeClock,
+    IntakeHarness,
+    dossier_body,
+    monday_morning,
+)
 from tests.fixtures.notifier import INTERNAL_TOKEN, asking_notifier_at
 from tests.fixtures.serving import serving
 from tests.fixtures.tracker import TrackerHarness
@@ -54,7 +63,12 @@ async def site(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Site]:
     clock = FakeClock(monday_morning())
     port = free_port()
     intake = IntakeService(
-        Settings(data_dir=tmp_path, office_name="UBND Phường Bến Nghé", **asking_notifier_at(port)),
+        Settings(
+            data_dir=tmp_path,
+            office_name="UBND Phường Bến Nghé",
+            link_secret=LINK_SECRET,  # type: ignore[arg-type]  # pydantic makes it a SecretStr
+            **asking_notifier_at(port),
+        ),
         clock=clock,
         engine=create_engine(f"sqlite+aiosqlite:///{tmp_path}/intake.db"),
     )
@@ -91,11 +105,18 @@ async def seed(h: IntakeHarness) -> str:
     for code, name, days in PROCEDURES:
         await h.procedure(code, name=name, time_limit={"value": days, "unit": "working_days"})
     overdue = (await h.dossier(**dossier_body(procedure_code="DD-01")))["code"]
-    finished = [(await h.dossier(procedure_code=p))["code"] for p in ("HT-02", "HT-02", "KD-03")]
+    finished = [await h.dossier(procedure_code=p) for p in ("HT-02", "HT-02", "KD-03")]
     h.clock.advance(hours=2)
-    for code in finished:
-        r = await h.client.post(f"/dossiers/{code}/complete", json={}, headers=h.clerk)
+    for dossier in finished:
+        r = await h.client.post(f"/dossiers/{dossier['code']}/complete", json={}, headers=h.clerk)
         assert r.status_code == 200, r.text
+    # The first handed over, and rated by the citizen from her SMS's link.
+    returned = finished[0]
+    r = await h.client.post(f"/dossiers/{returned['code']}/return", json={}, headers=h.clerk)
+    assert r.status_code == 200, r.text
+    link = rating_url("", returned["code"], link_mac(LINK_SECRET, returned["id"]))
+    answers = {"ease": "4", "attitude": "5", "on_time": "5", "overall": "4"}
+    assert (await h.client.post(link, data=answers)).status_code == 200
     # Received two weeks ago (an import), due in two working days, finished only now: late.
     old = monday_morning().replace(day=2).isoformat()
     late = (await h.dossier(procedure_code="KD-03", received_at=old))["code"]
@@ -130,6 +151,9 @@ async def test_the_supervisor_signs_in_and_sees_the_overdue_dossier(
     assert await page.locator("svg.chart rect.fill").count() == 2  # two procedures finished
     assert "Đăng ký hộ kinh doanh: 1/2 hồ sơ đúng hạn" in main
     assert "Không có tin nhắn hay bưu gửi nào lỗi trong kỳ." in main  # the notifier answered
+    rated = await page.inner_text("section[aria-labelledby=satisfaction]")
+    assert "Mức độ hài lòng (1 đánh giá)" in rated and "Hài lòng: 100 %" in rated
+    assert "Đăng ký khai sinh" in rated and "Thái độ 5" in rated and "Hài lòng chung 4" in rated
     cookies = {c["name"]: c for c in await page.context.cookies()}
     session = cookies["motcua_dashboard"]
     assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == PAGE
@@ -137,6 +161,8 @@ async def test_the_supervisor_signs_in_and_sees_the_overdue_dossier(
     await screenshot(page, "dashboard")
     await page.locator("#overdue").scroll_into_view_if_needed()
     await screenshot(page, "dashboard-overdue")
+    await page.locator("#satisfaction").scroll_into_view_if_needed()
+    await screenshot(page, "dashboard-satisfaction")
     result = await axe_check(page)
     assert result.violations == [], result.summary()
     assert "color-contrast" in result.passed, result.passed

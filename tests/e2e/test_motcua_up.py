@@ -169,12 +169,12 @@ def _motcua_up(
     log_path: Path,
     *,
     killed_in_block: bool = False,
-    extra_env: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`motcua up` on a free port until the block ends (SIGTERM, and a clean exit), or until
-    the block kills it (`killed_in_block`)."""
+    the block kills it (`killed_in_block`); with these MOTCUA_ `settings` too."""
     port = free_port()
-    env = {**_up_env(), **(extra_env or {})}
+    env = {**_up_env(), **(settings or {})}
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
             [*MOTCUA, "up", "--port", str(port), "--data-dir", str(data_dir)],
@@ -220,6 +220,54 @@ def test_up_makes_a_callback_token_keeps_it_and_refuses_callbacks_without_it(
         assert r.status_code == 202 and r.json() == {"status": "kept"}
 
 
+def _a_dossier(client: httpx.Client, procedure: str, agency: str) -> str:
+    """A procedure of one working day and a dossier of it, through the API as an admin."""
+    r = client.post(
+        "/procedures",
+        json={"code": procedure, "name": "Chứng thực bản sao", "agency_code": agency,
+              "time_limit": {"value": 1, "unit": "working_days"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/dossiers",
+        json={"procedure_code": procedure, "channel": "counter", "return_method": "counter",
+              "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
+def test_up_shares_a_link_secret_so_the_returned_sms_opens_the_rating_page(
+    tmp_path: Path,
+) -> None:
+    """Issue 14 item 4: the notifier (in the second process) signs the rating link with the
+    secret `motcua up` made, and the intake (in the first) opens it."""
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    public = "https://motcua.ubndp1.example.vn"
+    settings = {"MOTCUA_PUBLIC_URL": public, "MOTCUA_UP_PROCESSES": "2"}
+    with _motcua_up(data_dir, log_path, settings=settings) as (port, _):
+        path = data_dir / "link_secret"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        secret = path.read_text().strip()
+        with _admin_client(port, data_dir) as client:
+            code = _a_dossier(client, "HT-01", "UBND-P1")
+            for action in ("complete", "return"):
+                assert client.post(f"/dossiers/{code}/{action}").status_code == 200
+            sms = data_dir / "outbox" / "sms.jsonl"
+
+            def rating_texts() -> list[str]:
+                lines = sms.read_text().splitlines() if sms.exists() else []
+                return [t for t in (json.loads(x)["text"] for x in lines) if "/danh-gia/" in t]
+
+            _wait_until(rating_texts, 60, "the returned SMS")
+            [text] = rating_texts()
+            link = text.rsplit(" ", 1)[1]
+            assert link.startswith(f"{public}/danh-gia/{code}/")
+            page = client.get(link.removeprefix(public))
+            assert page.status_code == 200 and "Gửi đánh giá" in page.text, page.text
+    assert secret not in log_path.read_text()  # the log says where it is, never what
+
+
 def _workers_of(parent: int) -> list[int]:
     """The pids of `motcua up`'s second process (the tracker and the notifier)."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
@@ -239,29 +287,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _admin_client(port: int, data_dir: Path) -> httpx.Client:
+    """A client of `motcua up` on `port` with a new admin's token."""
+    created = subprocess.run(
+        [*MOTCUA, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    auth = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30)
+
+
 def _texted_dossier(port: int, data_dir: Path) -> tuple[httpx.Client, str]:
     """An admin's client of `motcua up` on `port`, and the code of a dossier it received whose
     receipt SMS is in the outbox."""
-    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
-    token = subprocess.run(
-        [*MOTCUA, "token", "create", "--role", "admin"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-    client = httpx.Client(base_url=base, headers=auth, timeout=30)
-    r = client.post(
-        "/procedures",
-        json={"code": "HT-02", "name": "Chứng thực bản sao", "agency_code": "UBND-P2",
-              "time_limit": {"value": 1, "unit": "working_days"}},
-    )  # fmt: skip
-    assert r.status_code == 201, r.text
-    r = client.post(
-        "/dossiers",
-        json={"procedure_code": "HT-02", "channel": "counter", "return_method": "counter",
-              "applicant": {"full_name": "Trần Thị D", "phone": "0912345678"}},
-    )  # fmt: skip
-    assert r.status_code == 201, r.text
-    code = r.json()["code"]
+    client = _admin_client(port, data_dir)
+    code = _a_dossier(client, "HT-02", "UBND-P2")
     sms_file = data_dir / "outbox" / "sms.jsonl"
     _wait_until(
         lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
@@ -299,7 +339,7 @@ def test_up_tells_what_was_sent_through_the_notifier_it_runs(
     """GET /dossiers/{code}/notices on `motcua up`: the intake asks the notifier where `up`
     runs it (its own port, or the second process's) with the internal token `up` keeps."""
     data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
-    with _motcua_up(data_dir, log_path, extra_env={"MOTCUA_UP_PROCESSES": processes}) as (port, _):
+    with _motcua_up(data_dir, log_path, settings={"MOTCUA_UP_PROCESSES": processes}) as (port, _):
         secret = data_dir / "internal_token"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         client, code = _texted_dossier(port, data_dir)

@@ -12,7 +12,9 @@ import pytest
 
 from services.core.domain.codes import AGENCY_CODE_MAX_LENGTH, DOSSIER_CODE_MAX_LENGTH
 from services.intake.adapters import tables as intake_tables
+from services.intake.link_mac import link_mac
 from services.notifier.adapters.postal import JsonlPostalOperator
+from tests.fixtures.intake import LINK_SECRET
 from tests.fixtures.notifier import NotifierHarness
 
 LONGEST_AGENCY = "UBND-PHUONG-BENNGHE1"
@@ -108,7 +110,7 @@ async def test_every_text_shows_the_dossier_and_tracking_codes_whole(
         "extended",
         "result_ready_postal",
         "result_ready_counter",
-        "returned",
+        "returned_rating",
         "rejected",
         "postal_problem",
         "overdue_alert",
@@ -124,6 +126,13 @@ async def test_every_text_shows_the_dossier_and_tracking_codes_whole(
             assert late in text, text
         if notice["template"] == "received":
             assert text.endswith(f" {PUBLIC_URL}/tra-cuu?code={notice['dossier_code']}"), text
+        if notice["template"] == "returned_rating":  # issue 14 item 4: the rating page
+            mac = link_mac(LINK_SECRET, notice["dossier_id"])
+            rating = f"{PUBLIC_URL}/danh-gia/{notice['dossier_code']}/{mac}"
+            assert text.endswith(f" {rating}"), text
+            # The intake, which stored no token, opens the notifier's link.
+            page = await n.intake.client.get(rating.removeprefix(PUBLIC_URL))
+            assert page.status_code == 200 and "Gửi đánh giá" in page.text, page.text
         assert notice["segments"] <= 2, text
 
 

@@ -1,7 +1,8 @@
 """The supervisors' dashboard (GET /bang-dieu-khien, issue 14 item 5) on SQLite and PostgreSQL:
 signing in and out (the cookie's attributes, CSRF, who may), the chart's figures against GET
-/reports/on-time, the tracker's flags as lists with how late in working time, each agency its
-own, and the failed notices asked of a real notifier on loopback."""
+/reports/on-time, the citizens' ratings against GET /reports/satisfaction, the tracker's flags
+as lists with how late in working time, each agency its own, and the failed notices asked of a
+real notifier on loopback."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from typing import Any
 
 import httpx
 
+from services.intake.link_mac import link_mac
 from services.intake.web import signin
 from services.intake.web.dashboard_view import rate_text
+from services.intake.web.urls import rating_url
 from tests.fixtures.asking_notifier import (  # noqa: F401 (fixtures)
     intake_asking_the_notifier,
     notifier_answering_the_intake,
 )
-from tests.fixtures.intake import IntakeHarness
+from tests.fixtures.intake import LINK_SECRET, IntakeHarness
 from tests.fixtures.notifier import NotifierHarness
 from tests.fixtures.tracker import TrackerHarness
 
@@ -239,6 +242,55 @@ async def test_a_period_is_chosen_and_a_bad_one_is_named(intake: IntakeHarness) 
         assert bad.status_code == 422 and "Từ ngày: không phải ngày" in text(bad.text)
         upside = await browser.get(PAGE, params={"from": "2026-11-20", "to": "2026-11-01"})
         assert upside.status_code == 422 and "Từ ngày: không được sau" in text(upside.text)
+
+
+async def rated(h: IntakeHarness, clerk: dict[str, str], procedure: str, *scores: str) -> None:
+    """A dossier of ``procedure`` returned and rated through its link: ease, attitude, on
+    time, overall."""
+    r = await h.client.post("/dossiers", json=_body(procedure), headers=clerk)
+    assert r.status_code == 201, r.text
+    dossier = r.json()
+    for action in ("complete", "return"):
+        done = await h.client.post(f"/dossiers/{dossier['code']}/{action}", headers=clerk)
+        assert done.status_code == 200, done.text
+    answers = dict(zip(("ease", "attitude", "on_time", "overall"), scores, strict=True))
+    page = rating_url("", dossier["code"], link_mac(LINK_SECRET, dossier["id"]))
+    r = await h.client.post(page, data=answers)
+    assert r.status_code == 200, r.text
+
+
+async def test_the_ratings_of_the_period_per_procedure(intake: IntakeHarness) -> None:
+    await intake.procedure("P1", name="Cấp giấy chứng nhận quyền sử dụng đất")
+    await intake.procedure("P2", name="Đăng ký hộ kinh doanh")
+    await intake.procedure("P9", agency="UBND-Q2", name="Chứng thực bản sao")
+    await rated(intake, intake.clerk, "P1", "5", "5", "5", "5")
+    await rated(intake, intake.clerk, "P1", "4", "3", "4", "2")
+    await rated(intake, intake.clerk, "P2", "3", "4", "5", "4")
+    await rated(intake, await intake.token("clerk", "UBND-Q2"), "P9", "1", "1", "1", "1")
+    async with signed_in(intake, intake.supervisor) as browser:
+        page = text((await browser.get(PAGE)).text)
+        october = text(
+            (await browser.get(PAGE, params={"from": "2026-10-01", "to": "2026-10-31"})).text
+        )
+    shown = page.split("Mức độ hài lòng", 1)[1]
+    # UBND-Q1's three answers, not UBND-Q2's; a share of 4 or 5 overall, the mean of each.
+    assert shown == (
+        " (3 đánh giá) Hài lòng: 66,7 % · điểm trung bình (trên 5): Dễ thực hiện 4 · Thái độ 4"
+        " · Đúng hẹn 4,67 · Hài lòng chung 3,67"
+        " Cấp giấy chứng nhận quyền sử dụng đất 2 đánh giá · hài lòng 50 %"
+        " Dễ thực hiện 4,5 · Thái độ 4 · Đúng hẹn 4,5 · Hài lòng chung 3,5"
+        " Đăng ký hộ kinh doanh 1 đánh giá · hài lòng 100 %"
+        " Dễ thực hiện 3 · Thái độ 4 · Đúng hẹn 5 · Hài lòng chung 4"
+    )
+    # The figures of GET /reports/satisfaction, from the same function.
+    report = (await intake.client.get("/reports/satisfaction", headers=intake.supervisor)).json()
+    assert report["totals"]["answers"] == 3 and report["totals"]["satisfied_rate"] == 0.6667
+    assert [row["mean_overall"] for row in report["rows"]] == [3.5, 4.0]
+    assert "Mức độ hài lòng (0 đánh giá) Chưa có đánh giá nào trong kỳ." in october
+    async with signed_in(intake, intake.admin) as browser:
+        every = text((await browser.get(PAGE)).text)
+    assert "Mức độ hài lòng (4 đánh giá) Hài lòng: 50 %" in every
+    assert "Chứng thực bản sao 1 đánh giá · hài lòng 0 %" in every
 
 
 async def test_overdue_with_how_late_in_working_time_and_due_soon(tracker: TrackerHarness) -> None:

@@ -24,7 +24,7 @@ from services.core.runtime.settings import Settings
 from services.tracker import handlers
 from services.tracker.adapters import tables as t
 from services.tracker.app import TrackerService
-from services.tracker.domain import Decision
+from services.tracker.domain import EventOutcome
 from tests.fixtures.tracker import THRESHOLD_MINUTES, TrackerHarness
 
 
@@ -91,11 +91,13 @@ async def forget_everything(engine: AsyncEngine) -> None:
             await conn.execute(table.delete())
 
 
-async def one_by_one(tracker: TrackerHarness, envelopes: list[Envelope]) -> list[Decision | None]:
+async def one_by_one(
+    tracker: TrackerHarness, envelopes: list[Envelope]
+) -> list[EventOutcome | None]:
     return [await tracker.deliver(envelope) for envelope in envelopes]
 
 
-async def as_a_run(tracker: TrackerHarness, envelopes: list[Envelope]) -> list[Decision | None]:
+async def as_a_run(tracker: TrackerHarness, envelopes: list[Envelope]) -> list[EventOutcome | None]:
     return await handlers.handle_dossier_events(
         tracker.engine, envelopes, tracker.calendars, THRESHOLD_MINUTES, tracker.clock()
     )

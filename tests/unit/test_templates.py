@@ -56,6 +56,7 @@ REALISTIC: Mapping[str, Value] = {
     "overdue": 3,
     "oldest": "000.00.22.H29-251201-0007, 000.00.22.H29-251203-0002",
     "postal_status": "bị chuyển hoàn",
+    "rating": "https://motcua.ubndq1.gov.vn/danh-gia/000.00.22.H29-260115-0001/Xq3vB7Yk1_z-Ab9P",
 }
 
 
@@ -369,8 +370,9 @@ def test_every_default_shows_the_longest_codes_whole(
 @pytest.mark.parametrize("name", sorted(CODE_PLACEHOLDERS))
 def test_a_code_over_its_budget_fails_the_render_instead_of_being_cut(name: str) -> None:
     too_long = "9" * (PLACEHOLDER_LIMITS[name] + 1)
+    key = next(k for k in NoticeKey if name in NOTICE_SPECS[k].required)
     with pytest.raises(TemplateError, match=rf"\{{{name}\}} is \d+ characters.*never cut"):
-        GSM_SET.render(NoticeKey.POSTAL_PROBLEM, {**REALISTIC, name: too_long})
+        GSM_SET.render(key, {**REALISTIC, name: too_long})
 
 
 def test_a_custom_text_that_cannot_fit_the_longest_code_fails_at_load_naming_it() -> None:

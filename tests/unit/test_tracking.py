@@ -41,8 +41,8 @@ from services.tracker.domain import (
     DEADLINE_DUE_SOON,
     DEADLINE_OVERDUE,
     DEADLINE_STEP_OVERDUE,
-    Decision,
     DossierRef,
+    EventOutcome,
     ScanResult,
     TrackedDossier,
     apply,
@@ -103,10 +103,10 @@ class Desk:
         )
         self.tracked: TrackedDossier | None = None
         self.fed = 0
-        self.decisions: list[Decision] = []
+        self.decisions: list[EventOutcome] = []
         self.feed()
 
-    def apply(self, event: DossierEvent, number: int) -> Decision:
+    def apply(self, event: DossierEvent, number: int) -> EventOutcome:
         """Apply the intake's event number ``number`` (its event id: ``e-<number>``)."""
         kind = EVENT_TYPE_OF[type(event)]
         return apply(
@@ -124,9 +124,9 @@ class Desk:
         assert self.tracked is not None
         return self.tracked
 
-    def feed(self) -> list[Decision]:
+    def feed(self) -> list[EventOutcome]:
         """Apply the intake's events not applied yet; every one must be applied."""
-        fresh: list[Decision] = []
+        fresh: list[EventOutcome] = []
         for number, event in enumerate(self.dossier.events[self.fed :], start=self.fed):
             decision = self.apply(event, number)
             assert decision.applied, decision.ignored
@@ -629,7 +629,7 @@ def test_recompute_raises_a_flag_of_the_old_version_again_only_if_still_due() ->
 def test_recompute_that_does_not_move_the_deadline_changes_nothing() -> None:
     desk = Desk(vn(2026, 3, 2, 9, 15))
     desk.scan(vn(2026, 3, 4, 10))
-    assert recompute(desk.t, VN, THRESHOLD, vn(2026, 3, 4, 11)) == Decision(desk.t)
+    assert recompute(desk.t, VN, THRESHOLD, vn(2026, 3, 4, 11)) == EventOutcome(desk.t)
     later = date(2026, 3, 13)
     assert not touched_by(desk.t, later)
     decision = recompute(desk.t, calendar_with_day_off(later), THRESHOLD, vn(2026, 3, 4, 11))
@@ -676,7 +676,7 @@ def test_recompute_of_a_finished_dossier_is_a_no_op() -> None:
     desk.do("complete", vn(2026, 3, 3, 10), VN)
     calendar = calendar_with_day_off(date(2026, 3, 3))
     assert not touched_by(desk.t, date(2026, 3, 3))
-    assert recompute(desk.t, calendar, THRESHOLD, vn(2026, 3, 4, 10)) == Decision(desk.t)
+    assert recompute(desk.t, calendar, THRESHOLD, vn(2026, 3, 4, 10)) == EventOutcome(desk.t)
 
 
 # -- robustness ---------------------------------------------------------------------------------

@@ -193,6 +193,7 @@ class OutboxRelay:
         reconnect_after_failures: int = 3,
         reconnect: Callable[[], Awaitable[bool]] | None = None,
         ledger: ConsumptionLedger | None = None,
+        linger: float = 0.0,
     ) -> None:
         """
         `publish_timeout` bounds one pass's wait for acknowledgements; keep it above the
@@ -204,6 +205,9 @@ class OutboxRelay:
         so an outage keeps the old producer, which reconnects by itself).
         With a `ledger` (a broker that forgets, see `replay.py`), the relay tells it where
         each row landed and, between passes, lets it move the consumed checkpoint.
+        Woken after an idle moment, the relay waits `linger` seconds before its pass, so that
+        rows committed a moment apart share one pass (a transaction to read, one to mark, one
+        wait for the broker's acknowledgements) instead of paying one each.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -219,6 +223,7 @@ class OutboxRelay:
         self._reconnect_after = reconnect_after_failures
         self._reconnect = reconnect or (lambda: reconnect_producer(broker))
         self._ledger = ledger
+        self._linger = linger
         self._is_postgres = engine.dialect.name == "postgresql"
         self._lock_key = advisory_lock_key(table)
         self._wake = asyncio.Event()
@@ -275,6 +280,8 @@ class OutboxRelay:
             await self._advance_ledger()
             if count < self._batch_size:
                 await self._idle()
+                if self._linger > 0:
+                    await wait_event(self._stopping, self._linger)
         self._log.info("outbox_relay_stopped", published_total=self.published_total)
 
     # -- one pass ----------------------------------------------------------------------------

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # The shared secret of those internal routes (header X-Motcua-Internal-Token), the same on
     # the intake and the notifier; `motcua up` makes one in the data dir when unset.
     internal_token: SecretStr | None = None
+    # The key of the links texted to citizens (the rating page's, services.intake.link_mac):
+    # the same for the intake and the notifier; `motcua up` makes one in the data dir when
+    # unset. Without it no rating link is sent, and none opens.
+    link_secret: SecretStr | None = None
     # Delivery receipts for a message not recorded yet: kept this many, this long at most.
     early_receipts_max: int = Field(default=10_000, ge=1)
     early_receipt_max_age_hours: float = Field(default=24, gt=0)
@@ -133,7 +137,7 @@ class Settings(BaseSettings):
         # docker-compose passes an unset variable as "": that is no secret at all.
         return (value.strip() or None) if value is not None else None
 
-    @field_validator("internal_token", mode="before")
+    @field_validator("internal_token", "link_secret", mode="before")
     @classmethod
     def _no_empty_secret(cls, value: object) -> object:
         # As for the callback token: an unset variable passed as "" is no secret at all.
@@ -200,6 +204,11 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def link_key(self) -> str | None:
+        """MOTCUA_LINK_SECRET's value; None when unset (no rating links)."""
+        return self.link_secret.get_secret_value() if self.link_secret else None
 
     @property
     def proxies(self) -> TrustedProxies:

@@ -18,6 +18,7 @@ from services.intake.adapters import tables as t
 from services.intake.adapters.dossier_state import dossier_from_state
 from services.intake.domain import access
 from services.intake.domain.model import Dossier
+from services.intake.domain.postal import Postal
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,29 @@ class DeadlineView:
     def columns(self) -> dict[str, Any]:
         # Spelled out: dataclasses.asdict deep-copies every value, on every dossier written.
         return {"due_at": self.due_at, "flag": self.flag, "outcome": self.outcome}
+
+
+def postal_of(row: Any) -> Postal | None:
+    """The read model's bưu gửi columns; None while no postal order is known."""
+    if row.postal_tracking_code is None:
+        return None
+    return Postal(row.postal_tracking_code, row.postal_status, row.postal_status_at)
+
+
+@dataclass(frozen=True)
+class StoredDossier:
+    """A dossier as the intake holds it: the aggregate, the version it was saved at, and what
+    the read model keeps beside it (the tracker's deadline, the notifier's postal return)."""
+
+    dossier: Dossier
+    version: int
+    deadline: DeadlineView
+    postal: Postal | None
+
+    @classmethod
+    def of(cls, row: Any) -> StoredDossier:
+        """From a row of the dossiers table."""
+        return cls(dossier_from_state(row.state), row.version, DeadlineView.of(row), postal_of(row))
 
 
 @dataclass(frozen=True)
@@ -126,7 +150,7 @@ def decode_cursor(cursor: str) -> int:
     return int(text)
 
 
-async def list_dossiers(
+async def dossier_page(
     conn: AsyncConnection,
     *,
     visible_to_agency: str | None,
@@ -135,7 +159,8 @@ async def list_dossiers(
     flag: str | None,
     limit: int,
     before_seq: int | None,
-) -> tuple[list[Dossier], list[Any], str | None]:
+) -> tuple[list[StoredDossier], str | None]:
+    """One page of the dossiers a list shows, newest first, and the cursor of the next."""
     query = sa.select(t.dossiers).order_by(t.dossiers.c.seq.desc()).limit(limit + 1)
     if visible_to_agency:
         query = query.where(_visible_to(visible_to_agency))
@@ -150,7 +175,7 @@ async def list_dossiers(
     rows = list(await conn.execute(query))
     cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     rows = rows[:limit]
-    return [dossier_from_state(r.state) for r in rows], rows, cursor
+    return [StoredDossier.of(r) for r in rows], cursor
 
 
 def _visible_to(agency_code: str) -> sa.ColumnElement[bool]:

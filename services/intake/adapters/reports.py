@@ -76,7 +76,7 @@ async def on_time_report(conn: AsyncConnection, agency: str | None, period: Peri
     await _count_received(conn, agency, period, counts)
     await _count_finished(conn, agency, period, counts)
     await _count_pending(conn, agency, period, counts)
-    names = await _procedure_names(conn, {procedure for _, procedure in counts})
+    names = await procedure_names(conn, {procedure for _, procedure in counts})
     rows = [
         ReportRow(agency_code, procedure, names.get(procedure), counts[(agency_code, procedure)])
         for agency_code, procedure in sorted(counts)
@@ -148,7 +148,7 @@ async def _count_pending(
         entry.overdue = int(row.overdue)
 
 
-async def _procedure_names(conn: AsyncConnection, codes: set[str]) -> dict[str, str]:
+async def procedure_names(conn: AsyncConnection, codes: set[str]) -> dict[str, str]:
     if not codes:
         return {}
     query = sa.select(t.procedures.c.code, t.procedures.c.name).where(

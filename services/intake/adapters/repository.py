@@ -24,8 +24,8 @@ from services.core.runtime.kafka import (
 )
 from services.core.runtime.outbox import add_to_outbox, outbox_row
 from services.intake.adapters import tables as t
-from services.intake.adapters.dossier_state import dossier_from_state, dossier_to_state
-from services.intake.adapters.read_model import DeadlineView
+from services.intake.adapters.dossier_state import dossier_to_state
+from services.intake.adapters.read_model import DeadlineView, StoredDossier
 from services.intake.domain.model import Dossier
 from services.intake.domain.postal import Postal
 
@@ -125,14 +125,14 @@ def _clock_columns(dossier: Dossier) -> dict[str, Any]:
     return DeadlineView.of_dossier(dossier).columns()
 
 
-async def get_dossier(conn: AsyncConnection, code: str) -> tuple[Dossier, Any] | None:
+async def load_dossier(conn: AsyncConnection, code: str) -> StoredDossier | None:
     row = (await conn.execute(sa.select(t.dossiers).where(t.dossiers.c.code == code))).first()
-    return (dossier_from_state(row.state), row) if row else None
+    return StoredDossier.of(row) if row else None
 
 
 async def lock_dossiers(
     conn: AsyncConnection, dossier_ids: Collection[str]
-) -> dict[str, tuple[Dossier, Any]]:
+) -> dict[str, StoredDossier]:
     """The dossiers among `dossier_ids` by id, in one query, their rows locked until commit
     (PostgreSQL, in id order; SQLite's BEGIN IMMEDIATE already holds the database): a clerk's
     concurrent action waits instead of racing us."""
@@ -141,14 +141,7 @@ async def lock_dossiers(
     c = t.dossiers.c
     query = sa.select(t.dossiers).where(c.id.in_(sorted(dossier_ids))).order_by(c.id)
     rows = await conn.execute(query.with_for_update())
-    return {row.id: (dossier_from_state(row.state), row) for row in rows}
-
-
-def postal_of(row: Any) -> Postal | None:
-    """The read model's bưu gửi columns; None while no postal order is known."""
-    if row.postal_tracking_code is None:
-        return None
-    return Postal(row.postal_tracking_code, row.postal_status, row.postal_status_at)
+    return {row.id: StoredDossier.of(row) for row in rows}
 
 
 async def save_postals(conn: AsyncConnection, postals: Mapping[str, Postal | None]) -> None:

@@ -140,5 +140,28 @@ tokens = sa.Table(
     sa.Column("revoked_at", _TS, nullable=True),
 )
 
+# Đánh giá mức độ hài lòng (SIPAS): one answer per dossier (the primary key), given on the
+# rating page a returned dossier's SMS links to (services.intake.satisfaction). Each answer
+# is 1 to 5. Nothing personal but the comment, free text the citizen typed: it is erased
+# with the applicant's data (services.intake.privacy).
+ratings = sa.Table(
+    "intake_ratings",
+    metadata,
+    sa.Column("dossier_id", sa.String(36), primary_key=True),
+    sa.Column("agency_code", sa.String(32), nullable=False),
+    sa.Column("procedure_code", sa.String(64), nullable=False),
+    sa.Column("answered_at", UtcDateTime(), nullable=False),
+    sa.Column("ease", sa.SmallInteger, nullable=False),
+    sa.Column("attitude", sa.SmallInteger, nullable=False),
+    sa.Column("on_time", sa.SmallInteger, nullable=False),
+    sa.Column("overall", sa.SmallInteger, nullable=False),
+    sa.Column("comment", sa.String(500), nullable=True),
+    *(
+        sa.CheckConstraint(f"{name} BETWEEN 1 AND 5", name=f"ck_intake_ratings_{name}")
+        for name in ("ease", "attitude", "on_time", "overall")
+    ),
+    sa.Index("ix_intake_ratings_agency_answered", "agency_code", "answered_at"),
+)
+
 outbox = outbox_table(metadata, "intake")
 outbox_checkpoint = checkpoint_table(metadata, "intake")

@@ -74,6 +74,10 @@ def dossier_out(
     )
 
 
+def stored_out(stored: read_model.StoredDossier) -> m.DossierOut:
+    return dossier_out(stored.dossier, stored.deadline, stored.postal)
+
+
 def postal_out(postal: Postal | None) -> m.PostalOut | None:
     if postal is None:
         return None
@@ -157,7 +161,7 @@ async def receive_dossier(
             stored = await commands.find_idempotent(conn, caller.id, key, fingerprint)
             if stored:
                 return stored
-        dossier = await commands.receive_dossier(
+        dossier = await commands.record_receipt(
             conn, batch, order, entry, received_at, ctx.calendars, now
         )
         out = commands.StoredResponse(201, dossier_out(dossier).model_dump(mode="json"))
@@ -187,11 +191,10 @@ async def receive_dossier(
 @router.get("/dossiers/{code}", response_model=m.DossierOut, responses=ERRORS)
 async def get_dossier(code: Annotated[str, Path(max_length=64)], ctx: Ctx, caller: Caller) -> Any:
     async with ctx.engine.connect() as conn:
-        found = await repo.get_dossier(conn, code)
-    if found is None or not may_see(caller)(found[0]):
+        found = await repo.load_dossier(conn, code)
+    if found is None or not may_see(caller)(found.dossier):
         raise not_found()
-    dossier, row = found
-    return dossier_out(dossier, read_model.DeadlineView.of(row), repo.postal_of(row))
+    return stored_out(found)
 
 
 @router.get(
@@ -213,15 +216,15 @@ async def get_receipt_slip(
     of the dossier it is (lần 2 after a supplement or an extension). 404 as GET
     /dossiers/{code}."""
     async with ctx.engine.connect() as conn:
-        found = await repo.get_dossier(conn, code)
-        if found is None or not may_see(caller)(found[0]):
+        found = await repo.load_dossier(conn, code)
+        if found is None or not may_see(caller)(found.dossier):
             raise not_found()
-        dossier, row = found
+        dossier = found.dossier
         agency = await catalogue_store.get_agency(conn, dossier.agency_code)
     # Without MOTCUA_PUBLIC_URL, the address the clerk reached us on: her office's network
     # is where the slip's reader will be.
     url = lookup_url(ctx.settings.public_url or str(request.base_url), dossier.code)
-    due_at = read_model.DeadlineView.of(row).due_at
+    due_at = found.deadline.due_at
     # Laying out and subsetting the fonts takes about 0.1 s of CPU: off the event loop.
     pdf = await run_in_threadpool(
         receipt_slip, dossier, agency.name if agency else dossier.agency_code, url, due_at
@@ -257,7 +260,7 @@ async def list_dossiers(
             422, "validation_error", "cursor: not a cursor we issued", "cursor"
         ) from None
     async with ctx.engine.connect() as conn:
-        dossiers, rows, next_cursor = await read_model.list_dossiers(
+        page, next_cursor = await read_model.dossier_page(
             conn,
             visible_to_agency=access.agency_scope(caller),
             status=status,
@@ -266,10 +269,7 @@ async def list_dossiers(
             limit=limit,
             before_seq=before,
         )
-    items = [
-        dossier_out(d, read_model.DeadlineView.of(r), repo.postal_of(r))
-        for d, r in zip(dossiers, rows, strict=True)
-    ]
+    items = [stored_out(stored) for stored in page]
     return m.DossierPage(items=items, next_cursor=next_cursor)
 
 
@@ -281,7 +281,7 @@ def _action_route(action: Action, body_model: type[m.ActionIn]) -> None:
         if found is None:
             raise not_found()
         ctx.wake_relay()
-        return dossier_out(*found)
+        return stored_out(found)
 
     # Annotations are set here, as objects, because each route has its own body model; a
     # body whose fields all have defaults may be left out ({} is implied).

@@ -58,10 +58,10 @@ async def dossier_notices(
     404 as GET /dossiers/{code}. 503 (`notifier_unavailable`, with Retry-After) when the
     notifier does not answer within 2 s."""
     async with ctx.engine.connect() as conn:
-        found = await repo.get_dossier(conn, code)
-    if found is None or not access.may_see(caller, found[0]):
+        found = await repo.load_dossier(conn, code)
+    if found is None or not access.may_see(caller, found.dossier):
         raise not_found()
-    dossier = found[0]
+    dossier = found.dossier
     try:
         sent = await notifier_of(request).dossier_notices(dossier.id)
     except NotifierUnavailable as exc:

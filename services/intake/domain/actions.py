@@ -110,10 +110,10 @@ DossierAction = (
     | Withdraw
 )
 
-Decision = Callable[[Dossier, datetime, WorkingCalendar], None]
+DossierChange = Callable[[Dossier, datetime, WorkingCalendar], None]
 
 
-def decide(action: DossierAction) -> Decision:
+def decide(action: DossierAction) -> DossierChange:
     """The dossier model's call an action stands for (at, and the agency's calendar, given)."""
     match action:
         case Start(unit=unit):

@@ -2,10 +2,12 @@
 
 Signed in with a supervisor's or an admin's token (web.signin), for a period (this month by
 default): the on-time rate per procedure as a bar chart drawn here in SVG, the same figures as
-GET /reports/on-time (api.reports.on_time_figures); the overdue dossiers with how late in
-working time and those due soon (the tracker's flags in the read model); the notices that
-failed (asked of the notifier, notifier_client). A supervisor sees their agency, an admin
-every agency or one (domain.access, through the report's own scope rule).
+GET /reports/on-time (api.reports.on_time_figures); the citizens' satisfaction, the figures
+of GET /reports/satisfaction (api.reports.satisfaction_figures); the overdue dossiers with how
+late in working time and those due soon (the tracker's flags in the read model); the notices
+that failed (asked of the notifier, notifier_client). A supervisor sees their agency, an
+admin every agency or one (domain.access, through the reports' own period and scope rule,
+api.reports.asked_of).
 
 The page is whole in one response, as the lookup page (web.pages): no script, no CDN.
 """
@@ -27,13 +29,26 @@ from services.core.text import forbidden_character
 from services.intake.adapters import read_model
 from services.intake.adapters.tokens import Principal
 from services.intake.api.deps import Ctx, principal_of_token
-from services.intake.api.reports import MAX_PERIOD_DAYS, local_days, on_time_figures
+from services.intake.api.reports import (
+    MAX_PERIOD_DAYS,
+    asked_of,
+    on_time_figures,
+    satisfaction_figures,
+)
 from services.intake.commands import agency_calendar
 from services.intake.context import IntakeContext
 from services.intake.notifier_client import NotifierClient, NotifierUnavailable
 from services.intake.web import dashboard_view as view
 from services.intake.web import signin
-from services.intake.web.pages import FORM, html_responses, parse_form, render
+from services.intake.web.pages import (
+    NOT_A_FORM,
+    NOT_A_FORM_PROBLEM,
+    form_body,
+    form_fields,
+    is_form,
+    page_responses,
+    render,
+)
 
 router = APIRouter(tags=["pages"])
 DASHBOARD_ROLES = ("supervisor", "admin")
@@ -46,29 +61,18 @@ NOT_A_SUPERVISOR = "Chỉ lãnh đạo hoặc quản trị viên được xem b�
 STALE_FORM = "Biểu mẫu đã hết hạn. Vui lòng thử lại."
 NOTIFIER_DOWN = "Chưa lấy được danh sách tin nhắn lỗi: dịch vụ gửi tin không trả lời. Tải lại sau."
 
-_RESPONSES = html_responses(
-    {
-        303: "signed in or out: to the dashboard",
-        401: "a token that is unknown or revoked",
-        403: "a clerk's token, another agency, or a form without its CSRF token",
-        415: "the body is not a form (application/x-www-form-urlencoded)",
-        422: "a date or a field that cannot be read: the page names it",
-    }
+_RESPONSES = page_responses(
+    (303, "signed in or out: to the dashboard"),
+    (401, "a token that is unknown or revoked"),
+    (403, "a clerk's token, another agency, or a form without its CSRF token"),
+    NOT_A_FORM,
+    (422, "a date or a field that cannot be read: the page names it"),
 )
 
 
 def _form_body(*fields: str) -> dict[str, Any]:
     properties = {name: {"type": "string", "maxLength": signin.TOKEN_MAX} for name in fields}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                FORM: {
-                    "schema": {"type": "object", "required": list(fields), "properties": properties}
-                }
-            },
-        }
-    }
+    return form_body(properties, list(fields))
 
 
 async def _signed_in(request: Request, ctx: IntakeContext) -> Principal | None:
@@ -101,29 +105,29 @@ async def dashboard(
     try:
         start, end = _day("from", from_), _day("to", to)
         chosen = _agency(agency) if caller.is_admin else None
-        figures = await on_time_figures(ctx, caller, chosen, start, end)
+        asked = asked_of(ctx, caller, chosen, start, end)
     except ApiError as bad:
         field = FIELD_WORDS.get(bad.field or "", bad.field or "")
         problem = f"{field}: {_problem_words(bad)}"
         return _page(request, ctx, bad.status, caller, problem=problem, period=(from_, to, agency))
+    on_time = await on_time_figures(ctx, asked)
+    satisfaction = await satisfaction_figures(ctx, asked)
     now = ctx.clock()
     async with ctx.engine.connect() as conn:
         overdue, overdue_total = await read_model.flagged_dossiers(
-            conn, visible_to_agency=figures.agency, flag="overdue", limit=LIST_LIMIT
+            conn, visible_to_agency=asked.agency, flag="overdue", limit=LIST_LIMIT
         )
         due_soon, due_soon_total = await read_model.flagged_dossiers(
-            conn, visible_to_agency=figures.agency, flag="due_soon", limit=LIST_LIMIT
+            conn, visible_to_agency=asked.agency, flag="due_soon", limit=LIST_LIMIT
         )
         calendars: dict[str, WorkingCalendar] = {}
         for code in {d.agency_code for d in (*overdue, *due_soon)}:
             calendars[code], _ = await agency_calendar(conn, ctx.calendars, code)
-    period = local_days(figures.start, figures.end)
+    period = asked.period
     failed, failed_total, failed_problem = [], 0, None
     notifier: NotifierClient = request.app.state.notifier_client
     try:
-        answer = await notifier.failed_notices(
-            figures.agency, period.start, period.end, FAILED_LIMIT
-        )
+        answer = await notifier.failed_notices(asked.agency, period.start, period.end, FAILED_LIMIT)
         failed, failed_total = view.failed_rows(answer.notices), answer.total
     except NotifierUnavailable:
         failed_problem = NOTIFIER_DOWN
@@ -132,10 +136,10 @@ async def dashboard(
         ctx,
         200,
         caller,
-        period=(figures.start.isoformat(), figures.end.isoformat(), figures.agency or ""),
-        scope=figures.agency,
-        chart=view.on_time_chart(figures.report),
-        totals=figures.report.totals,
+        period=(asked.start.isoformat(), asked.end.isoformat(), asked.agency or ""),
+        scope=asked.agency,
+        chart=view.on_time_chart(on_time),
+        totals=on_time.totals,
         overdue=view.overdue_rows(overdue, calendars, now),
         overdue_total=overdue_total,
         due_soon=view.due_soon_rows(due_soon, calendars, now),
@@ -143,9 +147,7 @@ async def dashboard(
         failed=failed,
         failed_total=failed_total,
         failed_problem=failed_problem,
-        # SLOT: satisfaction (SIPAS, issue 14 item 4). services/intake/satisfaction.py is being
-        # written by another engineer and is not on main yet: nothing is shown until it is.
-        satisfaction=None,
+        satisfaction=view.satisfaction_table(satisfaction),
         as_of=minute_text(now),
     )
 
@@ -198,10 +200,9 @@ async def sign_out(request: Request, ctx: Ctx) -> Response:
 
 async def _posted(request: Request) -> tuple[dict[str, str], tuple[int, str] | None]:
     """The form, or the status and words of why it is refused (not a form, no CSRF token)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM:
-        return {}, (415, f"Biểu mẫu phải được gửi dưới dạng {FORM}.")
-    form = parse_form(await request.body())
+    if not is_form(request):
+        return {}, (415, NOT_A_FORM_PROBLEM)
+    form = await form_fields(request)
     if not signin.csrf_ok(request, form.get(signin.CSRF_FIELD)):
         return form, (403, STALE_FORM)
     return form, None

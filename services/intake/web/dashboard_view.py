@@ -1,6 +1,7 @@
-"""What the dashboard shows, in Vietnamese: the on-time chart's bars, the flagged dossiers with
-how late (or how soon) in working time, the failed notices. Pure: figures in, words and
-coordinates out; the rules are elsewhere (the on-time rate: adapters.reports; working time:
+"""What the dashboard shows, in Vietnamese: the on-time chart's bars, the citizens'
+satisfaction per procedure, the flagged dossiers with how late (or how soon) in working time,
+the failed notices. Pure: figures in, words and coordinates out; the rules are elsewhere (the
+on-time rate: adapters.reports; the satisfaction figures: intake.satisfaction; working time:
 core.domain.calendar; its wording: core.domain.vn_time)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from services.core.domain.calendar import WorkingCalendar
 from services.core.domain.vn_time import lateness_text, minute_text
 from services.intake.adapters.read_model import FlaggedDossier
 from services.intake.adapters.reports import OnTimeReport
+from services.intake.satisfaction import QUESTIONS, Figures, SatisfactionReport
 
 # The chart's drawing box (SVG user units; the page scales it to the screen's width).
 CHART_WIDTH = 320
@@ -25,6 +27,13 @@ LABEL_CHARS = 44  # a longer name is cut in the drawing (whole in its tooltip)
 
 ROLE_WORDS = {"citizen": "Công dân", "supervisor": "Lãnh đạo"}
 KIND_WORDS = {"sms": "SMS", "postal": "Bưu chính"}
+# The questions' short names on the page (their whole text is the rating page's).
+QUESTION_WORDS = {
+    "ease": "Dễ thực hiện",
+    "attitude": "Thái độ",
+    "on_time": "Đúng hẹn",
+    "overall": "Hài lòng chung",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,20 @@ class FlaggedRow:
 
 
 @dataclass(frozen=True)
+class SatisfactionLine:
+    name: str  # the procedure's
+    answers: int
+    satisfied_text: str  # the share of 4 or 5 overall
+    means: tuple[tuple[str, str], ...]  # (the question's short name, its mean out of 5)
+
+
+@dataclass(frozen=True)
+class SatisfactionTable:
+    lines: tuple[SatisfactionLine, ...]  # one per procedure, none without answers
+    totals: SatisfactionLine
+
+
+@dataclass(frozen=True)
 class FailedRow:
     at: str
     at_iso: str
@@ -70,11 +93,42 @@ class FailedRow:
     reason: str
 
 
+def decimal_text(value: float, places: int) -> str:
+    """4,5: the comma, as Vietnamese writes decimals; no trailing zeros."""
+    text = f"{value:.{places}f}"
+    return text.rstrip("0").rstrip(".").replace(".", ",") if "." in text else text
+
+
 def rate_text(rate: float | None) -> str:
-    """85,7 %: the comma, as Vietnamese writes decimals."""
+    """85,7 %."""
     if rate is None:
         return "chưa có hồ sơ hoàn thành"
-    return f"{rate * 100:.1f}".replace(".", ",").removesuffix(",0") + " %"
+    return decimal_text(rate * 100, 1) + " %"
+
+
+def satisfaction_table(report: SatisfactionReport) -> SatisfactionTable:
+    """The report's rows in words: answers, the share satisfied, each question's mean."""
+    lines = tuple(
+        _satisfaction_line(row.procedure_name or row.procedure_code, row.figures)
+        for row in report.rows
+    )
+    return SatisfactionTable(lines, _satisfaction_line("Tất cả thủ tục", report.totals))
+
+
+def _satisfaction_line(name: str, figures: Figures) -> SatisfactionLine:
+    means = figures.means()
+    return SatisfactionLine(
+        name=name,
+        answers=figures.answers,
+        satisfied_text=rate_text(figures.satisfied_rate) if figures.answers else "",
+        means=tuple(
+            (QUESTION_WORDS.get(q.name, q.text), _mean_text(means[q.name])) for q in QUESTIONS
+        ),
+    )
+
+
+def _mean_text(mean: float | None) -> str:
+    return "–" if mean is None else decimal_text(mean, 2)
 
 
 def on_time_chart(report: OnTimeReport) -> Chart:

@@ -23,7 +23,15 @@ from services.intake import public_lookup as rule
 from services.intake.api.deps import Ctx
 from services.intake.context import IntakeContext
 from services.intake.web.lookup_view import citizen_view
-from services.intake.web.pages import FORM, html_responses, parse_form, render
+from services.intake.web.pages import (
+    NOT_A_FORM,
+    NOT_A_FORM_PROBLEM,
+    form_body,
+    form_fields,
+    is_form,
+    page_responses,
+    render,
+)
 from services.intake.web.urls import LOOKUP_PATH
 
 CODE_MAX = 64  # as the JSON lookup's path parameter and the dossiers' column
@@ -36,31 +44,19 @@ NOT_FOUND = (
 
 router = APIRouter(tags=["pages"])
 
-_RESPONSES = html_responses(
-    {
-        404: "no dossier with this code and phone (the same page for either wrong)",
-        415: "the body is not a form (application/x-www-form-urlencoded)",
-        422: "a field is missing, too long or malformed: the page names it",
-        429: "too many lookups from this client; Retry-After says when to try again",
-    }
+_RESPONSES = page_responses(
+    (404, "no dossier with this code and phone (the same page for either wrong)"),
+    NOT_A_FORM,
+    (422, "a field is missing, too long or malformed: the page names it"),
+    (429, "too many lookups from this client; Retry-After says when to try again"),
 )
-_FORM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["code", "phone"],
-                    "properties": {
-                        "code": {"type": "string", "maxLength": CODE_MAX},
-                        "phone": {"type": "string", "maxLength": PHONE_MAX},
-                    },
-                }
-            }
-        },
-    }
-}
+_FORM_BODY = form_body(
+    {
+        "code": {"type": "string", "maxLength": CODE_MAX},
+        "phone": {"type": "string", "maxLength": PHONE_MAX},
+    },
+    ["code", "phone"],
+)
 
 
 class BadField(ValueError):
@@ -92,10 +88,9 @@ async def lookup_page(
 )
 async def lookup_result(request: Request, ctx: Ctx) -> HTMLResponse:
     """Where the dossier stands: status, appointment, steps, what is missing, the parcel."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM:
-        return _form(ctx, 415, problem=f"Biểu mẫu phải được gửi dưới dạng {FORM}.")
-    form = parse_form(await request.body())
+    if not is_form(request):
+        return _form(ctx, 415, problem=NOT_A_FORM_PROBLEM)
+    form = await form_fields(request)
     typed = form.get("code", "")
     try:
         code = _field("code", form.get("code"), CODE_MAX)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -38,13 +39,16 @@ HTML_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def html_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """A page route's OpenAPI responses: the page, and each status's page with what it means."""
-    pages = {
-        status: {"content": {"text/html": {}}, "description": description}
-        for status, description in described.items()
-    }
+def page_responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A page's answers for OpenAPI: the page, and each error page with what it means."""
+    pages = {status: {"content": {"text/html": {}}, "description": what} for status, what in errors}
     return {**HTML_RESPONSES, **pages}
+
+
+def form_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A page's form, for OpenAPI (openapi_extra): the pages read it themselves."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {FORM: {"schema": schema}}}}
 
 
 def render(
@@ -55,12 +59,19 @@ def render(
 
 
 FORM = "application/x-www-form-urlencoded"
+NOT_A_FORM = (415, f"the body is not a form ({FORM})")
+NOT_A_FORM_PROBLEM = f"Biểu mẫu phải được gửi dưới dạng {FORM}."  # the page's own words
 
 
-def parse_form(body: bytes) -> dict[str, str]:
-    """A form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD, which
-    the pages refuse as they refuse a field's bad characters."""
-    text = body.decode("utf-8", errors="replace")
+def is_form(request: Request) -> bool:
+    """Whether the body is sent as the pages' forms send it."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The form's fields, the first of each name; bytes that are not UTF-8 become U+FFFD and
+    are refused as a field's bad characters would be."""
+    text = (await request.body()).decode("utf-8", errors="replace")
     fields: dict[str, str] = {}
     for name, value in parse_qsl(text, keep_blank_values=True):
         fields.setdefault(name, value)

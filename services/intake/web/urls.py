@@ -13,3 +13,12 @@ def lookup_url(public_url: str, code: str | None = None) -> str:
     """The citizen's lookup page, with the dossier's code filled in when given."""
     base = public_url.rstrip("/") + LOOKUP_PATH
     return f"{base}?code={quote(code, safe='')}" if code else base
+
+
+RATING_PATH = "/danh-gia"
+
+
+def rating_url(public_url: str, code: str, mac: str) -> str:
+    """The rating page of one returned dossier (services.intake.web.rating): its code, then
+    the MAC that proves the link was sent (services.intake.link_mac)."""
+    return f"{public_url.rstrip('/')}{RATING_PATH}/{quote(code, safe='')}/{mac}"

@@ -121,6 +121,9 @@ class NoticePolicy:
     stale_after: timedelta  # an action older than this is history, not news
     # How long an overdue flag waits after the last news of its dossier (PendingAlert).
     alert_settle: timedelta = timedelta(minutes=5)
+    # The rating page of a returned dossier, given its id and code; None: no link can be
+    # made, and "returned" says thanks only (services.notifier.rating_link).
+    rating: Callable[[str, str], str | None] = lambda dossier_id, code: None
 
     def common(self, procedure: str, code: str | None) -> dict[str, Value]:
         return {"office": self.office, "lookup": self.lookup(code), "procedure": procedure}
@@ -186,7 +189,7 @@ def on_dossier_event(
     stale = now - payload.at > policy.stale_after
     if isinstance(payload, ResultReady) and payload.return_method == "postal":
         return _postal_return(card, stale)
-    told = _citizen_notice(payload, policy)
+    told = _citizen_notice(payload, policy, card)
     if told is None:
         return Decision(card)
     key, values = told
@@ -205,7 +208,7 @@ def on_dossier_event(
 
 
 def _citizen_notice(
-    payload: DossierEvent, policy: NoticePolicy
+    payload: DossierEvent, policy: NoticePolicy, card: DossierCard
 ) -> tuple[NoticeKey, dict[str, Value]] | None:
     match payload:
         case DossierReceived() if payload.due_at is not None:
@@ -221,7 +224,10 @@ def _citizen_notice(
         case DossierExtended() if payload.due_at is not None:
             return NoticeKey.EXTENDED, {"appointment": payload.due_at}
         case DossierReturned():
-            return NoticeKey.RETURNED, {}
+            rating = policy.rating(card.dossier_id, card.code)
+            if rating is None:
+                return NoticeKey.RETURNED, {}
+            return NoticeKey.RETURNED_RATING, {"rating": rating}
     return None
 
 

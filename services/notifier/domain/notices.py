@@ -36,6 +36,7 @@ class NoticeKey(StrEnum):
     RESULT_READY_POSTAL = "result_ready_postal"  # có kết quả, gửi qua bưu chính
     EXTENDED = "extended"  # xin lỗi và hẹn lại ngày trả kết quả
     RETURNED = "returned"  # đã trả kết quả
+    RETURNED_RATING = "returned_rating"  # đã trả kết quả, mời đánh giá mức độ hài lòng
     OVERDUE_ALERT = "overdue_alert"  # lãnh đạo: hồ sơ quá hạn
     STEP_OVERDUE = "step_overdue"  # lãnh đạo cơ quan phối hợp: quá hạn bước liên thông
     DAILY_DIGEST = "daily_digest"  # lãnh đạo: tổng hợp hằng ngày
@@ -53,6 +54,10 @@ PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
         # most 40; the lookup page's address with the code is longer, and its longest is
         # given when the templates are loaded (services.notifier.lookup_link).
         "lookup": 40,
+        # The rating page's address (MOTCUA_PUBLIC_URL/danh-gia/<code>/<mac>): its longest
+        # is given when the templates are loaded (services.notifier.rating_link); this
+        # bounds it only while no public URL is set, when it is never sent.
+        "rating": 100,
         "procedure": 60,  # procedure name (tên thủ tục)
         "code": DOSSIER_CODE_MAX_LENGTH,  # dossier code (mã hồ sơ)
         "appointment": 16,  # "HH:MM dd/mm/yyyy", see appointment_text
@@ -69,8 +74,9 @@ PLACEHOLDER_LIMITS: Mapping[str, int] = MappingProxyType(
     }
 )
 
-# Codes a reader types back: rendered whole or not at all (TemplateError), never cut.
-CODE_PLACEHOLDERS = frozenset({"code", "tracking"})
+# Codes a reader types back, and the link she taps: rendered whole or not at all
+# (TemplateError), never cut.
+CODE_PLACEHOLDERS = frozenset({"code", "tracking", "rating"})
 
 # Any template may use these: the notifier supplies them for every notice.
 COMMON_PLACEHOLDERS = frozenset({"office", "lookup", "procedure"})
@@ -102,6 +108,7 @@ NOTICE_SPECS: Mapping[NoticeKey, NoticeSpec] = MappingProxyType(
         NoticeKey.RESULT_READY_POSTAL: _spec("code", "tracking"),
         NoticeKey.EXTENDED: _spec("code", "appointment"),
         NoticeKey.RETURNED: _spec("code"),
+        NoticeKey.RETURNED_RATING: _spec("code", "rating"),
         NoticeKey.OVERDUE_ALERT: _spec("code", "agency", "late"),
         NoticeKey.STEP_OVERDUE: _spec("code", "agency", "appointment"),
         NoticeKey.DAILY_DIGEST: _spec("agency", "due_soon", "overdue", optional=["oldest"]),
@@ -142,6 +149,11 @@ DEFAULT_TEXTS: Mapping[str, str] = MappingProxyType(
         ),
         NoticeKey.RETURNED: (
             "{office}: Hồ sơ {code} đã được trả kết quả. Cảm ơn ông/bà đã sử dụng dịch vụ."
+        ),
+        # "returned" where the rating page can be linked to (MOTCUA_PUBLIC_URL set).
+        NoticeKey.RETURNED_RATING: (
+            "{office}: Hồ sơ {code} đã được trả kết quả. Cảm ơn ông/bà! "
+            "Mời đánh giá mức độ hài lòng tại {rating}"
         ),
         NoticeKey.OVERDUE_ALERT: (
             "{office}: Hồ sơ {code} ({procedure}) tại {agency} đã quá hạn {late} làm việc. "

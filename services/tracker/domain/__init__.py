@@ -1,8 +1,8 @@
 """The tracker's pure domain: each dossier's legal clock, its flags and their next check.
 
-- ``apply`` / ``apply_envelope``: a dossier event → ``Decision`` (new state + deadline events).
+- ``apply`` / ``apply_envelope``: a dossier event → ``EventOutcome`` (new state + deadline events).
 - ``scan``: the flags due at ``now`` → ``ScanResult`` (new state + flags).
-- ``recompute``: a calendar change → ``Decision``.
+- ``recompute``: a calendar change → ``EventOutcome``.
 - ``TrackedDossier.next_check_at``: the instant the scan must next look at a dossier.
 """
 
@@ -21,8 +21,8 @@ from services.tracker.domain.state import from_state, to_state
 from services.tracker.domain.thresholds import due_soon_instant, next_check_at, overdue_instant
 from services.tracker.domain.tracking import (
     REASON_CALENDAR_CHANGED,
-    Decision,
     DossierRef,
+    EventOutcome,
     apply,
     apply_envelope,
     recompute,
@@ -40,7 +40,7 @@ __all__ = [
     "REASON_CALENDAR_CHANGED",
     "ClockTransition",
     "DeadlineEvent",
-    "Decision",
+    "EventOutcome",
     "DossierRef",
     "ScanResult",
     "Step",

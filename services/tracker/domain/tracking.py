@@ -90,7 +90,7 @@ class DossierRef:
 
 
 @dataclass(frozen=True)
-class Decision:
+class EventOutcome:
     """What to do with one event: the state to save and the deadline events to publish.
 
     ``ignored`` holds the reason when the event changed nothing (the adapter logs it);
@@ -112,8 +112,8 @@ class _Ignored(Exception):
     pass
 
 
-def _ignore(tracked: TrackedDossier | None, reason: str) -> Decision:
-    return Decision(tracked, (), reason, False)
+def _ignore(tracked: TrackedDossier | None, reason: str) -> EventOutcome:
+    return EventOutcome(tracked, (), reason, False)
 
 
 def _local(t: datetime) -> datetime:
@@ -134,7 +134,7 @@ def apply_envelope(
     envelope: Envelope,
     calendar: WorkingCalendar,
     threshold_minutes: int,
-) -> Decision:
+) -> EventOutcome:
     """``apply`` for a raw envelope; an unknown type or an invalid payload is ignored."""
     if envelope.type not in DOSSIER_EVENTS:
         return _ignore(tracked, f"not a dossier event type: {envelope.type!r}")
@@ -162,7 +162,7 @@ def apply(
     *,
     ref: DossierRef,
     event_id: str | None = None,
-) -> Decision:
+) -> EventOutcome:
     """Apply one dossier event (any type of ``schemas.events.DOSSIER_EVENTS``).
 
     ``calendar`` is the working calendar of the dossier's office schedule (``schedule_of``);
@@ -186,7 +186,7 @@ def apply(
         # The tracker keeps no personal data (code, agency, dates, clock and outcome only:
         # docs/privacy.md), so there is nothing to erase; applied, so it is not taken for a
         # replay or an error, and the dossier's clock, which the reports read, stays.
-        return Decision(tracked, (), None, changed=False)
+        return EventOutcome(tracked, (), None, changed=False)
     try:
         if isinstance(payload, DossierReceived):
             if tracked is not None:
@@ -219,7 +219,7 @@ def apply(
     except ClockError as exc:
         return _ignore(tracked, f"{envelope_type} refused by the clock: {exc}")
     new = with_next_check(new, calendar, threshold_minutes)
-    return Decision(new, tuple(events), None, changed=new != tracked)
+    return EventOutcome(new, tuple(events), None, changed=new != tracked)
 
 
 def _receive(
@@ -381,7 +381,7 @@ def recompute(
     calendar: WorkingCalendar,
     threshold_minutes: int,
     at: datetime,
-) -> Decision:
+) -> EventOutcome:
     """Rebuild the deadlines of an open dossier under a changed calendar (override added or
     removed), effective ``at`` (when the change was made: the events' ``occurred_at``).
 
@@ -393,7 +393,7 @@ def recompute(
     """
     check_threshold(threshold_minutes)
     if not tracked.is_pending:
-        return Decision(tracked)
+        return EventOutcome(tracked)
     try:
         rebuilt = tracked.clock.replay(calendar, tracked.received_at, tracked.transitions)
     except ClockError as exc:
@@ -412,4 +412,4 @@ def recompute(
     events: tuple[DeadlineEvent, ...] = ()
     if moved:
         events = (_changed(new, _local(at), REASON_CALENDAR_CHANGED),)
-    return Decision(new, events, None, changed=new != tracked)
+    return EventOutcome(new, events, None, changed=new != tracked)
