@@ -26,6 +26,10 @@ from services.core.runtime.version import motcua_version
 
 log = structlog.get_logger("motcua")
 
+# The files in the data dir of the secrets `motcua up` keeps when their setting is unset.
+INTERNAL_TOKEN_FILE = "internal_token"
+LINK_SECRET_FILE = "link_secret"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -257,7 +261,7 @@ def _one_service(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _db_upgrade(args, settings)
-    settings = _kept_link_secret(_kept_callback_token(settings))
+    settings = _kept_link_secret(_kept_internal_token(_kept_callback_token(settings)))
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(_run_embedded(args, settings))
     return 0
@@ -300,12 +304,21 @@ def _kept_callback_token(settings: Settings) -> Settings:
     return settings.model_copy(update={"callback_token": _kept(settings, FILE_NAME)})
 
 
+def _kept_internal_token(settings: Settings) -> Settings:
+    """MOTCUA_INTERNAL_TOKEN, or the one kept in the data dir (made on first start): the
+    intake's questions to the notifier (services.intake.notifier_client) carry it."""
+    if settings.internal_token:
+        return settings
+    token = SecretStr(_kept(settings, INTERNAL_TOKEN_FILE))
+    return settings.model_copy(update={"internal_token": token})
+
+
 def _kept_link_secret(settings: Settings) -> Settings:
     """MOTCUA_LINK_SECRET, or the one kept in the data dir: the intake and the notifier of
     `motcua up` share it, and the rating links already texted keep opening after a restart."""
     if settings.link_secret:
         return settings
-    secret = SecretStr(_kept(settings, "link_secret"))
+    secret = SecretStr(_kept(settings, LINK_SECRET_FILE))
     return settings.model_copy(update={"link_secret": secret})
 
 
@@ -362,9 +375,15 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
             from services.core.runtime.worker_process import WorkerProcess
             from services.notifier.api.callbacks import router as callbacks
 
-            hosted = _services(settings, ["intake"], bootstrap, replay)
-            hosted.append(WorkerProcess(settings, ["tracker", "notifier"], bootstrap, [callbacks]))
+            workers = WorkerProcess(settings, ["tracker", "notifier"], bootstrap, [callbacks])
+            # The intake asks the notifier where it runs: the second process's own port
+            # (its internal routes are not forwarded from the public one).
+            settings = settings.model_copy(update={"notifier_url": workers.base_url})
+            hosted = [*_services(settings, ["intake"], bootstrap, replay), workers]
         else:
+            settings = settings.model_copy(
+                update={"notifier_url": _reachable_url(args.host, args.port)}
+            )
             hosted = _services(settings, list(SERVICES), bootstrap, replay)
         server = _Server(_uvicorn_config(build_app(hosted), args.host, args.port))
         server.announce = _announcement(settings, args)
@@ -374,6 +393,13 @@ async def _run_embedded(args: argparse.Namespace, settings: Settings) -> None:
             await replay.offsets.close()
         if broker:
             await broker.stop()
+
+
+def _reachable_url(host: str, port: int) -> str:
+    """Where this machine reaches a server bound to ``host``: loopback for "every address"."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    reached = wildcard.get(host, host)
+    return f"http://[{reached}]:{port}" if ":" in reached else f"http://{reached}:{port}"
 
 
 def _announcement(settings: Settings, args: argparse.Namespace) -> str:

@@ -26,12 +26,13 @@ from services.core.runtime.settings import Settings
 from services.intake import commands, postal_returns, privacy
 from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
-from services.intake.api import catalogue, dossiers, public, reports
+from services.intake.api import catalogue, dossiers, notices, public, reports
 from services.intake.api.errors import install_error_handlers
 from services.intake.context import IntakeContext
 from services.intake.deadline_read_model import apply_deadline_events, decode
+from services.intake.notifier_client import NotifierClient
 from services.intake.public_lookup import SlidingWindowLimiter
-from services.intake.web import lookup, rating
+from services.intake.web import dashboard, lookup, rating
 
 CONSUMER_GROUP = "motcua-intake"
 OVERRIDES_RELOAD_SECONDS = 30.0
@@ -69,19 +70,23 @@ class IntakeService:
         self._reload_task: asyncio.Task[None] | None = None
         self.metrics = ServiceMetrics()
         expose_backlog(self.metrics, self.engine, t.outbox)
+        self.notifier = NotifierClient(settings.notifier_url, settings.internal_token)
 
     def routers(self) -> Sequence[APIRouter]:
         return [
             dossiers.router,
+            notices.router,
             catalogue.router,
             public.router,
             reports.router,
             lookup.router,
+            dashboard.router,
             rating.router,
         ]
 
     def install(self, app: FastAPI) -> None:
         app.state.intake = self.context
+        app.state.notifier_client = self.notifier
         app.state.public_limiter = SlidingWindowLimiter(self.settings.public_lookup_per_minute)
         install_error_handlers(app)
 
@@ -163,6 +168,7 @@ class IntakeService:
                 await self._reload_task
         if self.messaging:
             await self.messaging.stop()
+        await self.notifier.aclose()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:

@@ -46,7 +46,7 @@ from services.notifier.adapters.postal import (
 )
 from services.notifier.adapters.sms_gateway import HttpSmsGateway, JsonlSmsGateway, SmsGateway
 from services.notifier.adapters.viettelpost import ViettelPostOperator
-from services.notifier.api import callbacks
+from services.notifier.api import callbacks, internal
 from services.notifier.composer import Composer
 from services.notifier.dispatch import Dispatcher, DispatchSettings, claim_size
 from services.notifier.domain.channels import ZaloSetup, zalo_setup
@@ -258,7 +258,7 @@ class NotifierService:
     # -- Service ------------------------------------------------------------------------------
 
     def routers(self) -> Sequence[APIRouter]:
-        return [callbacks.router]
+        return [callbacks.router, internal.router]
 
     def install(self, app: FastAPI) -> None:
         app.state.notifier = self

@@ -249,12 +249,7 @@ def test_up_shares_a_link_secret_so_the_returned_sms_opens_the_rating_page(
         path = data_dir / "link_secret"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         secret = path.read_text().strip()
-        created = subprocess.run(
-            [*MOTCUA, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        auth = {"Authorization": f"Bearer {created.stdout.strip()}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+        with _admin_client(port, data_dir) as client:
             code = _a_dossier(client, "HT-01", "UBND-P1")
             for action in ("complete", "return"):
                 assert client.post(f"/dossiers/{code}/{action}").status_code == 200
@@ -292,6 +287,30 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _admin_client(port: int, data_dir: Path) -> httpx.Client:
+    """A client of `motcua up` on `port` with a new admin's token."""
+    created = subprocess.run(
+        [*MOTCUA, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    auth = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30)
+
+
+def _texted_dossier(port: int, data_dir: Path) -> tuple[httpx.Client, str]:
+    """An admin's client of `motcua up` on `port`, and the code of a dossier it received whose
+    receipt SMS is in the outbox."""
+    client = _admin_client(port, data_dir)
+    code = _a_dossier(client, "HT-02", "UBND-P2")
+    sms_file = data_dir / "outbox" / "sms.jsonl"
+    _wait_until(
+        lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
+        60,
+        "the receipt SMS",
+    )
+    return client, code
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     tmp_path: Path,
@@ -299,27 +318,45 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     """On two cores the tracker and the notifier run in a process of their own; killed, it is
     started again and the dossiers go on being tracked and texted; and it dies with `up`."""
     data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
-    env = {**os.environ, "MOTCUA_DATA_DIR": str(data_dir)}
     with _motcua_up(data_dir, log_path, killed_in_block=True) as (port, proc):
         (first,) = _workers_of(proc.pid)
         os.kill(first, signal.SIGKILL)
         _wait_until(lambda: first not in _workers_of(proc.pid), 30, "the worker reaped")
         _wait_until(lambda: len(_workers_of(proc.pid)) == 1, 60, "a new worker process")
         _wait_until(lambda: _ready(port), 120, "readiness after the restart")
-        token = subprocess.run(
-            [*MOTCUA, "token", "create", "--role", "admin"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            code = _a_dossier(client, "HT-02", "UBND-P2")
-        sms_file = data_dir / "outbox" / "sms.jsonl"
-        _wait_until(
-            lambda: sms_file.exists() and code in sms_file.read_text(encoding="utf-8"),
-            60,
-            "the receipt SMS sent by the restarted notifier",
-        )
+        client, _ = _texted_dossier(port, data_dir)  # texted by the restarted notifier
+        client.close()
         (second,) = _workers_of(proc.pid)
         proc.kill()  # SIGKILL: no chance to stop its children itself
         proc.wait()
         _wait_until(lambda: not _alive(second), 30, "the worker dying with motcua up")
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_up_tells_what_was_sent_through_the_notifier_it_runs(
+    tmp_path: Path, processes: str
+) -> None:
+    """GET /dossiers/{code}/notices on `motcua up`: the intake asks the notifier where `up`
+    runs it (its own port, or the second process's) with the internal token `up` keeps."""
+    data_dir, log_path = tmp_path / "var", tmp_path / "motcua.log"
+    with _motcua_up(data_dir, log_path, settings={"MOTCUA_UP_PROCESSES": processes}) as (port, _):
+        secret = data_dir / "internal_token"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        client, code = _texted_dossier(port, data_dir)
+        try:
+
+            def accepted() -> bool:
+                answer = client.get(f"/dossiers/{code}/notices")
+                assert answer.status_code == 200, answer.text
+                found = answer.json()["notices"]
+                return bool(found) and found[0]["status"] == "accepted"
+
+            _wait_until(accepted, 30, "the SMS recorded as accepted")
+            (notice,) = client.get(f"/dossiers/{code}/notices").json()["notices"]
+            assert notice["recipient"] == "+8491*****78" and notice["template"] == "received"
+            # The internal route, without its secret, answers nobody on the public port.
+            inner = httpx.get(f"{client.base_url}/internal/dossiers/x/notices", timeout=10)
+            assert inner.status_code == (401 if processes == "1" else 404)
+        finally:
+            client.close()
+    assert secret.read_text().strip() not in log_path.read_text()

@@ -29,7 +29,7 @@ from services.intake.web.urls import lookup_url
 from services.notifier.app import templates_from
 from services.notifier.domain.notices import NoticeKey
 from services.notifier.rating_link import RatingLink
-from tests.fixtures.browser import PHONE_VIEWPORT, Phone, axe_check, screenshot
+from tests.fixtures.browser import PHONE_VIEWPORT, Phone, axe_check, press, screenshot
 from tests.fixtures.intake import LINK_SECRET, FakeClock, dossier_body, monday_morning
 from tests.fixtures.serving import serving
 
@@ -106,10 +106,7 @@ async def site(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Site]:
 
 async def submit(page: Any) -> int:
     """Press the form's button; the answer's HTTP status."""
-    async with page.expect_navigation() as navigation:
-        await page.get_by_role("button", name="Tra cứu").click()
-    response = await navigation.value
-    return int(response.status)
+    return await press(page, "Tra cứu")
 
 
 async def test_from_the_qr_code_the_citizen_types_her_phone_and_reads_the_status(
@@ -188,9 +185,7 @@ def returned_sms(office: Office, dossier: dict[str, Any]) -> str:
 
 
 async def send(page: Any) -> int:
-    async with page.expect_navigation() as navigation:
-        await page.get_by_role("button", name="Gửi đánh giá").click()
-    return int((await navigation.value).status)
+    return await press(page, "Gửi đánh giá")
 
 
 async def test_the_rating_page_from_the_sms_is_answered_once_and_refused_the_second_time(

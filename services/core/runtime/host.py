@@ -28,7 +28,7 @@ from services.core.runtime.metrics import CONTENT_TYPE_LATEST, ServiceMetrics, e
 from services.core.runtime.request_checks import check_request
 from services.core.runtime.settings import Settings
 from services.core.runtime.version import motcua_version
-from services.intake.web.urls import LOOKUP_PATH
+from services.intake.web.urls import DASHBOARD_PATH, LOOKUP_PATH
 
 log = structlog.get_logger("motcua.http")
 
@@ -184,6 +184,7 @@ def _index_router(services: Sequence[Service]) -> APIRouter:
     if any(service.name == "intake" for service in services):
         links["public_lookup"] = "/public/dossiers/{code}?phone=..."
         links["lookup_page"] = LOOKUP_PATH
+        links["dashboard"] = DASHBOARD_PATH
     index = {
         "name": "motcua",
         "version": motcua_version(),

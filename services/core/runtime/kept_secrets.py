@@ -1,10 +1,12 @@
 """Secrets `motcua up` keeps in its data dir when the setting is unset: the gateways'
-callback token (services.notifier.callback_token) and the key of the citizens' links
+callback token (services.notifier.callback_token), the internal token of the routes the
+intake asks the notifier on (MOTCUA_INTERNAL_TOKEN) and the key of the citizens' links
 (MOTCUA_LINK_SECRET, services.intake.link_mac).
 
 Each is one file (`<data_dir>/<name>`, readable by its owner only), made on first start and
 reused on every restart: what was handed out with it (callback URLs given to the gateways,
-rating links sent by SMS) must keep working, so a new one at each start would break them.
+the token passed to the second process, rating links sent by SMS) must keep working, so a new
+one at each start would break them.
 """
 
 from __future__ import annotations

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # The gateways' callbacks must carry it; `motcua up` makes one in the data dir when unset.
     callback_token: str | None = None
+    # Where the intake reaches the notifier's internal routes (what was sent about a dossier,
+    # the dashboard's failed notices); `motcua up` sets it to the process running the notifier.
+    notifier_url: str | None = None
+    # The shared secret of those internal routes (header X-Motcua-Internal-Token), the same on
+    # the intake and the notifier; `motcua up` makes one in the data dir when unset.
+    internal_token: SecretStr | None = None
     # The key of the links texted to citizens (the rating page's, services.intake.link_mac):
     # the same for the intake and the notifier; `motcua up` makes one in the data dir when
     # unset. Without it no rating link is sent, and none opens.
@@ -138,13 +144,13 @@ class Settings(BaseSettings):
         # docker-compose passes an unset variable as "": that is no secret at all.
         return (value.strip() or None) if value is not None else None
 
-    @field_validator("link_secret", mode="before")
+    @field_validator("internal_token", "link_secret", mode="before")
     @classmethod
     def _no_empty_secret(cls, value: object) -> object:
-        # As for the token: docker-compose's unset variable is "", no secret at all.
+        # As for the callback token: an unset variable passed as "" is no secret at all.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("lookup_url", "public_url", mode="before")
+    @field_validator("lookup_url", "public_url", "notifier_url", mode="before")
     @classmethod
     def _empty_address_is_unset(cls, value: object) -> object:
         # As for the token: docker-compose passes an unset variable as "", no address at all.

@@ -173,8 +173,8 @@ class WorkerProcess:
 
     def _environment(self) -> dict[str, str]:
         """Our environment, with what `motcua up` decided at start: the broker it started,
-        the callback token and URL it hands the gateways, the links' secret, the data
-        folder."""
+        the callback token and URL it hands the gateways, the internal token, the links'
+        secret, the data folder."""
         env = dict(os.environ)
         env.update(
             {
@@ -184,6 +184,8 @@ class WorkerProcess:
         )
         if self.settings.callback_token:
             env["MOTCUA_CALLBACK_TOKEN"] = self.settings.callback_token
+        if self.settings.internal_token:  # the intake's questions to its notifier carry it
+            env["MOTCUA_INTERNAL_TOKEN"] = self.settings.internal_token.get_secret_value()
         if self.settings.link_key:  # the notifier signs the rating links the intake checks
             env["MOTCUA_LINK_SECRET"] = self.settings.link_key
         if self.settings.callback_base_url:

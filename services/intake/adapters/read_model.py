@@ -1,5 +1,6 @@
 """The read model's side of a dossier row: the tracker's deadline word (due_at, flag, outcome,
-held per deadline version and rank) and the dossier list with its cursors."""
+held per deadline version and rank), the dossier list with its cursors, and the dashboard's
+lists of flagged dossiers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.core.domain.lifecycle import PENDING_STATUSES
 from services.intake.adapters import tables as t
 from services.intake.adapters.dossier_state import dossier_from_state
 from services.intake.domain import access
@@ -179,3 +181,42 @@ async def dossier_page(
 def _visible_to(agency_code: str) -> sa.ColumnElement[bool]:
     """access.may_see as a filter: the agency received the dossier or holds it."""
     return sa.or_(*(t.dossiers.c[name] == agency_code for name in access.VISIBLE_THROUGH))
+
+
+# --- the dashboard's lists -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlaggedDossier:
+    """An open dossier the tracker flagged due soon or overdue, as the dashboard lists it."""
+
+    code: str
+    agency_code: str
+    procedure_code: str
+    procedure_name: str | None
+    status: str
+    due_at: datetime | None
+
+
+async def flagged_dossiers(
+    conn: AsyncConnection, *, visible_to_agency: str | None, flag: str, limit: int
+) -> tuple[list[FlaggedDossier], int]:
+    """Open dossiers flagged ``flag`` that the agency sees (None: every agency), the earliest
+    due first, at most ``limit``; and how many there are in all."""
+    d, p = t.dossiers.c, t.procedures.c
+    where = [d.flag == flag, d.status.in_(sorted(s.value for s in PENDING_STATUSES))]
+    if visible_to_agency:
+        where.append(_visible_to(visible_to_agency))
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(t.dossiers).where(*where))
+    query = (
+        sa.select(d.code, d.agency_code, d.procedure_code, p.name, d.status, d.due_at)
+        .select_from(t.dossiers.outerjoin(t.procedures, p.code == d.procedure_code))
+        .where(*where)
+        .order_by(d.due_at, d.seq)
+        .limit(limit)
+    )
+    rows = [
+        FlaggedDossier(r.code, r.agency_code, r.procedure_code, r.name, r.status, r.due_at)
+        for r in await conn.execute(query)
+    ]
+    return rows, int(total or 0)

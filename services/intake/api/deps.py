@@ -33,15 +33,21 @@ async def principal(
     ctx: IntakeContext = request.app.state.intake
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "unauthorized", "missing bearer token", "Authorization")
-    token = credentials.credentials
+    found = await principal_of_token(ctx, credentials.credentials)
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token", "Authorization")
+    return found
+
+
+async def principal_of_token(ctx: IntakeContext, token: str) -> Principal | None:
+    """Who holds ``token``, None for an unknown or revoked one: the bearer header's check, and
+    the dashboard's sign-in cookie's (web.dashboard)."""
     found = ctx.principals.get(token)
     if found is None:
         async with ctx.engine.connect() as conn:
             found = await find_principal(conn, token)
         if found is not None:
             ctx.principals.put(token, found)
-    if found is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token", "Authorization")
     return found
 
 

@@ -22,6 +22,7 @@ from services.intake.api import models as m
 from services.intake.api.deps import Caller, Ctx, require
 from services.intake.api.dossiers import ERRORS
 from services.intake.api.errors import ApiError
+from services.intake.context import IntakeContext
 from services.intake.domain import access
 
 router = APIRouter(tags=["reports"])
@@ -109,8 +110,23 @@ async def report_asked(
     format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> ReportAsked:
     """The query every report takes, checked: the period and who may see which agency."""
-    start, end = resolve_period(from_, to, ctx.clock().astimezone(VN_TZ).date())
-    return ReportAsked(agency_in_scope(caller, agency), start, end, format_ == "csv")
+    return asked_of(ctx, caller, agency, from_, to, csv=format_ == "csv")
+
+
+def asked_of(
+    ctx: IntakeContext,
+    caller: Principal,
+    agency: str | None,
+    start: date | None,
+    end: date | None,
+    *,
+    csv: bool = False,
+) -> ReportAsked:
+    """The period's defaults and checks and the caller's scope, as the reports document
+    them (ApiError 422 or 403 naming the field): the routes' and the dashboard's
+    (web.dashboard) one rule."""
+    start, end = resolve_period(start, end, ctx.clock().astimezone(VN_TZ).date())
+    return ReportAsked(agency_in_scope(caller, agency), start, end, csv)
 
 
 Asked = Annotated[ReportAsked, Depends(report_asked)]
@@ -155,8 +171,7 @@ async def on_time_report(ctx: Ctx, asked: Asked) -> Any:
     CSV with a byte order mark (so Excel shows Vietnamese names), a header line, one line per
     row and a last `TOTAL` line.
     """
-    async with ctx.engine.connect() as conn:
-        report = await r.on_time_report(conn, asked.agency, asked.period)
+    report = await on_time_figures(ctx, asked)
     if asked.csv:
         return csv_response("on-time", report_csv(report), asked)
     return OnTimeReportOut(
@@ -166,6 +181,13 @@ async def on_time_report(ctx: Ctx, asked: Asked) -> Any:
         rows=[row_out(row) for row in report.rows],
         totals=counts_out(report.totals),
     )
+
+
+async def on_time_figures(ctx: IntakeContext, asked: ReportAsked) -> r.OnTimeReport:
+    """The on-time report's figures: this route's, and the dashboard's chart (web.dashboard),
+    from the one rule."""
+    async with ctx.engine.connect() as conn:
+        return await r.on_time_report(conn, asked.agency, asked.period)
 
 
 def resolve_period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
@@ -270,8 +292,7 @@ async def satisfaction_report(ctx: Ctx, asked: Asked) -> Any:
     CSV with a byte order mark, a header line, one line per row and a last `TOTAL` line.
     Comments are not reported: free text, erased with the applicant's data.
     """
-    async with ctx.engine.connect() as conn:
-        report = await sat.satisfaction_report(conn, asked.agency, asked.period)
+    report = await satisfaction_figures(ctx, asked)
     if asked.csv:
         lines = [
             (row.agency_code, row.procedure_code, row.procedure_name, _figure_cells(row.figures))
@@ -294,6 +315,12 @@ async def satisfaction_report(ctx: Ctx, asked: Asked) -> Any:
         ],
         totals=SatisfactionFiguresOut(**_figures(report.totals)),
     )
+
+
+async def satisfaction_figures(ctx: IntakeContext, asked: ReportAsked) -> sat.SatisfactionReport:
+    """The satisfaction report's figures: this route's, and the dashboard's (web.dashboard)."""
+    async with ctx.engine.connect() as conn:
+        return await sat.satisfaction_report(conn, asked.agency, asked.period)
 
 
 def _figures(figures: sat.Figures) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 LOOKUP_PATH = "/tra-cuu"
+DASHBOARD_PATH = "/bang-dieu-khien"  # the supervisors' dashboard (web.dashboard)
 
 
 def lookup_url(public_url: str, code: str | None = None) -> str:

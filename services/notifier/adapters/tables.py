@@ -128,6 +128,15 @@ notices = sa.Table(
         sqlite_where=sa.text("status = 'accepted' AND channel = 'zalo'"),
     ),
     sa.Index("ix_notifier_notices_dossier", "dossier_id"),
+    # The dashboard's failed notices of an agency in a period (adapters.sent); only failed
+    # ones are in it, so sending never writes to it.
+    sa.Index(
+        "ix_notifier_notices_failed",
+        "agency_code",
+        "updated_at",
+        postgresql_where=sa.text("status = 'failed'"),
+        sqlite_where=sa.text("status = 'failed'"),
+    ),
 )
 
 # Flags not told yet: a dossier overdue (kind "overdue"), an inter-agency step overdue (kind

@@ -14,7 +14,9 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from services.core.domain.codes import DOSSIER_CODE_MAX_LENGTH, TRACKING_CODE_MAX_LENGTH
-from services.core.domain.deadlines import MINUTES_PER_WORKING_DAY
+
+# How late, in working time: in core, for the supervisors' dashboard says it as the texts do.
+from services.core.domain.vn_time import lateness_text as lateness_text
 from services.core.domain.vn_time import minute_text
 
 # Segment caps (số tin nhắn tối đa) the default texts are built for. Unicode needs more: a
@@ -189,15 +191,3 @@ POSTAL_STATUS_TEXTS: Mapping[str, str] = MappingProxyType(
 def appointment_text(at: datetime) -> str:
     """Hẹn trả kết quả as printed: "HH:MM dd/mm/yyyy" in Vietnam time."""
     return minute_text(at)
-
-
-def lateness_text(working_minutes: int, minutes_per_day: int = MINUTES_PER_WORKING_DAY) -> str:
-    """How late, in working time: "2 ngày 3 giờ", "5 giờ", "dưới 1 giờ"."""
-    if working_minutes < 0 or minutes_per_day < 60:
-        raise ValueError("working_minutes must be >= 0 and minutes_per_day >= 60")
-    days, rest = divmod(working_minutes, minutes_per_day)
-    hours = rest // 60
-    parts = [f"{days} ngày"] if days else []
-    if hours:
-        parts.append(f"{hours} giờ")
-    return " ".join(parts) or "dưới 1 giờ"
