@@ -76,6 +76,7 @@ Handlers = Mapping[str, Handler | TopicHandler]
 def as_topic_handler(handler: Handler | TopicHandler) -> TopicHandler:
     return handler if isinstance(handler, TopicHandler) else TopicHandler(handler)
 
+
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -222,9 +223,7 @@ def subscribe(
         attempts.pop(where, None)
         consumed.labels(record.topic, DUPLICATE if outcome == DUPLICATE else "handled").inc()
 
-    async def apply_together(
-        many: BatchHandler, run: Sequence[ConsumerRecord[Any, Any]]
-    ) -> bool:
+    async def apply_together(many: BatchHandler, run: Sequence[ConsumerRecord[Any, Any]]) -> bool:
         """Apply a topic's run in one transaction: True when done, False when it must be
         applied one by one (a poison record in it); raise when it must be read again."""
         try:

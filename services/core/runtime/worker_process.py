@@ -206,9 +206,7 @@ class WorkerProcess:
 
     async def _forward(self, request: Request) -> Response:
         assert self._client is not None
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS
-        }
+        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         try:
             answer = await self._client.request(
                 request.method,
@@ -235,6 +233,4 @@ FORWARDED_HEADERS = frozenset({"content-type", "accept", "authorization", "user-
 
 
 def _answer_headers(headers: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        k: v for k, v in headers.items() if k.lower() in ("content-type", "retry-after")
-    }
+    return {k: v for k, v in headers.items() if k.lower() in ("content-type", "retry-after")}
