@@ -14,11 +14,16 @@ from services.intake.context import IntakeContext
 _bearer = HTTPBearer(auto_error=False, description="token from `motcua token create`")
 
 
+def context_of(request: Request) -> IntakeContext:
+    """The intake's context, which app.py keeps on the application."""
+    ctx: IntakeContext = request.app.state.intake
+    return ctx
+
+
 async def context(request: Request) -> IntakeContext:
     # async: FastAPI runs a plain `def` dependency in a worker thread, a hop that every
     # request paid (about 1 ms of CPU a POST /dossiers, bench/README.md).
-    ctx: IntakeContext = request.app.state.intake
-    return ctx
+    return context_of(request)
 
 
 Ctx = Annotated[IntakeContext, Depends(context)]
@@ -30,7 +35,7 @@ async def principal(
 ) -> Principal:
     # The context is read here, not through `Ctx`: every dependency is a node FastAPI walks
     # on each request (POST /dossiers paid about a fifth of its CPU solving them).
-    ctx: IntakeContext = request.app.state.intake
+    ctx = context_of(request)
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "unauthorized", "missing bearer token", "Authorization")
     found = await principal_of_token(ctx, credentials.credentials)
@@ -64,3 +69,8 @@ def require(*roles: Role) -> Any:
         return caller
 
     return Depends(check)
+
+
+# A clerk or an admin, as a route's `caller` parameter: one dependency to solve, where
+# `dependencies=[require(...)]` beside `caller: Caller` made two.
+Clerk = Annotated[Principal, require("clerk", "admin")]
