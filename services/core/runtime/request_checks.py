@@ -57,10 +57,12 @@ def _carries_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers
 
 
+def media_type(value: str | None) -> str:
+    """A Content-Type's media type, lower case, without its parameters ("" when none)."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def is_json_media_type(value: str | None) -> bool:
     """application/json or application/<anything>+json, whatever its parameters."""
-    if not value:
-        return False
-    media_type = value.split(";", 1)[0].strip().lower()
-    kind, _, subtype = media_type.partition("/")
+    kind, _, subtype = media_type(value).partition("/")
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))

@@ -14,6 +14,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from services.core.runtime.request_checks import media_type
+
 TEMPLATES = Environment(
     loader=PackageLoader("services.intake.web", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -65,7 +67,7 @@ NOT_A_FORM_PROBLEM = f"Biểu mẫu phải được gửi dưới dạng {FORM}.
 
 def is_form(request: Request) -> bool:
     """Whether the body is sent as the pages' forms send it."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+    return media_type(request.headers.get("content-type")) == FORM
 
 
 async def form_fields(request: Request) -> dict[str, str]:
