@@ -315,6 +315,7 @@ class Dispatcher:
                 address=dict(receiver["address"]),
                 content=order.content,
                 callback_url=self.settings.postal_callback_url,
+                agency_code=order.agency_code,
             )
             try:
                 return await self.postal.place(request)

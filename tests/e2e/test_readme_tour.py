@@ -47,7 +47,8 @@ def test_the_tour_comes_first_and_is_short() -> None:
     """The two commands, then the tour: tokens, a procedure, a dossier, its SMS, the lookup."""
     text = README.read_text(encoding="utf-8")
     assert text.index("## ") == text.index(f"## {TOUR}")  # the first section
-    assert len(text.splitlines()) <= 150
+    # 150 lines for the tour and the links, and a short section for the gateways' settings.
+    assert len(text.splitlines()) <= 170
     tour = "\n".join(tour_blocks())
     for step in ("token create", "/procedures", "/dossiers", "sms.jsonl", "/public/dossiers/"):
         assert step in tour, step

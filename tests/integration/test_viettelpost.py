@@ -28,7 +28,7 @@ from tests.fixtures.notifier import (
     running_notifier,
 )
 from tests.fixtures.tracker import TrackerHarness
-from tests.fixtures.viettelpost import PASSWORD, PICKUP, USERNAME, FakeViettelPost
+from tests.fixtures.viettelpost import PASSWORD, PICKUP, PICKUP_Q3, USERNAME, FakeViettelPost
 
 ADDRESS = {
     "street": "12 Lê Lợi",
@@ -39,7 +39,9 @@ ADDRESS = {
 T0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
 
-def order(reference: str = "UBND-Q1-20261116-0001", **address: str) -> PostalOrderRequest:
+def order(
+    reference: str = "UBND-Q1-20261116-0001", agency: str | None = None, **address: str
+) -> PostalOrderRequest:
     return PostalOrderRequest(
         reference=reference,
         receiver_name="Nguyễn Văn An",
@@ -47,6 +49,7 @@ def order(reference: str = "UBND-Q1-20261116-0001", **address: str) -> PostalOrd
         address={**ADDRESS, **address},
         content="Kết quả giải quyết hồ sơ",
         callback_url=None,
+        agency_code=agency,
     )
 
 
@@ -56,6 +59,7 @@ def operator(
     *,
     password: str = PASSWORD,
     timeout: float = 5,
+    pickup_ids: dict[str, int] | None = None,
 ) -> ViettelPostOperator:
     return ViettelPostOperator(
         "postal",
@@ -63,6 +67,7 @@ def operator(
         username=USERNAME,
         password=password,
         clock=clock or FakeClock(T0),
+        pickup_ids=pickup_ids,
         rate_per_second=0,
         timeout_seconds=timeout,
     )
@@ -95,6 +100,32 @@ async def test_an_order_speaks_viettel_posts_api(fake_viettelpost: FakeViettelPo
         "VCN",
         0,
     )
+
+
+async def test_each_agency_sends_from_its_own_pickup_address(
+    fake_viettelpost: FakeViettelPost,
+) -> None:
+    client = operator(fake_viettelpost, pickup_ids={"UBND-Q3": 5818803, "UBND-Q7": 999})
+    try:
+        q3 = await client.place(order("UBND-Q3-20261116-0001", agency="UBND-Q3"))
+        q1 = await client.place(order("UBND-Q1-20261116-0001", agency="UBND-Q1"))
+        q7 = await client.place(order("UBND-Q7-20261116-0001", agency="UBND-Q7"))
+    finally:
+        await client.aclose()
+    assert (q3.outcome, q1.outcome) == ("accepted", "accepted")
+    by_code = {b["ORDER_NUMBER"]: b for b in fake_viettelpost.requests}
+    assert by_code["UBND-Q3-20261116-0001"]["GROUPADDRESS_ID"] == PICKUP_Q3["groupaddressId"]
+    assert by_code["UBND-Q3-20261116-0001"]["SENDER_FULLNAME"] == PICKUP_Q3["name"]
+    # An agency not listed sends from the account's default address (the first registered).
+    assert by_code["UBND-Q1-20261116-0001"]["GROUPADDRESS_ID"] == PICKUP["groupaddressId"]
+    # One listed with an address Viettel Post does not know waits, and sends no order.
+    assert (q7.outcome, q7.error) == ("retry", "viettelpost: no such pickup address (999)")
+    assert "UBND-Q7-20261116-0001" not in by_code
+
+
+def test_pickup_ids_are_positive_numbers(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pickup address id"):
+        Settings(data_dir=tmp_path, postal_pickup_ids={"UBND-Q3": 0})
 
 
 @pytest.mark.parametrize(
@@ -302,6 +333,32 @@ async def n(
         yield harness
 
 
+@pytest.fixture
+async def n_own_pickup(
+    tracker: TrackerHarness,
+    database_url: str,
+    tmp_path: Path,
+    fake_viettelpost: FakeViettelPost,
+    fake_sms_gateway: FakeSmsGateway,
+    fake_postal_operator: FakePostalOperator,
+) -> AsyncIterator[NotifierHarness]:
+    """The notifier as `n`, with the agency UBND-Q1 shipping from an address of its own."""
+    settings = notifier_settings(
+        tmp_path,
+        fake_sms_gateway,
+        fake_postal_operator,
+        postal_api_url=fake_viettelpost.url,
+        postal_provider="viettelpost",
+        postal_username=USERNAME,
+        postal_password=PASSWORD,
+        postal_pickup_ids={"UBND-Q1": PICKUP_Q3["groupaddressId"]},
+    )
+    async with running_notifier(
+        tracker, database_url, settings, fake_sms_gateway, fake_postal_operator
+    ) as harness:
+        yield harness
+
+
 WEBHOOK = f"/postal/viettelpost/{CALLBACK_TOKEN}"
 
 
@@ -432,6 +489,17 @@ async def test_a_duplicate_refusal_waits_for_the_webhooks_number(
     assert len(fake_viettelpost.requests) == 2  # placed: not asked again
 
 
+async def test_the_order_leaves_from_the_receiving_agencys_pickup_address(
+    n_own_pickup: NotifierHarness, fake_viettelpost: FakeViettelPost
+) -> None:
+    code = await completed(n_own_pickup)  # received by UBND-Q1
+    await n_own_pickup.dispatch()
+    (body,) = fake_viettelpost.requests
+    assert body["ORDER_NUMBER"] == code
+    assert body["GROUPADDRESS_ID"] == PICKUP_Q3["groupaddressId"]
+    assert (body["SENDER_DISTRICT"], body["SENDER_WARD"]) == (45, 702)
+
+
 def test_gateways_check_signs_in_to_viettel_post_and_sends_no_order(
     fake_viettelpost: FakeViettelPost, tmp_path: Path
 ) -> None:
@@ -447,6 +515,15 @@ def test_gateways_check_signs_in_to_viettel_post_and_sends_no_order(
     good = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "postal (viettelpost): ok: signed in; pickup address 5818802" in good.stdout
+    # Each agency's own address is checked too: one Viettel Post does not know is reported.
+    env["MOTCUA_POSTAL_PICKUP_IDS"] = '{"UBND-Q3": 5818803}'
+    own = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert "pickup address 5818802, UBND-Q3 5818803" in own.stdout
+    env["MOTCUA_POSTAL_PICKUP_IDS"] = '{"UBND-Q3": 999}'
+    unknown = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 1 and "no such pickup address (999)" in unknown.stdout
+    del env["MOTCUA_POSTAL_PICKUP_IDS"]
     env["MOTCUA_POSTAL_PASSWORD"] = "wrong"
     bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "NOT OK: viettelpost 204: sign-in refused" in bad.stdout

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Which of the account's registered pickup addresses (Viettel Post's GROUPADDRESS_ID) the
     # parcels leave from; unset: the first one registered.
     postal_pickup_id: int | None = Field(default=None, ge=1)
+    # Per agency, its own registered pickup address, as JSON {"VPDK-Q1": 5818802, ...}: each
+    # one-stop office sends its results from its own counter. An agency not listed uses
+    # postal_pickup_id.
+    postal_pickup_ids: dict[str, int] = Field(default_factory=dict)
     postal_service_code: str = Field(default="VCN", min_length=1, max_length=10)
     scan_interval_seconds: float = Field(default=60, gt=0)
     due_soon_working_hours: int = Field(default=8, ge=0, le=800)
@@ -163,6 +167,14 @@ class Settings(BaseSettings):
             parse_networks(value)
         except ValueError as exc:
             raise ValueError(f"MOTCUA_TRUSTED_PROXIES: {exc}") from None
+        return value
+
+    @field_validator("postal_pickup_ids")
+    @classmethod
+    def _pickup_ids(cls, value: dict[str, int]) -> dict[str, int]:
+        for agency, pickup in value.items():
+            if not agency or pickup < 1:
+                raise ValueError(f"{agency!r}: a pickup address id is a positive number")
         return value
 
     @field_validator("quiet_hours")

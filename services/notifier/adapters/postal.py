@@ -40,6 +40,9 @@ class PostalOrderRequest:
     content: str
     callback_url: str | None
     cod_amount: int = 0
+    # The agency sending the result back (an operator may ship from its own address); not
+    # part of the generic protocol's body.
+    agency_code: str | None = None
 
     def body(self) -> dict[str, Any]:
         return {

@@ -901,17 +901,42 @@ class PendingOrder:
     content: str
     attempts: int
     first_attempt_at: datetime | None
+    # The agency that received the dossier: its one-stop office sends the result back, so
+    # the parcel leaves from its pickup address. None if the dossier's card is gone.
+    agency_code: str | None = None
 
     @classmethod
-    def of(cls, r: Any) -> PendingOrder:
-        return cls(r.dossier_id, r.reference, r.receiver, r.content, r.attempts, r.first_attempt_at)
+    def of(cls, r: Any, agency_code: str | None = None) -> PendingOrder:
+        return cls(
+            r.dossier_id,
+            r.reference,
+            r.receiver,
+            r.content,
+            r.attempts,
+            r.first_attempt_at,
+            agency_code,
+        )
 
 
 async def claim_due_orders(
     conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
 ) -> list[PendingOrder]:
     rows = await _claim_due(conn, t.postal_orders, "dossier_id", ("pending",), now, limit, lease)
-    return [PendingOrder.of(r) for r in rows]
+    if not rows:
+        return []
+    # A query of its own rather than a join in the claim: PostgreSQL's FOR UPDATE would
+    # lock the cards too, which the consumer writes.
+    d = t.dossiers.c
+    agencies = dict(
+        (
+            await conn.execute(
+                sa.select(d.dossier_id, d.agency_code).where(
+                    d.dossier_id.in_([r.dossier_id for r in rows])
+                )
+            )
+        ).all()
+    )
+    return [PendingOrder.of(r, agencies.get(r.dossier_id)) for r in rows]
 
 
 async def update_order(

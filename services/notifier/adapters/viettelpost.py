@@ -16,7 +16,8 @@ Viettelpost", partner.viettelpost.vn) and the integrations that use it:
   again, once, with the new token.
 - The sender is a pickup address registered on the account (``GET /v2/user/listInventory``:
   ``groupaddressId``, ``cusId``, ``name``, ``phone``, ``address``, ``provinceId``,
-  ``districtId``, ``wardsId``), sent as ``GROUPADDRESS_ID``, ``CUS_ID`` and ``SENDER_*``.
+  ``districtId``, ``wardsId``), sent as ``GROUPADDRESS_ID``, ``CUS_ID`` and ``SENDER_*``: the
+  receiving agency's own (``MOTCUA_POSTAL_PICKUP_IDS``) or the account's default.
 - Addresses are ids: ``GET /v2/categories/listProvinceById?provinceId=-1`` (``PROVINCE_ID``,
   ``PROVINCE_CODE`` such as HCM, ``PROVINCE_NAME``), ``listDistrict?provinceId=``
   (``DISTRICT_ID``, ``DISTRICT_NAME`` such as "QUẬN 1") and ``listWards?districtId=``
@@ -286,6 +287,7 @@ class ViettelPostOperator(HttpProvider):
         password: str,
         clock: Callable[[], datetime],
         pickup_id: int | None = None,
+        pickup_ids: Mapping[str, int] | None = None,
         service_code: str = "VCN",
         address_ttl: timedelta = ADDRESS_TTL,
         **options: Any,
@@ -295,6 +297,7 @@ class ViettelPostOperator(HttpProvider):
         self._account = {"USERNAME": username, "PASSWORD": password}
         self._clock = clock
         self._pickup_id = pickup_id
+        self._pickup_ids = dict(pickup_ids or {})
         self._service_code = service_code
         self._address_ttl = address_ttl
         self._token: str | None = None
@@ -316,6 +319,7 @@ class ViettelPostOperator(HttpProvider):
             password=s.postal_password.get_secret_value(),
             clock=clock,
             pickup_id=s.postal_pickup_id,
+            pickup_ids=s.postal_pickup_ids,
             service_code=s.postal_service_code,
             rate_per_second=s.postal_rate_per_second,
             burst=max(1, int(s.postal_rate_per_second)),
@@ -343,17 +347,23 @@ class ViettelPostOperator(HttpProvider):
         )
 
     async def check(self) -> tuple[bool, str]:
-        """Sends no order: signs in and reads the pickup address (neither costs anything)."""
+        """Sends no order: signs in and reads the pickup addresses, the default and each
+        agency's (neither costs anything)."""
         try:
             pickup = await self._pickup()
+            for agency in sorted(self._pickup_ids):
+                await self._pickup(agency)
         except Unavailable as exc:
             return False, exc.verdict.error or "refused"
-        return True, f"signed in; pickup address {pickup.group_address_id}"
+        agencies = "".join(
+            f", {agency} {pickup_id}" for agency, pickup_id in sorted(self._pickup_ids.items())
+        )
+        return True, f"signed in; pickup address {pickup.group_address_id}{agencies}"
 
     # -- the order ----------------------------------------------------------------------------
 
     async def _order_body(self, order: PostalOrderRequest) -> dict[str, Any]:
-        pickup = await self._pickup()
+        pickup = await self._pickup(order.agency_code)
         to = await self._place_ids(order.address)
         a = order.address
         parts = (a.get("street"), a.get("ward"), a.get("district"), a.get("province"))
@@ -422,14 +432,17 @@ class ViettelPostOperator(HttpProvider):
         self._token, self._token_until = token, _token_end(data.get("expired"), now)
         return token
 
-    async def _pickup(self) -> Pickup:
+    async def _pickup(self, agency_code: str | None = None) -> Pickup:
+        """The agency's own pickup address if it has one, else the account's default."""
         rows = await self._list(INVENTORY_PATH)
         pickups = [Pickup.of(r) for r in rows if isinstance(r.get("groupaddressId"), int)]
-        if self._pickup_id is not None:
-            pickups = [p for p in pickups if p.group_address_id == self._pickup_id]
+        wanted = self._pickup_ids.get(agency_code or "", self._pickup_id)
+        if wanted is not None:
+            pickups = [p for p in pickups if p.group_address_id == wanted]
         if not pickups:
             # Registered on Viettel Post's site, not here: the order waits until it is.
-            raise Unavailable(Verdict("retry", error="viettelpost: no such pickup address"))
+            which = f" ({wanted})" if wanted is not None else ""
+            raise Unavailable(Verdict("retry", error=f"viettelpost: no such pickup address{which}"))
         return pickups[0]
 
     # -- lookups ------------------------------------------------------------------------------
