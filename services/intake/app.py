@@ -28,6 +28,7 @@ from services.intake.adapters import catalogue_store
 from services.intake.adapters import tables as t
 from services.intake.api import catalogue, dossiers, notices, public, reports
 from services.intake.api.errors import install_error_handlers
+from services.intake.api.fast_receipt import FastReceiptRoute
 from services.intake.context import IntakeContext
 from services.intake.deadline_read_model import apply_deadline_events, decode
 from services.intake.notifier_client import NotifierClient
@@ -86,6 +87,9 @@ class IntakeService:
 
     def install(self, app: FastAPI) -> None:
         app.state.intake = self.context
+        # First in the router, before the services' routers are included (host.build_app).
+        self.fast_receipt = FastReceiptRoute(self.context)
+        app.router.routes.insert(0, self.fast_receipt)
         app.state.notifier_client = self.notifier
         app.state.public_limiter = SlidingWindowLimiter(self.settings.public_lookup_per_minute)
         install_error_handlers(app)

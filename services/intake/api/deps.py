@@ -73,4 +73,5 @@ def require(*roles: Role) -> Any:
 
 # A clerk or an admin, as a route's `caller` parameter: one dependency to solve, where
 # `dependencies=[require(...)]` beside `caller: Caller` made two.
-Clerk = Annotated[Principal, require("clerk", "admin")]
+CLERK_ROLES: tuple[Role, ...] = ("clerk", "admin")
+Clerk = Annotated[Principal, require(*CLERK_ROLES)]
