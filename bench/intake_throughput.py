@@ -263,7 +263,10 @@ async def run_setup(
             say(f"{setup.name}: {_level_line(measured)}")
         if options.profile:
             clerks = running.clerks(top, tokens, bodies)
-            recorder = Recorder(running.pids, options.duration, running.folder)
+            # `motcua up`'s second process (tracker and notifier) is sampled too.
+            services = running.cpu_groups()["intake"]
+            assert not isinstance(services, str)
+            recorder = Recorder(list(services), options.duration, running.folder)
             result.profile_level = await drive(clerks, options.duration)
             common.close_clerks(clerks)
             result.profile = await recorder.result()

@@ -53,14 +53,17 @@ async def _read_counters(conn: AsyncConnection, prefixes: Sequence[str]) -> dict
     # An upsert that changes nothing: creates the day's rows if missing and, on PostgreSQL,
     # takes their row locks, in the order given (a plain SELECT would not lock); SQLite's
     # BEGIN IMMEDIATE holds the file.
+    # The rows as executemany parameters, not .values([...]): a multi-row VALUES has no cache
+    # key, and SQLAlchemy compiled it again for every batch. Sent as one INSERT … VALUES
+    # (…), (…) all the same ("insertmanyvalues"), in the order given.
     c = t.code_counters.c
     stmt = (
         dialect_insert(conn, t.code_counters)
-        .values([{"prefix": prefix, "last": 0} for prefix in prefixes])
         .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
-        .returning(c.prefix, c.last)
+        .returning(c.prefix, c.last, sort_by_parameter_order=True)
     )
-    return {row.prefix: int(row.last) for row in await conn.execute(stmt)}
+    rows = [{"prefix": prefix, "last": 0} for prefix in prefixes]
+    return {row.prefix: int(row.last) for row in await conn.execute(stmt, rows)}
 
 
 async def _write_counters(conn: AsyncConnection, values: Mapping[str, int]) -> None:
