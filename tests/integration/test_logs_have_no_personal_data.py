@@ -50,13 +50,10 @@ def log_lines() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     saved_levels = {name: logger.level for name, logger in _loggers()}
-    configure_logging("DEBUG", "json")
+    buffer = io.StringIO()
+    configure_logging("DEBUG", "json", stream=buffer)
     # Not caching loggers on first use keeps this set-up from outliving the test.
     structlog.configure(cache_logger_on_first_use=False)
-    buffer = io.StringIO()
-    (handler,) = root.handlers
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(buffer)
     try:
         yield buffer
     finally:
