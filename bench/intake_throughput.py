@@ -883,11 +883,12 @@ def section(
             "its last 50 s. Run so on 2026-12-02 (600/s offered, 548/s carried on a busy "
             "machine), the intake's process went 155 → 168 MiB and the second one 180 → 221 "
             "MiB, both slowing down (2.1 and 3.5 MiB a minute over the last 50 s, flat by the "
-            "bound). Python's own allocations in the second process, traced with tracemalloc "
-            "over 150 s at 250/s, stayed at 124.5-126.7 MB from the 60th second on, the "
-            "differences being batches in flight (Kafka fetch buffers, envelopes being "
-            "decoded): no motcua object accumulates per dossier; the rest of the growth is "
-            "outside Python's objects (SQLite's page caches, the allocator's arenas)."
+            "bound). Python's own allocations, traced with tracemalloc over 150 s at 250/s, "
+            "one process at a time, stayed at 124.5-126.7 MB in the second process and "
+            "116.8-118.5 MB in the intake's over the last 90 s, the differences being "
+            "batches in flight (Kafka fetch buffers, envelopes being decoded): no motcua "
+            "object accumulates per dossier; the rest of the growth is outside Python's "
+            "objects (SQLite's page caches, the allocator's arenas)."
         )
     parts += [
         "- **Checked:** no errors at any level; every 201 is a stored dossier (count at the "
