@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -71,8 +70,8 @@ class FastReceipt:
             await self._hand_back(scope, _replay(body, receive), send)
             return
         self.served += 1
-        result = await dossiers.receive(self.ctx, dossier, caller, key)
-        await JSONResponse(result.body, status_code=result.status_code)(scope, receive, send)
+        answer = await dossiers.receive(self.ctx, dossier, caller, key)
+        await answer(scope, receive, send)
 
     async def _hand_back(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.handed_back += 1
