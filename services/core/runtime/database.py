@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -113,9 +114,12 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
                 pool_size=1,
                 max_overflow=0,
                 hide_parameters=True,
+                json_serializer=json_text,
             )
         else:
-            engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+            engine = create_async_engine(
+                url, connect_args={"timeout": 30}, hide_parameters=True, json_serializer=json_text
+            )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -123,8 +127,19 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # server dropped fails its statement with a transient error, which the API answers 503
     # (the client retries) and a consumer retries; the pool then discards that connection.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        hide_parameters=True,
+        json_serializer=json_text,
     )
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as text, by pydantic's encoder: the json module's took about
+    20 µs for a tracked dossier's state, written at every event. Compact and UTF-8; read
+    back by the json module like the rows written before."""
+    return pydantic_core.to_json(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
