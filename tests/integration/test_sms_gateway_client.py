@@ -15,6 +15,7 @@ import pytest
 
 from services.core.domain.calendar import VN_TZ
 from services.notifier.adapters.http_calls import classify
+from services.notifier.adapters.jsonl_outbox import JsonlOutbox
 from services.notifier.adapters.rate_limit import TokenBucket
 from services.notifier.adapters.sms_gateway import (
     HttpSmsGateway,
@@ -496,3 +497,19 @@ async def test_jsonl_lines_never_interleave_under_concurrency(tmp_path: Path) ->
 
     assert {str(line["request_id"]) for line in read_lines(path)} == {f"r{i}" for i in range(50)}
     assert len(read_lines(path)) == 50
+
+
+async def test_jsonl_remembers_only_the_recent_keys(tmp_path: Path) -> None:
+    """Memory stays flat however long the file grows: a repeat comes from the calls in flight
+    when a notifier stopped, and those are among the last keys, in this process or read back
+    from the file's end."""
+    path = tmp_path / "sms.jsonl"
+    outbox = JsonlOutbox(path, key_field="request_id", recent_keys=3)
+    for i in range(6):
+        assert await outbox.append_once({"request_id": f"r{i}"})
+    assert not await outbox.append_once({"request_id": "r5"})  # recent: one line kept
+    assert len(outbox._answers or {}) == 3
+    restarted = JsonlOutbox(path, key_field="request_id", recent_keys=3)
+    assert not await restarted.append_once({"request_id": "r3"})  # the file's last keys
+    assert len(restarted._answers or {}) == 3
+    assert [line["request_id"] for line in read_lines(path)] == [f"r{i}" for i in range(6)]
