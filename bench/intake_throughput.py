@@ -202,9 +202,10 @@ class Running:
         if self.setup.all_in_one:
             # `motcua up` starts the broker and, on two cores, a second Python process (the
             # tracker and the notifier): that one counts with the services.
-            started = [pid for p in self.pids for pid in common.children(p)]
-            broker = [pid for pid in started if not common.is_python(pid)]
-            services += [pid for pid in started if common.is_python(pid)]
+            for pid in self.pids:
+                second, started = common.started_by_up(pid)
+                services += second
+                broker += started
         return {
             "intake": services,
             "generator": [os.getpid()],
@@ -416,7 +417,7 @@ async def sustain(
             if process.command != "up":
                 continue
             # `motcua up`'s second process (the tracker and the notifier), when it has one
-            for pid in [c for c in common.children(process.pid) if common.is_python(c)]:
+            for pid in common.started_by_up(process.pid)[0]:
                 kib = common.rss_kib(pid)
                 if kib is not None:
                     samples.setdefault(f"{label} (second process)", []).append((at, kib))

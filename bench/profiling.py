@@ -24,7 +24,11 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pydantic: validation and serialisation", ("pydantic/", "pydantic_core/")),
     ("JSON encoding and decoding", ("json/", "fastapi/encoders.py")),
     ("asyncpg (PostgreSQL driver)", ("asyncpg/",)),
-    ("aiosqlite + sqlite3 (SQLite driver)", ("aiosqlite/", "sqlite3/")),
+    # the services' SQLite statements run in place (core.runtime.sqlite_inline): sqlite3's C
+    # code shows as that module's frame
+    ("aiosqlite + sqlite3 (SQLite driver)", (
+        "aiosqlite/", "sqlite3/", "services/core/runtime/sqlite_inline.py",
+    )),
     ("SQLAlchemy (Core, pool, dialects)", ("sqlalchemy/",)),
     ("logging: structlog, one line per request", ("structlog/", "logging/")),
     ("Kafka: aiokafka, faststream", ("aiokafka/", "faststream/", "kafka/")),
@@ -56,9 +60,11 @@ FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("bearer token check (`principal`)", lambda f: f.startswith("principal (services/")),
     ("structlog (every log line)", lambda f: "structlog/" in f),
     ("outbox relay (`OutboxRelay.run`)", lambda f: f.startswith("OutboxRelay.run (")),
+    ("intake group commit (`GroupCommit`: a batch of requests' transaction)",
+     lambda f: f.startswith("GroupCommit.") and "group_commit.py" in f),
     ("Kafka consumers (tracker, notifier, intake read model)",
-     lambda f: "on_record (services/core/runtime/consumer.py" in f),
-    ("  of which the offset commit after each record",
+     lambda f: "on_batch (services/core/runtime/consumer.py" in f),
+    ("  of which the offset commits (one a batch)",
      lambda f: f.startswith("AIOKafkaConsumer.commit (aiokafka/")),
     ("notifier dispatcher (SMS sending)", lambda f: f.startswith("Dispatcher.")),
     ("imports at run time (httpcore's `import sniffio`, failing)",

@@ -14,8 +14,10 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
-from services.core.runtime.database import create_engine
+from services.core.runtime.database import create_engine, sqlite_file
 from services.core.runtime.migrations import upgrade_async
 from services.core.runtime.settings import ServiceName
 from services.notifier.adapters import tables as nt
@@ -110,8 +112,21 @@ def _empty_folder(folder: Path, services: Sequence[str]) -> None:
             leftover.unlink()
 
 
+def reader_engine(url: str) -> AsyncEngine:
+    """An engine to read a running service's database with. A SQLite file is opened read-only
+    and without the services' BEGIN IMMEDIATE (core.runtime.database): a benchmark's count
+    must not take the file's write lock, which the service's own statements would then wait
+    for on its event loop."""
+    path = sqlite_file(url)
+    if path is None:
+        return create_engine(url)
+    return create_async_engine(
+        f"sqlite+aiosqlite:///file:{path.resolve()}?mode=ro&uri=true", poolclass=NullPool
+    )
+
+
 async def count_rows(url: str, table: sa.Table, *where: Any) -> int:
-    engine = create_engine(url)
+    engine = reader_engine(url)
     try:
         async with engine.connect() as conn:
             query = sa.select(sa.func.count()).select_from(table).where(*where)
@@ -127,7 +142,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 async def notice_statuses(url: str) -> Counter[str]:
     """The notifier's notices by status."""
-    engine = create_engine(url)
+    engine = reader_engine(url)
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(

@@ -107,6 +107,22 @@ async def postgres_info(url: str, settings: Sequence[str] = POSTGRES_SETTINGS) -
     return info
 
 
+async def postgres_pids(url: str) -> list[int]:
+    """The PostgreSQL server processes that work for the URL's database: its connections, and
+    the server's own background processes (WAL writer, checkpointer…), which every database
+    shares. Other databases' connections (another user's tests on a shared machine) are not
+    among them."""
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=CONNECT_TIMEOUT)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "OR (datname IS NULL AND backend_type <> 'client backend')"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -173,6 +189,13 @@ def is_python(pid: int) -> bool:
             return comm.read().strip().startswith("python")
     except OSError:
         return False
+
+
+def started_by_up(pid: int) -> tuple[list[int], list[int]]:
+    """What `motcua up`, process `pid`, started: (its second Python process, the tracker
+    and the notifier, when it runs one; the rest, its broker)."""
+    started = children(pid)
+    return [p for p in started if is_python(p)], [p for p in started if not is_python(p)]
 
 
 def _machine_busy() -> tuple[float, float]:
