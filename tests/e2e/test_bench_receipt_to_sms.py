@@ -85,3 +85,16 @@ def test_the_verdict_says_met_or_missed_for_latency_and_cpu() -> None:
         bad
     )
     assert "CPU **missed**: 10.0 ms a dossier" in bench.verdict(bad)
+
+
+def test_a_flat_kafka_stage_is_explained_as_the_broker_fetch_wait() -> None:
+    def rate(offered: float, kafka_seconds: float) -> bench.RateResult:
+        stages = {name: [0.02] * 10 for name in bench.STAGES}
+        stages[bench.STAGES[1]] = [kafka_seconds] * 10
+        return bench.RateResult(
+            rate=offered, seconds=1.0, posted=[], latencies={}, after_answer=[],
+            duplicates=0, strays=0, stages=stages,
+        )  # fmt: skip
+
+    assert "fetch_max_wait_ms" in bench._fetch_paragraph([rate(20, 0.126), rate(200, 0.13)])
+    assert bench._fetch_paragraph([rate(20, 0.126), rate(200, 0.9)]) == ""  # a backlog, not a wait
