@@ -45,6 +45,7 @@ class Loopback:
     connections: int = 0
     server: asyncio.Server | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set by each request
+    handlers: set[asyncio.Task[None]] = field(default_factory=set)  # one a connection
 
     @property
     def url(self) -> str:
@@ -54,6 +55,9 @@ class Loopback:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         connection = self.connections
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 line, *rest = head.decode("latin-1").split("\r\n")
@@ -89,6 +93,8 @@ async def loopback() -> AsyncIterator[Callable[[Reply], Awaitable[Loopback]]]:
     for server in started:
         assert server.server is not None
         server.server.close()
+        for handler in server.handlers:  # a hanging one would outlive the test
+            handler.cancel()
 
 
 @pytest.fixture
@@ -111,7 +117,7 @@ def answer(status: int, body: bytes = OK, headers: str = "") -> Reply:
 
 
 async def hang(_: Request, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(30)  # ended by the test's timeout, then by the server's close
+    await asyncio.Event().wait()  # no answer, ever: cancelled when the test ends
 
 
 async def close_without_answer(_: Request, writer: asyncio.StreamWriter) -> None:
