@@ -36,7 +36,12 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Starlette BaseHTTPMiddleware (the request-log middleware)", (
         "starlette/middleware/base.py",
     )),
-    ("httpx + httpcore (client of the SMS gateway)", ("httpx/", "httpcore/", "h11/")),
+    ("aiohttp (the notifier's client of the SMS gateway and the postal operator)", (
+        "aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/", "propcache/",
+    )),
+    ("httpx + httpcore (HTTP client of the intake and of `motcua up`'s workers)", (
+        "httpx/", "httpcore/", "h11/",
+    )),
     ("FastAPI + Starlette (routing, dependencies)", ("fastapi/", "starlette/")),
     ("motcua domain (calendar, deadline, dossier, notices)", (
         "services/core/domain/", "services/intake/domain/", "services/tracker/domain/",
@@ -67,6 +72,8 @@ FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("  of which the offset commits (one a batch)",
      lambda f: f.startswith("AIOKafkaConsumer.commit (aiokafka/")),
     ("notifier dispatcher (SMS sending)", lambda f: f.startswith("Dispatcher.")),
+    ("  of which the HTTP calls (`HttpClient.request`)",
+     lambda f: f.startswith("HttpClient.request (services/notifier/")),
     ("imports at run time (httpcore's `import sniffio`, failing)",
      lambda f: f.startswith("_find_and_load (<frozen importlib._bootstrap>")),
 )  # fmt: skip

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.core.domain.calendar import VN_TZ
-from services.notifier.adapters.http_calls import classify
+from services.notifier.adapters.http_calls import HttpClient, classify
 from services.notifier.adapters.jsonl_outbox import JsonlOutbox
 from services.notifier.adapters.rate_limit import TokenBucket
 from services.notifier.adapters.sms_gateway import (
@@ -381,11 +381,16 @@ async def test_each_send_takes_a_token_from_the_gateways_bucket(
 async def test_a_client_passed_in_stays_open_after_aclose(
     fake_sms_gateway: FakeSmsGateway,
 ) -> None:
-    async with httpx.AsyncClient() as shared:
+    shared = HttpClient()
+    try:
         client = HttpSmsGateway("p", fake_sms_gateway.url, rate_per_second=0, client=shared)
         assert (await client.send(sms())).outcome == "accepted"
         await client.aclose()
         assert not shared.is_closed
+        assert (await client.send(sms("notice-2"))).outcome == "accepted"
+    finally:
+        await shared.aclose()
+    assert shared.is_closed
 
 
 # -- classification on real responses ----------------------------------------------------

@@ -34,12 +34,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
 from services.core.runtime.settings import Settings
 from services.notifier.adapters.http_calls import (
+    HttpClient,
     HttpProvider,
     Outcome,
+    Response,
     Verdict,
     json_object,
     send_json,
@@ -98,7 +98,7 @@ def esms_phone(e164: str) -> str:
 
 
 def verdict_of(
-    response: httpx.Response, request_id: str, codes: Mapping[str, tuple[Outcome, str]] = ESMS_CODES
+    response: Response, request_id: str, codes: Mapping[str, tuple[Outcome, str]] = ESMS_CODES
 ) -> Verdict:
     """What an eSMS answer says of one send (an SMS, or a ZNS with ``ZNS_CODES``)."""
     # eSMS answers 200 whatever became of the message: any other status is eSMS unwell.
@@ -256,7 +256,7 @@ def _account(settings: Settings) -> dict[str, Any]:
 
 
 async def _ask(
-    client: httpx.AsyncClient, url: str, keys: dict[str, str], code_field: str
+    client: HttpClient, url: str, keys: dict[str, str], code_field: str
 ) -> dict[str, Any] | str:
     """One of eSMS's calls that send nothing: its answer when it says 100, or why not."""
     answer = await send_json(client, url, keys, 10.0)

@@ -457,6 +457,14 @@ class Outgoing:
     zns: Mapping[str, Any] | None = None  # the ZNS's template and parameters
 
 
+def _among(column: sa.ColumnElement[Any], states: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """``column IN ('held', …)`` with the states written out in the SQL, not bound: a partial
+    index (ix_notifier_notices_due, _in_line) is used only when the query's condition is
+    seen to imply the index's, and SQLite cannot see it through bound parameters (it
+    scanned the whole table, sent notices and all, for every claim)."""
+    return column.in_(sa.bindparam(None, list(states), expanding=True, literal_execute=True))
+
+
 async def _claim_due(
     conn: AsyncConnection,
     table: sa.Table,
@@ -479,7 +487,7 @@ async def _claim_due(
     )
     query = (
         sa.select(table)
-        .where(c.status.in_((*waiting, "sending")), c.next_attempt_at.is_not(None), due)
+        .where(_among(c.status, (*waiting, "sending")), c.next_attempt_at.is_not(None), due)
         .order_by(c.next_attempt_at, order if order is not None else c.created_at)
         .limit(limit)
     )
@@ -502,19 +510,24 @@ _EARLIER = t.notices.alias("earlier")
 # facts): a notice waits while an earlier one is still to be sent (held, pending, being
 # sent, or waiting for a retry), so a citizen never reads "needs a supplement" before
 # "received", even when "received" failed once and is tried again later.
-_WAITS_FOR_AN_EARLIER = (
+_SAME_LINE = (
+    _EARLIER.c.dossier_id == t.notices.c.dossier_id,
+    _EARLIER.c.recipient == t.notices.c.recipient,
+    _EARLIER.c.seq < t.notices.c.seq,
+)
+# Two EXISTS rather than one with an OR of the two states: each then matches an index of its
+# own (ix_notifier_notices_in_line has exactly the states of the first), so a claim costs a
+# lookup a candidate whatever the planner's statistics say. With the OR, on a table freshly
+# filled (statistics not yet taken) PostgreSQL scanned the whole due index for every
+# candidate: 0.9 s to claim 100 of 8,000 notices.
+_WAITS_FOR_AN_EARLIER = sa.or_(
     sa.exists()
-    .where(
-        _EARLIER.c.dossier_id == t.notices.c.dossier_id,
-        _EARLIER.c.recipient == t.notices.c.recipient,
-        _EARLIER.c.seq < t.notices.c.seq,
-        sa.or_(
-            _EARLIER.c.status.in_(("held", "pending", "sending")),
-            # A ZNS waiting for its report may yet be followed by its SMS.
-            sa.and_(_EARLIER.c.status == "accepted", _EARLIER.c.channel == ZALO),
-        ),
-    )
-    .correlate(t.notices)
+    .where(*_SAME_LINE, _among(_EARLIER.c.status, ("held", "pending", "sending")))
+    .correlate(t.notices),
+    # A ZNS waiting for its report may yet be followed by its SMS.
+    sa.exists()
+    .where(*_SAME_LINE, _EARLIER.c.status == "accepted", _EARLIER.c.channel == ZALO)
+    .correlate(t.notices),
 )
 
 

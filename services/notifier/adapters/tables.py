@@ -102,10 +102,12 @@ notices = sa.Table(
     sa.Column("zns", sa.JSON, nullable=True),
     sa.Column("zns_message_id", sa.String(100), nullable=True),
     sa.UniqueConstraint("source_key", "recipient", "template", name="uq_notifier_notices_identity"),
-    # The dispatcher reads only what is waiting to go out.
+    # The dispatcher reads only what is waiting to go out, in the order it claims it
+    # (migration 0008): a claim reads the index from its start and stops at its batch.
     sa.Index(
         "ix_notifier_notices_due",
         "next_attempt_at",
+        "seq",
         postgresql_where=sa.text("status IN ('held', 'pending', 'sending')"),
         sqlite_where=sa.text("status IN ('held', 'pending', 'sending')"),
     ),

@@ -56,13 +56,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from services.core.domain.postal_status import PostalStatus
 from services.core.runtime.settings import Settings
 from services.notifier.adapters.esms import esms_phone as national_phone
 from services.notifier.adapters.http_calls import (
     HttpProvider,
+    Response,
     Verdict,
     json_object,
     retry_after,
@@ -127,7 +126,7 @@ class Envelope:
     data: Any
 
 
-def envelope_of(response: httpx.Response) -> Envelope | None:
+def envelope_of(response: Response) -> Envelope | None:
     body = json_object(response)
     if body is None:
         return None
@@ -140,7 +139,7 @@ def envelope_of(response: httpx.Response) -> Envelope | None:
     return Envelope(status, bool(body.get("error")), text, body.get("data"))
 
 
-def refuses_token(response: httpx.Response, envelope: Envelope | None) -> bool:
+def refuses_token(response: Response, envelope: Envelope | None) -> bool:
     if response.status_code == 401:
         return True
     return envelope is not None and envelope.error and "token" in envelope.message.lower()
@@ -154,7 +153,7 @@ def is_duplicate(envelope: Envelope) -> bool:
     return envelope.error and any(word in said for word in _EXISTS)
 
 
-def _unavailable(response: httpx.Response) -> Verdict | None:
+def _unavailable(response: Response) -> Verdict | None:
     """The answer of a Viettel Post that is unwell (429, 5xx, a timeout of its own)."""
     status = response.status_code
     if status in (408, 429) or status >= 500:
@@ -164,7 +163,7 @@ def _unavailable(response: httpx.Response) -> Verdict | None:
     return None
 
 
-def order_verdict(response: httpx.Response) -> Verdict:
+def order_verdict(response: Response) -> Verdict:
     """What a createOrder answer says of the order (a refused token is handled before)."""
     unwell = _unavailable(response)
     if unwell is not None:
