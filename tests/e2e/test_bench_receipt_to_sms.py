@@ -85,6 +85,10 @@ def test_the_verdict_says_met_or_missed_for_latency_and_cpu() -> None:
         bad
     )
     assert "CPU **missed**: 10.0 ms a dossier" in bench.verdict(bad)
+    assert "within 15%" not in bench.verdict(good) + bench.verdict(bad)
+    close = bench.ShapeRun("embedded", ("up: intake",), rates=[rate(200, 1.08)])
+    assert "CPU **missed**: 5.4 ms a dossier" in bench.verdict(close)
+    assert "within 15% of it" in bench.verdict(close)
 
 
 def test_a_flat_kafka_stage_is_explained_as_the_broker_fetch_wait() -> None:
