@@ -57,6 +57,8 @@ OTHER = "other (stdlib: uuid, datetime, hashlib, …)"
 FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("POST /dossiers handler (`receive_dossier`, its transaction included)",
      lambda f: f.startswith("receive_dossier (services/intake/api/dossiers.py")),
+    ("POST /dossiers, the fast path (`FastReceipt`, its transaction included)",
+     lambda f: f.startswith("FastReceipt.") and "fast_receipt.py" in f),
     ("  of which `commit`", lambda f: f.startswith("commit (") and "sqlalchemy/" in f),
     ("FastAPI: body parsing and validation of the request",
      lambda f: f.startswith("request_body_to_args (") or f.startswith("_extract_form_body")),
