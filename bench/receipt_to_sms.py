@@ -75,14 +75,13 @@ SHAPE_TITLES = {
 TARGET_RATE = 200.0  # dossiers per second
 TARGET_P99 = 1.0  # seconds
 TARGET_CPU_MS = 5.0  # CPU of every process, per dossier, at the target rate
-# How much a dossier's CPU moved between runs of one evening here, the machine otherwise
-# quiet, with the speed the shared virtual machine gave (CPU_RUNS).
+# How much a dossier's CPU moved between quiet runs of one evening here (2026-12-02, at 200/s:
+# 4.8, 5.4 and 7.4 ms for motcua up, 5.9, 6.9 and 8.2 ms for the three processes, the machine
+# line's reference loop at 9.0, 10.4 and 11.0 µs), with the speed the virtual machine gave.
 CPU_SPREAD = 0.25
 CPU_RUNS = (
-    "three runs at 200/s on 2026-12-02, the machine otherwise quiet (*other* under 0.12 "
-    "cores), gave 4.8, 5.4 and 7.4 ms a dossier for `motcua up` and 5.9, 6.9 and 8.2 ms for "
-    "the three processes, the reference loop of the machine line taking 9.0, 10.4 and 11.0 µs "
-    "at their ends"
+    "quiet runs of one evening here (*other* under 0.12 cores) differed by up to a quarter, "
+    "the reference loop of the machine line taking from 9.0 to 11.0 µs at their ends"
 )
 DEFAULT_RATES = (20.0, 200.0)  # below saturation, and the target
 DEFAULT_DURATION = 25.0  # seconds of arrivals per rate
@@ -1000,8 +999,8 @@ def _method(result: Run) -> list[str]:
         at = f"{o.profile_rate or max(o.rates):g}/s"
         lines.append(
             f"- **Profile.** One more run of {min(o.duration, PROFILE_SECONDS):g} s at {at}, "
-            "right after the measured run at that rate (before any higher one), each motcua "
-            "Python process sampled by py-spy (`record --rate 200 --nonblocking --threads`; "
+            "right after the measured run at that rate, each motcua Python process sampled "
+            "by py-spy (`record --rate 200 --nonblocking --threads`; "
             "py-spy's own CPU counts as *other*), as in the intake benchmark."
         )
     return lines
