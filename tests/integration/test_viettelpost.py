@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -309,6 +311,33 @@ def test_viettelpost_without_its_account_does_not_start(tmp_path: Path) -> None:
 # -- the notifier through Viettel Post -------------------------------------------------------
 
 
+@asynccontextmanager
+async def notifier_via_viettelpost(
+    tracker: TrackerHarness,
+    database_url: str,
+    tmp_path: Path,
+    fake_viettelpost: FakeViettelPost,
+    fake_sms_gateway: FakeSmsGateway,
+    fake_postal_operator: FakePostalOperator,
+    **settings: Any,
+) -> AsyncIterator[NotifierHarness]:
+    """The notifier ordering postal returns from the fake Viettel Post; `settings` beside."""
+    values = notifier_settings(
+        tmp_path,
+        fake_sms_gateway,
+        fake_postal_operator,
+        postal_api_url=fake_viettelpost.url,
+        postal_provider="viettelpost",
+        postal_username=USERNAME,
+        postal_password=PASSWORD,
+        **settings,
+    )
+    async with running_notifier(
+        tracker, database_url, values, fake_sms_gateway, fake_postal_operator
+    ) as harness:
+        yield harness
+
+
 @pytest.fixture
 async def n(
     tracker: TrackerHarness,
@@ -318,17 +347,8 @@ async def n(
     fake_sms_gateway: FakeSmsGateway,
     fake_postal_operator: FakePostalOperator,
 ) -> AsyncIterator[NotifierHarness]:
-    settings = notifier_settings(
-        tmp_path,
-        fake_sms_gateway,
-        fake_postal_operator,
-        postal_api_url=fake_viettelpost.url,
-        postal_provider="viettelpost",
-        postal_username=USERNAME,
-        postal_password=PASSWORD,
-    )
-    async with running_notifier(
-        tracker, database_url, settings, fake_sms_gateway, fake_postal_operator
+    async with notifier_via_viettelpost(
+        tracker, database_url, tmp_path, fake_viettelpost, fake_sms_gateway, fake_postal_operator
     ) as harness:
         yield harness
 
@@ -343,18 +363,14 @@ async def n_own_pickup(
     fake_postal_operator: FakePostalOperator,
 ) -> AsyncIterator[NotifierHarness]:
     """The notifier as `n`, with the agency UBND-Q1 shipping from an address of its own."""
-    settings = notifier_settings(
+    async with notifier_via_viettelpost(
+        tracker,
+        database_url,
         tmp_path,
+        fake_viettelpost,
         fake_sms_gateway,
         fake_postal_operator,
-        postal_api_url=fake_viettelpost.url,
-        postal_provider="viettelpost",
-        postal_username=USERNAME,
-        postal_password=PASSWORD,
         postal_pickup_ids={"UBND-Q1": PICKUP_Q3["groupaddressId"]},
-    )
-    async with running_notifier(
-        tracker, database_url, settings, fake_sms_gateway, fake_postal_operator
     ) as harness:
         yield harness
 
