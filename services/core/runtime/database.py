@@ -98,6 +98,7 @@ def sqlite_file(url: str) -> Path | None:
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An engine whose errors never quote a statement's parameters: they are citizens'
     names, phones and addresses, and an error may end up in a log."""
+    common: dict[str, Any] = {"hide_parameters": True, "json_serializer": json_text}
     if is_sqlite(url):
         path = sqlite_file(url)
         if path is not None:
@@ -113,26 +114,17 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
                 async_creator=inline_creator(path),
                 pool_size=1,
                 max_overflow=0,
-                hide_parameters=True,
-                json_serializer=json_text,
+                **common,
             )
         else:
-            engine = create_async_engine(
-                url, connect_args={"timeout": 30}, hide_parameters=True, json_serializer=json_text
-            )
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **common)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     # No pool_pre_ping: it cost a round trip per transaction. A pooled connection that the
     # server dropped fails its statement with a transient error, which the API answers 503
     # (the client retries) and a consumer retries; the pool then discards that connection.
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        hide_parameters=True,
-        json_serializer=json_text,
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, **common)
 
 
 def json_text(value: Any) -> str:
