@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from services.core.domain.calendar import OfficeSchedule
 from services.core.runtime.clock import Clock
 from services.core.runtime.group_commit import GroupCommit
 from services.core.runtime.proxies import TrustedProxies
+from services.core.runtime.read_cache import ReadCache
 from services.core.runtime.settings import Settings
 from services.intake.adapters import catalogue_store, repository
 from services.intake.adapters.tokens import Principal
@@ -28,9 +28,10 @@ from services.intake.domain.model import Procedure
 TOKEN_CACHE_SECONDS = 1.0
 
 
-class PrincipalCache:
+class PrincipalCache(ReadCache[str, Principal]):
     """Known tokens for at most `ttl_seconds` (≤ 1 s: revocation must reach every replica
-    within a second), so a burst of requests costs one token lookup, not one each."""
+    within a second), so a burst of requests costs one token lookup, not one each, and a
+    token in steady use is looked up again in the background (core.runtime.read_cache)."""
 
     def __init__(
         self,
@@ -38,21 +39,7 @@ class PrincipalCache:
         max_entries: int = 10_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl = ttl_seconds
-        self.max_entries = max_entries
-        self.monotonic = monotonic
-        self._entries: dict[str, tuple[float, Principal]] = {}
-
-    def get(self, token: str) -> Principal | None:
-        entry = self._entries.get(token)
-        if entry is None or entry[0] <= self.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, token: str, principal: Principal) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # a second's worth of tokens: all are looked up again soon
-        self._entries[token] = (self.monotonic() + self.ttl, principal)
+        super().__init__(ttl_seconds, max_entries=max_entries, monotonic=monotonic)
 
 
 @dataclass(frozen=True)
@@ -75,26 +62,20 @@ class CatalogueCache:
     catalogue itself (`invalidate`); a change made by another replica is seen after at
     most `ttl_seconds`, as an admin's edit on one replica already took that long to reach
     the others' calendar overrides. Unknown procedures are not remembered: one created a
-    moment ago on another replica is found at once."""
+    moment ago on another replica is found at once. No request waits for an entry in
+    steady use to be read again (core.runtime.read_cache)."""
 
     def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
-        self.ttl = ttl_seconds
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, CatalogueEntry]] = {}
-        # One read at a time: when an entry expires under load, the requests that find it
-        # expired wait for one read instead of each queueing its own for the connection.
-        self._reading = asyncio.Lock()
+        self._cache: ReadCache[str, CatalogueEntry] = ReadCache(
+            ttl_seconds, max_entries=max_entries
+        )
 
-    def _fresh(self, code: str) -> CatalogueEntry | None:
-        entry = self._entries.get(code)
-        return entry[1] if entry is not None and entry[0] >= time.monotonic() else None
+    @property
+    def reads(self) -> int:
+        return self._cache.reads
 
     async def get(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
-        found = self._fresh(code)
-        if found is not None:
-            return found
-        async with self._reading:
-            return self._fresh(code) or await self._read(engine, code)
+        return await self._cache.get(code, lambda: self._read(engine, code))
 
     async def _read(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
         async with engine.connect() as conn:
@@ -102,14 +83,10 @@ class CatalogueCache:
             if procedure is None:
                 return None
             agency = await catalogue_store.get_agency(conn, procedure.agency_code)
-        found = CatalogueEntry(procedure, (agency.office_schedule if agency else None) or {})
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[code] = (time.monotonic() + self.ttl, found)
-        return found
+        return CatalogueEntry(procedure, (agency.office_schedule if agency else None) or {})
 
     def invalidate(self) -> None:
-        self._entries.clear()
+        self._cache.forget()
 
 
 @dataclass

@@ -47,13 +47,12 @@ async def principal(
 async def principal_of_token(ctx: IntakeContext, token: str) -> Principal | None:
     """Who holds ``token``, None for an unknown or revoked one: the bearer header's check, and
     the dashboard's sign-in cookie's (web.dashboard)."""
-    found = ctx.principals.get(token)
-    if found is None:
+
+    async def look_up() -> Principal | None:
         async with ctx.engine.connect() as conn:
-            found = await find_principal(conn, token)
-        if found is not None:
-            ctx.principals.put(token, found)
-    return found
+            return await find_principal(conn, token)
+
+    return await ctx.principals.get(token, look_up)
 
 
 Caller = Annotated[Principal, Depends(principal)]
