@@ -17,6 +17,7 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from services.core.runtime import heap
 from services.core.runtime.clock import system_clock
 from services.core.runtime.database import create_engine, sqlite_file
 from services.core.runtime.logging import configure_logging
@@ -474,6 +475,8 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
+        if self.started:
+            heap.settle()  # startup's objects out of the collector's full passes
         if self.started and self.announce:
             print(self.announce, flush=True)
 
