@@ -79,7 +79,12 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
     """INSERT with the dialect's ON CONFLICT clauses (PostgreSQL or SQLite)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect_insert_for(conn.dialect.name, table)
+
+
+def dialect_insert_for(dialect_name: str, table: sa.Table) -> Any:
+    """`dialect_insert` for a dialect named in advance (a statement built once)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table)
 
 

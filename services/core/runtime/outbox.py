@@ -225,6 +225,19 @@ class OutboxRelay:
         self._ledger = ledger
         self._linger = linger
         self._is_postgres = engine.dialect.name == "postgresql"
+        # Built once: a pass at a few rows costs less to run than to build its statements.
+        t = table
+        self._fetch_query = (
+            sa.select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.value)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.id)
+            .limit(batch_size)
+        )
+        self._mark_query = (
+            sa.update(t)
+            .where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(published_at=sa.bindparam("now"))
+        )
         self._lock_key = advisory_lock_key(table)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -330,21 +343,13 @@ class OutboxRelay:
         return outcome, len(rows)
 
     async def _fetch(self, conn: AsyncConnection) -> list[_Row]:
-        t = self._table
-        query = (
-            sa.select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.value)
-            .where(t.c.published_at.is_(None))
-            .order_by(t.c.id)
-            .limit(self._batch_size)
-        )
-        result = await conn.execute(query)
+        result = await conn.execute(self._fetch_query)
         return [_Row(*r) for r in result.all()]
 
     async def _mark(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
         if ids:
             now = self._clock().astimezone(UTC)
-            t = self._table
-            await conn.execute(sa.update(t).where(t.c.id.in_(ids)).values(published_at=now))
+            await conn.execute(self._mark_query, {"ids": list(ids), "now": now})
 
     # -- publishing --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from schemas.events import (
     Envelope,
 )
 from services.core.domain.codes import dossier_code, dossier_code_prefix
-from services.core.runtime.database import dialect_insert
+from services.core.runtime.database import dialect_insert_for
 from services.core.runtime.group_commit import Batch, Counters
 from services.core.runtime.kafka import (
     DOSSIER_TOPIC,
@@ -50,6 +50,17 @@ async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: 
 
 
 async def _read_counters(conn: AsyncConnection, prefixes: Sequence[str]) -> dict[str, int]:
+    rows = [{"prefix": prefix, "last": 0} for prefix in prefixes]
+    stmt = _READ_COUNTERS[conn.dialect.name]
+    return {row.prefix: int(row.last) for row in await conn.execute(stmt, rows)}
+
+
+async def _write_counters(conn: AsyncConnection, values: Mapping[str, int]) -> None:
+    rows = [{"b_prefix": prefix, "b_last": last} for prefix, last in values.items()]
+    await conn.execute(_WRITE_COUNTERS, rows)
+
+
+def _read_counters_statement(dialect: str) -> Any:
     # An upsert that changes nothing: creates the day's rows if missing and, on PostgreSQL,
     # takes their row locks, in the order given (a plain SELECT would not lock); SQLite's
     # BEGIN IMMEDIATE holds the file.
@@ -57,22 +68,21 @@ async def _read_counters(conn: AsyncConnection, prefixes: Sequence[str]) -> dict
     # key, and SQLAlchemy compiled it again for every batch. Sent as one INSERT … VALUES
     # (…), (…) all the same ("insertmanyvalues"), in the order given.
     c = t.code_counters.c
-    stmt = (
-        dialect_insert(conn, t.code_counters)
+    return (
+        dialect_insert_for(dialect, t.code_counters)
         .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
         .returning(c.prefix, c.last, sort_by_parameter_order=True)
     )
-    rows = [{"prefix": prefix, "last": 0} for prefix in prefixes]
-    return {row.prefix: int(row.last) for row in await conn.execute(stmt, rows)}
 
 
-async def _write_counters(conn: AsyncConnection, values: Mapping[str, int]) -> None:
-    c = t.code_counters.c
-    stmt = t.code_counters.update().where(c.prefix == sa.bindparam("b_prefix"))
-    await conn.execute(
-        stmt.values(last=sa.bindparam("b_last")),
-        [{"b_prefix": prefix, "b_last": last} for prefix, last in values.items()],
-    )
+# Built once: building a statement cost about twice what executing it did (64 against
+# 35 µs on SQLite, measured), and a batch of one receipt runs these two.
+_READ_COUNTERS = {name: _read_counters_statement(name) for name in ("postgresql", "sqlite")}
+_WRITE_COUNTERS = (
+    t.code_counters.update()
+    .where(t.code_counters.c.prefix == sa.bindparam("b_prefix"))
+    .values(last=sa.bindparam("b_last"))
+)
 
 
 CODE_COUNTERS = Counters(read=_read_counters, write=_write_counters)
