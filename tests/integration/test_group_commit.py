@@ -117,6 +117,9 @@ async def test_the_same_key_twice_in_one_batch_is_one_dossier(intake: IntakeHarn
     assert writes(intake).stats.isolated == 0
     assert await count(intake, t.dossiers) == 2
     assert await count(intake, t.outbox) == 2
+    # The batch took three codes up front and used two: the third is given back.
+    assert sorted(r.json()["code"][-4:] for r in responses[:2]) == ["0001", "0002"]
+    assert (await intake.dossier(**phone(6)))["code"][-4:] == "0003"
 
 
 async def test_codes_stay_gapless_under_concurrency(intake: IntakeHarness) -> None:
