@@ -70,10 +70,6 @@ class CatalogueCache:
             ttl_seconds, max_entries=max_entries
         )
 
-    @property
-    def reads(self) -> int:
-        return self._cache.reads
-
     async def get(self, engine: AsyncEngine, code: str) -> CatalogueEntry | None:
         return await self._cache.get(code, lambda: self._read(engine, code))
 

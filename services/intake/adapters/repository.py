@@ -51,9 +51,8 @@ async def next_code(batch: Batch, conn: AsyncConnection, agency_code: str, day: 
 
 
 async def _read_counters(conn: AsyncConnection, prefixes: Sequence[str]) -> dict[str, int]:
-    rows = [{"prefix": prefix, "last": 0} for prefix in prefixes]
-    stmt = _READ_COUNTERS[conn.dialect.name]
-    return {row.prefix: int(row.last) for row in await conn.execute(stmt, rows)}
+    # A claim of nothing: creates the day's rows if missing and locks them, changing nothing.
+    return await _claim_counters(conn, dict.fromkeys(prefixes, 0))
 
 
 async def _claim_counters(conn: AsyncConnection, amounts: Mapping[str, int]) -> dict[str, int]:
@@ -67,24 +66,14 @@ async def _write_counters(conn: AsyncConnection, values: Mapping[str, int]) -> N
     await conn.execute(_WRITE_COUNTERS, rows)
 
 
-def _read_counters_statement(dialect: str) -> Any:
-    # An upsert that changes nothing: creates the day's rows if missing and, on PostgreSQL,
-    # takes their row locks, in the order given (a plain SELECT would not lock); SQLite's
-    # BEGIN IMMEDIATE holds the file.
+def _claim_counters_statement(dialect: str) -> Any:
+    # An upsert that adds each row's `last` to the stored one (a new row starts at it) and
+    # returns the sums: the batch's codes taken in one statement. On PostgreSQL it takes the
+    # rows' locks, in the order given (a plain SELECT would not lock); SQLite's BEGIN
+    # IMMEDIATE holds the file.
     # The rows as executemany parameters, not .values([...]): a multi-row VALUES has no cache
     # key, and SQLAlchemy compiled it again for every batch. Sent as one INSERT … VALUES
     # (…), (…) all the same ("insertmanyvalues"), in the order given.
-    c = t.code_counters.c
-    return (
-        dialect_insert_for(dialect, t.code_counters)
-        .on_conflict_do_update(index_elements=[c.prefix], set_={"last": c.last})
-        .returning(c.prefix, c.last, sort_by_parameter_order=True)
-    )
-
-
-def _claim_counters_statement(dialect: str) -> Any:
-    # Adds each row's `last` to the stored one (a new row starts at it): the batch's codes
-    # taken, and their rows locked, in one statement.
     c = t.code_counters.c
     insert = dialect_insert_for(dialect, t.code_counters)
     return insert.on_conflict_do_update(
@@ -94,7 +83,6 @@ def _claim_counters_statement(dialect: str) -> Any:
 
 # Built once: building a statement cost about twice what executing it did (64 against
 # 35 µs on SQLite, measured), and a batch of one receipt runs one or two of these.
-_READ_COUNTERS = {name: _read_counters_statement(name) for name in ("postgresql", "sqlite")}
 _CLAIM_COUNTERS = {name: _claim_counters_statement(name) for name in ("postgresql", "sqlite")}
 _WRITE_COUNTERS = (
     t.code_counters.update()
