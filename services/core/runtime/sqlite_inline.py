@@ -27,6 +27,14 @@ from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_MS = 200  # longest a statement holds the loop waiting for another process's lock
+# Prepared statements a connection keeps (sqlite3's default is 128). A batch's `IN (...)` and
+# multi-row VALUES have as many parameters as the batch has records, so each size is a
+# statement text of its own, kept prepared (about 60 KiB for one of 250 ids): with
+# 128 kept, under sustained load the tracker's and the notifier's SQLite memory climbed in
+# steps to 37 MiB as larger batches came (bench/README.md, "Intake throughput", memory).
+# A service's fixed statements, used at every batch, are a few dozen and stay among the
+# recently used; the batch-sized ones are cheap to prepare again.
+CACHED_STATEMENTS = 32
 CHECKPOINT_SECONDS = 1.0
 
 
@@ -151,7 +159,10 @@ def inline_creator(path: Path) -> Any:
 
     async def connect() -> InlineConnection:
         connection = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            str(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+            cached_statements=CACHED_STATEMENTS,
         )
         return InlineConnection(connection)
 
