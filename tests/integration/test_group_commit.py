@@ -299,3 +299,52 @@ async def test_an_expired_catalogue_entry_is_read_once_by_concurrent_requests(
         event.remove(engine, "before_cursor_execute", count)
     assert {entry.procedure.code for entry in found if entry} == {"P1"}
     assert len(reads) == 1  # one read for the twenty, not one each
+
+
+# -- linger: an idle batcher waits a moment for company ------------------------------------
+
+
+async def nothing(_conn: AsyncConnection, _batch: Batch) -> str:
+    return "done"
+
+
+async def until_lingering(group: GroupCommit) -> None:
+    for _ in range(10_000):
+        if group.lingering:
+            return
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+    raise AssertionError("the batcher never waited for more units")
+
+
+async def test_an_idle_batcher_waits_for_units_to_share_a_transaction(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    # A wait far longer than the test: it ends because the batch is full, not on time.
+    group = GroupCommit(engine, max_batch=3, linger=600.0)
+    try:
+        assert await group.run(nothing) == "done"  # the batcher is started, and idle again
+        first = asyncio.create_task(group.run(nothing))
+        await until_lingering(group)
+        others = [asyncio.create_task(group.run(nothing)) for _ in range(2)]
+        assert await asyncio.gather(first, *others) == ["done"] * 3
+        assert group.stats.sizes == [1, 3]
+        assert group.stats.lingers == 1
+    finally:
+        await group.close()
+        await engine.dispose()
+
+
+async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=0.01)
+    try:
+        for _ in range(12):  # one after the other, as a script importing dossiers sends them
+            assert await group.run(nothing) == "done"
+        assert group.stats.sizes == [1] * 12
+        # The first unit starts the batcher; the next two find it idle and wait, gather
+        # nothing, and the average of what waiting gathers falls below half a unit: the nine
+        # after them are run at once (the next try is at the sixteenth idle wake-up).
+        assert group.stats.lingers == 2
+        assert not group.lingering
+    finally:
+        await group.close()
+        await engine.dispose()
