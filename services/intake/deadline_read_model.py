@@ -92,12 +92,12 @@ async def apply_deadline_events(engine: AsyncEngine, envelopes: Sequence[Envelop
                 deadline_version=mark.version,
             )
     if concerned:
-        marked = sum(mark is not None for mark in marks)
+        marked, took = sum(mark is not None for mark in marks), sum(taken)
         log.info(
             "deadline_events_projected",
             events=len(envelopes),
-            taken=sum(taken),
-            not_newer=marked - sum(taken),
+            taken=took,
+            not_newer=marked - took,
             not_for_the_list=len(envelopes) - marked,
         )
     return taken
