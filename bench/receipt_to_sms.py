@@ -940,6 +940,11 @@ def _method(result: Run) -> list[str]:
         "only matter when a wake-up is missed).",
         "- **Path of a dossier.** Intake: the requests that arrive together share one "
         "transaction (group commit: the dossiers and their outbox rows), each answered 201; "
+        "the batcher, when idle, waits up to 10 ms for more requests before it begins, "
+        "until as many wait as its last batch held (`RECEIPT_LINGER_SECONDS`): at 200/s a "
+        "request comes every 5 ms, and a transaction of one dossier costs several times its "
+        "rows (measured on 2026-12-03, alternating runs at 200/s: the intake's CPU a dossier "
+        "fell by a fifth to a third); "
         "the commit wakes the outbox relay, which publishes `dossier.received` and marks what "
         "it published in one statement. Notifier: its consumer takes the records fetched as "
         "a batch, decides and stores a topic's run of receipt notices in one transaction, "

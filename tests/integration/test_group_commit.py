@@ -299,3 +299,95 @@ async def test_an_expired_catalogue_entry_is_read_once_by_concurrent_requests(
         event.remove(engine, "before_cursor_execute", count)
     assert {entry.procedure.code for entry in found if entry} == {"P1"}
     assert len(reads) == 1  # one read for the twenty, not one each
+
+
+# -- linger: an idle batcher waits a moment for company ------------------------------------
+
+
+async def nothing(_conn: AsyncConnection, _batch: Batch) -> str:
+    return "done"
+
+
+async def until_queued(group: GroupCommit, count: int) -> None:
+    for _ in range(10_000):
+        if group.queued >= count:
+            return
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+    raise AssertionError(f"never {count} units queued")
+
+
+async def until_lingering(group: GroupCommit) -> None:
+    for _ in range(10_000):
+        if group.lingering:
+            return
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+    raise AssertionError("the batcher never waited for more units")
+
+
+async def test_an_idle_batcher_waits_for_as_many_units_as_its_last_batch(
+    tmp_path: Any,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    # A wait far longer than the test: it ends on the number of units, not on time.
+    group = GroupCommit(engine, linger=600.0)
+    try:
+        async with group.held():
+            three = [asyncio.create_task(group.run(nothing)) for _ in range(3)]
+            await until_queued(group, 3)
+        assert await asyncio.gather(*three) == ["done"] * 3  # one batch of three
+        first = asyncio.create_task(group.run(nothing))
+        await until_lingering(group)
+        second = asyncio.create_task(group.run(nothing))
+        await until_queued(group, 2)
+        assert group.lingering  # two of the three the last batch held
+        third = asyncio.create_task(group.run(nothing))
+        assert await asyncio.wait_for(asyncio.gather(first, second, third), 30) == ["done"] * 3
+        assert group.stats.sizes == [3, 3]
+        assert group.stats.lingers == 1
+    finally:
+        await group.close()
+        await engine.dispose()
+
+
+async def test_callers_waiting_for_their_answers_are_waited_for_until_all_are_back(
+    tmp_path: Any,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=600.0)  # were a wait to run out, the test would too
+
+    async def clerk(number: int) -> None:
+        assert await group.run(nothing) == "done"
+        for _ in range(4):
+            # Each comes back a few turns of the loop after the other, as over a network.
+            for _ in range(3 * number):
+                await asyncio.sleep(0)
+            assert await group.run(nothing) == "done"
+
+    try:
+        async with group.held():  # the four begin together
+            clerks = asyncio.gather(*(clerk(n) for n in range(4)))
+            await until_queued(group, 4)
+        await asyncio.wait_for(clerks, 30)
+        # Every batch is the four clerks: each wait ended when the last of them was back.
+        assert group.stats.sizes == [4] * 5
+        assert group.stats.lingers == 4
+    finally:
+        await group.close()
+        await engine.dispose()
+
+
+async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=0.01)
+    try:
+        for _ in range(12):  # one after the other, as a script importing dossiers sends them
+            assert await group.run(nothing) == "done"
+        assert group.stats.sizes == [1] * 12
+        # The first unit starts the batcher; the next two find it idle and wait, gather
+        # nothing, and the average of what waiting gathers falls below half a unit: the nine
+        # after them are run at once (the next try is at the sixteenth idle wake-up).
+        assert group.stats.lingers == 2
+        assert not group.lingering
+    finally:
+        await group.close()
+        await engine.dispose()
