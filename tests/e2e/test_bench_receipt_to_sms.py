@@ -91,6 +91,32 @@ def test_the_verdict_says_met_or_missed_for_latency_and_cpu() -> None:
     assert "within 25% of it" in bench.verdict(close)
 
 
+def test_the_verdict_gives_the_cpu_without_the_harness_and_scaled_to_the_targets_speed() -> None:
+    posted = [bench.Posted(i, due=i / 200, sent=i / 200, answered=i / 200 + 0.01, status=201)
+              for i in range(200)]  # fmt: skip
+    groups = {"intake": 0.8, "generator": 0.2, "gateway": 0.1, "other": 0.1}
+    cpu = common.CpuShares(wall=1.0, groups=groups, machine=1.2)
+    measured = bench.RateResult(
+        rate=200.0, seconds=1.0, posted=posted, latencies={i: 0.3 for i in range(200)},
+        after_answer=[0.29] * 200, duplicates=0, strays=0, cpu=cpu, cpu_total=cpu,
+    )  # fmt: skip
+    shape = bench.ShapeRun("postgres", ("intake", "gateway", "generator"), rates=[measured])
+    text = bench.verdict(shape)
+    assert "CPU **missed**: 5.5 ms a dossier" in text  # the harness stays in the figure
+    assert "motcua's own processes, the broker and the database 4.0 ms" in text
+    assert "gateway and generator 1.5 ms" in text
+    assert "at the speed of the run the target was set in" not in text  # no ceiling, no scale
+
+    class HalfSpeed:  # a ceiling at half the reference run's rate
+        rate = bench.REFERENCE_CEILING / 2
+
+        def ratio(self, figure: float, unit: str) -> str:
+            return f"{figure:.0f} {unit}"
+
+    shape.ceiling = HalfSpeed()  # type: ignore[assignment]
+    assert "2.8 ms at the speed of the run the target was set in" in bench.verdict(shape)
+
+
 def test_a_flat_kafka_stage_is_explained_as_the_broker_fetch_wait() -> None:
     def rate(offered: float, kafka_seconds: float) -> bench.RateResult:
         stages = {name: [0.02] * 10 for name in bench.STAGES}
