@@ -391,3 +391,46 @@ async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: 
     finally:
         await group.close()
         await engine.dispose()
+
+
+async def test_a_lone_caller_is_waited_for_ever_more_rarely(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=0.001)
+    try:
+        for _ in range(250):  # one after the other, as a script importing dossiers sends them
+            assert await group.run(nothing) == "done"
+        # Two waits until the batcher learns that waiting gathers nobody, then one after 16
+        # idle wake-ups, 32, 64 and 128: each fruitless try puts the next one twice as far.
+        assert group.stats.lingers == 2 + 4
+        assert group.stats.sizes == [1] * 250
+    finally:
+        await group.close()
+        await engine.dispose()
+
+
+async def test_a_wait_that_gathers_callers_again_makes_the_batcher_wait_again(
+    tmp_path: Any,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=600.0)  # each wait here ends on the second unit
+    try:
+        group.linger = 0.001
+        for _ in range(3 + 16 + 32):  # alone: the waits stop, the next try is 64 wake-ups away
+            assert await group.run(nothing) == "done"
+        assert group.stats.lingers == 4
+        group.linger = 600.0
+        for _ in range(63):
+            assert await group.run(nothing) == "done"
+        pair = [asyncio.create_task(group.run(nothing))]
+        await until_lingering(group)  # the try, at the 64th wake-up
+        pair.append(asyncio.create_task(group.run(nothing)))
+        assert await asyncio.wait_for(asyncio.gather(*pair), 30) == ["done"] * 2
+        # It gathered one: the next try comes after 16 wake-ups again, not 128.
+        for _ in range(15):
+            assert await group.run(nothing) == "done"
+        lone = asyncio.create_task(group.run(nothing))
+        await until_lingering(group)
+        assert await asyncio.wait_for(asyncio.gather(lone, group.run(nothing)), 30) == ["done"] * 2
+    finally:
+        await group.close()
+        await engine.dispose()

@@ -43,7 +43,7 @@ the units one after another on its connection, then inserts the deferred rows an
   `linger` (a wait of `linger` each time cost a third of the throughput at 4-16 such
   callers, measured). A caller alone who waits for each answer gathers nobody in a wait and
   would only be slowed by it: the batcher keeps an average of what its waits gathered and
-  stops waiting while they gather nothing, trying again now and then.
+  stops waiting while they gather nothing, trying again ever more rarely.
 """
 
 from __future__ import annotations
@@ -65,11 +65,16 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 # `linger`'s bookkeeping: waiting goes on while its waits gathered at least LINGER_WORTH units
-# on average (each wait weighing LINGER_WEIGHT in that average); otherwise one idle wake-up
-# in LINGER_PROBE_EVERY waits, to notice that callers came back.
+# on average (each wait weighing LINGER_WEIGHT in that average). Otherwise the batcher waits
+# again after LINGER_PROBE_EVERY idle wake-ups, to notice that callers came back, and after
+# twice as many each time such a wait gathers nobody, up to LINGER_PROBE_MAX. A script that
+# sends one unit after the other's answer (an import) then pays 9 waits in 3,000 units, not
+# 189: measured on SQLite with empty units, 0.33 ms a unit against 0.97 with a wait every
+# sixteen and 0.30 with no linger at all.
 LINGER_WORTH = 0.5
 LINGER_WEIGHT = 0.3
 LINGER_PROBE_EVERY = 16
+LINGER_PROBE_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,8 @@ class GroupCommit:
         self._enough = asyncio.Event()  # a linger ends there: see `_gather`
         self._enough_at = max_batch  # how many waiting units end a linger
         self._linger_yield = 1.0  # average units a linger gathered besides the first
-        self._idle_wakeups = 0
+        self._idle_wakeups = 0  # since the last wait
+        self._probe_after = LINGER_PROBE_EVERY
         self._last_size = 0  # units in the last batch run
         self._lingering = False
         self._open = asyncio.Event()
@@ -295,8 +301,10 @@ class GroupCommit:
         if not self.linger:
             return
         self._idle_wakeups += 1
-        if self._linger_yield < LINGER_WORTH and self._idle_wakeups % LINGER_PROBE_EVERY:
-            return
+        if self._linger_yield < LINGER_WORTH:
+            if self._idle_wakeups < self._probe_after:
+                return
+            self._probe_after = min(LINGER_PROBE_MAX, self._probe_after * 2)
         first = len(self._queue)
         self._enough_at = min(self.max_batch, max(2, self._last_size))
         if first >= self._enough_at:  # they are all here already
@@ -311,8 +319,11 @@ class GroupCommit:
             self._lingering = False
             self._enough_at = self.max_batch
         self.stats.lingers += 1
+        self._idle_wakeups = 0
         gathered = len(self._queue) - first
         self._linger_yield += LINGER_WEIGHT * (gathered - self._linger_yield)
+        if gathered:
+            self._probe_after = LINGER_PROBE_EVERY
 
     async def _run_batch(self, batch: list[_Pending[Any]]) -> None:
         self.stats.record(len(batch))
