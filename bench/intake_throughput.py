@@ -100,15 +100,26 @@ class Setup:
     database: str  # "sqlite" | "postgres"
     replicas: int = 1
     all_in_one: bool = False
+    # Issue 12's target for the setup: this many dossiers/s at p99 < 50 ms, with a number of
+    # clerks in this range (None: at any level).
+    target_rate: int = TARGET_RATE
+    target_clerks: tuple[int, int] | None = None
+
+    def target(self) -> str:
+        asked = f"≥ {self.target_rate:,} dossiers/s at p99 < 50 ms"
+        if self.target_clerks is None:
+            return asked
+        low, high = self.target_clerks
+        return f"{asked} with {low}-{high} clerks"
 
 
 SETUPS = {
     s.name: s
     for s in (
         Setup("up", "`motcua up`: the embedded default (all three services, SQLite)", "sqlite",
-              all_in_one=True),
+              all_in_one=True, target_clerks=(32, 64)),
         Setup("sqlite", "`motcua intake` alone on SQLite", "sqlite"),
-        Setup("postgres", "`motcua intake` on PostgreSQL", "postgres"),
+        Setup("postgres", "`motcua intake` on PostgreSQL", "postgres", target_rate=1500),
         Setup("postgres-x2", "two `motcua intake` processes on PostgreSQL", "postgres",
               replicas=2),
         Setup("ceiling", "ceiling: a bare FastAPI endpoint validating the same body "
@@ -619,6 +630,38 @@ def problems(result: Run) -> list[str]:
     return found
 
 
+def in_target_range(s: SetupResult) -> list[LevelResult]:
+    """The levels the setup's target is judged on (its range of clerks, if any)."""
+    if s.setup.target_clerks is None:
+        return list(s.levels)
+    low, high = s.setup.target_clerks
+    return [lv for lv in s.levels if low <= lv.concurrency <= high]
+
+
+def setup_verdict(s: SetupResult) -> str:
+    """Whether the setup met its own target (`Setup.target`), with the figures that say so."""
+    judged = in_target_range(s)
+    if not judged:
+        return f"{s.setup.title}: not measured ({s.setup.target()} asked)"
+    within = [lv for lv in judged if lv.p(0.99) < TARGET_P99]
+    best = max(within, key=lambda lv: lv.rate, default=None)
+    if best is not None and best.rate >= s.setup.target_rate:
+        return (
+            f"{s.setup.title}: **met** ({s.setup.target()} asked): {best.rate:,.0f}/s at "
+            f"{best.concurrency} clerks, p99 {ms(best.p(0.99))}"
+        )
+    top = max(judged, key=lambda lv: lv.rate)
+    there = (
+        f"best with p99 < 50 ms there {best.rate:,.0f}/s at {best.concurrency} clerks"
+        if best
+        else "p99 ≥ 50 ms at every such level"
+    )
+    return (
+        f"{s.setup.title}: **missed** ({s.setup.target()} asked): {there}; most "
+        f"{top.rate:,.0f}/s at {top.concurrency} clerks, p99 {ms(top.p(0.99))}"
+    )
+
+
 def best_within_target(s: SetupResult) -> LevelResult | None:
     """The level with the most dossiers/s among those with p99 under the target."""
     within = [lv for lv in s.levels if lv.p(0.99) < TARGET_P99]
@@ -755,24 +798,17 @@ def section(
     pg: dict[str, str] | None,
     analysis: str = "",
 ) -> str:
-    met = [
-        s for s in result.setups
-        if (b := best_within_target(s)) is not None and b.rate >= TARGET_RATE
-        and s.setup.database != "none"
-    ]  # fmt: skip
-    verdict = (
-        "met by " + ", ".join(s.setup.title for s in met)
-        if met
-        else f"missed: no setup sustains {TARGET_RATE:,} dossiers/s at p99 < 50 ms on this machine"
-    )
     opts = result.options
     parts = [
         f"## {TITLE}",
         "",
         "Target: *≥ 1,000 dossiers/s sustained at p99 < 50 ms on the intake, on this 2-core "
-        "machine.*",
+        "machine; issue 12 asks it of `motcua up` with 32-64 clerks, and 1,500/s of the intake "
+        "on PostgreSQL.*",
         "",
-        f"**Result: {verdict}.**",
+        "**Result.**",
+        "",
+        *(f"- {setup_verdict(s)}." for s in result.setups if s.setup.database != "none"),
         "",
         summary_table(result),
         "",
