@@ -8,8 +8,8 @@ requests are queued: no timing decides who shares a transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -308,14 +308,6 @@ async def nothing(_conn: AsyncConnection, _batch: Batch) -> str:
     return "done"
 
 
-async def until_queued(group: GroupCommit, count: int) -> None:
-    for _ in range(10_000):
-        if group.queued >= count:
-            return
-        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
-    raise AssertionError(f"never {count} units queued")
-
-
 async def until_lingering(group: GroupCommit) -> None:
     for _ in range(10_000):
         if group.lingering:
@@ -324,62 +316,62 @@ async def until_lingering(group: GroupCommit) -> None:
     raise AssertionError("the batcher never waited for more units")
 
 
+@asynccontextmanager
+async def batcher(tmp_path: Any, linger: float) -> AsyncIterator[GroupCommit]:
+    """A group commit on a SQLite file of its own, lingering `linger` seconds."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
+    group = GroupCommit(engine, linger=linger)
+    try:
+        yield group
+    finally:
+        await group.close()
+        await engine.dispose()
+
+
 async def test_an_idle_batcher_waits_for_as_many_units_as_its_last_batch(
     tmp_path: Any,
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
     # A wait far longer than the test: it ends on the number of units, not on time.
-    group = GroupCommit(engine, linger=600.0)
-    try:
+    async with batcher(tmp_path, 600.0) as group:
         async with group.held():
             three = [asyncio.create_task(group.run(nothing)) for _ in range(3)]
-            await until_queued(group, 3)
+            await queued(group, 3)
         assert await asyncio.gather(*three) == ["done"] * 3  # one batch of three
         first = asyncio.create_task(group.run(nothing))
         await until_lingering(group)
         second = asyncio.create_task(group.run(nothing))
-        await until_queued(group, 2)
+        await queued(group, 2)
         assert group.lingering  # two of the three the last batch held
         third = asyncio.create_task(group.run(nothing))
         assert await asyncio.wait_for(asyncio.gather(first, second, third), 30) == ["done"] * 3
         assert group.stats.sizes == [3, 3]
         assert group.stats.lingers == 1
-    finally:
-        await group.close()
-        await engine.dispose()
 
 
 async def test_callers_waiting_for_their_answers_are_waited_for_until_all_are_back(
     tmp_path: Any,
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
-    group = GroupCommit(engine, linger=600.0)  # were a wait to run out, the test would too
+    async with batcher(tmp_path, 600.0) as group:  # were a wait to run out, the test would too
 
-    async def clerk(number: int) -> None:
-        assert await group.run(nothing) == "done"
-        for _ in range(4):
-            # Each comes back a few turns of the loop after the other, as over a network.
-            for _ in range(3 * number):
-                await asyncio.sleep(0)
+        async def clerk(number: int) -> None:
             assert await group.run(nothing) == "done"
+            for _ in range(4):
+                # Each comes back a few turns of the loop after the other, as over a network.
+                for _ in range(3 * number):
+                    await asyncio.sleep(0)
+                assert await group.run(nothing) == "done"
 
-    try:
         async with group.held():  # the four begin together
             clerks = asyncio.gather(*(clerk(n) for n in range(4)))
-            await until_queued(group, 4)
+            await queued(group, 4)
         await asyncio.wait_for(clerks, 30)
         # Every batch is the four clerks: each wait ended when the last of them was back.
         assert group.stats.sizes == [4] * 5
         assert group.stats.lingers == 4
-    finally:
-        await group.close()
-        await engine.dispose()
 
 
 async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: Any) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
-    group = GroupCommit(engine, linger=0.01)
-    try:
+    async with batcher(tmp_path, 0.01) as group:
         for _ in range(12):  # one after the other, as a script importing dossiers sends them
             assert await group.run(nothing) == "done"
         assert group.stats.sizes == [1] * 12
@@ -388,37 +380,26 @@ async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: 
         # after them are run at once (the next try is at the sixteenth idle wake-up).
         assert group.stats.lingers == 2
         assert not group.lingering
-    finally:
-        await group.close()
-        await engine.dispose()
 
 
 async def test_a_lone_caller_is_waited_for_ever_more_rarely(tmp_path: Any) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
-    group = GroupCommit(engine, linger=0.001)
-    try:
+    async with batcher(tmp_path, 0.001) as group:
         for _ in range(250):  # one after the other, as a script importing dossiers sends them
             assert await group.run(nothing) == "done"
         # Two waits until the batcher learns that waiting gathers nobody, then one after 16
         # idle wake-ups, 32, 64 and 128: each fruitless try puts the next one twice as far.
         assert group.stats.lingers == 2 + 4
         assert group.stats.sizes == [1] * 250
-    finally:
-        await group.close()
-        await engine.dispose()
 
 
 async def test_a_wait_that_gathers_callers_again_makes_the_batcher_wait_again(
     tmp_path: Any,
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
-    group = GroupCommit(engine, linger=600.0)  # each wait here ends on the second unit
-    try:
-        group.linger = 0.001
+    async with batcher(tmp_path, 0.001) as group:
         for _ in range(3 + 16 + 32):  # alone: the waits stop, the next try is 64 wake-ups away
             assert await group.run(nothing) == "done"
         assert group.stats.lingers == 4
-        group.linger = 600.0
+        group.linger = 600.0  # from now on each wait must end on the second unit
         for _ in range(63):
             assert await group.run(nothing) == "done"
         pair = [asyncio.create_task(group.run(nothing))]
@@ -431,6 +412,3 @@ async def test_a_wait_that_gathers_callers_again_makes_the_batcher_wait_again(
         lone = asyncio.create_task(group.run(nothing))
         await until_lingering(group)
         assert await asyncio.wait_for(asyncio.gather(lone, group.run(nothing)), 30) == ["done"] * 2
-    finally:
-        await group.close()
-        await engine.dispose()
