@@ -306,10 +306,10 @@ class GroupCommit:
                 return
             self._probe_after = min(LINGER_PROBE_MAX, self._probe_after * 2)
         first = len(self._queue)
-        self._enough_at = min(self.max_batch, max(2, self._last_size))
-        if first >= self._enough_at:  # they are all here already
-            self._enough_at = self.max_batch
+        enough = min(self.max_batch, max(2, self._last_size))
+        if first >= enough:  # they are all here already
             return
+        self._enough_at = enough
         self._enough.clear()
         self._lingering = True
         try:
