@@ -643,8 +643,7 @@ def setup_verdict(s: SetupResult) -> str:
     judged = in_target_range(s)
     if not judged:
         return f"{s.setup.title}: not measured ({s.setup.target()} asked)"
-    within = [lv for lv in judged if lv.p(0.99) < TARGET_P99]
-    best = max(within, key=lambda lv: lv.rate, default=None)
+    best = best_within(judged)
     if best is not None and best.rate >= s.setup.target_rate:
         return (
             f"{s.setup.title}: **met** ({s.setup.target()} asked): {best.rate:,.0f}/s at "
@@ -662,10 +661,14 @@ def setup_verdict(s: SetupResult) -> str:
     )
 
 
-def best_within_target(s: SetupResult) -> LevelResult | None:
+def best_within(levels: Sequence[LevelResult]) -> LevelResult | None:
     """The level with the most dossiers/s among those with p99 under the target."""
-    within = [lv for lv in s.levels if lv.p(0.99) < TARGET_P99]
+    within = [lv for lv in levels if lv.p(0.99) < TARGET_P99]
     return max(within, key=lambda lv: lv.rate, default=None)
+
+
+def best_within_target(s: SetupResult) -> LevelResult | None:
+    return best_within(s.levels)
 
 
 # -- the README section ---------------------------------------------------------------------
