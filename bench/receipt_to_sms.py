@@ -82,8 +82,8 @@ CPU_SPREAD = 0.25
 # The ceiling of the run whose figures issue 12 started from (31 dossiers/s against 6,340
 # req/s). A CPU figure scaled by this run's ceiling ÷ this one reads as if measured at that
 # run's speed: the ceiling is one server process on one core, so its rate follows the speed
-# the virtual machine gives (2026-12-03: 4,000-4,500 req/s all day with the reference loop at
-# 18.6-19.4 µs, against 5,200-10,600 req/s at 8.4-9.0 µs the day before).
+# the virtual machine gives (2026-12-03: 2,700-4,500 req/s all day with the reference loop at
+# 18.6-20.4 µs, against 5,200-10,600 req/s at 8.4-9.0 µs the day before).
 REFERENCE_CEILING = 6340.0
 CPU_RUNS = (
     "quiet runs of one evening here (*other* under 0.12 cores) differed by up to a quarter, "
