@@ -142,7 +142,7 @@ async def record_receipt(
     calendar = calendars.for_schedule(entry.office_schedule)
     code = await repo.next_code(batch, conn, procedure.agency_code, received_at.date())
     dossier = Dossier.receive(
-        id=repo.new_id(),
+        id=repo.new_id(now),
         code=code,
         procedure=procedure,
         applicant=order.applicant,

@@ -116,7 +116,7 @@ async def publish_calendar_change(
 ) -> None:
     """Tell the tracker (motcua.calendar.v1) in the same transaction as the change."""
     envelope = CalendarEnvelope(
-        event_id=new_id(),
+        event_id=new_id(now),
         type=CALENDAR_CHANGED,
         occurred_at=now,
         payload=CalendarChanged(
@@ -217,7 +217,7 @@ async def publish_directory_entry(conn: AsyncConnection, agency_code: str, now: 
     needs."""
     agency = await get_agency(conn, agency_code)
     envelope = DirectoryEnvelope(
-        event_id=new_id(),
+        event_id=new_id(now),
         type=SUPERVISORS_CHANGED,
         occurred_at=now,
         payload=SupervisorsChanged(

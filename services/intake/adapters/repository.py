@@ -4,7 +4,6 @@ read_model.py, the state document in dossier_state.py."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from schemas.events import (
     Envelope,
 )
 from services.core.domain.codes import dossier_code, dossier_code_prefix
+from services.core.ids import time_ordered_id
 from services.core.runtime.database import dialect_insert_for
 from services.core.runtime.group_commit import Batch, Counters
 from services.core.runtime.kafka import (
@@ -94,8 +94,10 @@ _WRITE_COUNTERS = (
 CODE_COUNTERS = Counters(read=_read_counters, write=_write_counters, claim=_claim_counters)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
+def new_id(now: datetime) -> str:
+    """A dossier's or an event's id: time-ordered, so that a batch's rows share the indexes'
+    last pages (core.ids)."""
+    return time_ordered_id(now)
 
 
 # --- dossiers --------------------------------------------------------------------------
@@ -217,7 +219,7 @@ def _event_rows(dossier: Dossier, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for event in dossier.events:
         envelope = Envelope(
-            event_id=new_id(),
+            event_id=new_id(now),
             type=EVENT_TYPE_OF[type(event)],
             occurred_at=event.at,
             dossier_id=dossier.id,
