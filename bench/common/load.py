@@ -90,6 +90,12 @@ class LevelResult(Answers):
             return float("nan")
         return sum(self.cpu.cores(g) for g in groups) * self.seconds / self.created * 1000
 
+    def kb_written(self, *groups: str) -> float:
+        """KB written to storage per dossier created, by these groups' processes."""
+        if self.cpu is None or not self.created:
+            return float("nan")
+        return sum(self.cpu.written.get(g, 0) for g in groups) / self.created / 1000
+
 
 async def drive(clerks: Sequence[Clerk], seconds: float) -> LevelResult:
     """Every clerk posts dossiers back to back until `seconds` are over."""

@@ -11,8 +11,8 @@ import platform
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 
 import asyncpg
@@ -207,17 +207,35 @@ def _machine_busy() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
+def _written(pids: Iterable[int]) -> dict[int, int]:
+    """Bytes each process has caused to be written to storage (`write_bytes` of
+    /proc/PID/io: its files' pages as the kernel writes them back, SQLite's WAL and
+    checkpoints among them); processes that are gone or not ours are left out."""
+    found: dict[int, int] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io", encoding="ascii") as io:
+                for line in io:
+                    if line.startswith("write_bytes:"):
+                        found[pid] = int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
     at: float
     processes: dict[int, tuple[str, float]]
     busy: float
     total: float
+    written: dict[int, int] = field(default_factory=dict)  # bytes to storage, per process
 
     @classmethod
     def take(cls) -> CpuSnapshot:
         busy, total = _machine_busy()
-        return cls(time.monotonic(), _all_processes(), busy, total)
+        processes = _all_processes()
+        return cls(time.monotonic(), processes, busy, total, _written(processes))
 
 
 @dataclass(frozen=True)
@@ -227,6 +245,7 @@ class CpuShares:
     wall: float
     groups: dict[str, float]
     machine: float  # all processes, all cores
+    written: dict[str, int] = field(default_factory=dict)  # bytes to storage, per group
 
     def cores(self, group: str) -> float:
         return self.groups.get(group, 0.0)
@@ -249,6 +268,7 @@ def cpu_between(
         start = before.processes.get(pid, (name, 0.0))[1]
         used[pid] = (name, max(cpu - start, 0.0))
     shares: dict[str, float] = {}
+    written: dict[str, int] = {}
     claimed: set[int] = set()
     for group, members in groups.items():
         if isinstance(members, str):
@@ -257,6 +277,9 @@ def cpu_between(
             pids = set(members) & used.keys()
         claimed |= pids
         shares[group] = sum(used[pid][1] for pid in pids) / wall
+        written[group] = sum(
+            max(after.written.get(pid, 0) - before.written.get(pid, 0), 0) for pid in pids
+        )
     machine = (after.busy - before.busy) / wall
     shares["other"] = max(machine - sum(shares.values()), 0.0)
-    return CpuShares(wall, shares, machine)
+    return CpuShares(wall, shares, machine, written)

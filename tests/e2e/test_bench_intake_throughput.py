@@ -42,6 +42,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
         for level in setup.levels:
             assert level.created > 0 and level.errors == 0, level.error_text()
             assert level.cpu is not None and level.cpu.cores("intake") > 0
+            assert level.kb_written("intake") > 0  # its database and its log, at least
         assert setup.dossiers == setup.posted > 0
         assert setup.backlog_after == 0
         assert setup.exit_codes == [0]
@@ -60,6 +61,20 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     assert "### Memory under sustained load" in text and "**Memory under sustained load: " in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme
+
+
+def test_bytes_written_are_counted_per_group_from_each_process_own_counter() -> None:
+    before = common.CpuSnapshot(0.0, {1: ("a", 0.0), 2: ("b", 0.0)}, 0.0, 10.0, {1: 100, 2: 50})
+    after = common.CpuSnapshot(
+        1.0,
+        {1: ("a", 0.5), 2: ("b", 0.1), 3: ("b", 0.1), 4: ("c", 0.1)},
+        0.8,
+        12.0,
+        {1: 1_100, 2: 50, 3: 999, 4: 7},
+    )
+    shares = common.cpu_between(before, after, {"one": [1], "started": [2, 3]})
+    # process 3 started between the snapshots: all it wrote counts; 4 is in no group
+    assert shares.written == {"one": 1_000, "started": 999}
 
 
 def test_rss_trend_fits_the_last_50_seconds() -> None:
