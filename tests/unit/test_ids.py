@@ -11,7 +11,9 @@ NOW = datetime(2026, 12, 3, 10, 0, 0, 123_456, tzinfo=UTC)
 
 
 def test_an_id_is_a_version_7_uuid_carrying_the_clocks_millisecond():
-    parsed = uuid.UUID(time_ordered_id(NOW))
+    text = time_ordered_id(NOW)
+    parsed = uuid.UUID(text)
+    assert text == str(parsed)  # canonical: lower case, hyphens in their places
     assert parsed.version == 7
     assert parsed.variant == uuid.RFC_4122
     millis = parsed.int >> 80
