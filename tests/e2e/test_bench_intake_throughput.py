@@ -59,6 +59,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     assert f"Ceiling {result.ceiling.rate:,.0f} req/s in this run" in text
     assert "- **Ceiling.**" in text
     assert "### Memory under sustained load" in text and "**Memory under sustained load: " in text
+    assert "over a run of only 3 s, too short to call" in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme
 
