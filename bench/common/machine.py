@@ -209,8 +209,9 @@ def _machine_busy() -> tuple[float, float]:
 
 def _written(pids: Iterable[int]) -> dict[int, int]:
     """Bytes each process has caused to be written to storage (`write_bytes` of
-    /proc/PID/io: its files' pages as the kernel writes them back, SQLite's WAL and
-    checkpoints among them); processes that are gone or not ours are left out."""
+    /proc/PID/io, counted as its files' pages are dirtied: SQLite's WAL and checkpoints among
+    them, a page dirtied again before it was written back once); processes that are gone or
+    not ours are left out."""
     found: dict[int, int] = {}
     for pid in pids:
         try:
