@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,14 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return None
 
 
+def _utc_offset(value: datetime) -> timedelta:
+    """The instant's offset from UTC; a naive time is refused, it names no instant."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("UtcDateTime needs a timezone-aware datetime")
+    return offset
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """An instant, stored in UTC and read back timezone-aware (UTC).
 
@@ -64,12 +72,10 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        # PostgreSQL's way in; SQLite's is `bind_processor`, which does not call this.
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("UtcDateTime needs a timezone-aware datetime")
-        utc = value.astimezone(UTC)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+        return (value - _utc_offset(value)).replace(tzinfo=UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -87,10 +93,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            offset = value.utcoffset()
-            if offset is None:
-                raise ValueError("UtcDateTime needs a timezone-aware datetime")
-            return (value - offset).replace(tzinfo=None).isoformat(" ", "microseconds")
+            utc = value - _utc_offset(value)
+            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 
