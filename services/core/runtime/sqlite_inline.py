@@ -17,18 +17,20 @@ What it costs, and how it is bounded. A statement holds the loop while it runs:
 - a commit in WAL mode with synchronous=NORMAL appends to the WAL without waiting for the
   disk; only the commit that crosses SQLite's checkpoint threshold (1,000 pages) copies the
   WAL back and waits for the disk. Measured in `motcua up` at 32-64 clerks on 2026-12-03:
-  6-8 such commits a second in the intake, 10-20 ms each. A checkpoint every second on a
-  thread and a connection of its own was tried that day and dropped: the loop stalled less
-  often but longer (20-45 ms, about once a checkpoint, the next commit waiting for it), which
-  is worse for the p99 than short stalls more often.
+  6-8 such commits a second in the intake, 10-20 ms each. So the connection leaves that work
+  to a thread of its own (core.runtime.wal_checkpoint), which copies the WAL back while the
+  loop goes on, and checkpoints in place only past a much larger WAL, as a backstop.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from services.core.runtime.wal_checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
 BUSY_TIMEOUT_MS = 200  # longest a statement holds the loop waiting for another process's lock
 # Prepared statements a connection keeps (sqlite3's default is 128). A batch's `IN (...)` and
@@ -122,10 +124,17 @@ class _InPlace:
 class InlineConnection:
     """An aiosqlite-like connection whose statements run on the caller's thread."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, checkpointer: WalCheckpointer | None = None
+    ) -> None:
         self._conn = connection
         self._connection: sqlite3.Connection | None = connection  # aiosqlite's "open" flag
         self._tx = _InPlace(connection)
+        self.checkpointer = checkpointer
+        self._changes = connection.total_changes
+        if checkpointer is not None:
+            # A connection dropped without being closed does not leave its thread behind.
+            weakref.finalize(self, checkpointer.stop)
 
     @property
     def isolation_level(self) -> str | None:
@@ -139,26 +148,31 @@ class InlineConnection:
 
     async def commit(self) -> None:
         self._conn.commit()
+        changes = self._conn.total_changes
+        if changes != self._changes and self.checkpointer is not None:
+            self._changes = changes  # a transaction that only read leaves the WAL as it was
+            self.checkpointer.committed()
 
     async def rollback(self) -> None:
         self._conn.rollback()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        self.stop()
 
     def stop(self) -> None:  # what SQLAlchemy calls to drop a connection without waiting
         if self._connection is not None:
             self._connection = None
             self._conn.close()
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
 
 
 def inline_creator(path: Path) -> Any:
-    """An `async_creator` for `create_async_engine`: a new InlineConnection on `path`."""
+    """An `async_creator` for `create_async_engine`: a new InlineConnection on `path`, its
+    WAL checkpointed by a thread of its own."""
 
     async def connect() -> InlineConnection:
         connection = sqlite3.connect(
@@ -167,7 +181,11 @@ def inline_creator(path: Path) -> Any:
             check_same_thread=False,
             cached_statements=CACHED_STATEMENTS,
         )
-        return InlineConnection(connection)
+        # The thread checkpoints; a commit only past the backstop (core.runtime.wal_checkpoint).
+        connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        checkpointer = WalCheckpointer(path)
+        checkpointer.start()
+        return InlineConnection(connection, checkpointer)
 
     return connect
 
