@@ -40,20 +40,27 @@ def rows_in_the_file_alone(path: Path) -> int:
         reader.close()
 
 
+async def first_row_checkpointed(engine: AsyncEngine) -> WalCheckpointer:
+    """The table made and a row written; returns the engine's checkpointer once it has
+    checkpointed them."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(notes.insert(), {"text": "first"})
+    checkpointer = (await inline_of(engine)).checkpointer
+    assert checkpointer is not None
+    await wait_for(
+        lambda: _async(checkpointer.passes >= 1 and not checkpointer.pending),
+        timeout=10,
+        message="the first writes checkpointed",
+    )
+    return checkpointer
+
+
 async def test_the_thread_copies_committed_pages_into_the_file(tmp_path: Path) -> None:
     path = tmp_path / "service.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.execute(notes.insert(), {"text": "first"})
-        checkpointer = (await inline_of(engine)).checkpointer
-        assert checkpointer is not None
-        await wait_for(
-            lambda: _async(checkpointer.passes >= 1 and not checkpointer.pending),
-            timeout=10,
-            message="the first writes checkpointed",
-        )
+        checkpointer = await first_row_checkpointed(engine)
         assert rows_in_the_file_alone(path) == 1
         passes = checkpointer.passes
 
@@ -77,16 +84,7 @@ async def test_the_thread_copies_committed_pages_into_the_file(tmp_path: Path) -
 async def test_a_transaction_that_only_read_does_not_wake_the_thread(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.execute(notes.insert(), {"text": "a"})
-        checkpointer = (await inline_of(engine)).checkpointer
-        assert checkpointer is not None
-        await wait_for(
-            lambda: _async(checkpointer.passes >= 1 and not checkpointer.pending),
-            timeout=10,
-            message="the first writes checkpointed",
-        )
+        checkpointer = await first_row_checkpointed(engine)
         async with engine.begin() as conn:
             assert (await conn.execute(sa.select(sa.func.count()).select_from(notes))).scalar() == 1
         assert not checkpointer.pending
