@@ -47,7 +47,6 @@ async def first_row_checkpointed(engine: AsyncEngine) -> WalCheckpointer:
         await conn.run_sync(metadata.create_all)
         await conn.execute(notes.insert(), {"text": "first"})
     checkpointer = (await inline_of(engine)).checkpointer
-    assert checkpointer is not None
     await wait_for(
         lambda: _async(checkpointer.passes >= 1 and not checkpointer.pending),
         timeout=10,
@@ -97,7 +96,7 @@ async def test_the_thread_ends_with_its_connection(tmp_path: Path) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     checkpointer = (await inline_of(engine)).checkpointer
-    assert checkpointer is not None and checkpointer.alive
+    assert checkpointer.alive
     await engine.dispose()
     await wait_for(lambda: _async(not checkpointer.alive), timeout=10, message="thread ended")
 

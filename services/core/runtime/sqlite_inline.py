@@ -124,17 +124,14 @@ class _InPlace:
 class InlineConnection:
     """An aiosqlite-like connection whose statements run on the caller's thread."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, checkpointer: WalCheckpointer | None = None
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, checkpointer: WalCheckpointer) -> None:
         self._conn = connection
         self._connection: sqlite3.Connection | None = connection  # aiosqlite's "open" flag
         self._tx = _InPlace(connection)
         self.checkpointer = checkpointer
         self._changes = connection.total_changes
-        if checkpointer is not None:
-            # A connection dropped without being closed does not leave its thread behind.
-            weakref.finalize(self, checkpointer.stop)
+        # A connection dropped without being closed does not leave its thread behind.
+        weakref.finalize(self, checkpointer.stop)
 
     @property
     def isolation_level(self) -> str | None:
@@ -149,7 +146,7 @@ class InlineConnection:
     async def commit(self) -> None:
         self._conn.commit()
         changes = self._conn.total_changes
-        if changes != self._changes and self.checkpointer is not None:
+        if changes != self._changes:
             self._changes = changes  # a transaction that only read leaves the WAL as it was
             self.checkpointer.committed()
 
@@ -163,8 +160,7 @@ class InlineConnection:
         if self._connection is not None:
             self._connection = None
             self._conn.close()
-            if self.checkpointer is not None:
-                self.checkpointer.stop()
+            self.checkpointer.stop()
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
