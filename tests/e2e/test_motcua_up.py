@@ -312,6 +312,15 @@ def _texted_dossier(port: int, data_dir: Path) -> tuple[httpx.Client, str]:
     return client, code
 
 
+def _niceness_of_threads(pid: int) -> set[int]:
+    """The niceness of each thread of process `pid` (field 19 of /proc/PID/task/TID/stat)."""
+    found = set()
+    for path in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found.add(int(path.read_text().rsplit(")", 1)[1].split()[16]))
+    return found
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     tmp_path: Path,
@@ -323,7 +332,7 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
     with _motcua_up(data_dir, log_path, killed_in_block=True) as (port, proc):
         (first,) = _workers_of(proc.pid)
         nicer = min(19, os.getpriority(os.PRIO_PROCESS, proc.pid) + NICENESS)
-        assert os.getpriority(os.PRIO_PROCESS, first) == nicer
+        assert _niceness_of_threads(first) == {nicer}  # each thread: Linux's is per thread
         os.kill(first, signal.SIGKILL)
         _wait_until(lambda: first not in _workers_of(proc.pid), 30, "the worker reaped")
         _wait_until(lambda: len(_workers_of(proc.pid)) == 1, 60, "a new worker process")
@@ -331,7 +340,7 @@ def test_up_runs_the_tracker_and_notifier_in_a_second_process_that_comes_back(
         client, _ = _texted_dossier(port, data_dir)  # texted by the restarted notifier
         client.close()
         (second,) = _workers_of(proc.pid)
-        assert os.getpriority(os.PRIO_PROCESS, second) == nicer  # the restarted one too
+        assert _niceness_of_threads(second) == {nicer}  # the restarted one too
         proc.kill()  # SIGKILL: no chance to stop its children itself
         proc.wait()
         _wait_until(lambda: not _alive(second), 30, "the worker dying with motcua up")

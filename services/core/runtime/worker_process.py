@@ -22,6 +22,12 @@ dossiers a second at p99 47-53 ms against 843-963 at p99 71-77; the first proces
 waited less between two batches of receipts (p99 25-29 ms against 51-52), the time another
 process held its core.
 
+It starts at the first's priority and yields once it serves (`yield_to_the_first`, called by
+`motcua workers` when its server has started): started ten steps nicer on a machine busy
+with other work, its start (imports, migrations: a few seconds of CPU) took longer than the
+minute a test waits for `up`'s readiness. Linux keeps a niceness per thread, so each thread
+the process has by then is made nicer; those it starts later inherit it.
+
 Lifetime. The kernel stops the second process when the parent dies, even by SIGKILL
 (PR_SET_PDEATHSIG, as for the broker); a second process that dies on its own is started
 again after a growing pause (its consumers resume from their committed offsets, and its
@@ -180,7 +186,6 @@ class WorkerProcess:
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent(),
         )
-        _yield_to_the_first(self._process.pid)
         log.info("worker_process_started", pid=self._process.pid, services=self.services)
 
     def _environment(self) -> dict[str, str]:
@@ -241,14 +246,21 @@ class WorkerProcess:
         )
 
 
-def _yield_to_the_first(pid: int) -> None:
-    """The second process's niceness: ours plus NICENESS, at most 19 (a process may always
-    lower its children's priority, never raise it)."""
+def yield_to_the_first() -> None:
+    """This process's niceness: its own plus NICENESS, at most 19 (a process may always lower
+    its priority, never raise it), for each of its threads (Linux's niceness is a thread's:
+    the threads started before this call keep theirs otherwise)."""
     try:
-        ours = os.getpriority(os.PRIO_PROCESS, 0)
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, ours + NICENESS))
-    except OSError:  # gone already: its restart gets it
-        log.warning("worker_process_priority_unset", pid=pid)
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: the calling thread, and those it starts later
+        threads = [0]
+    for tid in threads:
+        try:
+            nicer = min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
+            os.setpriority(os.PRIO_PROCESS, tid, nicer)
+        except OSError:  # a thread that ended meanwhile
+            continue
+    log.info("worker_process_yields", niceness=os.getpriority(os.PRIO_PROCESS, 0))
 
 
 FORWARDED_HEADERS = frozenset({"content-type", "accept", "authorization", "user-agent"})
