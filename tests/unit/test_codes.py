@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.core.domain.codes import (
     AGENCY_CODE_MAX_LENGTH,
@@ -22,6 +24,13 @@ DAY = date(2026, 11, 23)
 def test_a_dossier_code_is_agency_day_and_sequence() -> None:
     assert dossier_code(dossier_code_prefix("VPDK-Q1", DAY), 1) == "VPDK-Q1-20261123-0001"
     assert dossier_code(dossier_code_prefix("VPDK-Q1", DAY), 12345) == "VPDK-Q1-20261123-12345"
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2999, 12, 31)), st.times())
+def test_a_days_prefix_is_its_date_in_eight_digits_whatever_the_hour(day: date, at: time) -> None:
+    assert dossier_code_prefix("UBND-P1", day) == f"UBND-P1-{day:%Y%m%d}"
+    moment = datetime.combine(day, at)
+    assert dossier_code_prefix("UBND-P1", moment) == f"UBND-P1-{day:%Y%m%d}"
 
 
 def test_the_longest_dossier_code_follows_from_the_agency_codes_limit() -> None:

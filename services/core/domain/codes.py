@@ -48,7 +48,10 @@ def valid_agency_code(code: str) -> bool:
 
 def dossier_code_prefix(agency_code: str, day: date) -> str:
     """The part a day's codes of one agency share (the counter's key): ``VPDK-Q1-20261123``."""
-    return f"{agency_code}-{day:%Y%m%d}"
+    # Not `{day:%Y%m%d}`: strftime took 3.5 us against 0.6, twice a receipt, about 2 % of the
+    # intake's samples on PostgreSQL (bench/README.md, its hottest frames). `date.isoformat`
+    # is YYYY-MM-DD, a datetime's too when called so.
+    return f"{agency_code}-{date.isoformat(day).replace('-', '')}"
 
 
 def dossier_code(prefix: str, sequence: int) -> str:
