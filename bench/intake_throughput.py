@@ -1136,15 +1136,6 @@ def analysis(result: Run) -> str:
         "2026-12-03 afternoon: the intake process 0.1 s in the collector against 1.5 s, no "
         "full pass under load, the second process 0.6-0.8 s against 1.9-2.2 s; 955-1,193 "
         "dossiers/s at p99 58-62 ms against 840-1,009 at p99 81-87.",
-        "**The second process of `up` yields the CPU to the first** "
-        "(`core.runtime.worker_process`, ten steps of `nice`): at 32 clerks the two "
-        "processes, the broker and the generator want both cores, and the intake's loop "
-        "waited for its core while the tracker and the notifier held it, between two batches "
-        "of receipts (p99 51-52 ms of a wait between batches, against 15-17 ms at the "
-        "median). The tracking and texting now come a moment later on a full machine and "
-        "catch up once the rush is over; below that each process has a core and nothing "
-        "changes. Alternate runs on 2026-12-03 afternoon: 1,133-1,159 dossiers/s at p99 "
-        "47-53 ms against 843-963 at p99 71-77, the wait between batches p99 25-29 ms.",
         "**Before and after, same command, 2026-12-02, minutes apart, little other load in "
         "either** (before: commit 9ae6f89, the services as on main, with the bench code of "
         "this run, no profile): `up` 11/21/21/24 dossiers/s at 1/4/16/64 clerks, p99 270/242/"

@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -429,14 +429,11 @@ async def _run_workers(args: argparse.Namespace, settings: Settings, bootstrap: 
     embedded broker may have lost, and serve their routes on a loopback port of their own."""
     from services.core.runtime.host import build_app
     from services.core.runtime.replay import GroupOffsets, Replay
-    from services.core.runtime.worker_process import yield_to_the_first
 
     replay = Replay(_readers(), GroupOffsets(bootstrap))
     try:
         app = build_app(_services(settings, args.services, bootstrap, replay))
-        server = _Server(_uvicorn_config(app, args.host, args.port))
-        server.on_started = yield_to_the_first  # started at the first's priority: see there
-        await server.serve()
+        await _Server(_uvicorn_config(app, args.host, args.port)).serve()
     finally:
         await replay.offsets.close()
 
@@ -475,14 +472,11 @@ class _Server(uvicorn.Server):
     drop the re-raise (the broker and the databases are closed by then)."""
 
     announce: str | None = None  # printed to stdout once the server answers
-    on_started: Callable[[], None] | None = None  # called once it has started, before it answers
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             heap.settle()  # startup's objects out of the collector's full passes
-        if self.started and self.on_started:
-            self.on_started()
         if self.started and self.announce:
             print(self.announce, flush=True)
 

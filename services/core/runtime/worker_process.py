@@ -12,21 +12,15 @@ second process too: the notifier's callback routes are forwarded to it, `/readyz
 its checks and `/metrics` its series. The second process listens on a loopback port of its
 own, which nobody else needs to know.
 
-Priority. The second process runs `NICENESS` steps nicer than the first. Both are busy only
-when the machine is full, and then the first, which answers the clerks at the counter, gets
-the core it needs, while the tracking and texting, which nobody waits for at the counter,
-come a moment later and catch up once the rush is over. Below that nothing changes: each has
-a core. Measured in `motcua up` at 32 clerks on 2026-12-03 (the two processes, the broker
-and the load generator wanting 2 of the 2 cores), alternate runs of 20 s: 1,133-1,159
-dossiers a second at p99 47-53 ms against 843-963 at p99 71-77; the first process's loop
-waited less between two batches of receipts (p99 25-29 ms against 51-52), the time another
-process held its core.
-
-It starts at the first's priority and yields once it serves (`yield_to_the_first`, called by
-`motcua workers` when its server has started): started ten steps nicer on a machine busy
-with other work, its start (imports, migrations: a few seconds of CPU) took longer than the
-minute a test waits for `up`'s readiness. Linux keeps a niceness per thread, so each thread
-the process has by then is made nicer; those it starts later inherit it.
+Priority. The second process runs at the first's. Ten steps nicer (tried on 2026-12-03), the
+intake of a full machine got its core back between two batches (`up` at 32 clerks: 1,133-1,159
+dossiers a second at p99 47-53 ms against 843-963 at p99 71-77), but on a host busy with
+anything else the tracker and the notifier got a few per cent of a core: their start took
+over a minute, the `/readyz` of `up`, which asks this process, read "not ready" when it did
+not answer within READ_SECONDS (both seen in the test suite), and the deadline flags, SMS and
+forwarded gateway callbacks would have waited as long. A receipt's p99 25 ms shorter under a
+synthetic full load is not worth alerts that come late and a health check that lies on a
+busy server.
 
 Lifetime. The kernel stops the second process when the parent dies, even by SIGKILL
 (PR_SET_PDEATHSIG, as for the broker); a second process that dies on its own is started
@@ -59,7 +53,6 @@ from services.core.runtime.settings import Settings
 log = structlog.get_logger(__name__)
 
 CHECKS = ("database", "broker", "consumers")  # the readiness keys of each service
-NICENESS = 10  # the second process's, added to the first's (see Priority above)
 STOP_SECONDS = 20.0  # a graceful stop: uvicorn's, then each service's (≤ 10 s for a join)
 MAX_RESTART_PAUSE = 10.0
 READ_SECONDS = 2.0
@@ -244,23 +237,6 @@ class WorkerProcess:
             status_code=answer.status_code,
             headers=_answer_headers(answer.headers),
         )
-
-
-def yield_to_the_first() -> None:
-    """This process's niceness: its own plus NICENESS, at most 19 (a process may always lower
-    its priority, never raise it), for each of its threads (Linux's niceness is a thread's:
-    the threads started before this call keep theirs otherwise)."""
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:  # no /proc: the calling thread, and those it starts later
-        threads = [0]
-    for tid in threads:
-        try:
-            nicer = min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
-            os.setpriority(os.PRIO_PROCESS, tid, nicer)
-        except OSError:  # a thread that ended meanwhile
-            continue
-    log.info("worker_process_yields", niceness=os.getpriority(os.PRIO_PROCESS, 0))
 
 
 FORWARDED_HEADERS = frozenset({"content-type", "accept", "authorization", "user-agent"})
