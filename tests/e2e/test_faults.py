@@ -120,6 +120,7 @@ async def test_each_service_killed_at_a_random_moment_during_a_load(
 ) -> None:
     seed = int(os.environ.get("MOTCUA_FAULT_SEED", time.time_ns() % 1_000_000))
     chance = random.Random(seed)
+    print(f"MOTCUA_FAULT_SEED={seed}")  # shown with a failure: the same kills again
     load = Load(stack, await open_office(stack), count=600, rate=10, run="kill")
     loading = asyncio.create_task(load.go())
     window = 60 / 3  # one kill in each third of the load, the moment within it random
