@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -27,7 +28,6 @@ from services.intake.context import IntakeContext
 from services.intake.domain import access, actions
 from services.intake.domain.model import Document, Dossier
 from services.intake.domain.postal import Postal
-from services.intake.receipt_slip import receipt_slip
 from services.intake.web.urls import lookup_url
 
 router = APIRouter(tags=["dossiers"])
@@ -240,7 +240,7 @@ async def get_receipt_slip(
     due_at = found.deadline.due_at
     # Laying out and subsetting the fonts takes about 0.1 s of CPU: off the event loop.
     pdf = await run_in_threadpool(
-        receipt_slip, dossier, agency.name if agency else dossier.agency_code, url, due_at
+        _slip, dossier, agency.name if agency else dossier.agency_code, url, due_at
     )
     return Response(
         pdf,
@@ -252,6 +252,15 @@ async def get_receipt_slip(
             "Cache-Control": "no-store",
         },
     )
+
+
+def _slip(dossier: Dossier, agency_name: str, url: str, due_at: datetime | None) -> bytes:
+    # Imported at the first slip, in the worker thread: fpdf, its font tools and segno take
+    # 0.4 s of CPU to import, which every process that imports the intake's routes (each
+    # start of `motcua up`'s two processes, of `motcua intake`) paid for a page few print.
+    from services.intake.receipt_slip import receipt_slip
+
+    return receipt_slip(dossier, agency_name, url, due_at)
 
 
 @router.get("/dossiers", response_model=m.DossierPage, responses=ERRORS)
