@@ -6,8 +6,15 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.core.runtime.logging import REDACTED, redact_personal_data, redact_text
+from services.core.runtime.logging import (
+    REDACTED,
+    redact_personal_data,
+    redact_shapes,
+    redact_text,
+)
 
 
 def redact(**event: Any) -> dict[str, Any]:
@@ -104,3 +111,16 @@ def test_other_values_are_kept() -> None:
 def test_a_phone_next_to_a_uuid_is_still_redacted() -> None:
     value = "0a70d409-006b-4831-a5bb-eaa131525b6e"
     assert redact_text(f"{value} 0912345678") == f"{value} {REDACTED}"
+
+
+# Texts made of what the shapes are made of, UUIDs and their neighbours among them.
+_PIECES = st.one_of(
+    st.text(alphabet="0123456789+@.-_ abcdefAF84\u0669", max_size=24),
+    st.uuids().map(str),
+    st.sampled_from(["0912345678", "+84912345678", "001234567890", "an@example.vn", "dossier."]),
+)
+
+
+@given(st.lists(_PIECES, max_size=5).map("".join))
+def test_the_quick_answer_is_the_full_scans(text: str) -> None:
+    assert redact_text(text) == redact_shapes(text)
