@@ -20,7 +20,9 @@ over a minute, the `/readyz` of `up`, which asks this process, read "not ready" 
 not answer within READ_SECONDS (both seen in the test suite), and the deadline flags, SMS and
 forwarded gateway callbacks would have waited as long. A receipt's p99 25 ms shorter under a
 synthetic full load is not worth alerts that come late and a health check that lies on a
-busy server.
+busy server. The scheduler's batch policy for it instead (SCHED_BATCH: the same share of the
+CPU, the intake not preempted when it wakes) was no better in alternate runs (2026-12-03
+evening, docs/operations.md, "Performance").
 
 Lifetime. The kernel stops the second process when the parent dies, even by SIGKILL
 (PR_SET_PDEATHSIG, as for the broker); a second process that dies on its own is started
