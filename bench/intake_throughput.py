@@ -1109,6 +1109,16 @@ def analysis(result: Run) -> str:
         "2026-12-03 (a slow day: ceiling 5,010 req/s) with both, p99 at 64 clerks: `up` "
         "171 ms, `sqlite` 78 ms, `postgres` 76 ms; without them, earlier the same night, "
         "`up` 570 ms and `postgres` 247 ms.",
+        "**The intake's consumer takes at most 50 records at once** "
+        "(`services/intake/app.py`, `CONSUMER_BATCH`; the tracker and the notifier take up "
+        "to 500): the tracker's deadline events, one or more a dossier, reach the intake's "
+        "read model in batches applied on the event loop without a pause, and at 500 a "
+        "batch held the loop for tens of milliseconds several times a second (asyncio's "
+        "debug mode named the consumer's task among the slow steps); the receipts waiting "
+        "behind it made the p99. Alternate runs of `up` at 32 clerks on 2026-12-03 evening, "
+        "after the recording above: 1,126-1,476/s at p99 37-48 ms with 50 (six runs), against "
+        "1,107-1,458/s at p99 45-69 ms with 500. Taking 64 in every service's consumer "
+        "instead lowered the throughput (more transactions in the second process).",
         "**Time-ordered ids** (`services/core/ids.py`): a dossier's and an event's id are "
         "UUID version 7, starting with the millisecond of the injected clock. A random id "
         "fell on a random leaf of every index on it (the intake's dossiers and outbox, the "

@@ -16,6 +16,7 @@ from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import (
+    BATCH_MAX_RECORDS,
     Handler,
     TopicHandler,
     decode_calendar_envelope,
@@ -140,6 +141,7 @@ class NotifierService:
 
     name = "notifier"
     consumer_group = CONSUMER_GROUP
+    consumer_batch = BATCH_MAX_RECORDS
     consumes = (DOSSIER_TOPIC, DEADLINE_TOPIC, DIRECTORY_TOPIC, CALENDAR_TOPIC)
 
     def __init__(

@@ -15,6 +15,7 @@ from services.core.calendars import CalendarBook
 from services.core.runtime.checks import service_readiness
 from services.core.runtime.clock import Clock, system_clock
 from services.core.runtime.consumer import (
+    BATCH_MAX_RECORDS,
     DUPLICATE,
     Handlers,
     TopicHandler,
@@ -43,6 +44,7 @@ class TrackerService:
 
     name = "tracker"
     consumer_group = CONSUMER_GROUP
+    consumer_batch = BATCH_MAX_RECORDS
     consumes = (DOSSIER_TOPIC, CALENDAR_TOPIC)
 
     def __init__(

@@ -10,19 +10,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.core.runtime.consumer import (
+    BATCH_MAX_RECORDS,
     Handler,
     PoisonEvent,
     TopicHandler,
     subscribe,
 )
 from services.core.runtime.kafka import dlq, ensure_topics, make_broker
+from services.core.runtime.messaging import Messaging
 from services.core.runtime.metrics import ServiceMetrics
+from services.core.runtime.settings import Settings
+from services.intake.adapters import tables as intake_tables
+from services.intake.app import CONSUMER_BATCH as INTAKE_CONSUMER_BATCH
+from services.intake.app import IntakeService
+from services.notifier.app import NotifierService
+from services.tracker.app import TrackerService
 from tests.fixtures.broker import KafkaEndpoint, caught_up, consume, wait_for
 
 CONSUMED = "motcua_events_consumed_total"
@@ -248,3 +257,27 @@ async def test_a_transient_failure_of_a_many_batch_reads_the_batch_again(
     for key in range(7):  # each key's order kept across the rewind
         of_key = [v for v in values if int(v.split(b"-")[1]) % 7 == key]
         assert [a for a in together.applied if a in of_key] == of_key
+
+
+def test_the_intake_applies_few_records_at_once_where_the_others_take_many(
+    tmp_path: Path,
+) -> None:
+    """The intake's consumer shares its event loop with the clerks' requests: its batches
+    are small, so that one does not hold the loop for tens of milliseconds."""
+    settings = Settings(data_dir=tmp_path)
+    services = (
+        IntakeService(settings, kafka_bootstrap="127.0.0.1:1"),
+        TrackerService(settings, kafka_bootstrap="127.0.0.1:1"),
+        NotifierService(settings, kafka_bootstrap="127.0.0.1:1"),
+    )
+    taken = {}
+    for service in services:
+        messaging = Messaging.of(service, intake_tables.outbox, intake_tables.outbox_checkpoint)
+        assert messaging is not None
+        taken[service.name] = [s.max_records for s in messaging.broker.subscribers]
+    assert taken == {
+        "intake": [INTAKE_CONSUMER_BATCH],
+        "tracker": [BATCH_MAX_RECORDS],
+        "notifier": [BATCH_MAX_RECORDS],
+    }
+    assert INTAKE_CONSUMER_BATCH < BATCH_MAX_RECORDS

@@ -20,7 +20,12 @@ import structlog
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.runtime.consumer import SESSION_TIMEOUT_SECONDS, Handlers, subscribe
+from services.core.runtime.consumer import (
+    BATCH_MAX_RECORDS,
+    SESSION_TIMEOUT_SECONDS,
+    Handlers,
+    subscribe,
+)
 from services.core.runtime.housekeeping import Housekeeping
 from services.core.runtime.kafka import make_broker
 from services.core.runtime.metrics import ServiceMetrics
@@ -38,13 +43,15 @@ RELAY_LINGER_SECONDS = 0.02
 
 
 class MessagingService(Protocol):
-    """What a service hands the runtime: its name, database, broker address, consumer group
-    and topic → handler map, metrics, settings, and the replay and housekeeping it runs."""
+    """What a service hands the runtime: its name, database, broker address, consumer group,
+    the most records its consumer applies at once, and topic → handler map, metrics,
+    settings, and the replay and housekeeping it runs."""
 
     name: str
     engine: AsyncEngine
     kafka_bootstrap: str | None
     consumer_group: str
+    consumer_batch: int
     metrics: ServiceMetrics
     settings: Settings
     replay: Replay | None
@@ -67,6 +74,7 @@ class Messaging:
             bootstrap=service.kafka_bootstrap,
             group=service.consumer_group,
             handlers=service.handlers(),
+            max_records=service.consumer_batch,
             outbox=outbox,
             checkpoints=checkpoints,
             metrics=service.metrics,
@@ -93,6 +101,7 @@ class Messaging:
         housekeeping: Housekeeping | None = None,
         outbox_keep: timedelta = timedelta(days=7),
         session_timeout: float = SESSION_TIMEOUT_SECONDS,
+        max_records: int = BATCH_MAX_RECORDS,
     ) -> None:
         self.service = service
         self._engine = engine
@@ -102,7 +111,12 @@ class Messaging:
         self.broker: KafkaBroker = make_broker(bootstrap, client_id=f"motcua-{service}")
         if handlers:
             subscribe(
-                self.broker, group, handlers, metrics=metrics, session_timeout=session_timeout
+                self.broker,
+                group,
+                handlers,
+                metrics=metrics,
+                session_timeout=session_timeout,
+                max_records=max_records,
             )
         ledger = replay.ledger(engine, outbox, checkpoints) if replay else None
         self.relay = OutboxRelay(
