@@ -1116,7 +1116,7 @@ def analysis(result: Run) -> str:
         "batch held the loop for tens of milliseconds several times a second (asyncio's "
         "debug mode named the consumer's task among the slow steps); the receipts waiting "
         "behind it made the p99. Alternate runs of `up` at 32 clerks on 2026-12-03 evening, "
-        "after the recording above: 1,126-1,476/s at p99 37-48 ms with 50 (six runs), against "
+        "before the recording above: 1,126-1,476/s at p99 37-48 ms with 50 (six runs), against "
         "1,107-1,458/s at p99 45-69 ms with 500. Taking 64 in every service's consumer "
         "instead lowered the throughput (more transactions in the second process).",
         "**Time-ordered ids** (`services/core/ids.py`): a dossier's and an event's id are "
