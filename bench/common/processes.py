@@ -5,7 +5,6 @@ services.cli <command>`), started, waited for until ready, and stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -85,15 +84,23 @@ class ServiceProcess:
 
     async def wait_ready(self, within: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + within
+        last = "no answer"
         while True:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"motcua {self.command} exited:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, ConnectionError, asyncio.IncompleteReadError):
-                status, _ = await get_once(self.port, "/readyz")
+            try:
+                status, body = await get_once(self.port, "/readyz")
+            except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                last = type(exc).__name__
+            else:
                 if status == 200:
                     return
+                last = f"{status} {body[:500].decode(errors='replace')}"  # the checks that fail
             if time.monotonic() > deadline:
-                raise RuntimeError(f"motcua {self.command} not ready:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"motcua {self.command} not ready within {within:g} s; its last answer to "
+                    f"/readyz: {last}\n{self.log_tail()}"
+                )
             await asyncio.sleep(0.2)  # polling interval while the process starts
 
     def terminate(self) -> None:

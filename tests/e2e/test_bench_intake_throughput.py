@@ -55,6 +55,9 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
         assert sustained.created + sustained.not_sent == 90 and sustained.errors == 0
         (trend,) = sustained.rss.values()
         assert len(trend.samples) >= 3 and trend.start > 0
+        # the intake's consumer (its deadline read model) reports its lag on /metrics
+        assert len(sustained.lag) >= 2 and sustained.most_lag is not None
+        assert sustained.most_lag >= 0
 
     text = bench.section(result, "python -m bench.intake_throughput", date.today(),
                          common.machine(), pg)  # fmt: skip
@@ -64,6 +67,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
     assert "- **Ceiling.**" in text
     assert "### Memory under sustained load" in text and "**Memory under sustained load: " in text
     assert "over a run of only 3 s, too short to call" in text
+    assert "| Consumer lag, records: most / at the end |" in text
     check_section_writes(tmp_path, bench.NAME, bench.TITLE, text, bench.ROW)
     assert digest(common.README) == readme
 
