@@ -58,6 +58,7 @@ async def test_small_run_creates_every_dossier_it_counts(tmp_path: Path) -> None
         # the intake's consumer (its deadline read model) reports its lag on /metrics
         assert len(sustained.lag) >= 2 and sustained.most_lag is not None
         assert sustained.most_lag >= 0
+        assert sustained.caught_up[1] == 0  # nothing left unread when the run began
 
     text = bench.section(result, "python -m bench.intake_throughput", date.today(),
                          common.machine(), pg)  # fmt: skip
