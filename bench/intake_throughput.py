@@ -456,9 +456,9 @@ async def sustain(
     lag: list[tuple[float, int]] = []
 
     async def read_lag(at: float) -> None:
-        found = [await consumer_lag(process.port) for process in processes]
-        if any(records is not None for records in found):
-            lag.append((at, sum(records or 0 for records in found)))
+        records = await setup_lag(processes)
+        if records is not None:
+            lag.append((at, records))
 
     start = clock()
 
@@ -532,6 +532,12 @@ async def consumer_lag(port: int) -> int | None:
     return None
 
 
+async def setup_lag(processes: Sequence[ServiceProcess]) -> int | None:
+    """`consumer_lag` summed over the setup's processes; None when none reports it."""
+    found = [await consumer_lag(process.port) for process in processes]
+    return None if all(f is None for f in found) else sum(f or 0 for f in found)
+
+
 def _sustain_line(r: SustainResult) -> str:
     trends = "; ".join(
         f"{label} RSS {mib(trend.start)} → {mib(trend.at(SETTLE))} at {SETTLE:g} s → "
@@ -567,15 +573,10 @@ async def _caught_up(running: Running, within: float) -> tuple[float, int | None
     32-64 clerks the intake takes dossiers faster than `up`'s tracker and notifier apply
     them. The seconds it took, and the records still unread (None: no lag is reported)."""
     start = time.monotonic()
-
-    async def total() -> int | None:
-        found = [await consumer_lag(process.port) for process in running.processes]
-        return None if all(f is None for f in found) else sum(f or 0 for f in found)
-
     last: list[int | None] = [None, None]
 
     async def read() -> int | None:
-        last[:] = [last[1], await total()]
+        last[:] = [last[1], await setup_lag(running.processes)]
         return last[1]
 
     # polling the lag every second until two reads in a row are zero
