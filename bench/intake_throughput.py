@@ -621,16 +621,20 @@ async def run(
     say(ceiling.line())
     if any(s.database == "postgres" for s in setups):
         await common.ensure_database(options.database_url)
-    broker: EmbeddedBroker | None = None
     results = []
-    try:
-        if any(not s.all_in_one and s.database != "none" for s in setups):
-            broker = await common.start_broker(options.folder)
-        for setup in setups:
+    for setup in setups:
+        # A broker of each setup's own, so that no setup joins a consumer group another's
+        # intakes just left: on the bundled broker such a join hung for over 90 s (twice in
+        # eight runs of postgres, postgres-x2, sqlite on 2026-12-03 and 04, the sqlite
+        # intake's subscriber never joined after the two intakes before it had left).
+        broker: EmbeddedBroker | None = None
+        if not setup.all_in_one and setup.database != "none":
+            broker = await common.start_broker(options.folder / setup.name)
+        try:
             results.append(await run_setup(setup, options, broker, say))
-    finally:
-        if broker is not None:
-            await broker.stop()
+        finally:
+            if broker is not None:
+                await broker.stop()
     costs = None
     if any(s.database == "postgres" for s in setups):
         costs = await round_trip_costs(options.database_url, options.cost_repeats)
@@ -941,16 +945,16 @@ def section(
         "",
         "### Method",
         "",
-        "- **The service** runs as in production, a process started with `python -m "
-        "services.cli intake --port P` (uvicorn, one worker: the CLI has no worker option; "
-        "uvloop and httptools; log level INFO, one JSON line per request to a file) with "
+        "- **The service** runs as in production, a process started with `python -m services.cli "
+        "intake --port P` (uvicorn, one worker: the CLI has no worker option; uvloop and "
+        "httptools; log level INFO, one JSON line per request to a file) with "
         "`MOTCUA_INTAKE_DATABASE_URL` and `MOTCUA_KAFKA_BOOTSTRAP` pointing at the bundled "
-        "Kafka-protocol broker (Tansu, started as `motcua up` starts it, topics created with "
-        "3 partitions). `postgres-x2` runs two such processes on one database (the README's "
-        "scaling: replicas behind a load balancer, the outbox relays taking turns on an "
-        "advisory lock); the clerks' connections alternate between them. `up` is `motcua "
-        "up` itself: the intake in the process started, the tracker and the notifier in the "
-        "second process it starts (two cores: `MOTCUA_UP_PROCESSES` default), SQLite files "
+        "Kafka-protocol broker (Tansu, started as `motcua up` starts it, topics created with 3 "
+        "partitions; a broker of each setup's own). `postgres-x2` runs two such processes on one "
+        "database (the README's scaling: replicas behind a load balancer, the outbox relays taking"
+        " turns on an advisory lock); the clerks' connections alternate between them. `up` is "
+        "`motcua up` itself: the intake in the process started, the tracker and the notifier in "
+        "the second process it starts (two cores: `MOTCUA_UP_PROCESSES` default), SQLite files "
         "with its own broker (SMS to `outbox/sms.jsonl`, `MOTCUA_QUIET_HOURS` empty so the "
         "notifier sends whatever the hour), so each dossier is also tracked and texted there.",
         f"- **Data.** {len(PROCEDURES)} procedures of {len(AGENCIES)} agencies (working days "
