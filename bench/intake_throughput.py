@@ -41,6 +41,7 @@ from pathlib import Path
 
 import asyncpg
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import common
 from bench.common import (
@@ -81,7 +82,7 @@ SUSTAIN_SECONDS = 60.0  # --sustain without a value
 SUSTAIN_IN_FLIGHT = 256  # requests open at once at most; one due while all are open is not sent
 RSS_EVERY = 1.0  # seconds between two samples of a process's VmRSS
 LAG_EVERY = 5  # RSS samples between two reads of the services' consumer lag (/metrics)
-LAG_SERIES = b"motcua_consumer_lag_records{"
+LAG_SERIES = "motcua_consumer_lag_records"
 CATCH_UP_TIMEOUT = 180.0  # seconds the consumers get to read the levels' records first
 SETTLE = 10.0  # seconds: the start of the sustained run, never in the slope
 TREND_WINDOW = 50.0  # seconds: the slope is fitted over the last this many (after SETTLE)
@@ -523,10 +524,12 @@ async def consumer_lag(port: int) -> int | None:
     with contextlib.suppress(*TRANSPORT_ERRORS, TimeoutError):
         status, body = await common.get_once(port, "/metrics")
         if status == 200:
+            # read as Prometheus reads it, like `motcua up` reads its second process's
             values = [
-                float(line.rsplit(b" ", 1)[1])
-                for line in body.splitlines()
-                if line.startswith(LAG_SERIES)
+                sample.value
+                for family in text_string_to_metric_families(body.decode())
+                for sample in family.samples
+                if sample.name == LAG_SERIES
             ]
             return round(sum(values)) if values else None
     return None
