@@ -317,10 +317,10 @@ async def until_lingering(group: GroupCommit) -> None:
 
 
 @asynccontextmanager
-async def batcher(tmp_path: Any, linger: float) -> AsyncIterator[GroupCommit]:
+async def batcher(tmp_path: Any, linger: float, **waits: Any) -> AsyncIterator[GroupCommit]:
     """A group commit on a SQLite file of its own, lingering `linger` seconds."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}")
-    group = GroupCommit(engine, linger=linger)
+    group = GroupCommit(engine, linger=linger, **waits)
     try:
         yield group
     finally:
@@ -368,6 +368,58 @@ async def test_callers_waiting_for_their_answers_are_waited_for_until_all_are_ba
         # Every batch is the four clerks: each wait ended when the last of them was back.
         assert group.stats.sizes == [4] * 5
         assert group.stats.lingers == 4
+
+
+async def test_units_coming_one_by_one_are_gathered_until_the_trickle_batch(
+    tmp_path: Any,
+) -> None:
+    async with batcher(tmp_path, 600.0, trickle_batch=5) as group:  # no trickle for now
+        async with group.held():
+            two = [asyncio.create_task(group.run(nothing)) for _ in range(2)]
+            await queued(group, 2)
+        assert await asyncio.gather(*two) == ["done"] * 2  # a batch of two; then idle
+        group.trickle = 600.0  # far longer than the test: it must end on the fifth unit
+        units = []
+        for n in range(1, 5):
+            units.append(asyncio.create_task(group.run(nothing)))
+            await queued(group, n)
+            await until_lingering(group)
+        # The first wait ended on the second unit (as many as the last batch held); the
+        # trickle went on to the fifth, as clerks at five counters send them.
+        units.append(asyncio.create_task(group.run(nothing)))
+        assert await asyncio.wait_for(asyncio.gather(*units), 30) == ["done"] * 5
+        assert group.stats.sizes == [2, 5]
+        assert (group.stats.lingers, group.stats.trickles) == (1, 1)
+
+
+async def test_the_trickle_waits_without_a_first_wait_before_it(tmp_path: Any) -> None:
+    # No first wait: the trickle alone, before the batch the first unit starts.
+    async with batcher(tmp_path, 0.0, trickle=600.0, trickle_batch=3) as group:
+        units = [asyncio.create_task(group.run(nothing))]
+        await until_lingering(group)
+        units += [asyncio.create_task(group.run(nothing)) for _ in range(2)]
+        assert await asyncio.wait_for(asyncio.gather(*units), 30) == ["done"] * 3
+        assert group.stats.sizes == [3]
+        assert (group.stats.lingers, group.stats.trickles) == (0, 1)
+
+
+async def test_callers_coming_back_together_stop_paying_the_trickle(tmp_path: Any) -> None:
+    # The first wait ends on the number of units; the trickle runs out in 0.2 s each time.
+    async with batcher(tmp_path, 600.0, trickle=0.2, trickle_batch=8) as group:
+
+        async def clerk() -> None:
+            for _ in range(12):
+                assert await group.run(nothing) == "done"
+
+        async with group.held():  # the four begin together
+            clerks = asyncio.gather(*(clerk() for _ in range(4)))
+            await queued(group, 4)
+        await asyncio.wait_for(clerks, 30)
+        assert group.stats.sizes == [4] * 12
+        # Back together, the four were all in when the batcher woke: no first wait; the
+        # trickle gathered nobody, twice, and stopped (its next try: at its sixteenth chance).
+        assert group.stats.lingers == 0
+        assert group.stats.trickles == 2
 
 
 async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: Any) -> None:
