@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -420,6 +421,43 @@ async def test_callers_coming_back_together_stop_paying_the_trickle(tmp_path: An
         # trickle gathered nobody, twice, and stopped (its next try: at its sixteenth chance).
         assert group.stats.lingers == 0
         assert group.stats.trickles == 2
+
+
+def written_slowly(
+    running: asyncio.Event, gate: asyncio.Event
+) -> Callable[[AsyncConnection, Batch], Awaitable[str]]:
+    """A unit that says when its batch is being written, and ends when the gate opens."""
+
+    async def unit(_conn: AsyncConnection, _batch: Batch) -> str:
+        running.set()
+        await gate.wait()
+        return "done"
+
+    return unit
+
+
+@pytest.mark.parametrize(("turnaround", "trickles"), [(600.0, 2), (0.0, 4)])
+async def test_a_caller_back_from_the_last_batch_is_no_gain_of_the_trickle(
+    tmp_path: Any, turnaround: float, trickles: int
+) -> None:
+    # Callers that wait for their answers, split over two batches: one unit comes while
+    # the batch before it is written, and its trickle gathers the caller of that batch,
+    # back as soon as answered. Within `turnaround` of the answer, that is no unit coming
+    # on its own time: twice fruitless, the trickle stops. Counted, it would go on.
+    async with batcher(tmp_path, 0.0, trickle_batch=2, turnaround=turnaround) as group:
+        for _ in range(4):
+            running, gate = asyncio.Event(), asyncio.Event()
+            group.trickle = 0.0  # the first unit of the round goes at once
+            first = asyncio.create_task(group.run(written_slowly(running, gate)))
+            await asyncio.wait_for(running.wait(), 30)
+            group.trickle = 600.0  # far longer than the test: a trickle ends on two units
+            second = asyncio.create_task(group.run(nothing))
+            await queued(group, 1)
+            gate.set()
+            assert await first == "done"
+            back = asyncio.create_task(group.run(nothing))  # the first's caller, at once
+            assert await asyncio.wait_for(asyncio.gather(second, back), 30) == ["done"] * 2
+        assert group.stats.trickles == trickles
 
 
 async def test_a_caller_waiting_for_each_answer_stops_paying_the_wait(tmp_path: Any) -> None:
