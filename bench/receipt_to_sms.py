@@ -972,7 +972,7 @@ def _method(result: Run) -> list[str]:
         "of one dossier costs several times its rows (measured on 2026-12-03 and 04, "
         "alternating runs at 200/s: the first wait cut the intake's CPU a dossier by a fifth "
         "to a third, the second, which took transactions from one or two dossiers to five "
-        "or six, by a fifth again); "
+        "or six, by a fifth to a third again); "
         "the commit wakes the outbox relay, which publishes `dossier.received` and marks what "
         "it published in one statement. Notifier: its consumer takes the records fetched as "
         "a batch, decides and stores a topic's run of receipt notices in one transaction, "

@@ -33,9 +33,9 @@ RECEIPT_LINGER_SECONDS = 0.01
 # And, when receipts come one by one (clerks at many counters, not a client waiting for each
 # answer), how long after the first of them it goes on gathering, up to eight (`trickle`):
 # 25 ms at most on a clerk's answer; at 200 receipts a second a transaction then holds five
-# or six dossiers, not one or two: a fifth less of the intake's CPU a dossier, a tenth less
-# over every process of the three-process PostgreSQL shape (bench/README.md, "Receipt to
-# SMS").
+# or six dossiers, not one or two: a fifth to a third less of the intake's CPU a dossier,
+# 7-23% less over every process of the three-process PostgreSQL shape (docs/operations.md,
+# "Performance").
 RECEIPT_TRICKLE_SECONDS = 0.025
 RECEIPT_TRICKLE_BATCH = 8
 

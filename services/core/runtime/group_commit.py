@@ -46,12 +46,12 @@ the units one after another on its connection, then inserts the deferred rows an
   stops waiting while they gather nothing, trying again ever more rarely.
 - `trickle` (with `trickle_batch`): before a batch (after that wait, or after the last
   batch, when units came while it committed), the batcher may go on waiting, until `trickle`
-  after the first of them arrived, while fewer than `trickle_batch` units wait. That
-  is for requests that come one by one, each on its own time (clerks at many counters): the
-  wait above ends on the second of them, so at 200 receipts a second it made transactions
-  of one or two dossiers, where 25 ms gather five or six (measured on PostgreSQL at 200
-  receipts a second, alternating runs with and without it: the intake's CPU a dossier fell
-  by 17-25%, that of every process of the pipeline by 7-15%). Callers who come back
+  after the first of them arrived, while fewer than `trickle_batch` units wait. That is for
+  requests that come one by one, each on its own time (clerks at many counters): the wait
+  above ends on the second of them, so at 200 receipts a second it made transactions of one
+  or two dossiers, where 25 ms gather five or six (measured on PostgreSQL at 200 receipts a
+  second, eight alternating pairs of runs with and without it: the intake's CPU a dossier
+  fell by 17-31%, that of every process of the pipeline by 7-23%). Callers who come back
   together are all in by then, or come within `turnaround` of their last answers, and it
   gathers none of them: it is judged apart from the first wait, by the units it gathered
   that came later than that, and stops, as that one does, while it gathers none.
