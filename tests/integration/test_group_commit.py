@@ -404,6 +404,18 @@ async def test_the_trickle_waits_without_a_first_wait_before_it(tmp_path: Any) -
         assert (group.stats.lingers, group.stats.trickles) == (0, 1)
 
 
+async def test_after_a_full_batch_the_next_one_does_not_trickle(tmp_path: Any) -> None:
+    async with batcher(tmp_path, 0.0, trickle=600.0, trickle_batch=3) as group:
+        async with group.held():
+            three = [asyncio.create_task(group.run(nothing)) for _ in range(3)]
+            await queued(group, 3)
+        assert await asyncio.gather(*three) == ["done"] * 3
+        # A trickle would wait for two more units, far longer than the test.
+        assert await asyncio.wait_for(group.run(nothing), 30) == "done"
+        assert group.stats.sizes == [3, 1]
+        assert group.stats.trickles == 0
+
+
 async def test_callers_coming_back_together_stop_paying_the_trickle(tmp_path: Any) -> None:
     # The first wait ends on the number of units; the trickle runs out in 0.2 s each time.
     async with batcher(tmp_path, 600.0, trickle=0.2, trickle_batch=8) as group:
