@@ -274,8 +274,8 @@ class GroupCommit:
         self.stats = BatchStats()
         self._queue: list[_Pending[Any]] = []
         self._wakeup = asyncio.Event()
-        self._enough = asyncio.Event()  # a linger ends there: see `_gather`
-        self._enough_at = max_batch  # how many waiting units end a linger
+        self._enough = asyncio.Event()  # a wait for more units ends there: see `_wait_until`
+        self._enough_at = max_batch  # how many waiting units end that wait
         self._linger_worth = _WaitWorth()
         self._trickle_worth = _WaitWorth()
         self._last_size = 0  # units in the last batch run
@@ -307,7 +307,7 @@ class GroupCommit:
 
     @property
     def lingering(self) -> bool:
-        """Whether the batcher is waiting for more units after an idle moment (`linger`)."""
+        """Whether the batcher is waiting for more units (`linger` or `trickle`)."""
         return self._lingering
 
     @contextlib.asynccontextmanager
@@ -345,7 +345,8 @@ class GroupCommit:
             batch = [p for p in batch if not p.future.done()]  # callers that gave up
             batch.sort(key=lambda p: p.order)  # stable: arrival order within one key
             if batch:
-                await self._run_batch(batch)
+                await self._run_batch(batch)  # every caller of it answered on return
+                self._answered_at = asyncio.get_running_loop().time()
 
     async def _gather(self) -> None:
         """After an idle moment, wait up to `linger` for more units (see the module's text),
@@ -413,12 +414,10 @@ class GroupCommit:
         except Exception as exc:  # COMMIT or the database failed: the whole batch did
             # The error's class only: a statement's values are citizens' personal data.
             log.warning("group_commit_failed", size=len(batch), error_class=type(exc).__name__)
-            self._answered_at = asyncio.get_running_loop().time()
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
-        self._answered_at = asyncio.get_running_loop().time()
         for p, (ok, value) in zip(batch, results, strict=True):
             if p.future.done():
                 continue
