@@ -55,9 +55,9 @@ OTHER = "other (stdlib: uuid, datetime, hashlib, …)"
 
 # Inclusive shares: a sample counts when any frame of its stack matches.
 FUNCTIONS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("POST /dossiers handler (`receive_dossier`, its transaction included)",
+    ("POST /dossiers handler (`receive_dossier`; its transaction runs in the group commit)",
      lambda f: f.startswith("receive_dossier (services/intake/api/dossiers.py")),
-    ("POST /dossiers, the fast path (`FastReceipt`, its transaction included)",
+    ("POST /dossiers, the fast path (`FastReceipt`; its transaction runs in the group commit)",
      lambda f: f.startswith("FastReceipt.") and "fast_receipt.py" in f),
     ("  of which `commit`", lambda f: f.startswith("commit (") and "sqlalchemy/" in f),
     ("FastAPI: body parsing and validation of the request",
