@@ -435,6 +435,39 @@ async def test_callers_coming_back_together_stop_paying_the_trickle(tmp_path: An
         assert group.stats.trickles == 2
 
 
+async def with_loop_turns(_conn: AsyncConnection, _batch: Batch) -> str:
+    """A unit whose batch gives the loop a few turns while written, as a database would:
+    callers answered by the batch before can come back meanwhile."""
+    for _ in range(5):
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+    return "done"
+
+
+async def test_callers_split_in_two_groups_are_regrouped(tmp_path: Any) -> None:
+    # 32 callers who wait for their answers: 8 of them in a batch being written when the
+    # other 24 come. Run at once after it, the 24 would be written while the 8 come back,
+    # and so on for good (8, 24, 8, 24, ...). The regroup waits for the 24 after the 8's
+    # next batch. A wait far longer than the test: it ends on the number of units.
+    async with batcher(tmp_path, 600.0, trickle_batch=8) as group:
+        running, gate = asyncio.Event(), asyncio.Event()
+
+        async def clerk(first: Callable[[AsyncConnection, Batch], Awaitable[str]]) -> None:
+            assert await group.run(first) == "done"
+            for _ in range(5):
+                assert await group.run(with_loop_turns) == "done"
+
+        async with group.held():
+            eight = [asyncio.create_task(clerk(written_slowly(running, gate))) for _ in range(8)]
+            await queued(group, 8)
+        await asyncio.wait_for(running.wait(), 30)
+        others = [asyncio.create_task(clerk(with_loop_turns)) for _ in range(24)]
+        await queued(group, 24)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(*eight, *others), 30)
+        assert group.stats.sizes == [8, 24] + [32] * 5
+        assert group.stats.regroups == 1
+
+
 def written_slowly(
     running: asyncio.Event, gate: asyncio.Event
 ) -> Callable[[AsyncConnection, Batch], Awaitable[str]]:

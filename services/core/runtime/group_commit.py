@@ -56,6 +56,14 @@ the units one after another on its connection, then inserts the deferred rows an
   gathers none of them: it is judged apart from the first wait, by the units it gathered
   that came later than that, and stops, as that one does, while it gathers none. Nor does
   it wait after a batch of `trickle_batch` units or more: units are not coming one by one.
+- After a batch of `trickle_batch` units or more, when fewer units wait than it held, the
+  batcher waits up to `linger` again, until as many wait (a *regroup*). Callers who wait for
+  their answers can fall into two groups that take turns: one group's units arrive while the
+  other's batch is written, and the batcher, never idle, ran them at once, before the
+  callers it had just answered were back; each batch then gathered the other group, for
+  good. Seen with 32 clerks on PostgreSQL as batches of 8 and 24 in turn: 1,083 receipts a
+  second, against 1,257-1,357 in three runs with batches of 32 beside it. The regroup waits
+  for the callers it has just answered, and is judged apart, like the others.
 """
 
 from __future__ import annotations
@@ -236,6 +244,7 @@ class BatchStats:
     isolated: int = 0  # batches run again, a SAVEPOINT per unit, because a unit failed
     lingers: int = 0  # waits for more units after an idle moment (`linger`)
     trickles: int = 0  # waits for units coming one by one after those (`trickle`)
+    regroups: int = 0  # waits for the last batch's callers to come back (see `_regroup`)
 
     def record(self, size: int) -> None:
         self.batches += 1
@@ -278,6 +287,7 @@ class GroupCommit:
         self._enough_at = max_batch  # how many waiting units end that wait
         self._linger_worth = _WaitWorth()
         self._trickle_worth = _WaitWorth()
+        self._regroup_worth = _WaitWorth()
         self._last_size = 0  # units in the last batch run
         self._answered_at = float("-inf")  # the loop's time when the last batch was answered
         self._lingering = False
@@ -307,7 +317,7 @@ class GroupCommit:
 
     @property
     def lingering(self) -> bool:
-        """Whether the batcher is waiting for more units (`linger` or `trickle`)."""
+        """Whether the batcher is waiting for more units (`linger`, `trickle`, a regroup)."""
         return self._lingering
 
     @contextlib.asynccontextmanager
@@ -340,6 +350,7 @@ class GroupCommit:
                 await self._gather()
                 continue
             await self._trickle()
+            await self._regroup()
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             batch = [p for p in batch if not p.future.done()]  # callers that gave up
@@ -382,6 +393,19 @@ class GroupCommit:
         # What it gathered, leaving out the callers of the last batch coming back.
         since = self._answered_at + self.turnaround
         self._trickle_worth.gathered(sum(p.arrived > since for p in self._queue[first:]))
+
+    async def _regroup(self) -> None:
+        """After a batch of `trickle_batch` or more, before running fewer units than it
+        held: wait up to `linger` until as many wait (see the module's text)."""
+        if not self.linger or self._last_size < self.trickle_batch:
+            return
+        if not self._queue or len(self._queue) >= self._last_size:
+            return
+        if not self._regroup_worth.worth_waiting():
+            return
+        gathered = await self._wait_until(min(self.max_batch, self._last_size), self.linger)
+        self.stats.regroups += 1
+        self._regroup_worth.gathered(gathered)
 
     async def _wait_until(self, enough: int, longest: float) -> int:
         """Wait until `enough` units are queued, `longest` at most; how many came meanwhile."""
