@@ -1340,10 +1340,20 @@ def _replicas_sentence(result: Run) -> str:
         return ""
     best_one = max(lv.rate for lv in one.levels)
     best_two = max(lv.rate for lv in two.levels)
+    why = (
+        "the second process only had the CPU that PostgreSQL, the broker and the generator "
+        "left, and the two take turns on each agency's code counter"
+    )
+    if best_two > best_one * 1.1:
+        why = (
+            "one process leaves its core partly idle while a batch's transaction is in "
+            "flight, which the second one uses; but the two take turns on each agency's "
+            "code counter, and their share of the machine is what PostgreSQL, the broker and "
+            "the generator leave"
+        )
     return (
         f" Two processes on these same two cores gave at most {best_two:,.0f} dossiers/s "
-        f"against {best_one:,.0f} for one: the second process only had the CPU that "
-        "PostgreSQL, the broker and the generator left."
+        f"against {best_one:,.0f} for one: {why}."
     )
 
 
@@ -1366,7 +1376,7 @@ def _cpu_paragraph(result: Run) -> str:
         head = "**CPU, not waiting, is the limit.**"
         waited = ""
     else:
-        head = "**CPU a dossier.**"
+        head = "**CPU.**"
         waited = (
             " The rest of the time its event loop waited: for PostgreSQL's answers while a "
             "batch's transaction was in flight, and for the clerks' next requests."
